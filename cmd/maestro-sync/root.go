@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// globals are the flags every command shares.
+type globals struct {
+	file   string
+	strict bool
+}
+
+func newRoot() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "maestro-sync",
+		Short: "GitOps deployer for MaestroNG environment files",
+		Long: `maestro-sync reads MaestroNG environment files (manifest.yml) from a GitOps
+repository, compares them with what runs on Docker hosts and Kubernetes
+clusters, and applies the difference immutably.
+
+PATH is a directory (every manifest.yml or manifest.yaml under it is one
+environment) or a single manifest file. It defaults to the current directory.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&g.file, "file", "f", "", "load this one manifest file (\"-\" reads stdin), as maestro -f does")
+	root.PersistentFlags().BoolVar(&g.strict, "strict", false, "treat warnings (such as unknown keys) as errors")
+	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newVersion())
+	return root
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "maestro-sync", buildVersion())
+			return nil
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// load loads the environments named by -f or PATH. Diagnostics are printed
+// to stderr; the repository is returned even when some environments are
+// invalid.
+func (g *globals) load(cmd *cobra.Command, args []string) (*manifest.Repo, error) {
+	opts := manifest.Options{Environ: environ(), Strict: g.strict, ReadFile: os.ReadFile}
+	target := "."
+	if len(args) > 0 {
+		target = args[0]
+	}
+	switch {
+	case g.file == "-":
+		data, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		cwd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		return manifest.LoadSources(os.DirFS(cwd), []manifest.Source{{Name: "stdin", Display: "<stdin>", Data: data}}, opts), nil
+	case g.file != "":
+		target = g.file
+	}
+	info, err := os.Stat(target)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		dir, name := filepath.Split(target)
+		if dir == "" {
+			dir = "."
+		}
+		opts.Prefix = dir
+		if dir == "."+string(filepath.Separator) || dir == "." {
+			opts.Prefix = ""
+		}
+		return manifest.LoadFiles(os.DirFS(dir), []string{name}, opts)
+	}
+	opts.Prefix = strings.TrimPrefix(filepath.ToSlash(filepath.Clean(target))+"/", "./")
+	return manifest.Load(os.DirFS(target), opts)
+}
+
+// report prints every diagnostic to w and returns the number of errors.
+func report(w io.Writer, repo *manifest.Repo) int {
+	n := 0
+	for _, d := range repo.Diagnostics {
+		fmt.Fprintln(w, d.Error())
+		if d.Severity == manifest.SeverityError {
+			n++
+		}
+	}
+	return n
+}
+
+func environ() map[string]string {
+	out := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}

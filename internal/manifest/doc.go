@@ -1,0 +1,15 @@
+// Package manifest reads MaestroNG environment files (manifest.yml) into
+// typed, validated desired state.
+//
+// A GitOps repository holds one environment per manifest.yml or
+// manifest.yaml file. Load renders each file as a Jinja2 template, parses the
+// result as YAML 1.2, applies MaestroNG's defaults and parsing rules (ports,
+// volumes, sizes, restart policies, env files, image names), injects the
+// MaestroNG link environment variables, builds the dependency graph and
+// computes a spec hash per instance. It collects every problem of a file as
+// an Error carrying the file, line, column and YAML path, so that a person can
+// act on all of them at once.
+//
+// The package does no network I/O, starts no goroutines and does not log:
+// files come from an fs.FS and the process environment from Options.
+package manifest

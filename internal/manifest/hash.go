@@ -1,0 +1,64 @@
+package manifest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// specVersion is hashed with every spec, so that a change to what the hash
+// covers is a deliberate, visible event.
+const specVersion = "maestro-sync/spec/v1"
+
+// spec is what shapes a container. Lifecycle checks are left out: they
+// gate a deployment but do not change the container.
+type spec struct {
+	Version          string            `json:"v"`
+	Image            string            `json:"image"`
+	Command          []string          `json:"command"`
+	Env              []string          `json:"env"`
+	Hostname         string            `json:"hostname"`
+	Ports            PortList          `json:"ports"`
+	Volumes          []Bind            `json:"volumes"`
+	ContainerVolumes []string          `json:"container_volumes"`
+	VolumesFrom      []string          `json:"volumes_from"`
+	Links            map[string]string `json:"links"`
+	User             string            `json:"user"`
+	Privileged       bool              `json:"privileged"`
+	CapAdd           []string          `json:"cap_add"`
+	CapDrop          []string          `json:"cap_drop"`
+	ExtraHosts       map[string]string `json:"extra_hosts"`
+	Net              string            `json:"net"`
+	Restart          RestartPolicy     `json:"restart"`
+	DNS              []string          `json:"dns"`
+	StopTimeout      int               `json:"stop_timeout"`
+	Limits           Limits            `json:"limits"`
+	LogDriver        string            `json:"log_driver"`
+	LogOpt           map[string]string `json:"log_opt"`
+	Workdir          string            `json:"workdir"`
+	SecurityOpt      []string          `json:"security_opt"`
+	Ulimits          []Ulimit          `json:"ulimits"`
+	Labels           map[string]string `json:"labels"`
+}
+
+// SpecHash returns a digest of everything that shapes the instance's
+// container. It is stable across key order, comments and formatting of the
+// manifest, since it is computed from resolved, sorted values. The result
+// is 32 hex characters, short enough for a Kubernetes label value.
+func SpecHash(in *Instance) string {
+	s := spec{
+		Version: specVersion, Image: in.Image, Command: in.Command, Env: in.Env.List(), Hostname: in.Hostname,
+		Ports: in.Ports, Volumes: in.Volumes, ContainerVolumes: in.ContainerVolumes, VolumesFrom: in.VolumesFrom,
+		Links: in.Links, User: in.User, Privileged: in.Privileged, CapAdd: sortedSet(in.CapAdd), CapDrop: sortedSet(in.CapDrop),
+		ExtraHosts: in.ExtraHosts, Net: in.Net, Restart: in.Restart, DNS: in.DNS, StopTimeout: in.StopTimeout,
+		Limits: in.Limits, LogDriver: in.LogDriver, LogOpt: in.LogOpt, Workdir: in.Workdir, SecurityOpt: in.SecurityOpt,
+		Ulimits: in.Ulimits, Labels: in.Labels,
+	}
+	data, err := json.Marshal(s)
+	if err != nil {
+		// Every field is a plain value: Marshal cannot fail.
+		panic("manifest: hash spec: " + err.Error())
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
+}

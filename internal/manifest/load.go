@@ -1,0 +1,204 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Options control loading.
+type Options struct {
+	// Environ is the process environment that templates see as env.
+	Environ map[string]string
+	// Strict turns warnings (such as unknown keys) into errors.
+	Strict bool
+	// Prefix is prepended to file names in Environment.File and in errors,
+	// so that they read as the user gave them (e.g. "apps/").
+	Prefix string
+	// ReadFile reads files given by absolute path (env files, and a
+	// manifest given with -f). When nil, absolute paths are refused: a
+	// GitOps repository must be self-contained.
+	ReadFile func(name string) ([]byte, error)
+}
+
+// ManifestNames are the file names that hold an environment.
+var ManifestNames = []string{"manifest.yml", "manifest.yaml"}
+
+// Load finds every manifest.yml and manifest.yaml under the root of fsys
+// and loads each as one environment. Directories whose names start with a
+// dot are skipped. The error is non-nil only when the tree cannot be read
+// or holds no manifest; problems inside manifests are in Repo.Diagnostics.
+func Load(fsys fs.FS, opts Options) (*Repo, error) {
+	var files []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != "." && strings.HasPrefix(d.Name(), ".") {
+			return fs.SkipDir
+		}
+		if !d.IsDir() && slices.Contains(ManifestNames, d.Name()) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find manifests: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no %s found under %s", strings.Join(ManifestNames, " or "), displayRoot(opts.Prefix))
+	}
+	return LoadFiles(fsys, files, opts)
+}
+
+func displayRoot(prefix string) string {
+	if prefix == "" {
+		return "."
+	}
+	return prefix
+}
+
+// LoadFiles loads the named manifests of fsys.
+func LoadFiles(fsys fs.FS, names []string, opts Options) (*Repo, error) {
+	srcs := make([]Source, 0, len(names))
+	for _, name := range names {
+		data, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("read manifest: %w", err)
+		}
+		srcs = append(srcs, Source{Name: name, Data: data})
+	}
+	return LoadSources(fsys, srcs, opts), nil
+}
+
+// Source is the text of one manifest. Name is its path in the fs.FS, which
+// sets the directory that env files and includes are relative to. A Source
+// with Display set shows that name in errors instead (e.g. "<stdin>").
+type Source struct {
+	Name    string
+	Display string
+	Data    []byte
+}
+
+// LoadSources loads manifests whose text is already read.
+func LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
+	repo := &Repo{}
+	for _, src := range srcs {
+		env, diags := loadOne(fsys, src, opts)
+		repo.Diagnostics = append(repo.Diagnostics, diags...)
+		if env == nil || diags.HasErrors() {
+			repo.Invalid = append(repo.Invalid, displayName(src, opts))
+			continue
+		}
+		repo.Environments = append(repo.Environments, env)
+	}
+	repo.crossCheck()
+	repo.Diagnostics.sort()
+	slices.SortFunc(repo.Environments, func(a, b *Environment) int { return strings.Compare(a.File, b.File) })
+	slices.Sort(repo.Invalid)
+	return repo
+}
+
+func displayName(src Source, opts Options) string {
+	if src.Display != "" {
+		return src.Display
+	}
+	return opts.Prefix + src.Name
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// loadOne loads one environment file. It returns a nil Environment when the
+// file could not be decoded at all.
+func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
+	d := &decoder{file: displayName(src, opts)}
+	dir := path.Dir(src.Name)
+	text := src.Data
+	if hasTemplate(text) {
+		out, line, err := render(fsys, dir, text, opts.Environ)
+		if err != nil {
+			d.errs = append(d.errs, &Error{File: d.file, Line: line, Col: 1, Msg: err.Error()})
+			return nil, d.errs
+		}
+		d.rendered = bytes.Contains(text, []byte("{%")) || bytes.Contains(text, []byte("{#")) || bytes.Count(out, []byte("\n")) != bytes.Count(text, []byte("\n"))
+		text = out
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		e := &Error{File: d.file, Msg: err.Error(), Rendered: d.rendered}
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			e.Msg = te.Errors[0]
+		}
+		if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Col = 1
+			e.Msg = "invalid YAML: " + m[2]
+		} else {
+			e.Msg = "invalid YAML: " + strings.TrimPrefix(e.Msg, "yaml: ")
+		}
+		return nil, append(d.errs, e)
+	}
+	if len(doc.Content) == 0 {
+		d.errorf(nil, "", "the file is empty: expected a mapping with name, ships and services")
+		return nil, d.errs
+	}
+	b := &builder{decoder: d, fsys: fsys, dir: dir, opts: opts}
+	env := b.build(doc.Content[0])
+	if env != nil {
+		env.File = d.file
+	}
+	if opts.Strict {
+		for _, e := range d.errs {
+			e.Severity = SeverityError
+		}
+	}
+	return env, d.errs
+}
+
+// crossCheck finds problems between environments: duplicate names, and
+// two environments placing a container of the same name on one Docker host.
+func (r *Repo) crossCheck() {
+	byName := map[string]*Environment{}
+	type placed struct {
+		env  *Environment
+		ship string
+	}
+	byContainer := map[string]placed{}
+	var keep []*Environment
+	for _, env := range r.Environments {
+		bad := false
+		if first, dup := byName[env.Name]; dup {
+			r.Diagnostics = append(r.Diagnostics, &Error{File: env.File, Line: env.nameLine, Col: env.nameCol, Path: "name",
+				Msg: fmt.Sprintf("duplicate environment name %q (also in %s)", env.Name, first.File)})
+			bad = true
+		} else {
+			byName[env.Name] = env
+		}
+		for _, in := range env.Instances() {
+			ship := env.Ships[in.Ship]
+			key := ship.Address() + "/" + in.Name
+			if other, dup := byContainer[key]; dup && other.env != env {
+				r.Diagnostics = append(r.Diagnostics, &Error{File: env.File, Line: in.line, Col: in.col, Path: "services." + in.Service + ".instances." + in.Name,
+					Msg: fmt.Sprintf("container name %q on ship %s (%s) is also used by environment %q in %s", in.Name, in.Ship, ship.Address(), other.env.Name, other.env.File)})
+				bad = true
+			} else if !dup {
+				byContainer[key] = placed{env, in.Ship}
+			}
+		}
+		if bad {
+			r.Invalid = append(r.Invalid, env.File)
+			continue
+		}
+		keep = append(keep, env)
+	}
+	r.Environments = keep
+}

@@ -1,0 +1,376 @@
+package manifest
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// Repo is the desired state of a whole GitOps repository: one Environment
+// per manifest file.
+type Repo struct {
+	// Environments holds the valid environments, sorted by file.
+	Environments []*Environment `json:"environments"`
+	// Diagnostics holds every error and warning of every file.
+	Diagnostics Errors `json:"-"`
+	// Invalid lists the files whose environment did not validate; nothing
+	// of them is in Environments.
+	Invalid []string `json:"-"`
+}
+
+// Err returns the error-level diagnostics as Errors, or nil when every
+// environment is valid.
+func (r *Repo) Err() error {
+	var es Errors
+	for _, d := range r.Diagnostics {
+		if d.Severity == SeverityError {
+			es = append(es, d)
+		}
+	}
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// Warnings returns the warning-level diagnostics.
+func (r *Repo) Warnings() Errors {
+	var ws Errors
+	for _, d := range r.Diagnostics {
+		if d.Severity == SeverityWarning {
+			ws = append(ws, d)
+		}
+	}
+	return ws
+}
+
+// Environment is one MaestroNG environment file, fully resolved.
+type Environment struct {
+	Name string `json:"name"`
+	// File is the manifest's path as the user sees it.
+	File string `json:"file"`
+	// Schema is __maestro.schema: 1 (legacy volume direction) or 2.
+	Schema     int                  `json:"schema"`
+	Registries map[string]*Registry `json:"registries,omitempty"`
+	Ships      map[string]*Ship     `json:"ships"`
+	// Services in file order.
+	Services []*Service `json:"services"`
+	Audit    []Auditor  `json:"audit,omitempty"`
+
+	graph             *graph
+	nameLine, nameCol int
+}
+
+// Service returns the named service, or nil.
+func (e *Environment) Service(name string) *Service {
+	for _, s := range e.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Instance returns the named instance (container), or nil.
+func (e *Environment) Instance(name string) *Instance {
+	for _, s := range e.Services {
+		for _, in := range s.Instances {
+			if in.Name == name {
+				return in
+			}
+		}
+	}
+	return nil
+}
+
+// Instances returns every instance of every service, in file order.
+func (e *Environment) Instances() []*Instance {
+	var out []*Instance
+	for _, s := range e.Services {
+		out = append(out, s.Instances...)
+	}
+	return out
+}
+
+// ShipNames returns the ship names, sorted.
+func (e *Environment) ShipNames() []string {
+	return sortedKeys(e.Ships)
+}
+
+// Registry is an entry of the registries section.
+type Registry struct {
+	Name     string `json:"name"`
+	URL      string `json:"registry"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"-"`
+	Email    string `json:"email,omitempty"`
+	Retry    Retry  `json:"retry"`
+}
+
+// Retry is a registry's retry policy for login and pull.
+type Retry struct {
+	Attempts int   `json:"attempts"`
+	When     []int `json:"when,omitempty"`
+}
+
+// Ship is a Docker host.
+type Ship struct {
+	Name string `json:"name"`
+	// IP is the address that peers use to reach the ship's containers.
+	IP string `json:"ip"`
+	// Endpoint is the address of the Docker daemon (defaults to IP).
+	Endpoint   string     `json:"endpoint"`
+	DockerPort int        `json:"docker_port"`
+	SocketPath string     `json:"socket_path,omitempty"`
+	SSHTunnel  *SSHTunnel `json:"ssh_tunnel,omitempty"`
+	APIVersion string     `json:"api_version,omitempty"`
+	// Timeout is the Docker client timeout in seconds.
+	Timeout    float64 `json:"timeout"`
+	TLS        bool    `json:"tls,omitempty"`
+	TLSVerify  bool    `json:"tls_verify,omitempty"`
+	TLSCACert  string  `json:"tls_ca_cert,omitempty"`
+	TLSCert    string  `json:"tls_cert,omitempty"`
+	TLSKey     string  `json:"tls_key,omitempty"`
+	SSLVersion string  `json:"ssl_version,omitempty"`
+}
+
+// Address returns a string that identifies the Docker daemon the ship
+// connects to, so that two ships (even of different environments) pointing
+// at the same daemon can be recognised.
+func (s *Ship) Address() string {
+	switch {
+	case s.SSHTunnel != nil:
+		return "ssh://" + s.SSHTunnel.User + "@" + s.Endpoint + ":" + itoa(s.SSHTunnel.Port) + "/" + itoa(s.DockerPort)
+	case s.SocketPath != "":
+		return "unix://" + s.SocketPath
+	default:
+		return "tcp://" + s.Endpoint + ":" + itoa(s.DockerPort)
+	}
+}
+
+// SSHTunnel reaches a ship's Docker daemon through SSH.
+type SSHTunnel struct {
+	User string `json:"user"`
+	Key  string `json:"key"`
+	Port int    `json:"port"`
+}
+
+// Service is a MaestroNG service: an image and its instances.
+type Service struct {
+	Name      string   `json:"name"`
+	Image     string   `json:"image"`
+	Omit      bool     `json:"omit,omitempty"`
+	Requires  []string `json:"requires"`
+	WantsInfo []string `json:"wants_info"`
+	// Instances in file order.
+	Instances []*Instance `json:"instances"`
+	// Dependencies is the sorted set of services this one depends on for
+	// ordering: requires plus the services of volumes_from containers.
+	Dependencies []string `json:"-"`
+}
+
+// Instance is one container of a service, with everything resolved: service
+// defaults merged, env injected, specs parsed.
+type Instance struct {
+	Name    string `json:"name"`
+	Service string `json:"-"`
+	Ship    string `json:"ship"`
+	// Image is the effective image reference, verbatim.
+	Image   string   `json:"image"`
+	Command []string `json:"command"`
+	// Ports sorted by name.
+	Ports PortList `json:"ports"`
+	Env   Env      `json:"env"`
+	// Hostname is the instance name unless net is set.
+	Hostname string `json:"hostname,omitempty"`
+	// Volumes are bind mounts, sorted by target.
+	Volumes []Bind `json:"volumes,omitempty"`
+	// ContainerVolumes are anonymous volume targets, sorted.
+	ContainerVolumes []string          `json:"container_volumes,omitempty"`
+	VolumesFrom      []string          `json:"volumes_from,omitempty"`
+	Links            map[string]string `json:"links,omitempty"`
+	User             string            `json:"username,omitempty"`
+	Privileged       bool              `json:"privileged,omitempty"`
+	CapAdd           []string          `json:"cap_add,omitempty"`
+	CapDrop          []string          `json:"cap_drop,omitempty"`
+	// ExtraHosts maps host names to addresses, ship references resolved.
+	ExtraHosts  map[string]string `json:"extra_hosts,omitempty"`
+	Net         string            `json:"net,omitempty"`
+	Restart     RestartPolicy     `json:"restart"`
+	DNS         []string          `json:"dns,omitempty"`
+	StopTimeout int               `json:"stop_timeout"`
+	Limits      Limits            `json:"limits"`
+	LogDriver   string            `json:"log_driver,omitempty"`
+	LogOpt      map[string]string `json:"log_opt,omitempty"`
+	Workdir     string            `json:"workdir,omitempty"`
+	SecurityOpt []string          `json:"security_opt,omitempty"`
+	Ulimits     []Ulimit          `json:"ulimits,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	// Lifecycle maps a state (running, stopped, pre-start, pre-stop) to its
+	// checks: the service's checks followed by the instance's.
+	Lifecycle map[string][]Check `json:"lifecycle,omitempty"`
+	// SpecHash is a digest of everything that shapes the container.
+	SpecHash string `json:"spec_hash"`
+
+	line, col int
+}
+
+// Port returns the named port, or nil.
+func (in *Instance) Port(name string) *Port {
+	for i := range in.Ports {
+		if in.Ports[i].Name == name {
+			return &in.Ports[i]
+		}
+	}
+	return nil
+}
+
+// Port is a named port of an instance. Exposed is the container side,
+// External the host side, both as "N[-M]/proto".
+type Port struct {
+	Name       string `json:"-"`
+	Exposed    string `json:"exposed"`
+	External   string `json:"external"`
+	ExternalIP string `json:"external_ip"`
+}
+
+// Protocol returns "tcp" or "udp".
+func (p Port) Protocol() string { return protoOf(p.Exposed) }
+
+// ExposedPort returns the exposed port number or range without protocol.
+func (p Port) ExposedPort() string { return stripProto(p.Exposed) }
+
+// ExternalPort returns the external port number or range without protocol.
+func (p Port) ExternalPort() string { return stripProto(p.External) }
+
+// PortList is a list of ports sorted by name; it renders as a JSON object.
+type PortList []Port
+
+// MarshalJSON renders the ports as {"name": {...}}, in name order.
+func (pl PortList) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, p := range pl {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(p.Name)
+		v, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
+
+// Bind is a bind mount (or, for a source that is not a path, a named volume).
+type Bind struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+	// Mode is passed verbatim ("rw", "ro", "ro,Z"); empty means rw.
+	Mode string `json:"mode,omitempty"`
+}
+
+// RestartPolicy is a Docker restart policy.
+type RestartPolicy struct {
+	Name       string `json:"name"`
+	MaxRetries int    `json:"retries"`
+}
+
+// Limits are resource limits. Zero means unlimited.
+type Limits struct {
+	// Memory and Swap are in bytes.
+	Memory int64 `json:"memory,omitempty"`
+	Swap   int64 `json:"swap,omitempty"`
+	// CPUShares is Docker's relative CPU weight.
+	CPUShares int64 `json:"cpu,omitempty"`
+}
+
+// Ulimit is a resource ulimit.
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
+}
+
+// Auditor is an entry of the audit section. Auditors are parsed and
+// validated; Options keeps the type-specific settings as strings.
+type Auditor struct {
+	Type         string            `json:"type"`
+	Level        string            `json:"level"`
+	IgnoreErrors bool              `json:"ignore_errors,omitempty"`
+	Options      map[string]string `json:"options,omitempty"`
+}
+
+// EnvVar is one environment variable of a container.
+type EnvVar struct {
+	Name  string
+	Value string
+	// Unset is true for a YAML null: Docker receives the bare name.
+	Unset bool
+	// FromFile is true when the value came from an env file. Such values
+	// are treated as sensitive.
+	FromFile bool
+}
+
+// Env is a container environment, sorted by name.
+type Env []EnvVar
+
+// Get returns the value of name and whether it is set.
+func (e Env) Get(name string) (string, bool) {
+	i, ok := slices.BinarySearchFunc(e, name, func(v EnvVar, n string) int { return strings.Compare(v.Name, n) })
+	if !ok || e[i].Unset {
+		return "", false
+	}
+	return e[i].Value, true
+}
+
+// Lookup returns the variable called name.
+func (e Env) Lookup(name string) (EnvVar, bool) {
+	i, ok := slices.BinarySearchFunc(e, name, func(v EnvVar, n string) int { return strings.Compare(v.Name, n) })
+	if !ok {
+		return EnvVar{}, false
+	}
+	return e[i], true
+}
+
+// List returns the environment in Docker's KEY=VALUE form (a bare KEY for
+// an unset variable), sorted by name.
+func (e Env) List() []string {
+	out := make([]string, len(e))
+	for i, v := range e {
+		if v.Unset {
+			out[i] = v.Name
+		} else {
+			out[i] = v.Name + "=" + v.Value
+		}
+	}
+	return out
+}
+
+// MarshalJSON renders the environment as {"NAME": "value"}; an unset
+// variable is null.
+func (e Env) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range e {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(v.Name)
+		b.Write(k)
+		b.WriteByte(':')
+		if v.Unset {
+			b.WriteString("null")
+			continue
+		}
+		val, _ := json.Marshal(v.Value)
+		b.Write(val)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}

@@ -1,0 +1,244 @@
+package manifest
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// resolve runs the checks and steps that need the whole environment:
+// references between services and instances, the dependency graph, link
+// variables, host port clashes and spec hashes.
+func (b *builder) resolve() {
+	instances := map[string]*instanceDraft{}
+	services := map[string]*serviceDraft{}
+	for _, sd := range b.services {
+		services[sd.svc.Name] = sd
+		for _, id := range sd.instances {
+			if prev, dup := instances[id.in.Name]; dup {
+				b.errorf(id.f.node, sd.f.sub("instances")+"."+id.in.Name, "instance %q is already defined in service %q (line %d): instance names are container names and must be unique", id.in.Name, prev.in.Service, prev.in.line)
+				continue
+			}
+			instances[id.in.Name] = id
+		}
+	}
+	b.warnEnvNameClashes()
+
+	g := &graph{deps: map[string][]string{}, requires: map[string][]string{}, edges: map[[2]string]*yaml.Node{}}
+	serviceNames := make([]string, 0, len(b.services))
+	for _, sd := range b.services {
+		serviceNames = append(serviceNames, sd.svc.Name)
+	}
+	for _, sd := range b.services {
+		name := sd.svc.Name
+		for key, list := range map[string][]string{"requires": sd.svc.Requires, "wants_info": sd.svc.WantsInfo} {
+			for i, dep := range list {
+				n := b.listNode(sd.f, key, i)
+				if _, ok := services[dep]; !ok {
+					b.errorf(n, sd.f.sub(key), "unknown service %q (services: %s)", dep, strings.Join(serviceNames, ", "))
+					continue
+				}
+				if key == "requires" {
+					g.addEdge(name, dep, n)
+					g.requires[name] = append(g.requires[name], dep)
+				}
+			}
+		}
+	}
+	b.volumesFrom(instances, g)
+	if cycles := g.cycles(serviceNames); len(cycles) > 0 {
+		for _, c := range cycles {
+			b.errorf(g.edges[[2]string{c[len(c)-2], c[len(c)-1]}], "services."+c[len(c)-2], "dependency cycle: %s", strings.Join(c, " → "))
+		}
+	}
+	if b.errs.HasErrors() {
+		return
+	}
+	g.finish()
+	b.env.graph = g
+	for _, sd := range b.services {
+		sd.svc.Dependencies = g.deps[sd.svc.Name]
+	}
+	b.injectLinks(services)
+	b.checkHostPorts()
+	for _, sd := range b.services {
+		for _, id := range sd.instances {
+			id.in.Env = id.env.env()
+			id.in.SpecHash = SpecHash(id.in)
+		}
+	}
+}
+
+// listNode returns the node of element i of a list field, or the field's
+// key when the value is a single string.
+func (b *builder) listNode(f *fields, key string, i int) *yaml.Node {
+	e := f.byKey[key]
+	if v := resolve(e.V); v.Kind == yaml.SequenceNode && i < len(v.Content) {
+		return v.Content[i]
+	}
+	return e.V
+}
+
+// warnEnvNameClashes warns when two names turn into the same variable name
+// part (e.g. a-b and a.b both become A_B).
+func (b *builder) warnEnvNameClashes() {
+	seen := map[string]string{}
+	for _, sd := range b.services {
+		if prev, ok := seen[ToEnv(sd.svc.Name)]; ok && prev != sd.svc.Name {
+			b.warnf(sd.f.node, sd.f.path, "services %q and %q share the variable prefix %s_: their injected variables overwrite each other", prev, sd.svc.Name, ToEnv(sd.svc.Name))
+		}
+		seen[ToEnv(sd.svc.Name)] = sd.svc.Name
+		inst := map[string]string{}
+		for _, id := range sd.instances {
+			if prev, ok := inst[ToEnv(id.in.Name)]; ok && prev != id.in.Name {
+				b.warnf(id.f.node, id.f.path, "instances %q and %q share the variable name part %s: their injected variables overwrite each other", prev, id.in.Name, ToEnv(id.in.Name))
+			}
+			inst[ToEnv(id.in.Name)] = id.in.Name
+		}
+	}
+}
+
+// volumesFrom checks volumes_from references: a known container on the same
+// ship, without overlapping volumes. Each adds a dependency edge between
+// the two services (none within one service).
+func (b *builder) volumesFrom(instances map[string]*instanceDraft, g *graph) {
+	for _, sd := range b.services {
+		for _, id := range sd.instances {
+			in := id.in
+			if len(in.VolumesFrom) == 0 {
+				continue
+			}
+			e := id.f.byKey["volumes_from"]
+			p := id.f.sub("volumes_from")
+			for _, other := range in.VolumesFrom {
+				od, ok := instances[other]
+				switch {
+				case other == in.Name:
+					b.errorf(e.V, p, "%s cannot take volumes from itself", in.Name)
+					continue
+				case !ok:
+					b.errorf(e.V, p, "unknown container %q to get volumes from", other)
+					continue
+				case od.in.Ship != in.Ship:
+					b.errorf(e.V, p, "%s (ship %s) and %s (ship %s) must be on the same ship for volumes_from", other, od.in.Ship, in.Name, in.Ship)
+					continue
+				}
+				if clash := intersect(volumeTargets(in), volumeTargets(od.in)); len(clash) > 0 {
+					b.errorf(e.V, p, "volume conflicts between %s and %s: %s", in.Name, other, strings.Join(clash, ", "))
+				}
+				if od.in.Service != in.Service {
+					g.addEdge(in.Service, od.in.Service, e.V)
+				}
+			}
+		}
+	}
+}
+
+func volumeTargets(in *Instance) []string {
+	out := slices.Clone(in.ContainerVolumes)
+	for _, v := range in.Volumes {
+		out = append(out, v.Target)
+	}
+	return sortedSet(out)
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// injectLinks writes MaestroNG's link variables into every instance's env:
+// for its own service (with internal ports), the transitive requires and the
+// direct wants_info services (without internal ports).
+func (b *builder) injectLinks(services map[string]*serviceDraft) {
+	for _, sd := range b.services {
+		infos := b.env.graph.closure(sd.svc.Name)
+		for _, w := range sd.svc.WantsInfo {
+			if !slices.Contains(infos, w) && w != sd.svc.Name {
+				infos = append(infos, w)
+			}
+		}
+		slices.Sort(infos)
+		for _, id := range sd.instances {
+			for _, dep := range infos {
+				if dep != sd.svc.Name {
+					linkVars(id.env, services[dep], b.env, false)
+				}
+			}
+			linkVars(id.env, sd, b.env, true)
+		}
+	}
+}
+
+func linkVars(m *envMap, sd *serviceDraft, env *Environment, internal bool) {
+	svc := ToEnv(sd.svc.Name)
+	names := make([]string, 0, len(sd.instances))
+	for _, peer := range sd.instances {
+		in := peer.in
+		names = append(names, in.Name)
+		prefix := svc + "_" + ToEnv(in.Name) + "_"
+		if ship := env.Ships[in.Ship]; ship != nil {
+			m.set(EnvVar{Name: prefix + "HOST", Value: ship.IP})
+		}
+		for _, p := range in.Ports {
+			m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: p.ExternalPort()})
+			if internal {
+				m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort()})
+			}
+		}
+	}
+	slices.Sort(names)
+	m.set(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ",")})
+}
+
+// checkHostPorts reports two instances that bind the same host address,
+// port and protocol on one Docker host.
+func (b *builder) checkHostPorts() {
+	type binding struct {
+		in     *Instance
+		port   Port
+		ip     netip.Addr
+		lo, hi int
+	}
+	byHost := map[string][]binding{}
+	for _, sd := range b.services {
+		for _, id := range sd.instances {
+			in := id.in
+			ship := b.env.Ships[in.Ship]
+			if ship == nil || in.Net == "host" || strings.HasPrefix(in.Net, "container:") {
+				continue
+			}
+			key := ship.Address()
+			for _, p := range in.Ports {
+				lo, hi := portRange(p.External)
+				if lo == 0 {
+					continue // a random host port
+				}
+				ip, _ := netip.ParseAddr(p.ExternalIP)
+				nb := binding{in, p, ip, lo, hi}
+				for _, ob := range byHost[key+"/"+p.Protocol()] {
+					if ob.lo > hi || lo > ob.hi {
+						continue
+					}
+					if ob.ip != ip && !ob.ip.IsUnspecified() && !ip.IsUnspecified() {
+						continue
+					}
+					path := id.f.sub("ports." + p.Name)
+					if !slices.ContainsFunc(id.f.entries, func(e entry) bool { return e.Key == "ports" }) {
+						path = sd.f.sub("ports." + p.Name)
+					}
+					b.errorf(id.f.node, path, "host port %s:%s/%s on ship %s is also bound by %s (port %s)", p.ExternalIP, p.ExternalPort(), p.Protocol(), in.Ship, ob.in.Name, ob.port.Name)
+					break
+				}
+				byHost[key+"/"+p.Protocol()] = append(byHost[key+"/"+p.Protocol()], nb)
+			}
+		}
+	}
+}

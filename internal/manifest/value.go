@@ -1,0 +1,292 @@
+package manifest
+
+import (
+	"fmt"
+	"math"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ParseImage splits an image reference into repository and tag the way
+// MaestroNG does: at the last colon, unless what follows it contains a slash
+// (then the colon belonged to a registry port). A missing tag is "latest".
+func ParseImage(image string) (repo, tag string) {
+	i := strings.LastIndex(image, ":")
+	if i < 0 || strings.Contains(image[i+1:], "/") {
+		return image, "latest"
+	}
+	return image[:i], image[i+1:]
+}
+
+// imageRef is a loose check of an image reference: no whitespace, no
+// upper-case repository, and something to pull.
+var imageRef = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:@-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`)
+
+func checkImage(image string) error {
+	repo, tag := ParseImage(image)
+	if image == "" {
+		return fmt.Errorf("image must not be empty")
+	}
+	if strings.ContainsAny(image, " \t\n") {
+		return fmt.Errorf("invalid image %q: it contains whitespace", image)
+	}
+	if strings.Contains(repo, "@") {
+		// A digest reference: repository@sha256:hex.
+		return nil
+	}
+	if !imageRef.MatchString(repo) || tag == "" {
+		return fmt.Errorf("invalid image %q: expected [registry/]repository[:tag] with a lower-case repository", image)
+	}
+	return nil
+}
+
+// ToEnv turns a service, instance or port name into its form in environment
+// variable names: every non-word character becomes "_", then upper case.
+func ToEnv(name string) string {
+	return strings.ToUpper(strings.Map(func(r rune) rune {
+		if r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) {
+			return r
+		}
+		return '_'
+	}, name))
+}
+
+// parseSize parses a memory or swap size: an integer, or a string of digits
+// with an optional k, m or g suffix (powers of 1024).
+func parseSize(n *yaml.Node) (int64, error) {
+	n = resolve(n)
+	if isNull(n) {
+		return 0, nil
+	}
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!str") {
+		return 0, fmt.Errorf("invalid size: expected a number of bytes or a string such as 512m, got %s", kindName(n))
+	}
+	if n.ShortTag() == "!!int" {
+		var v int64
+		if err := n.Decode(&v); err != nil {
+			return 0, fmt.Errorf("invalid size %q", n.Value)
+		}
+		return v, nil
+	}
+	s := n.Value
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	num := s
+	switch last := unicode.ToLower(rune(s[len(s)-1])); {
+	case last == 'k':
+		mult, num = 1<<10, s[:len(s)-1]
+	case last == 'm':
+		mult, num = 1<<20, s[:len(s)-1]
+	case last == 'g':
+		mult, num = 1<<30, s[:len(s)-1]
+	case unicode.IsLetter(last):
+		return 0, fmt.Errorf("unknown unit suffix %q in %q: use k, m or g", string(s[len(s)-1]), s)
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q: expected an integer with an optional k, m or g suffix", s)
+	}
+	if v > math.MaxInt64/mult || v < math.MinInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: too large", s)
+	}
+	return v * mult, nil
+}
+
+var restartNames = []string{"no", "always", "on-failure", "unless-stopped"}
+
+// parseRestart parses a restart policy: "name[:retries]" or
+// {name, retries}. maximum_retry_count, which MaestroNG's documentation
+// shows, is accepted as a spelling of retries.
+func (d *decoder) parseRestart(n *yaml.Node, path string) (RestartPolicy, bool) {
+	n = resolve(n)
+	rp := RestartPolicy{Name: "no"}
+	if isNull(n) {
+		return rp, true
+	}
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if b, ok := parseBool(n); ok && !b {
+			return rp, true // YAML 1.1 `restart: no`
+		}
+		if n.ShortTag() != "!!str" {
+			break
+		}
+		name, retries, hasRetries := strings.Cut(n.Value, ":")
+		rp.Name = name
+		if hasRetries {
+			r, err := strconv.Atoi(retries)
+			if err != nil || r < 0 {
+				d.errorf(n, path, "invalid restart policy %q: expected name[:retries], e.g. on-failure:3", n.Value)
+				return rp, false
+			}
+			rp.MaxRetries = r
+		}
+		return rp, d.checkRestart(rp, n, path)
+	case yaml.MappingNode:
+		f, ok := d.fields(n, path, []string{"name", "retries", "maximum_retry_count"})
+		if !ok {
+			return rp, false
+		}
+		if name, ok := d.str(f, "name"); ok {
+			rp.Name = name
+		}
+		key := "retries"
+		if !f.has(key) && f.has("maximum_retry_count") {
+			key = "maximum_retry_count"
+		}
+		if r, ok := d.integer(f, key); ok {
+			rp.MaxRetries = int(r)
+		}
+		return rp, d.checkRestart(rp, n, path)
+	}
+	d.errorf(n, path, "invalid restart policy: expected a string such as on-failure:3 or {name, retries}, got %s", kindName(n))
+	return rp, false
+}
+
+func (d *decoder) checkRestart(rp RestartPolicy, n *yaml.Node, path string) bool {
+	known := false
+	for _, r := range restartNames {
+		known = known || r == rp.Name
+	}
+	switch {
+	case !known:
+		d.errorf(n, path, "invalid restart policy %q: choose one of %s", rp.Name, strings.Join(restartNames, ", "))
+	case rp.MaxRetries < 0:
+		d.errorf(n, path, "invalid restart policy: retries must not be negative")
+	case rp.MaxRetries > 0 && rp.Name != "on-failure" && rp.Name != "no":
+		d.errorf(n, path, "invalid restart policy: retries only apply to on-failure, not %s", rp.Name)
+	default:
+		return true
+	}
+	return false
+}
+
+// envString renders a scalar the way the container sees it under
+// MaestroNG: Python's str() of the YAML value. ok is false for null.
+func envString(n *yaml.Node) (s string, set bool) {
+	switch n.ShortTag() {
+	case "!!null":
+		return "", false
+	case "!!bool":
+		if b, _ := parseBool(n); b {
+			return "True", true
+		}
+		return "False", true
+	case "!!int":
+		var v int64
+		if err := n.Decode(&v); err == nil {
+			return strconv.FormatInt(v, 10), true
+		}
+	case "!!float":
+		var v float64
+		if err := n.Decode(&v); err == nil {
+			return pythonFloat(v), true
+		}
+	}
+	return n.Value, true
+}
+
+// pythonFloat formats f as Python's repr does.
+func pythonFloat(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	case math.IsNaN(f):
+		return "nan"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64)
+	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
+	if exp < -4 || exp >= 16 {
+		mant, ex, _ := strings.Cut(e, "e")
+		sign := ex[0]
+		digits := strings.TrimLeft(ex[1:], "0")
+		if len(digits) < 2 {
+			digits = strings.Repeat("0", 2-len(digits)) + digits
+		}
+		return mant + "e" + string(sign) + digits
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+// flattenEnvList flattens a (nested) list of scalars and joins it with
+// single spaces, as MaestroNG does for list-valued env vars.
+func (d *decoder) flattenEnvList(n *yaml.Node, path string, out *[]string) bool {
+	good := true
+	for i, c := range n.Content {
+		c = resolve(c)
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case c.Kind == yaml.SequenceNode:
+			good = d.flattenEnvList(c, p, out) && good
+		case c.Kind == yaml.ScalarNode && c.ShortTag() != "!!null":
+			s, _ := envString(c)
+			*out = append(*out, s)
+		default:
+			d.errorf(c, p, "env list items must be strings or numbers, got %s", kindName(c))
+			good = false
+		}
+	}
+	return good
+}
+
+// parseEnvFile reads a Docker env file: KEY=value per line, split at the
+// first "="; lines starting with # are comments; nothing is trimmed or
+// unquoted inside a line.
+func parseEnvFile(name string, data []byte) ([]EnvVar, error) {
+	var out []EnvVar
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("env file %s:%d: invalid line %q: expected NAME=value", name, i+1, redactLine(line))
+		}
+		out = append(out, EnvVar{Name: k, Value: v, FromFile: true})
+	}
+	return out, nil
+}
+
+// redactLine shortens a bad env file line so that an error never shows a
+// whole secret.
+func redactLine(line string) string {
+	if len(line) > 12 {
+		return line[:12] + "…"
+	}
+	return line
+}
+
+// cleanTarget checks a container path.
+func cleanTarget(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("container path %q must be absolute", p)
+	}
+	return path.Clean(p), nil
+}
+
+var volumeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// checkSource checks a bind source: an absolute host path or a volume name.
+func checkSource(s string) error {
+	if strings.HasPrefix(s, "/") || volumeName.MatchString(s) {
+		return nil
+	}
+	return fmt.Errorf("volume source %q must be an absolute host path or a volume name", s)
+}
