@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
+
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
 )
 
 func newRender(g *globals) *cobra.Command {
@@ -20,6 +22,9 @@ and parsing: what each container will get, with its spec hash.
 text after Jinja2 rendering, before YAML parsing.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if output == "template" {
+				return renderTemplates(cmd, g, args)
+			}
 			repo, err := g.load(cmd, args)
 			if err != nil {
 				return err
@@ -53,12 +58,11 @@ text after Jinja2 rendering, before YAML parsing.`,
 				}
 				return enc.Close()
 			default:
-				return fmt.Errorf("unknown output format %q (json or yaml)", output)
+				return fmt.Errorf("unknown output format %q (yaml, json or template)", output)
 			}
-			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml, json or template")
 	return cmd
 }
 
@@ -74,4 +78,33 @@ func blockStyle(n *yaml.Node) {
 	for _, c := range n.Content {
 		blockStyle(c)
 	}
+}
+
+// renderTemplates prints each manifest after Jinja2 rendering.
+func renderTemplates(cmd *cobra.Command, g *globals, args []string) error {
+	in, err := g.input(cmd, args)
+	if err != nil {
+		return err
+	}
+	failed := false
+	for _, src := range in.sources {
+		name := src.Display
+		if name == "" {
+			name = in.opts.Prefix + src.Name
+		}
+		out, err := manifest.RenderTemplate(in.fsys, src, in.opts.Environ)
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", name, err)
+			failed = true
+			continue
+		}
+		if len(in.sources) > 1 {
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s\n", name)
+		}
+		cmd.OutOrStdout().Write(out)
+	}
+	if failed {
+		return exitCode(1)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -64,11 +65,16 @@ func buildVersion() string {
 	return "dev"
 }
 
-// load loads the environments named by -f or PATH. Diagnostics are printed
-// to stderr; the repository is returned even when some environments are
-// invalid.
-func (g *globals) load(cmd *cobra.Command, args []string) (*manifest.Repo, error) {
-	opts := manifest.Options{Environ: environ(), Strict: g.strict, ReadFile: os.ReadFile}
+// input is what -f or PATH names: manifests and the tree they live in.
+type input struct {
+	fsys    fs.FS
+	sources []manifest.Source
+	opts    manifest.Options
+}
+
+// input reads the manifests named by -f or PATH.
+func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
+	in := &input{opts: manifest.Options{Environ: environ(), Strict: g.strict, ReadFile: os.ReadFile}}
 	target := "."
 	if len(args) > 0 {
 		target = args[0]
@@ -83,7 +89,9 @@ func (g *globals) load(cmd *cobra.Command, args []string) (*manifest.Repo, error
 		if err != nil {
 			return nil, err
 		}
-		return manifest.LoadSources(os.DirFS(cwd), []manifest.Source{{Name: "stdin", Display: "<stdin>", Data: data}}, opts), nil
+		in.fsys = os.DirFS(cwd)
+		in.sources = []manifest.Source{{Name: "stdin", Display: "<stdin>", Data: data}}
+		return in, nil
 	case g.file != "":
 		target = g.file
 	}
@@ -91,19 +99,37 @@ func (g *globals) load(cmd *cobra.Command, args []string) (*manifest.Repo, error
 	if err != nil {
 		return nil, err
 	}
-	if !info.IsDir() {
+	var names []string
+	if info.IsDir() {
+		in.fsys = os.DirFS(target)
+		in.opts.Prefix = strings.TrimPrefix(filepath.ToSlash(filepath.Clean(target))+"/", "./")
+		if names, err = manifest.Find(in.fsys); err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("no %s found under %s", strings.Join(manifest.ManifestNames, " or "), target)
+		}
+	} else {
 		dir, name := filepath.Split(target)
 		if dir == "" {
 			dir = "."
 		}
-		opts.Prefix = dir
-		if dir == "."+string(filepath.Separator) || dir == "." {
-			opts.Prefix = ""
-		}
-		return manifest.LoadFiles(os.DirFS(dir), []string{name}, opts)
+		in.fsys = os.DirFS(dir)
+		in.opts.Prefix = strings.TrimPrefix(filepath.ToSlash(dir), "./")
+		names = []string{name}
 	}
-	opts.Prefix = strings.TrimPrefix(filepath.ToSlash(filepath.Clean(target))+"/", "./")
-	return manifest.Load(os.DirFS(target), opts)
+	in.sources, err = manifest.ReadSources(in.fsys, names)
+	return in, err
+}
+
+// load loads the environments named by -f or PATH. The repository is
+// returned even when some environments are invalid.
+func (g *globals) load(cmd *cobra.Command, args []string) (*manifest.Repo, error) {
+	in, err := g.input(cmd, args)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.LoadSources(in.fsys, in.sources, in.opts), nil
 }
 
 // report prints every diagnostic to w and returns the number of errors.

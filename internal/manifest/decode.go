@@ -436,3 +436,45 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// maxExpandedNodes bounds a document's size with aliases expanded, so that
+// a small file of nested aliases cannot make loading take forever.
+const maxExpandedNodes = 2_000_000
+
+// checkAliases returns the first alias that refers to one of its own
+// ancestors, or that makes the expanded document too large.
+func checkAliases(root *yaml.Node) (*yaml.Node, string) {
+	size := map[*yaml.Node]int{}
+	onPath := map[*yaml.Node]bool{}
+	var bad *yaml.Node
+	var msg string
+	var walk func(n *yaml.Node) int
+	walk = func(n *yaml.Node) int {
+		if bad != nil {
+			return 0
+		}
+		if n.Kind == yaml.AliasNode {
+			if onPath[n.Alias] {
+				bad, msg = n, fmt.Sprintf("alias *%s refers to a node that contains it", n.Value)
+				return 0
+			}
+			return walk(n.Alias)
+		}
+		if s, ok := size[n]; ok {
+			return s
+		}
+		onPath[n] = true
+		s := 1
+		for _, c := range n.Content {
+			s += walk(c)
+			if s > maxExpandedNodes && bad == nil {
+				bad, msg = n, fmt.Sprintf("the document has more than %d nodes once aliases are expanded", maxExpandedNodes)
+			}
+		}
+		delete(onPath, n)
+		size[n] = s
+		return s
+	}
+	walk(root)
+	return bad, msg
+}

@@ -33,10 +33,23 @@ type Options struct {
 var ManifestNames = []string{"manifest.yml", "manifest.yaml"}
 
 // Load finds every manifest.yml and manifest.yaml under the root of fsys
-// and loads each as one environment. Directories whose names start with a
-// dot are skipped. The error is non-nil only when the tree cannot be read
-// or holds no manifest; problems inside manifests are in Repo.Diagnostics.
+// and loads each as one environment. The error is non-nil only when the
+// tree cannot be read or holds no manifest; problems inside manifests are
+// in Repo.Diagnostics.
 func Load(fsys fs.FS, opts Options) (*Repo, error) {
+	files, err := Find(fsys)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no %s found under %s", strings.Join(ManifestNames, " or "), displayRoot(opts.Prefix))
+	}
+	return LoadFiles(fsys, files, opts)
+}
+
+// Find returns the paths of the manifests under the root of fsys, sorted.
+// Directories whose names start with a dot are skipped.
+func Find(fsys fs.FS) ([]string, error) {
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -53,10 +66,7 @@ func Load(fsys fs.FS, opts Options) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find manifests: %w", err)
 	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no %s found under %s", strings.Join(ManifestNames, " or "), displayRoot(opts.Prefix))
-	}
-	return LoadFiles(fsys, files, opts)
+	return files, nil
 }
 
 func displayRoot(prefix string) string {
@@ -68,6 +78,15 @@ func displayRoot(prefix string) string {
 
 // LoadFiles loads the named manifests of fsys.
 func LoadFiles(fsys fs.FS, names []string, opts Options) (*Repo, error) {
+	srcs, err := ReadSources(fsys, names)
+	if err != nil {
+		return nil, err
+	}
+	return LoadSources(fsys, srcs, opts), nil
+}
+
+// ReadSources reads the named manifests of fsys.
+func ReadSources(fsys fs.FS, names []string) ([]Source, error) {
 	srcs := make([]Source, 0, len(names))
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
@@ -76,7 +95,7 @@ func LoadFiles(fsys fs.FS, names []string, opts Options) (*Repo, error) {
 		}
 		srcs = append(srcs, Source{Name: name, Data: data})
 	}
-	return LoadSources(fsys, srcs, opts), nil
+	return srcs, nil
 }
 
 // Source is the text of one manifest. Name is its path in the fs.FS, which
@@ -149,6 +168,10 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 	}
 	if len(doc.Content) == 0 {
 		d.errorf(nil, "", "the file is empty: expected a mapping with name, ships and services")
+		return nil, d.errs
+	}
+	if n, msg := checkAliases(doc.Content[0]); n != nil {
+		d.errorf(n, "", "%s", msg)
 		return nil, d.errs
 	}
 	b := &builder{decoder: d, fsys: fsys, dir: dir, opts: opts}

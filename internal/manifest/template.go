@@ -105,3 +105,17 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 	}
 	return buf.Bytes(), 0, nil
 }
+
+// RenderTemplate returns the text of a manifest after Jinja2 rendering and
+// before YAML parsing: what line numbers of errors marked as rendered refer
+// to.
+func RenderTemplate(fsys fs.FS, src Source, environ map[string]string) ([]byte, error) {
+	if !hasTemplate(src.Data) {
+		return src.Data, nil
+	}
+	out, line, err := render(fsys, path.Dir(src.Name), src.Data, environ)
+	if err != nil && line > 0 {
+		return nil, fmt.Errorf("line %d: %w", line, err)
+	}
+	return out, err
+}

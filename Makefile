@@ -1,0 +1,44 @@
+# maestro-sync — build, test, demo and benchmarks.
+#
+#   make demo   deploy examples/ to a local Docker engine and show the result
+#   make test   install what the tests need, then run every test
+#   make bench  run the benchmarks and write bench/results.txt
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+BIN := bin/maestro-sync
+FUZZTIME ?= 30s
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test unit fuzz lint demo bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/maestro-sync
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/manifest/
+
+test: lint unit fuzz
+
+demo: build
+	$(BIN) validate examples
+	$(BIN) deptree examples
+	$(BIN) render examples -o json
+
+bench:
+	@mkdir -p bench
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/... | tee bench/results.txt
+
+clean:
+	rm -rf bin
