@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# docker-setup.sh prepares the Docker test bed used by the integration tests
+# (test/dockertest) and `make test`:
+#
+#   1. installs Debian's docker.io, busybox-static, iproute2 and iptables when missing;
+#   2. starts the default dockerd (/var/run/docker.sock) when nothing answers there,
+#      in the background, logging to /tmp/dockerd.log, choosing a storage driver
+#      (overlay2, falling back to vfs) and iptables mode that work on this machine;
+#   3. builds the offline test images maestro-test/busybox:1 and :2 when missing.
+#
+# It is idempotent: run it as often as you like. No registry is needed.
+#
+# Environment:
+#   MAESTRO_DOCKERD_LOG             dockerd log file (default /tmp/dockerd.log)
+#   MAESTRO_DOCKERD_TIMEOUT         seconds to wait for dockerd (default 60)
+#   MAESTRO_DOCKER_STORAGE_DRIVER   force a storage driver (default: overlay2, then vfs)
+#   MAESTRO_DOCKER_IPTABLES         "true" or "false" to force dockerd's --iptables
+set -euo pipefail
+
+readonly SOCK=/var/run/docker.sock
+readonly PIDFILE=/var/run/docker.pid
+readonly DATA_ROOT=/var/lib/docker
+readonly LOG=${MAESTRO_DOCKERD_LOG:-/tmp/dockerd.log}
+readonly TIMEOUT=${MAESTRO_DOCKERD_TIMEOUT:-60}
+readonly REPO=maestro-test/busybox
+# Bump when the content of the test images changes: images carrying another
+# value are rebuilt.
+readonly BED_VERSION=1
+
+started=$SECONDS
+
+say() { printf 'docker-setup: %s\n' "$*" >&2; }
+die() {
+	say "error: $*"
+	exit 1
+}
+
+# SUDO prefixes the commands that need root.
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || die "run as root (or install sudo)"
+	SUDO=(sudo)
+fi
+
+workdir=
+trap '[ -z "$workdir" ] || rm -rf "$workdir"' EXIT
+
+# dock runs the docker CLI against the default engine, whatever DOCKER_HOST or
+# the CLI's current context say.
+dock() { env -u DOCKER_HOST -u DOCKER_CONTEXT docker -H "unix://$SOCK" "$@"; }
+
+engine_up() { dock version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local state
+	[ -r "/proc/$1/stat" ] || return 1
+	read -r _ _ state _ <"/proc/$1/stat" || return 1
+	[ "$state" != Z ]
+}
+
+log_tail() {
+	say "last lines of $LOG:"
+	tail -n 25 "$LOG" >&2 || true
+}
+
+# ---------------------------------------------------------------- packages
+
+install_packages() {
+	local missing=()
+	command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+	command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+	# The dynamic busybox package is useless inside an image without libc.
+	if [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null || true)" != "install ok installed" ]; then
+		missing+=(busybox-static)
+	fi
+	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+	command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+	[ "${#missing[@]}" -eq 0 ] && return 0
+
+	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+	command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
+	say "installing ${missing[*]}"
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	# The package scripts may fail to start the service (no init system in a
+	# sandbox); that is fine: dockerd is started below.
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after installing docker.io"
+	[ -x /bin/busybox ] || die "/bin/busybox still missing after installing busybox-static"
+}
+
+# ---------------------------------------------------------------- dockerd
+
+# storage_candidates prints the storage drivers to try, in order: a forced one;
+# else the one /var/lib/docker already holds (so images are kept), then overlay2,
+# then vfs (slow but works on any filesystem).
+storage_candidates() {
+	if [ -n "${MAESTRO_DOCKER_STORAGE_DRIVER:-}" ]; then
+		echo "$MAESTRO_DOCKER_STORAGE_DRIVER"
+		return
+	fi
+	local d out=()
+	for d in overlay2 vfs; do
+		[ -d "$DATA_ROOT/$d" ] && out+=("$d")
+	done
+	out+=(overlay2 vfs)
+	printf '%s\n' "${out[@]}" | awk '!seen[$0]++'
+}
+
+# iptables_candidates prints the --iptables values to try: "true" only when the
+# nat and filter tables can be read (a sandbox often lacks the modules).
+iptables_candidates() {
+	if [ -n "${MAESTRO_DOCKER_IPTABLES:-}" ]; then
+		echo "$MAESTRO_DOCKER_IPTABLES"
+		return
+	fi
+	if command -v iptables >/dev/null 2>&1 &&
+		"${SUDO[@]}" iptables -t nat -n -L >/dev/null 2>&1 &&
+		"${SUDO[@]}" iptables -t filter -n -L >/dev/null 2>&1; then
+		echo true
+	fi
+	echo false
+}
+
+# try_dockerd DRIVER IPTABLES: starts dockerd and waits until it answers.
+# Returns 0 when it does, 1 when dockerd exited (try another configuration),
+# and dies when it hangs.
+try_dockerd() {
+	local driver=$1 iptables=$2 pid waited=0
+	{
+		echo
+		echo "=== $(date -u +%FT%TZ) docker-setup: dockerd --storage-driver=$driver --iptables=$iptables"
+	} >>"$LOG"
+	# setsid: the engine must outlive this script and ignore ^C sent to `make test`.
+	"${SUDO[@]}" setsid dockerd --host "unix://$SOCK" --pidfile "$PIDFILE" \
+		--storage-driver="$driver" --iptables="$iptables" \
+		</dev/null >>"$LOG" 2>&1 &
+	pid=$!
+	while ! engine_up; do
+		if ! alive "$pid"; then
+			wait "$pid" 2>/dev/null || true
+			say "dockerd --storage-driver=$driver --iptables=$iptables exited at start"
+			return 1
+		fi
+		if [ "$waited" -ge $((TIMEOUT * 10)) ]; then
+			log_tail
+			die "dockerd (pid $pid) did not answer on $SOCK within ${TIMEOUT}s; it is left running"
+		fi
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	return 0
+}
+
+start_dockerd() {
+	# Someone (init system, another run of this script) may be starting it now.
+	if [ -s "$PIDFILE" ] && alive "$(cat "$PIDFILE")" &&
+		grep -q dockerd "/proc/$(cat "$PIDFILE")/comm" 2>/dev/null; then
+		say "dockerd (pid $(cat "$PIDFILE")) is running but not answering yet; waiting"
+		local i
+		for ((i = 0; i < TIMEOUT * 10; i++)); do
+			engine_up && return 0
+			sleep 0.1
+		done
+		log_tail
+		die "dockerd (pid $(cat "$PIDFILE")) does not answer on $SOCK"
+	fi
+
+	local driver iptables
+	for driver in $(storage_candidates); do
+		for iptables in $(iptables_candidates); do
+			if try_dockerd "$driver" "$iptables"; then
+				say "dockerd started (storage driver $driver, iptables $iptables), log in $LOG"
+				return 0
+			fi
+		done
+	done
+	log_tail
+	die "dockerd did not start with any storage driver ($(storage_candidates | xargs)); see $LOG"
+}
+
+# ---------------------------------------------------------------- images
+
+image_ok() {
+	local v
+	v=$(dock image inspect --format '{{index .Config.Labels "io.maestro-test.bed"}}' "$1" 2>/dev/null) || return 1
+	[ "$v" = "$BED_VERSION" ]
+}
+
+# build_image VERSION: imports REPO:VERSION from a rootfs made of busybox-static.
+# The versions differ in a label and in /etc/maestro-test-version and
+# /www/index.html, so their image IDs differ and a container shows which one it runs.
+build_image() {
+	local version=$1 root tarball applet
+	[ -n "$workdir" ] || workdir=$(mktemp -d)
+	root=$workdir/rootfs-$version
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,www,root,proc,sys,dev,var/run}
+	chmod 1777 "$root/tmp"
+	cp /bin/busybox "$root/bin/busybox"
+	while read -r applet; do
+		case "$applet" in
+		"" | bin/busybox | linuxrc) continue ;;
+		esac
+		ln -sf /bin/busybox "$root/$applet"
+	done < <(/bin/busybox --list-full)
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+	echo "$version" >"$root/etc/maestro-test-version"
+	echo "$REPO:$version" >"$root/www/index.html"
+	tarball="$root.tar"
+	tar -C "$root" --numeric-owner --owner=0 --group=0 -cf "$tarball" .
+	dock import \
+		--change 'CMD ["sh"]' \
+		--change 'ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin' \
+		--change 'WORKDIR /' \
+		--change "LABEL io.maestro-test.bed=$BED_VERSION io.maestro-test.version=$version" \
+		--message "maestro-sync test image $version (busybox-static)" \
+		"$tarball" "$REPO:$version" >/dev/null
+	rm -rf "$root" "$tarball"
+	say "built $REPO:$version"
+}
+
+build_images() {
+	local v
+	for v in 1 2; do
+		image_ok "$REPO:$v" || build_image "$v"
+	done
+	# Containers must really run here (cgroups, seccomp, mounts...).
+	local out
+	if ! out=$(dock run --rm --network none "$REPO:1" cat /etc/maestro-test-version 2>&1) || [ "$out" != 1 ]; then
+		log_tail
+		die "the engine answers but cannot run a container: $out"
+	fi
+}
+
+# ---------------------------------------------------------------- main
+
+install_packages
+command -v docker >/dev/null 2>&1 || die "no docker CLI in PATH"
+engine_up || start_dockerd
+build_images
+
+info=$(dock info --format '{{.ServerVersion}} {{.Driver}}')
+id1=$(dock image inspect --format '{{.Id}}' "$REPO:1")
+id2=$(dock image inspect --format '{{.Id}}' "$REPO:2")
+[ "$id1" != "$id2" ] || die "$REPO:1 and :2 have the same image ID"
+echo "docker-setup: ok: dockerd ${info%% *} on $SOCK (storage ${info#* }), images $REPO:1 (${id1:7:12}) $REPO:2 (${id2:7:12}), $((SECONDS - started))s"
