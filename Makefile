@@ -11,7 +11,7 @@ BIN := bin/maestro-sync
 FUZZTIME ?= 30s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test unit fuzz lint demo bench clean
+.PHONY: all build test setup unit fuzz lint demo bench clean
 
 all: build
 
@@ -29,7 +29,10 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/manifest/
 
-test: lint unit fuzz
+test: setup lint unit fuzz
+
+setup:
+	./scripts/docker-setup.sh
 
 demo: build
 	$(BIN) validate examples

@@ -12,6 +12,8 @@ import (
 
 	"github.com/kballard/go-shellquote"
 	"gopkg.in/yaml.v3"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
 )
 
 var (
@@ -47,6 +49,7 @@ type serviceDraft struct {
 	f         *fields
 	env       *envMap
 	ports     []Port
+	portNodes map[string]*yaml.Node
 	limits    *fields
 	lifecycle map[string][]*yaml.Node
 	instances []*instanceDraft
@@ -54,9 +57,10 @@ type serviceDraft struct {
 
 // instanceDraft is an instance while it is being decoded.
 type instanceDraft struct {
-	in  *Instance
-	f   *fields
-	env *envMap
+	in        *Instance
+	f         *fields
+	env       *envMap
+	portNodes map[string]*yaml.Node // where each port is defined
 }
 
 func (b *builder) build(root *yaml.Node) *Environment {
@@ -201,7 +205,7 @@ func (b *builder) ships(n *yaml.Node) {
 		ship.SSLVersion, _ = b.str(pick("ssl_version"), "ssl_version")
 		if tf := pick("ssh_tunnel"); tf.has("ssh_tunnel") {
 			e, _ := tf.get("ssh_tunnel")
-			ship.SSHTunnel = b.sshTunnel(e.V, sf.sub("ssh_tunnel"), s.Key)
+			ship.SSHTunnel = b.sshTunnel(e.V, tf.sub("ssh_tunnel"), s.Key)
 		}
 		b.env.Ships[s.Key] = ship
 	}
@@ -215,8 +219,10 @@ func (b *builder) sshTunnel(n *yaml.Node, p, ship string) *SSHTunnel {
 	t := &SSHTunnel{Port: 22}
 	t.User, _ = b.str(tf, "user")
 	t.Key, _ = b.str(tf, "key")
-	if t.User == "" || t.Key == "" {
-		b.errorf(n, p, "missing SSH user or key for the tunnel of ship %s", ship)
+	for key, v := range map[string]string{"user": t.User, "key": t.Key} {
+		if v == "" {
+			b.errorf(n, join(p, key), "missing SSH %s for the tunnel of ship %s", key, ship)
+		}
 	}
 	if v, ok := b.integer(tf, "port"); ok {
 		t.Port = int(v)
@@ -265,7 +271,7 @@ func (b *builder) service(s entry) *serviceDraft {
 	}
 	sd.env.set(EnvVar{Name: "MAESTRO_ENVIRONMENT_NAME", Value: b.env.Name})
 	sd.env.set(EnvVar{Name: "SERVICE_NAME", Value: s.Key})
-	sd.ports = b.ports(sf)
+	sd.ports, sd.portNodes = b.ports(sf)
 	if e, ok := sf.get("limits"); ok {
 		sd.limits, _ = b.fields(e.V, sf.sub("limits"), limitKeys)
 	}
@@ -284,20 +290,22 @@ func (b *builder) service(s entry) *serviceDraft {
 	return sd
 }
 
-// ports decodes a ports section.
-func (b *builder) ports(f *fields) []Port {
+// ports decodes a ports section, and tells where each port is defined.
+func (b *builder) ports(f *fields) ([]Port, map[string]*yaml.Node) {
 	e, ok := f.get("ports")
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	entries, _ := b.mapping(e.V, f.sub("ports"))
 	var out []Port
+	nodes := map[string]*yaml.Node{}
 	for _, pe := range entries {
 		if p, ok := b.parsePort(pe.Key, pe.V, join(f.sub("ports"), pe.Key)); ok {
 			out = append(out, p)
+			nodes[pe.Key] = pe.V
 		}
 	}
-	return out
+	return out, nodes
 }
 
 // lifecycleNodes returns the check nodes of a lifecycle section by state.
@@ -337,13 +345,13 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 		Command: []string{}, Ports: PortList{}, line: ie.K.Line, col: ie.K.Column}
 	id := &instanceDraft{in: in, f: f}
 	if !containerName.MatchString(ie.Key) {
-		b.errorf(ie.K, p, "invalid instance name %q: a container name must match [a-zA-Z0-9][a-zA-Z0-9_.-]+", ie.Key)
+		b.errorf(ie.K, p, "invalid instance name %q: a container name must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ (two characters at least)", ie.Key)
 	}
 	if e, ok := b.required(f, "ship", "ship"); ok {
 		if name, ok := b.scalar(e.V, f.sub("ship"), "a ship name"); ok {
 			in.Ship = name
 			if _, known := b.env.Ships[name]; !known {
-				b.errorf(e.K, f.sub("ship"), "unknown ship %q (ships: %s)", name, strings.Join(b.env.ShipNames(), ", "))
+				b.errorf(e.K, f.sub("ship"), "unknown ship %q (%s)", name, b.shipList())
 			}
 		}
 	}
@@ -355,7 +363,15 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 		}
 	}
 	b.command(f, in)
-	in.Ports = mergePorts(sd.ports, b.ports(f))
+	ports, nodes := b.ports(f)
+	in.Ports = mergePorts(sd.ports, ports)
+	id.portNodes = map[string]*yaml.Node{}
+	for name, n := range sd.portNodes {
+		id.portNodes[name] = n
+	}
+	for name, n := range nodes {
+		id.portNodes[name] = n
+	}
 	b.volumes(f, in)
 	if v, ok := b.stringList(f, "volumes_from"); ok {
 		in.VolumesFrom = sortedSet(v)
@@ -417,6 +433,14 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 	id.env.set(EnvVar{Name: "DOCKER_IMAGE", Value: in.Image})
 	id.env.set(EnvVar{Name: "DOCKER_TAG", Value: tag})
 	return id
+}
+
+// shipList names the known ships for an error message.
+func (b *builder) shipList() string {
+	if len(b.env.Ships) == 0 {
+		return "no ships are defined"
+	}
+	return "ships: " + strings.Join(b.env.ShipNames(), ", ")
 }
 
 // mergePorts overlays instance ports on service ports by name, in fresh
@@ -566,7 +590,7 @@ func (b *builder) extraHosts(f *fields, in *Instance) {
 				name, _ := b.scalar(se.V, hf.sub("ship"), "a ship name")
 				ship, known := b.env.Ships[name]
 				if !known {
-					b.errorf(se.V, hf.sub("ship"), "unknown ship %q (ships: %s)", name, strings.Join(b.env.ShipNames(), ", "))
+					b.errorf(se.V, hf.sub("ship"), "unknown ship %q (%s)", name, b.shipList())
 					continue
 				}
 				in.ExtraHosts[he.Key] = ship.IP
@@ -597,6 +621,9 @@ func (b *builder) limits(sd *serviceDraft, f *fields, in *Instance) {
 		switch key {
 		case "memory", "swap":
 			v, err := parseSize(e.V)
+			if err == nil && v < 0 && key == "memory" {
+				err = fmt.Errorf("memory limit %s must not be negative", resolve(e.V).Value)
+			}
 			if err != nil {
 				b.errorf(e.V, lf.sub(key), "%v", err)
 				continue
@@ -612,11 +639,12 @@ func (b *builder) limits(sd *serviceDraft, f *fields, in *Instance) {
 			}
 		}
 	}
-	if in.Limits.Memory < 0 {
-		b.errorf(f.node, f.sub("limits.memory"), "memory limit must not be negative")
-	}
 	if in.Limits.Swap > 0 && in.Limits.Memory > 0 && in.Limits.Swap < in.Limits.Memory {
-		b.errorf(f.node, f.sub("limits.swap"), "swap (memory+swap in Docker's terms) %d must be at least the memory limit %d", in.Limits.Swap, in.Limits.Memory)
+		n := f.node
+		if k, ok := b.keyOf[f.node]; ok {
+			n = k
+		}
+		b.errorf(n, f.sub("limits.swap"), "swap (memory+swap in Docker's terms) %d must be at least the memory limit %d", in.Limits.Swap, in.Limits.Memory)
 	}
 }
 
@@ -716,15 +744,11 @@ func (b *builder) labels(f *fields, in *Instance) {
 		return
 	}
 	for k := range in.Labels {
-		if strings.HasPrefix(k, LabelPrefix) {
-			b.errorf(v, f.sub("labels"), "label %q uses the prefix %s, which maestro-sync reserves for its own labels", k, LabelPrefix)
+		if strings.HasPrefix(k, label.Prefix) {
+			b.errorf(v, f.sub("labels"), "label %q uses the prefix %s, which maestro-sync reserves for its own labels", k, label.Prefix)
 		}
 	}
 }
-
-// LabelPrefix starts every label that maestro-sync sets on the objects it
-// manages. Manifests may not set labels with it.
-const LabelPrefix = "io.maestro-sync/"
 
 // envMap is an environment being built: later sets override earlier ones.
 type envMap struct {

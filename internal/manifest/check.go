@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -138,8 +139,8 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 			c.Method = strings.ToUpper(v)
 		}
 		if v, ok := b.str(f, "match_regex"); ok {
-			if _, err := regexp.Compile("(?s)" + v); err != nil {
-				b.errorf(f.byKey["match_regex"].V, f.sub("match_regex"), "bad regex %q: %v", v, err)
+			if _, err := regexp.Compile(v); err != nil {
+				b.errorf(f.byKey["match_regex"].V, f.sub("match_regex"), "bad regex %q: %v (Go RE2 syntax: no lookarounds or backreferences)", v, unwrapRegexpError(err))
 				good = false
 			}
 			c.MatchRegex = v
@@ -160,6 +161,10 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 		}
 		if e, ok := b.required(f, key, "command"); ok {
 			c.Command = b.argv(e.V, f.sub(key))
+			if len(c.Command) == 0 {
+				b.errorf(e.V, f.sub(key), "command must not be empty")
+				good = false
+			}
 		} else {
 			good = false
 		}
@@ -215,4 +220,13 @@ func (b *builder) checkPort(f *fields, in *Instance, c *Check, numberOK bool) bo
 	}
 	b.errorf(e.V, f.sub("port"), "port %s is not defined by %s (ports: %s)", name, in.Name, strings.Join(names, ", "))
 	return false
+}
+
+// unwrapRegexpError returns the reason of a regexp error without the
+// pattern, which the caller already shows.
+func unwrapRegexpError(err error) string {
+	if se, ok := err.(*syntax.Error); ok {
+		return string(se.Code)
+	}
+	return err.Error()
 }

@@ -14,8 +14,10 @@ import (
 type decoder struct {
 	file     string
 	rendered bool
+	strict   bool
 	errs     Errors
-	seen     map[string]bool // de-duplicates problems met twice through aliases
+	seen     map[string]bool           // de-duplicates problems met twice through aliases
+	keyOf    map[*yaml.Node]*yaml.Node // value node → its key node, to locate "missing key" errors
 }
 
 func (d *decoder) report(sev Severity, n *yaml.Node, path, format string, args ...any) {
@@ -116,6 +118,10 @@ func (d *decoder) mapping(n *yaml.Node, path string) (entries []entry, ok bool) 
 		}
 		index[key] = len(entries)
 		entries = append(entries, entry{Key: key, K: k, V: v})
+		if d.keyOf == nil {
+			d.keyOf = map[*yaml.Node]*yaml.Node{}
+		}
+		d.keyOf[resolve(v)] = k
 	}
 	for _, e := range merged {
 		if _, exists := index[e.Key]; !exists {
@@ -177,6 +183,9 @@ func (d *decoder) fields(n *yaml.Node, path string, known []string) (*fields, bo
 		f.byKey[e.Key] = e
 		if !slices.Contains(known, e.Key) && !(path == "" && (strings.HasPrefix(e.Key, "_") || strings.HasPrefix(e.Key, "x-"))) {
 			msg := fmt.Sprintf("unknown key %q is ignored", e.Key)
+			if d.strict {
+				msg = fmt.Sprintf("unknown key %q", e.Key)
+			}
 			if s := suggest(e.Key, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
@@ -227,6 +236,9 @@ func (d *decoder) required(f *fields, key, what string) (entry, bool) {
 	e, ok := f.get(key)
 	if !ok {
 		n := f.node
+		if k, found := d.keyOf[f.node]; found {
+			n = k
+		}
 		if f.has(key) {
 			n = e.K
 		}
@@ -242,9 +254,14 @@ func (d *decoder) boolean(f *fields, key string) (bool, bool) {
 	if !ok {
 		return false, false
 	}
-	b, ok := parseBool(resolve(e.V))
+	v := resolve(e.V)
+	b, ok := parseBool(v)
 	if !ok {
-		d.errorf(e.V, f.sub(key), "expected true or false, got %s", kindName(e.V))
+		if _, plain := parseBool(&yaml.Node{Kind: yaml.ScalarNode, Value: v.Value}); plain && v.Kind == yaml.ScalarNode {
+			d.errorf(e.V, f.sub(key), "expected true or false, got the quoted string %q: remove the quotes", v.Value)
+		} else {
+			d.errorf(e.V, f.sub(key), "expected true or false, got %s", kindName(e.V))
+		}
 	}
 	return b, ok
 }
@@ -375,6 +392,7 @@ var aliases = map[string]string{
 	"environment": "env",
 	"depends_on":  "requires",
 	"depends":     "requires",
+	"max_retries": "retries",
 	"volume":      "volumes",
 	"port":        "ports",
 	"user":        "username",

@@ -16,15 +16,21 @@ type graph struct {
 	deps       map[string][]string // direct dependencies, sorted
 	dependents map[string][]string // direct dependents, sorted
 	requires   map[string][]string // requires edges only (for link variables)
-	edges      map[[2]string]*yaml.Node
+	edges      map[[2]string]edge
 }
 
-func (g *graph) addEdge(from, to string, n *yaml.Node) {
+// edge tells where a dependency was declared.
+type edge struct {
+	node *yaml.Node
+	path string
+}
+
+func (g *graph) addEdge(from, to string, e edge) {
 	if !slices.Contains(g.deps[from], to) {
 		g.deps[from] = append(g.deps[from], to)
 	}
 	if _, ok := g.edges[[2]string{from, to}]; !ok {
-		g.edges[[2]string{from, to}] = n
+		g.edges[[2]string{from, to}] = e
 	}
 }
 

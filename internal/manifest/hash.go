@@ -4,15 +4,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 )
 
 // specVersion is hashed with every spec, so that a change to what the hash
 // covers is a deliberate, visible event.
 const specVersion = "maestro-sync/spec/v1"
 
-// spec is what shapes a container. Lifecycle checks are left out: they
-// gate a deployment but do not change the container.
-type spec struct {
+// Spec is what shapes a container: the input of SpecHash. Lifecycle
+// checks are left out: they gate a deployment but do not change the
+// container.
+type Spec struct {
 	Version          string            `json:"v"`
 	Image            string            `json:"image"`
 	Command          []string          `json:"command"`
@@ -46,7 +48,12 @@ type spec struct {
 // manifest, since it is computed from resolved, sorted values. The result
 // is 32 hex characters, short enough for a Kubernetes label value.
 func SpecHash(in *Instance) string {
-	s := spec{
+	return in.Spec().Hash()
+}
+
+// Spec returns what shapes the instance's container, in canonical order.
+func (in *Instance) Spec() Spec {
+	return Spec{
 		Version: specVersion, Image: in.Image, Command: in.Command, Env: in.Env.List(), Hostname: in.Hostname,
 		Ports: in.Ports, Volumes: in.Volumes, ContainerVolumes: in.ContainerVolumes, VolumesFrom: in.VolumesFrom,
 		Links: in.Links, User: in.User, Privileged: in.Privileged, CapAdd: sortedSet(in.CapAdd), CapDrop: sortedSet(in.CapDrop),
@@ -54,6 +61,10 @@ func SpecHash(in *Instance) string {
 		Limits: in.Limits, LogDriver: in.LogDriver, LogOpt: in.LogOpt, Workdir: in.Workdir, SecurityOpt: in.SecurityOpt,
 		Ulimits: in.Ulimits, Labels: in.Labels,
 	}
+}
+
+// Hash returns the digest of s: 32 hex characters.
+func (s Spec) Hash() string {
 	data, err := json.Marshal(s)
 	if err != nil {
 		// Every field is a plain value: Marshal cannot fail.
@@ -62,3 +73,25 @@ func SpecHash(in *Instance) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:16])
 }
+
+// Summary returns s with every env value replaced by a short digest, so
+// that it can be stored on a live object (to tell later what changed)
+// without copying secrets.
+func (s Spec) Summary() Spec {
+	env := make([]string, len(s.Env))
+	for i, kv := range s.Env {
+		name, value, set := strings.Cut(kv, "=")
+		if !set {
+			env[i] = name
+			continue
+		}
+		sum := sha256.Sum256([]byte(kv))
+		env[i] = name + "=" + EnvDigestPrefix + hex.EncodeToString(sum[:6])
+		_ = value
+	}
+	s.Env = env
+	return s
+}
+
+// EnvDigestPrefix starts an env value that Summary replaced by a digest.
+const EnvDigestPrefix = "sha256:"

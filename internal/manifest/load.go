@@ -138,13 +138,19 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // loadOne loads one environment file. It returns a nil Environment when the
 // file could not be decoded at all.
 func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
-	d := &decoder{file: displayName(src, opts)}
+	d := &decoder{file: displayName(src, opts), strict: opts.Strict}
 	dir := path.Dir(src.Name)
 	text := src.Data
 	if hasTemplate(text) {
+		d.undefinedEnv(text, opts.Environ)
 		out, line, err := render(fsys, dir, text, opts.Environ)
 		if err != nil {
-			d.errs = append(d.errs, &Error{File: d.file, Line: line, Col: 1, Msg: err.Error()})
+			e := &Error{File: d.file, Line: line, Col: 1, Msg: err.Error()}
+			var le *locatedError
+			if errors.As(err, &le) {
+				e.Col = le.col
+			}
+			d.errs = append(d.errs, e)
 			return nil, d.errs
 		}
 		d.rendered = bytes.Contains(text, []byte("{%")) || bytes.Contains(text, []byte("{#")) || bytes.Count(out, []byte("\n")) != bytes.Count(text, []byte("\n"))
@@ -161,6 +167,9 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Col = 1
 			e.Msg = "invalid YAML: " + m[2]
+			if lines := bytes.Split(text, []byte("\n")); e.Line <= len(lines) && bytes.Contains(leadingSpace(lines[e.Line-1]), []byte("\t")) {
+				e.Msg += " (tabs are not allowed for indentation in YAML: use spaces)"
+			}
 		} else {
 			e.Msg = "invalid YAML: " + strings.TrimPrefix(e.Msg, "yaml: ")
 		}
@@ -191,6 +200,10 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 // two environments placing a container of the same name on one Docker host.
 func (r *Repo) crossCheck() {
 	byName := map[string]*Environment{}
+	names := map[string]int{}
+	for _, env := range r.Environments {
+		names[env.Name]++
+	}
 	type placed struct {
 		env  *Environment
 		ship string
@@ -199,13 +212,18 @@ func (r *Repo) crossCheck() {
 	var keep []*Environment
 	for _, env := range r.Environments {
 		bad := false
-		if first, dup := byName[env.Name]; dup {
+		if names[env.Name] > 1 {
+			var others []string
+			for _, o := range r.Environments {
+				if o != env && o.Name == env.Name {
+					others = append(others, o.File)
+				}
+			}
 			r.Diagnostics = append(r.Diagnostics, &Error{File: env.File, Line: env.nameLine, Col: env.nameCol, Path: "name",
-				Msg: fmt.Sprintf("duplicate environment name %q (also in %s)", env.Name, first.File)})
+				Msg: fmt.Sprintf("duplicate environment name %q (also in %s)", env.Name, strings.Join(others, ", "))})
 			bad = true
-		} else {
-			byName[env.Name] = env
 		}
+		byName[env.Name] = env
 		for _, in := range env.Instances() {
 			ship := env.Ships[in.Ship]
 			key := ship.Address() + "/" + in.Name
@@ -224,4 +242,8 @@ func (r *Repo) crossCheck() {
 		keep = append(keep, env)
 	}
 	r.Environments = keep
+}
+
+func leadingSpace(line []byte) []byte {
+	return line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
 }

@@ -26,7 +26,7 @@ func (b *builder) resolve() {
 	}
 	b.warnEnvNameClashes()
 
-	g := &graph{deps: map[string][]string{}, requires: map[string][]string{}, edges: map[[2]string]*yaml.Node{}}
+	g := &graph{deps: map[string][]string{}, requires: map[string][]string{}, edges: map[[2]string]edge{}}
 	serviceNames := make([]string, 0, len(b.services))
 	for _, sd := range b.services {
 		serviceNames = append(serviceNames, sd.svc.Name)
@@ -37,11 +37,11 @@ func (b *builder) resolve() {
 			for i, dep := range list {
 				n := b.listNode(sd.f, key, i)
 				if _, ok := services[dep]; !ok {
-					b.errorf(n, sd.f.sub(key), "unknown service %q (services: %s)", dep, strings.Join(serviceNames, ", "))
+					b.errorf(n, sd.f.sub(key), "unknown service %q (services: %s)", dep, strings.Join(sortedSet(serviceNames), ", "))
 					continue
 				}
 				if key == "requires" {
-					g.addEdge(name, dep, n)
+					g.addEdge(name, dep, edge{n, sd.f.sub("requires")})
 					g.requires[name] = append(g.requires[name], dep)
 				}
 			}
@@ -50,7 +50,13 @@ func (b *builder) resolve() {
 	b.volumesFrom(instances, g)
 	if cycles := g.cycles(serviceNames); len(cycles) > 0 {
 		for _, c := range cycles {
-			b.errorf(g.edges[[2]string{c[len(c)-2], c[len(c)-1]}], "services."+c[len(c)-2], "dependency cycle: %s", strings.Join(c, " → "))
+			from, to := c[len(c)-2], c[len(c)-1]
+			edge := g.edges[[2]string{from, to}]
+			if len(c) == 2 {
+				b.errorf(edge.node, edge.path, "dependency cycle: %s requires itself", from)
+				continue
+			}
+			b.errorf(edge.node, edge.path, "dependency cycle: %s", strings.Join(c, " → "))
 		}
 	}
 	if b.errs.HasErrors() {
@@ -129,7 +135,7 @@ func (b *builder) volumesFrom(instances map[string]*instanceDraft, g *graph) {
 					b.errorf(e.V, p, "volume conflicts between %s and %s: %s", in.Name, other, strings.Join(clash, ", "))
 				}
 				if od.in.Service != in.Service {
-					g.addEdge(in.Service, od.in.Service, e.V)
+					g.addEdge(in.Service, od.in.Service, edge{e.V, p})
 				}
 			}
 		}
@@ -231,10 +237,10 @@ func (b *builder) checkHostPorts() {
 						continue
 					}
 					path := id.f.sub("ports." + p.Name)
-					if !slices.ContainsFunc(id.f.entries, func(e entry) bool { return e.Key == "ports" }) {
-						path = sd.f.sub("ports." + p.Name)
+					if own, ok := id.f.get("ports"); !ok || !slices.ContainsFunc(resolve(own.V).Content, func(k *yaml.Node) bool { return k.Value == p.Name }) {
+						path = sd.f.sub("ports." + p.Name) // inherited from the service
 					}
-					b.errorf(id.f.node, path, "host port %s:%s/%s on ship %s is also bound by %s (port %s)", p.ExternalIP, p.ExternalPort(), p.Protocol(), in.Ship, ob.in.Name, ob.port.Name)
+					b.errorf(id.portNodes[p.Name], path, "%s: host port %s:%s/%s on ship %s is also bound by %s (port %s)", in.Name, p.ExternalIP, p.ExternalPort(), p.Protocol(), in.Ship, ob.in.Name, ob.port.Name)
 					break
 				}
 				byHost[key+"/"+p.Protocol()] = append(byHost[key+"/"+p.Protocol()], nb)

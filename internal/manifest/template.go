@@ -69,11 +69,77 @@ func (l *fsLoader) Inherit(string) (loaders.Loader, error) { return l, nil }
 
 var silenceGonja sync.Once
 
-// templateLine finds the line number in a gonja error message.
-var templateLine = regexp.MustCompile(`(?i)\bline[: =]+(\d+)`)
+var (
+	// templatePos finds a position in a template engine error.
+	templatePos = regexp.MustCompile(`Line[=:] ?(\d+),? Col[=:] ?(\d+)`)
+	// templateLine finds a line number when no column is given.
+	templateLine = regexp.MustCompile(`(?i)\bline[: =]+(\d+)`)
+	// Messages of the template engine, reworded.
+	filterMissing  = regexp.MustCompile(`filter '([^']*)' not found`)
+	includeMissing = regexp.MustCompile(`unable to load template '([^']*)'.*: (template "[^"]*" (?:not found|is outside the repository))`)
+	unclosedBlock  = regexp.MustCompile(`Unable to parse controlStructure "(\w+)": Unexpected EOF, expected tag ([\w ]+)`)
+	parsePosition  = regexp.MustCompile(`\s*\(Line: \d+ Col: \d+, near "[^"]*"\)\.?`)
+)
 
-// templateNoise strips gonja's internal details from an error message.
-var templateNoise = regexp.MustCompile(`(?s)^(unable to execute template: |failed to parse template '.*?': )`)
+// templateError turns a template engine error into a located message.
+func templateError(err error) (line, col int, msg string) {
+	msg = err.Error()
+	if m := templatePos.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		col, _ = strconv.Atoi(m[2])
+	} else if m := templateLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+	}
+	switch {
+	case filterMissing.MatchString(msg):
+		msg = fmt.Sprintf("unknown filter %q", filterMissing.FindStringSubmatch(msg)[1])
+	case includeMissing.MatchString(msg):
+		m := includeMissing.FindStringSubmatch(msg)
+		msg = fmt.Sprintf("include %q: %s", m[1], strings.TrimPrefix(m[2], fmt.Sprintf("template %q ", m[1])))
+	case unclosedBlock.MatchString(msg):
+		m := unclosedBlock.FindStringSubmatch(msg)
+		msg = fmt.Sprintf("{%% %s %%} block is never closed (expected %s before the end of the file)", m[1], strings.ReplaceAll(m[2], " or ", ", "))
+	default:
+		msg = parsePosition.ReplaceAllString(msg, "")
+		if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "Unable to") {
+			msg = msg[i+2:]
+		}
+		msg = strings.TrimPrefix(msg, "unable to execute template: ")
+		if strings.HasPrefix(msg, "failed to parse template") {
+			if i := strings.Index(msg, "': "); i >= 0 {
+				msg = msg[i+3:]
+			}
+		}
+	}
+	return line, max(col, 1), strings.ReplaceAll(msg, "\n", " ")
+}
+
+// envReference finds references to process environment variables in a
+// template, with whether a default filter follows.
+var envReference = regexp.MustCompile(`env(?:\.(\w+)|\[\s*['"](\w+)['"]\s*\])(\s*\|\s*default\b)?`)
+
+// undefinedEnv reports, as warnings, references to environment variables
+// that are not set and have no default: they render as empty strings.
+func (d *decoder) undefinedEnv(src []byte, environ map[string]string) {
+	for i, line := range strings.Split(string(src), "\n") {
+		for _, m := range envReference.FindAllStringSubmatchIndex(line, -1) {
+			name := ""
+			if m[2] >= 0 {
+				name = line[m[2]:m[3]]
+			} else {
+				name = line[m[4]:m[5]]
+			}
+			if _, set := environ[name]; set || m[6] >= 0 || name == "get" {
+				continue
+			}
+			if !strings.Contains(line[:m[0]], "{{") && !strings.Contains(line[:m[0]], "{%") {
+				continue
+			}
+			d.errs = append(d.errs, &Error{File: d.file, Line: i + 1, Col: m[0] + 1, Severity: SeverityWarning,
+				Msg: fmt.Sprintf("template: env.%s is not set and has no default: it renders as an empty string", name)})
+		}
+	}
+}
 
 // render renders a manifest as a Jinja2 template with one variable, env.
 func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out []byte, line int, err error) {
@@ -94,17 +160,22 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 		err = tpl.Execute(&buf, exec.NewContext(map[string]any{"env": env}))
 	}
 	if err != nil {
-		msg := templateNoise.ReplaceAllString(err.Error(), "")
-		if m := templateLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-		}
-		return nil, line, fmt.Errorf("template: %s", strings.ReplaceAll(msg, "\n", " "))
+		line, col, msg := templateError(err)
+		return nil, line, &locatedError{line: line, col: col, msg: "template: " + msg}
 	}
 	if bytes.HasSuffix(src, []byte("\n")) && !bytes.HasSuffix(buf.Bytes(), []byte("\n")) {
 		buf.WriteByte('\n')
 	}
 	return buf.Bytes(), 0, nil
 }
+
+// locatedError is an error at a line and column of a template.
+type locatedError struct {
+	line, col int
+	msg       string
+}
+
+func (e *locatedError) Error() string { return e.msg }
 
 // RenderTemplate returns the text of a manifest after Jinja2 rendering and
 // before YAML parsing: what line numbers of errors marked as rendered refer

@@ -5,6 +5,7 @@ import (
 	"math"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -130,10 +131,22 @@ func (d *decoder) parseRestart(n *yaml.Node, path string) (RestartPolicy, bool) 
 		}
 		return rp, d.checkRestart(rp, n, path)
 	case yaml.MappingNode:
-		f, ok := d.fields(n, path, []string{"name", "retries", "maximum_retry_count"})
+		known := []string{"name", "retries", "maximum_retry_count"}
+		entries, ok := d.mapping(n, path)
 		if !ok {
 			return rp, false
 		}
+		for _, e := range entries {
+			if !slices.Contains(known, e.Key) {
+				msg := fmt.Sprintf("invalid restart policy: unknown key %q (keys: name, retries)", e.Key)
+				if s := suggest(e.Key, known); s != "" {
+					msg += fmt.Sprintf("; did you mean %q?", s)
+				}
+				d.errorf(e.K, join(path, e.Key), "%s", msg)
+				return rp, false
+			}
+		}
+		f, _ := d.fields(n, path, known)
 		if name, ok := d.str(f, "name"); ok {
 			rp.Name = name
 		}
@@ -248,11 +261,8 @@ func (d *decoder) flattenEnvList(n *yaml.Node, path string, out *[]string) bool 
 func parseEnvFile(name string, data []byte) ([]EnvVar, error) {
 	var out []EnvVar
 	for i, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
 		line = strings.TrimSpace(line)
-		if line == "" {
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")

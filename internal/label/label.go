@@ -1,0 +1,25 @@
+// Package label defines the labels maestro-sync puts on every object it
+// manages. They are how maestro-sync recognises its own objects and what
+// their desired state was, so they are load-bearing: never rename one.
+package label
+
+// Prefix starts every maestro-sync label.
+const Prefix = "io.maestro-sync/"
+
+const (
+	// Env is the environment name.
+	Env = Prefix + "env"
+	// Service is the service name.
+	Service = Prefix + "service"
+	// Instance is the instance name (the container name on a ship).
+	Instance = Prefix + "instance"
+	// SpecHash is the digest of the spec the object was created from.
+	SpecHash = Prefix + "spec-hash"
+	// Spec is a JSON summary of that spec, with env values replaced by
+	// digests, so that a plan can say what changed.
+	Spec = Prefix + "spec"
+	// Revision is the source revision (commit) the object was applied from.
+	Revision = Prefix + "revision"
+	// Temporary marks a replacement container that has not been swapped in.
+	Temporary = Prefix + "temporary"
+)
