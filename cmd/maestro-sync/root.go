@@ -115,7 +115,9 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 			dir = "."
 		}
 		in.fsys = os.DirFS(dir)
-		in.opts.Prefix = strings.TrimPrefix(filepath.ToSlash(dir), "./")
+		if dir != "." && dir != "./" {
+			in.opts.Prefix = strings.TrimPrefix(filepath.ToSlash(dir), "./")
+		}
 		names = []string{name}
 	}
 	in.sources, err = manifest.ReadSources(in.fsys, names)

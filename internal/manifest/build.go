@@ -68,7 +68,7 @@ func (b *builder) build(root *yaml.Node) *Environment {
 	if !ok {
 		return nil
 	}
-	env := &Environment{Schema: 1, Ships: map[string]*Ship{}}
+	env := &Environment{Schema: 1, Ships: map[string]*Ship{}, Services: []*Service{}}
 	b.env = env
 	if e, ok := f.get("__maestro"); ok {
 		if mf, ok := b.mapping(e.V, "__maestro"); ok {
@@ -576,7 +576,7 @@ func (b *builder) extraHosts(f *fields, in *Instance) {
 		v := resolve(he.V)
 		switch v.Kind {
 		case yaml.ScalarNode:
-			if _, err := netip.ParseAddr(v.Value); err != nil {
+			if _, err := netip.ParseAddr(v.Value); err != nil && v.Value != "host-gateway" {
 				b.errorf(v, p, "invalid address %q for extra host %s", v.Value, he.Key)
 				continue
 			}
@@ -849,6 +849,9 @@ func (b *builder) envMapping(n *yaml.Node, p string, m *envMap) {
 			if v.ShortTag() == "!!str" && v.Style == 0 && isYAML11Bool(v.Value) {
 				b.warnf(v, ep, "%q is passed as the string %q; MaestroNG (YAML 1.1) passed an unquoted %s as %s", v.Value, v.Value, v.Value, yaml11BoolText(v.Value))
 			}
+			if v.ShortTag() == "!!str" && v.Style == 0 && sexagesimal.MatchString(v.Value) {
+				b.warnf(v, ep, "%q is passed as the string %q; MaestroNG (YAML 1.1) read an unquoted %s as a base-60 number: quote it to make the meaning clear", v.Value, v.Value, v.Value)
+			}
 			m.set(EnvVar{Name: e.Key, Value: s, Unset: !set})
 		case yaml.SequenceNode:
 			var parts []string
@@ -905,7 +908,10 @@ func (b *builder) audit(f *fields) {
 			case "level":
 				a.Level = v.Value
 			case "ignore_errors":
-				a.IgnoreErrors, _ = parseBool(v)
+				var ok bool
+				if a.IgnoreErrors, ok = parseBool(v); !ok {
+					b.errorf(v, join(p, "ignore_errors"), "expected true or false, got %s", kindName(v))
+				}
 			default:
 				if v.Kind == yaml.ScalarNode {
 					a.Options[ae.Key], _ = envString(v)

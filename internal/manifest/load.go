@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -157,7 +158,19 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 		text = out
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(text, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err == nil {
+		var extra yaml.Node
+		if dec.Decode(&extra) == nil {
+			d.errorf(&extra, "", "a manifest holds one YAML document; this file has more (remove the --- separator)")
+			return nil, d.errs
+		}
+	}
+	if err != nil {
 		e := &Error{File: d.file, Msg: err.Error(), Rendered: d.rendered}
 		var te *yaml.TypeError
 		if errors.As(err, &te) && len(te.Errors) > 0 {
@@ -224,6 +237,10 @@ func (r *Repo) crossCheck() {
 			bad = true
 		}
 		byName[env.Name] = env
+		if bad {
+			r.Invalid = append(r.Invalid, env.File)
+			continue
+		}
 		for _, in := range env.Instances() {
 			ship := env.Ships[in.Ship]
 			key := ship.Address() + "/" + in.Name

@@ -267,6 +267,21 @@ func (pl PortList) MarshalJSON() ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
+// UnmarshalJSON reads the form MarshalJSON writes.
+func (pl *PortList) UnmarshalJSON(data []byte) error {
+	var m map[string]Port
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	*pl = make(PortList, 0, len(m))
+	for _, name := range sortedKeys(m) {
+		p := m[name]
+		p.Name = name
+		*pl = append(*pl, p)
+	}
+	return nil
+}
+
 // Bind is a bind mount (or, for a source that is not a path, a named volume).
 type Bind struct {
 	Source string `json:"source"`
@@ -303,7 +318,23 @@ type Auditor struct {
 	Type         string            `json:"type"`
 	Level        string            `json:"level"`
 	IgnoreErrors bool              `json:"ignore_errors,omitempty"`
-	Options      map[string]string `json:"options,omitempty"`
+	Options      map[string]string `json:"-"`
+}
+
+// MarshalJSON shows the auditor's settings without its credentials.
+func (a Auditor) MarshalJSON() ([]byte, error) {
+	type plain Auditor
+	opts := map[string]string{}
+	for k, v := range a.Options {
+		if k == "token" || k == "password" || k == "headers" {
+			v = "(sensitive)"
+		}
+		opts[k] = v
+	}
+	return json.Marshal(struct {
+		plain
+		Options map[string]string `json:"options,omitempty"`
+	}{plain(a), opts})
 }
 
 // EnvVar is one environment variable of a container.

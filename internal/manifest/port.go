@@ -128,6 +128,8 @@ func (d *decoder) parsePortString(p Port, n *yaml.Node, path string) (Port, bool
 		}
 		if protoOf(p.Exposed) != protoOf(p.External) {
 			err = fmt.Errorf("mismatched protocols between %s and %s", p.Exposed, p.External)
+		} else {
+			err = checkRanges(p)
 		}
 	default:
 		err = fmt.Errorf("invalid port spec %q: expected \"exposed\" or \"exposed:external\" (container side first, e.g. \"80:8080\")", n.Value)
@@ -185,5 +187,20 @@ func (d *decoder) parsePortMap(p Port, n *yaml.Node, path string) (Port, bool) {
 	if p.External, good = atom(xv, f.sub("external"), true); !good {
 		return Port{}, false
 	}
+	if err := checkRanges(p); err != nil {
+		d.errorf(n, path, "%v", err)
+		return Port{}, false
+	}
 	return p, true
+}
+
+// checkRanges rejects what Docker refuses: a container port range published
+// on a host range of another size, or on a single host port.
+func checkRanges(p Port) error {
+	elo, ehi := portRange(p.Exposed)
+	xlo, xhi := portRange(p.External)
+	if ehi > elo && xhi-xlo != ehi-elo {
+		return fmt.Errorf("container range %s needs a host range of the same size, got %s", stripProto(p.Exposed), stripProto(p.External))
+	}
+	return nil
 }

@@ -43,26 +43,26 @@ func (l *fsLoader) Read(name string) (io.Reader, error) {
 	if name == l.rootID {
 		return bytes.NewReader(l.rootSrc), nil
 	}
-	p, err := l.Resolve(name)
-	if err != nil {
+	if _, err := l.Resolve(name); err != nil {
 		return nil, err
 	}
-	data, err := fs.ReadFile(l.fsys, p)
+	data, err := fs.ReadFile(l.fsys, path.Join(l.dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("template %q not found", name)
 	}
 	return bytes.NewReader(data), nil
 }
 
+// Resolve checks a template name; names stay relative to the manifest's
+// directory (Read joins them), as Jinja2's FileSystemLoader does.
 func (l *fsLoader) Resolve(name string) (string, error) {
 	if name == l.rootID {
 		return name, nil
 	}
-	p := path.Join(l.dir, name)
-	if strings.HasPrefix(name, "/") || !fs.ValidPath(p) {
+	if strings.HasPrefix(name, "/") || !fs.ValidPath(path.Join(l.dir, name)) || !fs.ValidPath(name) {
 		return "", fmt.Errorf("template %q is outside the repository", name)
 	}
-	return p, nil
+	return name, nil
 }
 
 func (l *fsLoader) Inherit(string) (loaders.Loader, error) { return l, nil }

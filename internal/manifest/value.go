@@ -173,7 +173,7 @@ func (d *decoder) checkRestart(rp RestartPolicy, n *yaml.Node, path string) bool
 		d.errorf(n, path, "invalid restart policy %q: choose one of %s", rp.Name, strings.Join(restartNames, ", "))
 	case rp.MaxRetries < 0:
 		d.errorf(n, path, "invalid restart policy: retries must not be negative")
-	case rp.MaxRetries > 0 && rp.Name != "on-failure" && rp.Name != "no":
+	case rp.MaxRetries > 0 && rp.Name != "on-failure":
 		d.errorf(n, path, "invalid restart policy: retries only apply to on-failure, not %s", rp.Name)
 	default:
 		return true
