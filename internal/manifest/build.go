@@ -204,8 +204,9 @@ func (b *builder) ships(n *yaml.Node) {
 		ship.TLSKey, _ = b.str(pick("tls_key"), "tls_key")
 		ship.SSLVersion, _ = b.str(pick("ssl_version"), "ssl_version")
 		if tf := pick("ssh_tunnel"); tf.has("ssh_tunnel") {
-			e, _ := tf.get("ssh_tunnel")
-			ship.SSHTunnel = b.sshTunnel(e.V, tf.sub("ssh_tunnel"), s.Key)
+			if e, ok := tf.get("ssh_tunnel"); ok {
+				ship.SSHTunnel = b.sshTunnel(e.V, tf.sub("ssh_tunnel"), s.Key)
+			}
 		}
 		b.env.Ships[s.Key] = ship
 	}

@@ -53,9 +53,16 @@ func SpecHash(in *Instance) string {
 
 // Spec returns what shapes the instance's container, in canonical order.
 func (in *Instance) Spec() Spec {
+	volumes := make([]Bind, len(in.Volumes))
+	for i, v := range in.Volumes {
+		if v.Mode == "" {
+			v.Mode = "rw" // the same bind as an explicit rw
+		}
+		volumes[i] = v
+	}
 	return Spec{
 		Version: specVersion, Image: in.Image, Command: in.Command, Env: in.Env.List(), Hostname: in.Hostname,
-		Ports: in.Ports, Volumes: in.Volumes, ContainerVolumes: in.ContainerVolumes, VolumesFrom: in.VolumesFrom,
+		Ports: in.Ports, Volumes: volumes, ContainerVolumes: in.ContainerVolumes, VolumesFrom: in.VolumesFrom,
 		Links: in.Links, User: in.User, Privileged: in.Privileged, CapAdd: sortedSet(in.CapAdd), CapDrop: sortedSet(in.CapDrop),
 		ExtraHosts: in.ExtraHosts, Net: in.Net, Restart: in.Restart, DNS: in.DNS, StopTimeout: in.StopTimeout,
 		Limits: in.Limits, LogDriver: in.LogDriver, LogOpt: in.LogOpt, Workdir: in.Workdir, SecurityOpt: in.SecurityOpt,

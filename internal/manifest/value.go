@@ -193,11 +193,17 @@ func envString(n *yaml.Node) (s string, set bool) {
 		}
 		return "False", true
 	case "!!int":
+		if strings.HasPrefix(strings.TrimLeft(n.Value, "+-"), "0o") {
+			return n.Value, true // not a number in YAML 1.1
+		}
 		var v int64
 		if err := n.Decode(&v); err == nil {
 			return strconv.FormatInt(v, 10), true
 		}
 	case "!!float":
+		if !yaml11Float.MatchString(n.Value) {
+			return n.Value, true // e.g. 1e3: a string in YAML 1.1
+		}
 		var v float64
 		if err := n.Decode(&v); err == nil {
 			return pythonFloat(v), true
@@ -205,6 +211,10 @@ func envString(n *yaml.Node) (s string, set bool) {
 	}
 	return n.Value, true
 }
+
+// yaml11Float matches what YAML 1.1 (PyYAML) reads as a float: a dot is
+// required and an exponent needs a sign.
+var yaml11Float = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)?\.[0-9.]*(?:[eE][-+][0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
 
 // pythonFloat formats f as Python's repr does.
 func pythonFloat(f float64) string {
