@@ -19,8 +19,9 @@ var version = ""
 
 // globals are the flags every command shares.
 type globals struct {
-	file   string
-	strict bool
+	file     string
+	strict   bool
+	revision string
 }
 
 func newRoot() *cobra.Command {
@@ -39,7 +40,8 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	}
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "", "load this one manifest file (\"-\" reads stdin), as maestro -f does")
 	root.PersistentFlags().BoolVar(&g.strict, "strict", false, "treat warnings (such as unknown keys) as errors")
-	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newVersion())
+	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: none)")
+	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newVersion())
 	return root
 }
 

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/diff"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/target/docker"
+)
+
+// selection is what THING arguments and -d/-i pick.
+type selection struct {
+	things   []string
+	withDeps bool
+}
+
+func (s *selection) flags(cmd *cobra.Command) {
+	cmd.Flags().BoolVarP(&s.withDeps, "with-dependencies", "d", false, "also act on the dependencies of the given services or instances")
+}
+
+// resolve checks the THING arguments against the loaded environments and
+// returns the instance filter for diff (nil when no thing is given).
+func (s *selection) resolve(envs []*manifest.Environment) (func(*manifest.Environment, *manifest.Instance) bool, error) {
+	if len(s.things) == 0 {
+		return nil, nil
+	}
+	chosen := map[string]bool{} // env/instance
+	for _, thing := range s.things {
+		found := false
+		for _, env := range envs {
+			var services []string
+			if svc := env.Service(thing); svc != nil {
+				services = append(services, svc.Name)
+				for _, in := range svc.Instances {
+					chosen[env.Name+"/"+in.Name] = true
+				}
+				found = true
+			} else if in := env.Instance(thing); in != nil {
+				services = append(services, in.Service)
+				chosen[env.Name+"/"+in.Name] = true
+				found = true
+			}
+			if !s.withDeps {
+				continue
+			}
+			for _, svc := range services {
+				for _, dep := range env.Dependencies(svc) {
+					for _, in := range env.Service(dep).Instances {
+						chosen[env.Name+"/"+in.Name] = true
+					}
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%s is neither a service nor an instance", thing)
+		}
+	}
+	return func(env *manifest.Environment, in *manifest.Instance) bool { return chosen[env.Name+"/"+in.Name] }, nil
+}
+
+// session is a loaded repository with the live state of its ships.
+type session struct {
+	repo  *manifest.Repo
+	pool  *docker.Pool
+	state *live.State
+}
+
+// observe loads the manifests and observes every ship. Invalid
+// environments are reported on stderr and left out.
+func (g *globals) observe(ctx context.Context, cmd *cobra.Command, args []string) (*session, error) {
+	repo, err := g.load(cmd, args)
+	if err != nil {
+		return nil, err
+	}
+	report(cmd.ErrOrStderr(), repo)
+	pool := docker.NewPool()
+	return &session{repo: repo, pool: pool, state: pool.Observe(ctx, repo.Environments)}, nil
+}
+
+func (s *session) close() { s.pool.Close() }
+
+func (s *session) plan(revision string, prune bool, sel func(*manifest.Environment, *manifest.Instance) bool) *plan.Plan {
+	return diff.Compute(s.repo.Environments, s.state, diff.Options{
+		Revision: revision, Prune: prune, PruneEnvs: prune && len(s.repo.Invalid) == 0, Select: sel,
+	})
+}
+
+func newPlan(g *globals) *cobra.Command {
+	var (
+		output, out string
+		prune, all  bool
+		sel         selection
+	)
+	cmd := &cobra.Command{
+		Use:   "plan [PATH] [THING...]",
+		Short: "Show what apply would change on the ships",
+		Long: `plan compares the manifests with what runs on the ships and prints the
+steps apply would take, each with its causes. It changes nothing.
+Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pathArgs, things := splitPath(g, args)
+			sel.things = things
+			s, err := g.observe(cmd.Context(), cmd, pathArgs)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			filter, err := sel.resolve(s.repo.Environments)
+			if err != nil {
+				return err
+			}
+			p := s.plan(g.revision, prune, filter)
+			w := cmd.OutOrStdout()
+			if out != "" {
+				f, err := os.Create(out)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			switch output {
+			case "json":
+				err = p.WriteJSON(w)
+			case "text":
+				err = p.WriteText(w, plan.TextOptions{Color: isTerminal(w), Unchanged: all})
+			default:
+				return fmt.Errorf("unknown output format %q (text or json)", output)
+			}
+			if err != nil {
+				return err
+			}
+			if len(s.repo.Invalid) > 0 {
+				return exitCode(1)
+			}
+			if p.Summary().Changes() > 0 {
+				return exitCode(2)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&out, "out", "", "write the plan to this file")
+	cmd.Flags().BoolVar(&prune, "prune", false, "plan the removal of containers no longer in the manifests")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "list unchanged instances too")
+	sel.flags(cmd)
+	return cmd
+}
+
+func newApply(g *globals) *cobra.Command {
+	var (
+		concurrency int
+		prune       bool
+		refresh     bool
+		sel         selection
+	)
+	cmd := &cobra.Command{
+		Use:   "apply [PATH] [THING...]",
+		Short: "Make the ships run what the manifests describe",
+		Long: `apply plans like plan and carries the plan out: missing containers are
+created, changed ones replaced immutably (the new container is started and
+checked before the old one is removed; if it fails, the old one keeps
+running), and with --prune containers no longer in the manifests are
+removed. THING limits the run to services or instances (-d adds their
+dependencies). Instances start in dependency order, at most -c at a time.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pathArgs, things := splitPath(g, args)
+			sel.things = things
+			ctx := cmd.Context()
+			s, err := g.observe(ctx, cmd, pathArgs)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			filter, err := sel.resolve(s.repo.Environments)
+			if err != nil {
+				return err
+			}
+			p := s.plan(g.revision, prune, filter)
+			if err := p.Validate(); err != nil {
+				return fmt.Errorf("internal error: invalid plan: %w", err)
+			}
+			w := cmd.OutOrStdout()
+			if err := p.WriteText(w, plan.TextOptions{Color: isTerminal(w)}); err != nil {
+				return err
+			}
+			auth, err := docker.LoadAuth(dockerConfigPath())
+			if err != nil {
+				return err
+			}
+			drv := docker.NewDriver(s.pool, s.repo.Environments, g.revision, auth)
+			drv.RefreshImages = refresh
+			prog := newProgress(w)
+			res := apply.Run(ctx, p, drv, apply.Options{Concurrency: concurrency, Progress: prog.event})
+			for _, o := range res.Outcomes {
+				if o.Err != nil && !o.Aborted {
+					fmt.Fprintf(cmd.ErrOrStderr(), "ERROR: %v\n", o.Err)
+				}
+			}
+			fmt.Fprintf(w, "Applied %d step(s), %d failed.\n", len(res.Outcomes)-res.Failed(), res.Failed())
+			if res.Failed() > 0 || len(s.repo.Invalid) > 0 {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVarP(&concurrency, "concurrency", "c", 0, "how many steps run at once (0: no limit)")
+	cmd.Flags().BoolVar(&prune, "prune", false, "remove containers no longer in the manifests")
+	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it")
+	sel.flags(cmd)
+	return cmd
+}
+
+// splitPath separates an optional leading PATH from THING arguments.
+func splitPath(g *globals, args []string) (path, things []string) {
+	if len(args) > 0 && g.file == "" && isPath(args[0]) {
+		return args[:1], args[1:]
+	}
+	return nil, args
+}
+
+func dockerConfigPath() string {
+	if dir := os.Getenv("DOCKER_CONFIG"); dir != "" {
+		return filepath.Join(dir, "config.json")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".docker", "config.json")
+}
+
+// isTerminal reports whether w is a terminal (for colours and in-place
+// progress).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && f != nil && term.IsTerminal(int(f.Fd()))
+}

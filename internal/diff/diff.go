@@ -1,0 +1,271 @@
+// Package diff compares desired state (manifest environments) with live
+// state and computes the plan that turns one into the other. It is pure: no
+// I/O, no logging, no context.
+package diff
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+)
+
+// Options tune Compute.
+type Options struct {
+	// Revision is recorded in the plan.
+	Revision string
+	// Prune removes containers maestro-sync owns that are no longer
+	// desired. Without it they are reported as orphans.
+	Prune bool
+	// PruneEnvs also removes containers of environments that are not in
+	// envs at all. Set it only when every manifest of the repository is
+	// valid, or an invalid environment's containers would be removed.
+	PruneEnvs bool
+	// Select, when not nil, limits the plan to the instances for which it
+	// returns true; nothing else is created, replaced or pruned.
+	Select func(env *manifest.Environment, in *manifest.Instance) bool
+}
+
+// Compute returns the plan that makes live match envs.
+func Compute(envs []*manifest.Environment, state *live.State, opts Options) *plan.Plan {
+	p := &plan.Plan{Revision: opts.Revision}
+	known := map[string]bool{}
+	for _, env := range envs {
+		known[env.Name] = true
+		p.Steps = append(p.Steps, computeEnv(env, state, opts)...)
+	}
+	if opts.Prune && opts.PruneEnvs && opts.Select == nil {
+		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state)...)
+	}
+	return p
+}
+
+func stepID(env, host, name string) string { return env + "/" + host + "/" + name }
+
+// computeEnv plans one environment: leftovers first, then creates and
+// replaces in start order, then removals in stop order.
+func computeEnv(env *manifest.Environment, state *live.State, opts Options) []plan.Step {
+	var leftovers, changes, removals []plan.Step
+	// Where each instance is desired, and the step that brings it up.
+	desiredHost := map[string]string{}
+	upStep := map[string]string{}
+	selected := func(in *manifest.Instance) bool { return opts.Select == nil || opts.Select(env, in) }
+
+	ordered := env.StartOrder(env.Instances())
+	for _, in := range ordered {
+		desiredHost[in.Name] = env.Ships[in.Ship].Address()
+	}
+	for _, in := range ordered {
+		if !selected(in) {
+			continue
+		}
+		ship := env.Ships[in.Ship]
+		addr := ship.Address()
+		base := plan.Step{ID: stepID(env.Name, addr, in.Name), Env: env.Name, Service: in.Service, Instance: in.Name, Ship: in.Ship, Host: addr, SpecHash: in.SpecHash}
+		host := state.Host(addr)
+		if host == nil || host.Err != nil {
+			st := base
+			st.Action = plan.Unknown
+			st.Causes = []string{unreachable(host)}
+			changes = append(changes, st)
+			continue
+		}
+		var current *live.Container
+		var before []string
+		for i := range host.Containers {
+			c := &host.Containers[i]
+			switch {
+			case c.Env() != env.Name || c.Instance() != in.Name:
+			case c.Temporary():
+				id := stepID(env.Name, addr, c.Name)
+				leftovers = append(leftovers, plan.Step{ID: id, Action: plan.Remove, Env: env.Name, Service: in.Service,
+					Instance: c.Name, Ship: in.Ship, Host: addr, Container: c.ID, LiveSpecHash: c.SpecHash(),
+					Causes: []string{"leftover replacement container of an interrupted apply"}})
+				before = append(before, id)
+			case c.Name == in.Name:
+				current = c
+			}
+		}
+		st := base
+		st.After = before
+		switch {
+		case current == nil:
+			if foreign := named(host, in.Name); foreign != nil {
+				st.Action = plan.Conflict
+				st.Container = foreign.ID
+				st.Causes = []string{conflictCause(foreign)}
+				changes = append(changes, st)
+				continue
+			}
+			st.Action = plan.Create
+			st.Causes = []string{"not found"}
+		case current.SpecHash() != in.SpecHash:
+			st.Action = plan.Replace
+			st.Container, st.LiveSpecHash = current.ID, current.SpecHash()
+			st.Causes = Causes(liveSpec(current), in.Spec())
+		case !current.Running():
+			st.Action = plan.Replace
+			st.Container, st.LiveSpecHash = current.ID, current.SpecHash()
+			st.Causes = []string{"container is " + current.State}
+		default:
+			st.Action = plan.Unchanged
+			st.Container, st.LiveSpecHash = current.ID, current.SpecHash()
+		}
+		if st.Action.Mutates() {
+			upStep[in.Name] = st.ID
+		}
+		changes = append(changes, st)
+	}
+	// Ordering: an instance comes up after the instances of every service
+	// it depends on.
+	for i := range changes {
+		st := &changes[i]
+		if !st.Action.Mutates() {
+			continue
+		}
+		for _, dep := range env.Dependencies(st.Service) {
+			for _, peer := range env.Service(dep).Instances {
+				if id, ok := upStep[peer.Name]; ok {
+					st.After = append(st.After, id)
+				}
+			}
+		}
+	}
+	// Containers of this environment that are not desired where they run.
+	removedSvc := map[string][]string{} // service → remove step IDs
+	for _, addr := range sortedHosts(state) {
+		host := state.Hosts[addr]
+		for i := range host.Containers {
+			c := &host.Containers[i]
+			if c.Env() != env.Name || c.Temporary() {
+				continue
+			}
+			want, desired := desiredHost[c.Instance()]
+			if desired && want == addr && c.Name == c.Instance() {
+				continue
+			}
+			in := env.Instance(c.Instance())
+			if in != nil && !selected(in) || in == nil && opts.Select != nil {
+				continue
+			}
+			st := plan.Step{ID: stepID(env.Name, addr, c.Name), Action: plan.Remove, Env: env.Name, Service: c.Service(),
+				Instance: c.Name, Ship: shipName(env, addr), Host: addr, Container: c.ID, LiveSpecHash: c.SpecHash()}
+			switch {
+			case desired:
+				st.Causes = []string{fmt.Sprintf("%s moved to ship %s", c.Instance(), in.Ship)}
+				if id, ok := upStep[c.Instance()]; ok {
+					st.After = []string{id}
+				}
+			case opts.Prune:
+				st.Causes = []string{"no longer in the manifest"}
+			default:
+				st.Action = plan.Orphan
+				st.Causes = []string{"no longer in the manifest (use --prune to remove)"}
+			}
+			if st.Action == plan.Remove && !desired {
+				removedSvc[st.Service] = append(removedSvc[st.Service], st.ID)
+			}
+			removals = append(removals, st)
+		}
+	}
+	// Stop order among removals: dependents go first.
+	for i := range removals {
+		st := &removals[i]
+		if st.Action != plan.Remove || env.Service(st.Service) == nil {
+			continue
+		}
+		for _, dependent := range env.Dependents(st.Service) {
+			st.After = append(st.After, removedSvc[dependent]...)
+		}
+	}
+	out := append(leftovers, changes...)
+	out = append(out, removals...)
+	for i := range out {
+		slices.Sort(out[i].After)
+		out[i].After = slices.Compact(out[i].After)
+	}
+	return out
+}
+
+// pruneUnknownEnvs removes every container owned by an environment that is
+// not in the repository any more.
+func pruneUnknownEnvs(known map[string]bool, state *live.State) []plan.Step {
+	var out []plan.Step
+	for _, addr := range sortedHosts(state) {
+		for _, c := range state.Hosts[addr].Containers {
+			if !c.Owned() || known[c.Env()] {
+				continue
+			}
+			out = append(out, plan.Step{ID: stepID(c.Env(), addr, c.Name), Action: plan.Remove, Env: c.Env(), Service: c.Service(),
+				Instance: c.Name, Ship: addr, Host: addr, Container: c.ID, LiveSpecHash: c.SpecHash(),
+				Causes: []string{"environment " + c.Env() + " is no longer in the repository"}})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b plan.Step) int { return strings.Compare(a.Env, b.Env) })
+	return out
+}
+
+func sortedHosts(state *live.State) []string {
+	if state == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(state.Hosts))
+	for k, h := range state.Hosts {
+		if h.Err == nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func shipName(env *manifest.Environment, addr string) string {
+	for _, name := range env.ShipNames() {
+		if env.Ships[name].Address() == addr {
+			return name
+		}
+	}
+	return addr
+}
+
+func named(host *live.Host, name string) *live.Container {
+	for i := range host.Containers {
+		if host.Containers[i].Name == name {
+			return &host.Containers[i]
+		}
+	}
+	return nil
+}
+
+func conflictCause(c *live.Container) string {
+	if c.Owned() {
+		return fmt.Sprintf("a container named %s belongs to environment %q; it is left alone", c.Name, c.Env())
+	}
+	return fmt.Sprintf("a container named %s exists without maestro-sync labels; it is left alone", c.Name)
+}
+
+func unreachable(h *live.Host) string {
+	if h == nil || h.Err == nil {
+		return "ship not observed"
+	}
+	return "ship unreachable: " + h.Err.Error()
+}
+
+// liveSpec reads the spec summary a container was created with; the zero
+// Spec when it has none.
+func liveSpec(c *live.Container) *manifest.Spec {
+	raw := c.Labels[label.Spec]
+	if raw == "" {
+		return nil
+	}
+	var s manifest.Spec
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,73 @@
+// Package live describes what runs now: the containers observed on each
+// Docker host, with the owner labels and spec hash maestro-sync left on
+// them. It holds data only; the drivers in internal/target fill it.
+package live
+
+import (
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+)
+
+// State is what was observed on every host, keyed by host address (see
+// manifest.Ship.Address).
+type State struct {
+	Hosts map[string]*Host
+}
+
+// Host returns the host with the given address, or nil.
+func (s *State) Host(address string) *Host {
+	if s == nil {
+		return nil
+	}
+	return s.Hosts[address]
+}
+
+// Host is one Docker daemon.
+type Host struct {
+	Address string
+	// Err is set when the host could not be observed; Containers is then
+	// empty and nothing about it is known.
+	Err error
+	// Containers lists every container of the host, ours and foreign.
+	Containers []Container
+}
+
+// Container is one observed container.
+type Container struct {
+	ID    string
+	Name  string
+	Image string
+	// State is Docker's state: created, running, paused, restarting,
+	// removing, exited or dead.
+	State   string
+	Created time.Time
+	Labels  map[string]string
+	// Ports are the published host bindings, as "ip:port/proto".
+	Ports []string
+}
+
+// Owned reports whether maestro-sync manages the container.
+func (c *Container) Owned() bool { return c.Labels[label.Env] != "" && c.Labels[label.Instance] != "" }
+
+// Env returns the environment that owns the container.
+func (c *Container) Env() string { return c.Labels[label.Env] }
+
+// Instance returns the instance the container implements.
+func (c *Container) Instance() string { return c.Labels[label.Instance] }
+
+// Service returns the service of the instance.
+func (c *Container) Service() string { return c.Labels[label.Service] }
+
+// SpecHash returns the hash of the spec the container was created from.
+func (c *Container) SpecHash() string { return c.Labels[label.SpecHash] }
+
+// Revision returns the source revision the container was applied from.
+func (c *Container) Revision() string { return c.Labels[label.Revision] }
+
+// Temporary reports whether the container is a replacement that was never
+// swapped in, left behind by an interrupted apply.
+func (c *Container) Temporary() bool { return c.Labels[label.Temporary] == "true" }
+
+// Running reports whether the container runs.
+func (c *Container) Running() bool { return c.State == "running" || c.State == "restarting" }

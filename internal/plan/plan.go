@@ -1,0 +1,151 @@
+// Package plan is the result of comparing desired and live state: an
+// ordered list of steps, each with its causes, printable as stable text and
+// as JSON. A plan decides nothing by itself; internal/diff computes it and
+// internal/apply carries it out.
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Action is what a step does to one instance.
+type Action string
+
+const (
+	// Create starts a container for an instance that has none.
+	Create Action = "create"
+	// Replace swaps an instance's container for a new one.
+	Replace Action = "replace"
+	// Remove stops and removes a container maestro-sync owns.
+	Remove Action = "remove"
+	// Unchanged means the instance already runs as desired.
+	Unchanged Action = "unchanged"
+	// Conflict means a container maestro-sync does not own holds the
+	// instance's name. It is left alone.
+	Conflict Action = "conflict"
+	// Orphan is a container maestro-sync owns that is no longer desired,
+	// kept because pruning is off.
+	Orphan Action = "orphan"
+	// Unknown means the host could not be observed.
+	Unknown Action = "unknown"
+)
+
+// Mutates reports whether the action changes anything live.
+func (a Action) Mutates() bool { return a == Create || a == Replace || a == Remove }
+
+// Step is one action on one instance.
+type Step struct {
+	// ID identifies the step within the plan: env/ship/container.
+	ID      string `json:"id"`
+	Action  Action `json:"action"`
+	Env     string `json:"env"`
+	Service string `json:"service,omitempty"`
+	// Instance is the container name the step acts on.
+	Instance string `json:"instance"`
+	Ship     string `json:"ship"`
+	// Host is the address of the ship's Docker daemon.
+	Host   string   `json:"host"`
+	Causes []string `json:"causes,omitempty"`
+	// SpecHash is the desired spec hash (create, replace).
+	SpecHash string `json:"spec_hash,omitempty"`
+	// Container is the ID of the live container the step acts on
+	// (replace, remove, conflict), and LiveSpecHash its spec hash.
+	Container    string `json:"container,omitempty"`
+	LiveSpecHash string `json:"live_spec_hash,omitempty"`
+	// After lists the IDs of steps that must succeed before this one.
+	After []string `json:"after,omitempty"`
+}
+
+// Plan is every step for a set of environments.
+type Plan struct {
+	// Revision is the source revision the desired state comes from.
+	Revision string `json:"revision,omitempty"`
+	// Steps are in a stable order: by environment, dependencies first.
+	Steps []Step `json:"steps"`
+}
+
+// Summary counts the steps by action.
+type Summary struct {
+	Create    int `json:"create"`
+	Replace   int `json:"replace"`
+	Remove    int `json:"remove"`
+	Unchanged int `json:"unchanged"`
+	Conflict  int `json:"conflict"`
+	Orphan    int `json:"orphan"`
+	Unknown   int `json:"unknown"`
+}
+
+// Changes returns the number of steps that change something.
+func (s Summary) Changes() int { return s.Create + s.Replace + s.Remove }
+
+// Summary counts the plan's steps by action.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, st := range p.Steps {
+		switch st.Action {
+		case Create:
+			s.Create++
+		case Replace:
+			s.Replace++
+		case Remove:
+			s.Remove++
+		case Unchanged:
+			s.Unchanged++
+		case Conflict:
+			s.Conflict++
+		case Orphan:
+			s.Orphan++
+		case Unknown:
+			s.Unknown++
+		}
+	}
+	return s
+}
+
+// Mutating returns the steps that change something, in plan order.
+func (p *Plan) Mutating() []Step {
+	var out []Step
+	for _, st := range p.Steps {
+		if st.Action.Mutates() {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Validate checks the plan's invariants: unique step IDs, known actions,
+// ordering edges that point at earlier mutating steps, and at most one
+// create or replace per instance and host.
+func (p *Plan) Validate() error {
+	var errs []error
+	index := map[string]int{}
+	placed := map[string]bool{}
+	for i, st := range p.Steps {
+		if _, dup := index[st.ID]; dup {
+			errs = append(errs, fmt.Errorf("step %s: duplicate id", st.ID))
+		}
+		index[st.ID] = i
+		if !slices.Contains([]Action{Create, Replace, Remove, Unchanged, Conflict, Orphan, Unknown}, st.Action) {
+			errs = append(errs, fmt.Errorf("step %s: unknown action %q", st.ID, st.Action))
+		}
+		if st.Action == Create || st.Action == Replace {
+			key := st.Env + "/" + st.Instance
+			if placed[key] {
+				errs = append(errs, fmt.Errorf("step %s: instance %s is created twice", st.ID, key))
+			}
+			placed[key] = true
+		}
+		for _, a := range st.After {
+			j, ok := index[a]
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("step %s: runs after %s, which is missing or later", st.ID, a))
+			case !p.Steps[j].Action.Mutates():
+				errs = append(errs, fmt.Errorf("step %s: runs after %s, which changes nothing", st.ID, a))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

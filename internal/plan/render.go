@@ -1,0 +1,114 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+var symbols = map[Action]string{
+	Create: "+", Replace: "~", Remove: "-", Conflict: "!", Orphan: "?", Unknown: "?", Unchanged: "=",
+}
+
+var colors = map[Action]string{
+	Create: "\x1b[32m", Replace: "\x1b[33m", Remove: "\x1b[31m", Conflict: "\x1b[31;1m", Orphan: "\x1b[36m", Unknown: "\x1b[35m",
+}
+
+const reset = "\x1b[0m"
+
+// TextOptions control the text form.
+type TextOptions struct {
+	// Color adds ANSI colours (for a terminal).
+	Color bool
+	// Unchanged lists unchanged instances too.
+	Unchanged bool
+}
+
+// WriteText writes the plan in its stable text form: per environment, one
+// line per step with its causes indented below, then a summary line.
+func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
+	var b strings.Builder
+	env := ""
+	width := 0
+	for _, st := range p.Steps {
+		width = max(width, len(st.Instance))
+	}
+	for _, st := range p.Steps {
+		if st.Action == Unchanged && !opt.Unchanged {
+			continue
+		}
+		if st.Env != env {
+			if env != "" {
+				b.WriteByte('\n')
+			}
+			env = st.Env
+			fmt.Fprintf(&b, "environment %s\n", env)
+		}
+		line := fmt.Sprintf("  %s %-*s  %-9s", symbols[st.Action], width, st.Instance, st.Action)
+		where := "on " + st.Ship
+		if st.Service != "" {
+			where = st.Service + " " + where
+		}
+		line += " " + where
+		if opt.Color && colors[st.Action] != "" {
+			line = colors[st.Action] + line + reset
+		}
+		b.WriteString(line)
+		b.WriteByte('\n')
+		for _, c := range st.Causes {
+			fmt.Fprintf(&b, "      %s\n", c)
+		}
+	}
+	s := p.Summary()
+	if env != "" {
+		b.WriteByte('\n')
+	}
+	fmt.Fprintf(&b, "Plan: %d to create, %d to replace, %d to remove, %d unchanged", s.Create, s.Replace, s.Remove, s.Unchanged)
+	for _, extra := range []struct {
+		n    int
+		what string
+	}{{s.Conflict, "conflicting"}, {s.Orphan, "orphaned (use --prune to remove)"}, {s.Unknown, "on unreachable ships"}} {
+		if extra.n > 0 {
+			fmt.Fprintf(&b, ", %d %s", extra.n, extra.what)
+		}
+	}
+	b.WriteString(".\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// String returns the text form without colours.
+func (p *Plan) String() string {
+	var b strings.Builder
+	_ = p.WriteText(&b, TextOptions{})
+	return b.String()
+}
+
+// document is the JSON form of a plan.
+type document struct {
+	Revision string  `json:"revision,omitempty"`
+	Summary  Summary `json:"summary"`
+	Steps    []Step  `json:"steps"`
+}
+
+// WriteJSON writes the plan as indented JSON with a summary.
+func (p *Plan) WriteJSON(w io.Writer) error {
+	steps := p.Steps
+	if steps == nil {
+		steps = []Step{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(document{Revision: p.Revision, Summary: p.Summary(), Steps: steps})
+}
+
+// ReadJSON reads a plan written by WriteJSON.
+func ReadJSON(r io.Reader) (*Plan, error) {
+	var d document
+	if err := json.NewDecoder(r).Decode(&d); err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
+	}
+	return &Plan{Revision: d.Revision, Steps: d.Steps}, nil
+}

@@ -1,0 +1,468 @@
+// Package docker is the Docker driver: it connects to ships (unix socket,
+// TCP with TLS, SSH tunnel), observes the containers on them, and carries
+// out plan steps immutably — a replacement is created, started and checked
+// before the old container goes, and a failed replacement leaves the old
+// one running.
+package docker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/stdcopy"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/maestro-sync/maestro-sync/internal/health"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+)
+
+// Driver carries out plan steps on Docker ships. It implements
+// apply.Target.
+type Driver struct {
+	pool     *Pool
+	images   *imageCache
+	envs     map[string]*manifest.Environment
+	revision string
+	// RefreshImages pulls every image even when the ship has it.
+	RefreshImages bool
+	// CheckInterval is the pause between attempts of lifecycle checks.
+	CheckInterval time.Duration
+}
+
+// NewDriver returns a driver for the steps of envs.
+func NewDriver(pool *Pool, envs []*manifest.Environment, revision string, auth *Auth) *Driver {
+	d := &Driver{pool: pool, envs: map[string]*manifest.Environment{}, revision: revision, images: newImageCache(auth), CheckInterval: time.Second}
+	for _, e := range envs {
+		d.envs[e.Name] = e
+	}
+	return d
+}
+
+// Apply carries out one step.
+func (d *Driver) Apply(ctx context.Context, st plan.Step, progress func(string)) error {
+	switch st.Action {
+	case plan.Create:
+		return d.create(ctx, st, progress)
+	case plan.Replace:
+		return d.replace(ctx, st, progress)
+	case plan.Remove:
+		return d.remove(ctx, st, progress)
+	}
+	return fmt.Errorf("the docker driver cannot %s", st.Action)
+}
+
+// target is what a step needs: the instance, its ship and the client.
+type target struct {
+	env  *manifest.Environment
+	in   *manifest.Instance
+	ship *manifest.Ship
+	c    *client.Client
+}
+
+func (d *Driver) target(st plan.Step) (*target, error) {
+	env := d.envs[st.Env]
+	if env == nil {
+		return nil, fmt.Errorf("environment %s is not loaded", st.Env)
+	}
+	t := &target{env: env, in: env.Instance(st.Instance)}
+	shipName := st.Ship
+	if t.in != nil && st.Action != plan.Remove {
+		shipName = t.in.Ship
+	}
+	t.ship = env.Ships[shipName]
+	if t.ship == nil {
+		for _, s := range env.Ships {
+			if s.Address() == st.Host {
+				t.ship = s
+			}
+		}
+	}
+	if t.ship == nil {
+		return nil, fmt.Errorf("no ship of environment %s has address %s", st.Env, st.Host)
+	}
+	c, err := d.pool.Client(t.ship)
+	if err != nil {
+		return nil, err
+	}
+	t.c = c
+	return t, nil
+}
+
+// short bounds a short request by the ship's timeout.
+func short(ctx context.Context, ship *manifest.Ship) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, shipTimeout(ship))
+}
+
+// TempName is the name a replacement container has until it is swapped in.
+func TempName(instance, specHash string) string {
+	return instance + ".next-" + specHash[:min(8, len(specHash))]
+}
+
+func (d *Driver) create(ctx context.Context, st plan.Step, progress func(string)) error {
+	t, err := d.target(st)
+	if err != nil {
+		return err
+	}
+	if t.in == nil {
+		return fmt.Errorf("instance %s is not in environment %s", st.Instance, st.Env)
+	}
+	id, err := d.createContainer(ctx, t, t.in.Name, false, progress)
+	if err != nil {
+		return err
+	}
+	if err := d.startAndCheck(ctx, t, id, progress); err != nil {
+		d.discard(ctx, t, id)
+		return err
+	}
+	return nil
+}
+
+// replace swaps the live container for a new one. Without a host port
+// clash the new one runs beside the old one until it passed its checks;
+// with one, the old one is stopped first and started again if the new one
+// fails.
+func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string)) error {
+	t, err := d.target(st)
+	if err != nil {
+		return err
+	}
+	if t.in == nil {
+		return fmt.Errorf("instance %s is not in environment %s", st.Instance, st.Env)
+	}
+	sctx, cancel := short(ctx, t.ship)
+	old, err := t.c.ContainerInspect(sctx, st.Container)
+	cancel()
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return fmt.Errorf("container %s is gone since the plan was made: plan again", shortID(st.Container))
+		}
+		return fmt.Errorf("inspect %s: %w", st.Instance, err)
+	}
+	tmp := TempName(t.in.Name, t.in.SpecHash)
+	id, err := d.createContainer(ctx, t, tmp, true, progress)
+	if err != nil {
+		return err
+	}
+	clash := portsClash(old, t.in)
+	if clash {
+		progress("stopping the old container (host ports clash)")
+		if err := d.stop(ctx, t, old.ID, stopTimeout(old)); err != nil {
+			d.discard(ctx, t, id)
+			return fmt.Errorf("stop old container: %w", err)
+		}
+	}
+	if err := d.startAndCheck(ctx, t, id, progress); err != nil {
+		progress("rolling back")
+		d.discard(ctx, t, id)
+		if clash {
+			if rerr := d.restart(ctx, t, old.ID); rerr != nil {
+				return fmt.Errorf("%w; and restarting the old container failed: %v", err, rerr)
+			}
+		}
+		return err
+	}
+	if !clash {
+		progress("stopping the old container")
+		if err := d.stop(ctx, t, old.ID, stopTimeout(old)); err != nil {
+			return fmt.Errorf("stop old container: %w (the new one runs as %s)", err, tmp)
+		}
+	}
+	progress("removing the old container")
+	if err := d.removeContainer(ctx, t, old.ID); err != nil {
+		return fmt.Errorf("remove old container: %w (the new one runs as %s)", err, tmp)
+	}
+	sctx, cancel = short(ctx, t.ship)
+	defer cancel()
+	if err := t.c.ContainerRename(sctx, id, t.in.Name); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, t.in.Name, err)
+	}
+	return nil
+}
+
+func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)) error {
+	t, err := d.target(st)
+	if err != nil {
+		return err
+	}
+	progress("stopping")
+	sctx, cancel := short(ctx, t.ship)
+	info, err := t.c.ContainerInspect(sctx, st.Container)
+	cancel()
+	if errdefs.IsNotFound(err) {
+		return nil // already gone
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", st.Instance, err)
+	}
+	if err := d.stop(ctx, t, info.ID, stopTimeout(info)); err != nil {
+		return err
+	}
+	progress("removing")
+	return d.removeContainer(ctx, t, info.ID)
+}
+
+// createContainer makes sure the image is there and creates the container.
+func (d *Driver) createContainer(ctx context.Context, t *target, name string, temporary bool, progress func(string)) (string, error) {
+	if err := d.images.ensure(ctx, t, d.RefreshImages, progress); err != nil {
+		return "", err
+	}
+	progress("creating " + name)
+	cfg := containerConfig(t.env.Name, d.revision, t.in, temporary)
+	sctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	resp, err := t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
+	if errdefs.IsConflict(err) && temporary {
+		// A leftover of an interrupted apply with the same spec.
+		if rerr := t.c.ContainerRemove(sctx, name, container.RemoveOptions{Force: true}); rerr == nil {
+			resp, err = t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", name, err)
+	}
+	return resp.ID, nil
+}
+
+// startAndCheck starts a container, waits until it runs and runs its
+// running checks. The error carries the checks' output and the
+// container's last log lines.
+func (d *Driver) startAndCheck(ctx context.Context, t *target, id string, progress func(string)) error {
+	progress("starting")
+	sctx, cancel := short(ctx, t.ship)
+	err := t.c.ContainerStart(sctx, id, container.StartOptions{})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	info, err := d.waitRunning(ctx, t, id)
+	if err != nil {
+		return d.withLogs(ctx, t, id, err)
+	}
+	checks := t.in.Lifecycle["running"]
+	if len(checks) == 0 {
+		return nil
+	}
+	ht := health.Target{Name: t.in.Name, Host: t.ship.IP, Ports: boundPorts(info, t.in), Env: t.in.Env.List(), Exec: &execer{c: t.c, id: id}}
+	for _, c := range checks {
+		progress("checking " + health.Describe(c, ht))
+	}
+	alive := func(ctx context.Context) error {
+		sctx, cancel := short(ctx, t.ship)
+		defer cancel()
+		info, err := t.c.ContainerInspect(sctx, id)
+		if err != nil {
+			return err
+		}
+		if !info.State.Running {
+			return fmt.Errorf("container exited with code %d", info.State.ExitCode)
+		}
+		return nil
+	}
+	if err := health.Run(ctx, checks, ht, health.Options{Interval: d.CheckInterval, Alive: alive}); err != nil {
+		return d.withLogs(ctx, t, id, fmt.Errorf("running checks failed: %w", err))
+	}
+	return nil
+}
+
+// waitRunning waits until the container runs (about 5 s, as MaestroNG).
+func (d *Driver) waitRunning(ctx context.Context, t *target, id string) (container.InspectResponse, error) {
+	var info container.InspectResponse
+	for range 11 {
+		sctx, cancel := short(ctx, t.ship)
+		var err error
+		info, err = t.c.ContainerInspect(sctx, id)
+		cancel()
+		if err != nil {
+			return info, fmt.Errorf("inspect: %w", err)
+		}
+		if info.State.Running {
+			return info, nil
+		}
+		if info.State.Status == "exited" || info.State.Status == "dead" {
+			return info, fmt.Errorf("container exited with code %d", info.State.ExitCode)
+		}
+		select {
+		case <-ctx.Done():
+			return info, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return info, fmt.Errorf("container did not start within 5s (state %s)", info.State.Status)
+}
+
+// withLogs appends the container's last log lines to err.
+func (d *Driver) withLogs(ctx context.Context, t *target, id string, err error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shipTimeout(t.ship))
+	defer cancel()
+	rc, lerr := t.c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "10"})
+	if lerr != nil {
+		return err
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 8<<10))
+	logs := strings.TrimSpace(out.String())
+	if logs == "" {
+		return err
+	}
+	return fmt.Errorf("%w\nlast log lines of %s:\n%s", err, t.in.Name, indent(logs))
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
+
+// stop stops a container, giving it timeout seconds before it is killed.
+func (d *Driver) stop(ctx context.Context, t *target, id string, timeout int) error {
+	sctx, cancel := context.WithTimeout(ctx, shipTimeout(t.ship)+time.Duration(timeout)*time.Second)
+	defer cancel()
+	if err := t.c.ContainerStop(sctx, id, container.StopOptions{Timeout: &timeout}); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("stop %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
+func (d *Driver) removeContainer(ctx context.Context, t *target, id string) error {
+	sctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	if err := t.c.ContainerRemove(sctx, id, container.RemoveOptions{RemoveVolumes: true, Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
+// discard removes a container that failed, even when ctx is cancelled: a
+// rollback must finish.
+func (d *Driver) discard(ctx context.Context, t *target, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*shipTimeout(t.ship))
+	defer cancel()
+	_ = t.c.ContainerRemove(ctx, id, container.RemoveOptions{RemoveVolumes: true, Force: true})
+}
+
+// restart starts the old container again after a failed replacement, even
+// when ctx is cancelled.
+func (d *Driver) restart(ctx context.Context, t *target, id string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*shipTimeout(t.ship))
+	defer cancel()
+	return t.c.ContainerStart(ctx, id, container.StartOptions{})
+}
+
+func stopTimeout(info container.InspectResponse) int {
+	if info.Config != nil && info.Config.StopTimeout != nil {
+		return *info.Config.StopTimeout
+	}
+	return 10
+}
+
+// boundPorts maps the instance's port names to the host ports actually
+// bound (a random host port is only known once the container runs).
+func boundPorts(info container.InspectResponse, in *manifest.Instance) map[string]string {
+	out := map[string]string{}
+	for _, p := range in.Ports {
+		out[p.Name] = p.ExternalPort()
+		if info.NetworkSettings == nil {
+			continue
+		}
+		if b := info.NetworkSettings.Ports[nat.Port(p.Exposed)]; len(b) > 0 && b[0].HostPort != "" {
+			out[p.Name] = b[0].HostPort
+		}
+	}
+	return out
+}
+
+// portsClash reports whether the new instance binds a host port the old
+// container holds, so that both cannot run at once.
+func portsClash(old container.InspectResponse, in *manifest.Instance) bool {
+	if in.Net == "host" || (old.HostConfig != nil && old.HostConfig.NetworkMode == "host") {
+		return true
+	}
+	if old.HostConfig == nil {
+		return false
+	}
+	for oldPort, binds := range old.HostConfig.PortBindings {
+		for _, ob := range binds {
+			olo, ohi := hostRange(ob.HostPort)
+			if olo == 0 {
+				continue
+			}
+			for _, p := range in.Ports {
+				if p.Protocol() != oldPort.Proto() {
+					continue
+				}
+				lo, hi := hostRange(p.ExternalPort())
+				if lo == 0 || lo > ohi || olo > hi {
+					continue
+				}
+				if sameAddress(ob.HostIP, p.ExternalIP) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func hostRange(s string) (int, int) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, _ := strconv.Atoi(a)
+	if !isRange {
+		return lo, lo
+	}
+	hi, _ := strconv.Atoi(b)
+	return lo, hi
+}
+
+func sameAddress(a, b string) bool {
+	pa, errA := netip.ParseAddr(a)
+	pb, errB := netip.ParseAddr(b)
+	if a == "" || b == "" || errA != nil || errB != nil {
+		return true
+	}
+	return pa == pb || pa.IsUnspecified() || pb.IsUnspecified()
+}
+
+func shortID(id string) string { return id[:min(12, len(id))] }
+
+// execer runs commands inside a container for rexec checks.
+type execer struct {
+	c  *client.Client
+	id string
+}
+
+func (e *execer) Exec(ctx context.Context, cmd []string) (int, string, error) {
+	created, err := e.c.ContainerExecCreate(ctx, e.id, container.ExecOptions{Cmd: cmd, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return -1, "", err
+	}
+	att, err := e.c.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return -1, "", err
+	}
+	var out bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(att.Reader, 64<<10))
+	att.Close()
+	for {
+		info, err := e.c.ContainerExecInspect(ctx, created.ID)
+		if err != nil {
+			return -1, out.String(), err
+		}
+		if !info.Running {
+			return info.ExitCode, out.String(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, out.String(), ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+)
+
+// Observe lists the containers of every ship of envs, one list call per
+// Docker daemon, concurrently. A daemon that cannot be reached is recorded
+// with its error; the others are still observed.
+func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
+	ships := map[string]*manifest.Ship{}
+	for _, env := range envs {
+		for _, name := range env.ShipNames() {
+			s := env.Ships[name]
+			if _, ok := ships[s.Address()]; !ok {
+				ships[s.Address()] = s
+			}
+		}
+	}
+	state := &live.State{Hosts: make(map[string]*live.Host, len(ships))}
+	var g errgroup.Group
+	g.SetLimit(16)
+	for addr, ship := range ships {
+		h := &live.Host{Address: addr}
+		state.Hosts[addr] = h
+		g.Go(func() error {
+			h.Containers, h.Err = p.list(ctx, ship)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return state
+}
+
+func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container, error) {
+	c, err := p.Client(ship)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, shipTimeout(ship))
+	defer cancel()
+	list, err := c.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return nil, fmt.Errorf("ship %s: list containers: %w", ship.Name, err)
+	}
+	out := make([]live.Container, 0, len(list))
+	for _, s := range list {
+		lc := live.Container{ID: s.ID, Image: s.Image, State: s.State, Created: time.Unix(s.Created, 0), Labels: s.Labels}
+		if len(s.Names) > 0 {
+			lc.Name = strings.TrimPrefix(s.Names[0], "/")
+			for _, n := range s.Names {
+				// Linked containers also list "/other/alias" names; the
+				// container's own name has a single slash.
+				if strings.Count(n, "/") == 1 {
+					lc.Name = strings.TrimPrefix(n, "/")
+				}
+			}
+		}
+		for _, pt := range s.Ports {
+			if pt.PublicPort != 0 {
+				lc.Ports = append(lc.Ports, fmt.Sprintf("%s:%d/%s", pt.IP, pt.PublicPort, pt.Type))
+			}
+		}
+		out = append(out, lc)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// shipTimeout is the ship's Docker client timeout (5 s by default).
+func shipTimeout(ship *manifest.Ship) time.Duration {
+	if ship.Timeout <= 0 {
+		return 5 * time.Second
+	}
+	return time.Duration(ship.Timeout * float64(time.Second))
+}
