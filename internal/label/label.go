@@ -20,6 +20,4 @@ const (
 	Spec = Prefix + "spec"
 	// Revision is the source revision (commit) the object was applied from.
 	Revision = Prefix + "revision"
-	// Temporary marks a replacement container that has not been swapped in.
-	Temporary = Prefix + "temporary"
 )

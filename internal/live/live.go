@@ -4,6 +4,7 @@
 package live
 
 import (
+	"strings"
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
@@ -65,9 +66,21 @@ func (c *Container) SpecHash() string { return c.Labels[label.SpecHash] }
 // Revision returns the source revision the container was applied from.
 func (c *Container) Revision() string { return c.Labels[label.Revision] }
 
-// Temporary reports whether the container is a replacement that was never
-// swapped in, left behind by an interrupted apply.
-func (c *Container) Temporary() bool { return c.Labels[label.Temporary] == "true" }
+// TempSuffix separates an instance name from the spec hash in the name of
+// a replacement container that has not been swapped in yet.
+const TempSuffix = ".next-"
+
+// TempName is the name a replacement container has until it is swapped in.
+func TempName(instance, specHash string) string {
+	return instance + TempSuffix + specHash[:min(8, len(specHash))]
+}
+
+// Temporary reports whether the container is a replacement that has not
+// been swapped in (renamed to the instance name): one still being checked,
+// or one left behind by an interrupted apply.
+func (c *Container) Temporary() bool {
+	return c.Owned() && strings.HasPrefix(c.Name, c.Instance()+TempSuffix)
+}
 
 // Running reports whether the container runs.
 func (c *Container) Running() bool { return c.State == "running" || c.State == "restarting" }

@@ -22,6 +22,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/maestro-sync/maestro-sync/internal/health"
+	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 )
@@ -103,11 +104,6 @@ func short(ctx context.Context, ship *manifest.Ship) (context.Context, context.C
 	return context.WithTimeout(ctx, shipTimeout(ship))
 }
 
-// TempName is the name a replacement container has until it is swapped in.
-func TempName(instance, specHash string) string {
-	return instance + ".next-" + specHash[:min(8, len(specHash))]
-}
-
 func (d *Driver) create(ctx context.Context, st plan.Step, progress func(string)) error {
 	t, err := d.target(st)
 	if err != nil {
@@ -148,7 +144,7 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 		}
 		return fmt.Errorf("inspect %s: %w", st.Instance, err)
 	}
-	tmp := TempName(t.in.Name, t.in.SpecHash)
+	tmp := live.TempName(t.in.Name, t.in.SpecHash)
 	id, err := d.createContainer(ctx, t, tmp, true, progress)
 	if err != nil {
 		return err
@@ -217,7 +213,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 		return "", err
 	}
 	progress("creating " + name)
-	cfg := containerConfig(t.env.Name, d.revision, t.in, temporary)
+	cfg := containerConfig(t.env.Name, d.revision, t.in)
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()
 	resp, err := t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
@@ -448,8 +444,11 @@ func (e *execer) Exec(ctx context.Context, cmd []string) (int, string, error) {
 	if err != nil {
 		return -1, "", err
 	}
+	// Closing the connection is what interrupts a read when ctx ends.
+	stop := context.AfterFunc(ctx, att.Close)
 	var out bytes.Buffer
 	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(att.Reader, 64<<10))
+	stop()
 	att.Close()
 	for {
 		info, err := e.c.ContainerExecInspect(ctx, created.ID)

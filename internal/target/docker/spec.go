@@ -25,7 +25,7 @@ type config struct {
 
 // containerConfig turns a resolved instance into Docker's create request.
 // Every instance key reaches Docker; the owner labels record the spec.
-func containerConfig(envName, revision string, in *manifest.Instance, temporary bool) config {
+func containerConfig(envName, revision string, in *manifest.Instance) config {
 	labels := map[string]string{}
 	for k, v := range in.Labels {
 		labels[k] = v
@@ -38,9 +38,6 @@ func containerConfig(envName, revision string, in *manifest.Instance, temporary 
 	labels[label.Spec] = string(summary)
 	if revision != "" {
 		labels[label.Revision] = revision
-	}
-	if temporary {
-		labels[label.Temporary] = "true"
 	}
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
