@@ -35,9 +35,7 @@ setup:
 	./scripts/docker-setup.sh
 
 demo: build
-	$(BIN) validate examples
-	$(BIN) deptree examples
-	$(BIN) render examples -o json
+	./scripts/demo.sh
 
 bench:
 	@mkdir -p bench
