@@ -99,14 +99,42 @@ func newPlan(g *globals) *cobra.Command {
 		output, out string
 		prune, all  bool
 		sel         selection
+		rev         review
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [PATH] [THING...]",
 		Short: "Show what apply would change on the ships",
 		Long: `plan compares the manifests with what runs on the ships and prints the
 steps apply would take, each with its causes. It changes nothing.
-Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
+
+With --base (and --head) it compares two revisions of the local Git
+repository instead, or with --base-dir (and --head-dir) two directories,
+without touching any ship: what a pull request would change, with the
+fields that differ. Sensitive values are never shown.
+
+Exit status: 0 when nothing would change, 2 when something would, 1 on error
+(such as an invalid manifest).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if rev.enabled() {
+				path := "."
+				if len(args) > 0 {
+					path = args[0]
+				}
+				p, invalid, err := rev.run(g, cmd.ErrOrStderr(), path)
+				if err != nil {
+					return err
+				}
+				if err := writePlan(cmd, p, output, out, all); err != nil {
+					return err
+				}
+				switch {
+				case invalid:
+					return exitCode(1)
+				case p.Summary().Changes() > 0:
+					return exitCode(2)
+				}
+				return nil
+			}
 			pathArgs, things := splitPath(g, args)
 			sel.things = things
 			s, err := g.observe(cmd.Context(), cmd, pathArgs)
@@ -119,24 +147,7 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 				return err
 			}
 			p := s.plan(g.revision, prune, filter)
-			w := cmd.OutOrStdout()
-			if out != "" {
-				f, err := os.Create(out)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
-			}
-			switch output {
-			case "json":
-				err = p.WriteJSON(w)
-			case "text":
-				err = p.WriteText(w, plan.TextOptions{Color: isTerminal(w), Unchanged: all})
-			default:
-				return fmt.Errorf("unknown output format %q (text or json)", output)
-			}
-			if err != nil {
+			if err := writePlan(cmd, p, output, out, all); err != nil {
 				return err
 			}
 			if len(s.repo.Invalid) > 0 {
@@ -148,12 +159,39 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	cmd.Flags().StringVar(&out, "out", "", "write the plan to this file")
 	cmd.Flags().BoolVar(&prune, "prune", false, "plan the removal of containers no longer in the manifests")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "list unchanged instances too")
 	sel.flags(cmd)
+	rev.flags(cmd)
 	return cmd
+}
+
+// writePlan writes a plan in the chosen format to stdout or to a file.
+func writePlan(cmd *cobra.Command, p *plan.Plan, output, out string, all bool) error {
+	w := cmd.OutOrStdout()
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = f
+	}
+	switch output {
+	case "json":
+		return p.WriteJSON(w)
+	case "text":
+		return p.WriteText(w, plan.TextOptions{Color: isTerminal(w), Unchanged: all})
+	case "markdown", "md":
+		title := "maestro-sync plan"
+		if p.Base != "" {
+			title += fmt.Sprintf(": %s → %s", p.Base, p.Revision)
+		}
+		return p.WriteMarkdown(w, plan.MarkdownOptions{Title: title})
+	}
+	return fmt.Errorf("unknown output format %q (text, json or markdown)", output)
 }
 
 func newApply(g *globals) *cobra.Command {

@@ -26,10 +26,27 @@ func Causes(old *manifest.Spec, desired manifest.Spec) []string {
 	}
 	out = append(out, envCauses(old.Env, cur.Env)...)
 	out = append(out, portCauses(old.Ports, cur.Ports)...)
-	fields := []struct {
-		name     string
-		old, new any
-	}{
+	for _, f := range specFields(*old, cur) {
+		if !sameJSON(f.old, f.new) {
+			out = append(out, f.name+" changed")
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "spec hash differs")
+	}
+	return out
+}
+
+// field is one generic field of two specs.
+type field struct {
+	name     string
+	old, new any
+}
+
+// specFields pairs the fields of two specs other than image, command, env
+// and ports, which are compared in detail.
+func specFields(old, cur manifest.Spec) []field {
+	return []field{
 		{"hostname", old.Hostname, cur.Hostname},
 		{"volumes", old.Volumes, cur.Volumes},
 		{"container_volumes", old.ContainerVolumes, cur.ContainerVolumes},
@@ -52,15 +69,6 @@ func Causes(old *manifest.Spec, desired manifest.Spec) []string {
 		{"ulimits", old.Ulimits, cur.Ulimits},
 		{"labels", old.Labels, cur.Labels},
 	}
-	for _, f := range fields {
-		if !sameJSON(f.old, f.new) {
-			out = append(out, f.name+" changed")
-		}
-	}
-	if len(out) == 0 {
-		out = append(out, "spec hash differs")
-	}
-	return out
 }
 
 func imageCause(old, cur string) string {
@@ -127,12 +135,14 @@ func portCauses(old, cur manifest.PortList) []string {
 	return out
 }
 
+// portText writes a port as MaestroNG's "exposed:external" with the
+// protocol once, and the host address when it is not every address.
 func portText(p manifest.Port) string {
 	ip := ""
 	if p.ExternalIP != "" && p.ExternalIP != "0.0.0.0" {
 		ip = p.ExternalIP + ":"
 	}
-	return fmt.Sprintf("%s:%s%s", p.Exposed, ip, p.External)
+	return fmt.Sprintf("%s:%s%s/%s", p.ExposedPort(), ip, p.ExternalPort(), p.Protocol())
 }
 
 func sortedUnion[V any](a, b map[string]V) []string {

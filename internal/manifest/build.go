@@ -270,8 +270,8 @@ func (b *builder) service(s entry) *serviceDraft {
 	if e, ok := sf.get("env"); ok {
 		b.envMapping(e.V, sf.sub("env"), sd.env)
 	}
-	sd.env.set(EnvVar{Name: "MAESTRO_ENVIRONMENT_NAME", Value: b.env.Name})
-	sd.env.set(EnvVar{Name: "SERVICE_NAME", Value: s.Key})
+	sd.env.set(EnvVar{Name: "MAESTRO_ENVIRONMENT_NAME", Value: b.env.Name, Source: SourceFixed})
+	sd.env.set(EnvVar{Name: "SERVICE_NAME", Value: s.Key, Source: SourceFixed})
 	sd.ports, sd.portNodes = b.ports(sf)
 	if e, ok := sf.get("limits"); ok {
 		sd.limits, _ = b.fields(e.V, sf.sub("limits"), limitKeys)
@@ -427,12 +427,12 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 		b.envMapping(e.V, f.sub("env"), id.env)
 	}
 	_, tag := ParseImage(in.Image)
-	id.env.set(EnvVar{Name: "CONTAINER_NAME", Value: in.Name})
+	id.env.set(EnvVar{Name: "CONTAINER_NAME", Value: in.Name, Source: SourceFixed})
 	if ship := b.env.Ships[in.Ship]; ship != nil {
-		id.env.set(EnvVar{Name: "CONTAINER_HOST_ADDRESS", Value: ship.IP})
+		id.env.set(EnvVar{Name: "CONTAINER_HOST_ADDRESS", Value: ship.IP, Source: SourceFixed})
 	}
-	id.env.set(EnvVar{Name: "DOCKER_IMAGE", Value: in.Image})
-	id.env.set(EnvVar{Name: "DOCKER_TAG", Value: tag})
+	id.env.set(EnvVar{Name: "DOCKER_IMAGE", Value: in.Image, Source: SourceFixed})
+	id.env.set(EnvVar{Name: "DOCKER_TAG", Value: tag, Source: SourceFixed})
 	return id
 }
 

@@ -346,7 +346,15 @@ type EnvVar struct {
 	// FromFile is true when the value came from an env file. Such values
 	// are treated as sensitive.
 	FromFile bool
+	// Source tells where an injected variable comes from: the name of the
+	// service whose link variables it is, or "maestro" for the fixed
+	// container variables. It is empty for the user's own variables.
+	Source string
 }
+
+// SourceFixed is the Source of the fixed container variables
+// (CONTAINER_NAME, DOCKER_IMAGE, ...).
+const SourceFixed = "maestro"
 
 // Env is a container environment, sorted by name.
 type Env []EnvVar

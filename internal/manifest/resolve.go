@@ -190,18 +190,19 @@ func linkVars(m *envMap, sd *serviceDraft, env *Environment, internal bool) {
 		in := peer.in
 		names = append(names, in.Name)
 		prefix := svc + "_" + ToEnv(in.Name) + "_"
+		src := sd.svc.Name
 		if ship := env.Ships[in.Ship]; ship != nil {
-			m.set(EnvVar{Name: prefix + "HOST", Value: ship.IP})
+			m.set(EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src})
 		}
 		for _, p := range in.Ports {
-			m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: p.ExternalPort()})
+			m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: p.ExternalPort(), Source: src})
 			if internal {
-				m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort()})
+				m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
 			}
 		}
 	}
 	slices.Sort(names)
-	m.set(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ",")})
+	m.set(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: sd.svc.Name})
 }
 
 // checkHostPorts reports two instances that bind the same host address,

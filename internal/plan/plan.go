@@ -46,7 +46,7 @@ type Step struct {
 	Instance string `json:"instance"`
 	Ship     string `json:"ship"`
 	// Host is the address of the ship's Docker daemon.
-	Host   string   `json:"host"`
+	Host   string   `json:"host,omitempty"`
 	Causes []string `json:"causes,omitempty"`
 	// SpecHash is the desired spec hash (create, replace).
 	SpecHash string `json:"spec_hash,omitempty"`
@@ -56,14 +56,78 @@ type Step struct {
 	LiveSpecHash string `json:"live_spec_hash,omitempty"`
 	// After lists the IDs of steps that must succeed before this one.
 	After []string `json:"after,omitempty"`
+	// Changes lists the differing fields, with values, when both specs
+	// are known (a plan between two revisions).
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// Change is one field that differs between two specs of an instance.
+type Change struct {
+	// Field is a path such as image, env.LOG_LEVEL, ports.http,
+	// lifecycle.running or requires.
+	Field string `json:"field"`
+	// Old and New are the values; empty when absent on that side, and
+	// always empty when Sensitive.
+	Old string `json:"old,omitempty"`
+	New string `json:"new,omitempty"`
+	// Sensitive hides the values: only the fact of the change is shown.
+	Sensitive bool `json:"sensitive,omitempty"`
+	// Source names the service whose change this is a knock-on effect of
+	// (an injected variable), or "maestro" for variables maestro-sync
+	// injects otherwise.
+	Source string `json:"source,omitempty"`
+	// Replaces tells whether the change alone replaces the container;
+	// lifecycle checks and dependencies do not.
+	Replaces bool `json:"replaces"`
+}
+
+// Text renders the change in one line, never showing sensitive values.
+func (c Change) Text() string { return c.Field + ": " + c.Detail() }
+
+// Detail is Text without the field name.
+func (c Change) Detail() string {
+	var s string
+	switch {
+	case c.Sensitive && c.Old == "" && c.New == "":
+		s = "(sensitive, changed)"
+	case c.Old == "":
+		s = "added " + c.New
+	case c.New == "":
+		s = "removed (was " + c.Old + ")"
+	default:
+		s = c.Old + " → " + c.New
+	}
+	if c.Source != "" && c.Source != "maestro" {
+		s += " (knock-on: injected from " + c.Source + ")"
+	}
+	if !c.Replaces {
+		s += " (does not replace the container)"
+	}
+	return s
 }
 
 // Plan is every step for a set of environments.
 type Plan struct {
 	// Revision is the source revision the desired state comes from.
 	Revision string `json:"revision,omitempty"`
+	// Base is the revision compared against, for a plan between two
+	// revisions (no live state involved).
+	Base string `json:"base,omitempty"`
+	// Environments summarises each environment: added, removed, changed,
+	// unchanged or invalid.
+	Environments []EnvChange `json:"environments,omitempty"`
 	// Steps are in a stable order: by environment, dependencies first.
 	Steps []Step `json:"steps"`
+}
+
+// EnvChange is the fate of one environment.
+type EnvChange struct {
+	Name string `json:"name"`
+	File string `json:"file,omitempty"`
+	// Status is added, removed, changed, unchanged or invalid.
+	Status string `json:"status"`
+	// Errors are the validation errors of an invalid environment.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // Summary counts the steps by action.

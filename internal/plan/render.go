@@ -34,16 +34,35 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 	for _, st := range p.Steps {
 		width = max(width, len(st.Instance))
 	}
+	status := map[string]EnvChange{}
+	for _, ec := range p.Environments {
+		status[ec.Name] = ec
+	}
+	header := func(name string) {
+		if env != "" {
+			b.WriteByte('\n')
+		}
+		env = name
+		fmt.Fprintf(&b, "environment %s", name)
+		if ec, ok := status[name]; ok && ec.Status != "changed" {
+			fmt.Fprintf(&b, " (%s)", ec.Status)
+		}
+		b.WriteByte('\n')
+	}
+	for _, ec := range p.Environments {
+		if ec.Status == "invalid" {
+			header(ec.Name)
+			for _, e := range ec.Errors {
+				fmt.Fprintf(&b, "  %s\n", e)
+			}
+		}
+	}
 	for _, st := range p.Steps {
-		if st.Action == Unchanged && !opt.Unchanged {
+		if st.Action == Unchanged && !opt.Unchanged && len(st.Changes) == 0 {
 			continue
 		}
 		if st.Env != env {
-			if env != "" {
-				b.WriteByte('\n')
-			}
-			env = st.Env
-			fmt.Fprintf(&b, "environment %s\n", env)
+			header(st.Env)
 		}
 		line := fmt.Sprintf("  %s %-*s  %-9s", symbols[st.Action], width, st.Instance, st.Action)
 		where := "on " + st.Ship
@@ -56,7 +75,7 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 		}
 		b.WriteString(line)
 		b.WriteByte('\n')
-		for _, c := range st.Causes {
+		for _, c := range details(st) {
 			fmt.Fprintf(&b, "      %s\n", c)
 		}
 	}
@@ -78,6 +97,19 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 	return err
 }
 
+// details returns the lines that explain a step: its changes with values
+// when known, else its causes.
+func details(st Step) []string {
+	if len(st.Changes) == 0 {
+		return st.Causes
+	}
+	out := make([]string, len(st.Changes))
+	for i, c := range st.Changes {
+		out[i] = c.Text()
+	}
+	return out
+}
+
 // String returns the text form without colours.
 func (p *Plan) String() string {
 	var b strings.Builder
@@ -87,10 +119,17 @@ func (p *Plan) String() string {
 
 // document is the JSON form of a plan.
 type document struct {
-	Revision string  `json:"revision,omitempty"`
-	Summary  Summary `json:"summary"`
-	Steps    []Step  `json:"steps"`
+	Version      int         `json:"version"`
+	Revision     string      `json:"revision,omitempty"`
+	Base         string      `json:"base,omitempty"`
+	Summary      Summary     `json:"summary"`
+	Environments []EnvChange `json:"environments,omitempty"`
+	Steps        []Step      `json:"steps"`
 }
+
+// jsonVersion is the version of the JSON schema; it changes only when a
+// field changes meaning or goes away.
+const jsonVersion = 1
 
 // WriteJSON writes the plan as indented JSON with a summary.
 func (p *Plan) WriteJSON(w io.Writer) error {
@@ -101,7 +140,7 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(document{Revision: p.Revision, Summary: p.Summary(), Steps: steps})
+	return enc.Encode(document{Version: jsonVersion, Revision: p.Revision, Base: p.Base, Summary: p.Summary(), Environments: p.Environments, Steps: steps})
 }
 
 // ReadJSON reads a plan written by WriteJSON.
@@ -110,5 +149,8 @@ func ReadJSON(r io.Reader) (*Plan, error) {
 	if err := json.NewDecoder(r).Decode(&d); err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
-	return &Plan{Revision: d.Revision, Steps: d.Steps}, nil
+	if d.Version != jsonVersion {
+		return nil, fmt.Errorf("read plan: version %d, this maestro-sync reads version %d", d.Version, jsonVersion)
+	}
+	return &Plan{Revision: d.Revision, Base: d.Base, Environments: d.Environments, Steps: d.Steps}, nil
 }

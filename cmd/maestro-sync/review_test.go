@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var updateReview = flag.Bool("update-review", false, "rewrite the golden files of the review tests")
+
+// cli runs maestro-sync in-process and returns stdout, stderr and the exit
+// status.
+func cli(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	root := newRoot()
+	var out, errOut bytes.Buffer
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	err := root.Execute()
+	var ec exitCode
+	switch {
+	case err == nil:
+		return out.String(), errOut.String(), 0
+	case errors.As(err, &ec):
+		return out.String(), errOut.String(), int(ec)
+	default:
+		return out.String(), errOut.String() + err.Error(), 1
+	}
+}
+
+var reviewFormats = map[string]string{"text": "txt", "markdown": "md", "json": "json"}
+
+// The secret values used in testdata/review/secret-change.
+var secretValues = []string{"hunter2-OLD-pw", "correct-horse-NEW-pw", "sk_live_OLDSECRETVALUE", "sk_live_NEWSECRETVALUE", "a,b,c"}
+
+func TestReviewGolden(t *testing.T) {
+	cases, err := filepath.Glob("testdata/review/*")
+	if err != nil || len(cases) < 8 {
+		t.Fatalf("want at least 8 review cases, got %d (%v)", len(cases), err)
+	}
+	for _, dir := range cases {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			var exits []int
+			for format, ext := range reviewFormats {
+				out, stderr, code := cli(t, "plan", "--base-dir", filepath.Join(dir, "base"), "--head-dir", filepath.Join(dir, "head"), "-o", format)
+				exits = append(exits, code)
+				golden := filepath.Join(dir, "expected."+ext)
+				if *updateReview {
+					if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(golden)
+				if err != nil {
+					t.Fatalf("%v (run with -update-review)", err)
+				}
+				if diff := cmp.Diff(string(want), out); diff != "" {
+					t.Errorf("%s output differs (-want +got):\n%s\nstderr: %s", format, diff, stderr)
+				}
+				if format == "json" {
+					var doc map[string]any
+					if err := json.Unmarshal([]byte(out), &doc); err != nil {
+						t.Errorf("json output does not parse: %v", err)
+					}
+				}
+				for _, secret := range secretValues {
+					if strings.Contains(out, secret) || strings.Contains(stderr, secret) {
+						t.Errorf("%s output shows the secret value %q", format, secret)
+					}
+				}
+			}
+			for _, c := range exits[1:] {
+				if c != exits[0] {
+					t.Fatalf("exit codes differ between formats: %v", exits)
+				}
+			}
+			exitFile := filepath.Join(dir, "expected.exit")
+			if *updateReview {
+				_ = os.WriteFile(exitFile, []byte(strings.TrimSpace(string(rune('0'+exits[0])))+"\n"), 0o644)
+				return
+			}
+			want, _ := os.ReadFile(exitFile)
+			if got := string(rune('0'+exits[0])) + "\n"; got != string(want) {
+				t.Errorf("exit status %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestReviewExitCodes pins the meaning of the exit codes on three cases.
+func TestReviewExitCodes(t *testing.T) {
+	for dir, want := range map[string]int{"no-change": 0, "image-bump": 2, "invalid-head": 1} {
+		_, _, code := cli(t, "plan", "--base-dir", "testdata/review/"+dir+"/base", "--head-dir", "testdata/review/"+dir+"/head")
+		if code != want {
+			t.Errorf("%s: exit %d, want %d", dir, code, want)
+		}
+	}
+}
+
+// TestReviewSecretsNeverShown checks every format of the secret case for
+// each secret value, and that the change itself is reported.
+func TestReviewSecretsNeverShown(t *testing.T) {
+	for format := range reviewFormats {
+		out, stderr, code := cli(t, "plan", "--base-dir", "testdata/review/secret-change/base", "--head-dir", "testdata/review/secret-change/head", "-o", format)
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2", format, code)
+		}
+		for _, s := range secretValues {
+			if strings.Contains(out+stderr, s) {
+				t.Errorf("%s: the secret value %q is shown", format, s)
+			}
+		}
+		for _, name := range []string{"DB_PASSWORD", "STRIPE_KEY", "FEATURE_FLAGS"} {
+			if !strings.Contains(out, name) {
+				t.Errorf("%s: the change of %s is not reported", format, name)
+			}
+		}
+		if format != "json" && !strings.Contains(out, "(sensitive, changed)") {
+			t.Errorf("%s: no (sensitive, changed) marker", format)
+		}
+		if !strings.Contains(out, "www.shop.example.com") {
+			t.Errorf("%s: a value that is not sensitive should be shown", format)
+		}
+	}
+	// A custom pattern makes PUBLIC_URL sensitive too.
+	out, _, _ := cli(t, "plan", "--base-dir", "testdata/review/secret-change/base", "--head-dir", "testdata/review/secret-change/head", "--secret-pattern", "URL,PASSWORD")
+	if strings.Contains(out, "www.shop.example.com") {
+		t.Errorf("--secret-pattern URL did not hide PUBLIC_URL:\n%s", out)
+	}
+}
+
+// TestReviewGitRevisions builds a repository with two commits and plans
+// between them by revision.
+func TestReviewGitRevisions(t *testing.T) {
+	dir := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.email=ci@example.com", "-c", "user.name=ci", "-c", "init.defaultBranch=main"}, args...)...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	copyTree(t, "testdata/review/env-knock-on/base", filepath.Join(dir, "deploy"))
+	git("init", "-q")
+	git("add", "-A")
+	git("commit", "-qm", "base")
+	if err := os.RemoveAll(filepath.Join(dir, "deploy")); err != nil {
+		t.Fatal(err)
+	}
+	copyTree(t, "testdata/review/env-knock-on/head", filepath.Join(dir, "deploy"))
+	git("add", "-A")
+	git("commit", "-qm", "head")
+
+	out, stderr, code := cli(t, "plan", "--base", "HEAD~1", "--head", "HEAD", filepath.Join(dir, "deploy"))
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"env.LOG_LEVEL: info → debug", "env.DB_DB_1_PG_PORT: 5432 → 15432 (knock-on: injected from db)", "~ web-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The same revision on both sides changes nothing.
+	if _, _, code := cli(t, "plan", "--base", "HEAD", "--head", "HEAD", filepath.Join(dir, "deploy")); code != 0 {
+		t.Errorf("HEAD..HEAD: exit %d, want 0", code)
+	}
+	// Without --head the files on disk are the head.
+	if out, _, code := cli(t, "plan", "--base", "HEAD~1", filepath.Join(dir, "deploy")); code != 2 || !strings.Contains(out, "working tree") && !strings.Contains(out, "LOG_LEVEL") {
+		t.Errorf("HEAD~1..working tree: exit %d\n%s", code, out)
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		target := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

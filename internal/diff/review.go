@@ -1,0 +1,223 @@
+package diff
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/kballard/go-shellquote"
+
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/secret"
+)
+
+// Revisions compares two desired states (of two revisions of a repository)
+// without any live state: which environments, services and instances are
+// added, removed, replaced or unchanged, and for each instance the fields
+// that differ, with values unless they are sensitive.
+func Revisions(base, head []*manifest.Environment, m *secret.Matcher) *plan.Plan {
+	if m == nil {
+		m = secret.New(nil)
+	}
+	p := &plan.Plan{}
+	baseBy, headBy := byName(base), byName(head)
+	for _, name := range sortedUnion(baseBy, headBy) {
+		b, h := baseBy[name], headBy[name]
+		ec := plan.EnvChange{Name: name}
+		var steps []plan.Step
+		switch {
+		case b == nil:
+			ec.Status, ec.File = "added", h.File
+			for _, in := range h.StartOrder(h.Instances()) {
+				steps = append(steps, reviewStep(h, in, plan.Create, []string{"environment " + name + " added"}))
+			}
+		case h == nil:
+			ec.Status, ec.File = "removed", b.File
+			for _, in := range b.StopOrder(b.Instances()) {
+				steps = append(steps, reviewStep(b, in, plan.Remove, []string{"environment " + name + " removed"}))
+			}
+		default:
+			ec.File = h.File
+			steps = compareEnv(b, h, m)
+			ec.Status = "unchanged"
+			for _, st := range steps {
+				if st.Action != plan.Unchanged || len(st.Changes) > 0 {
+					ec.Status = "changed"
+				}
+			}
+		}
+		p.Environments = append(p.Environments, ec)
+		p.Steps = append(p.Steps, steps...)
+	}
+	return p
+}
+
+func byName(envs []*manifest.Environment) map[string]*manifest.Environment {
+	m := make(map[string]*manifest.Environment, len(envs))
+	for _, e := range envs {
+		m[e.Name] = e
+	}
+	return m
+}
+
+func reviewStep(env *manifest.Environment, in *manifest.Instance, a plan.Action, causes []string) plan.Step {
+	return plan.Step{ID: env.Name + "/" + in.Ship + "/" + in.Name, Action: a, Env: env.Name, Service: in.Service,
+		Instance: in.Name, Ship: in.Ship, SpecHash: in.SpecHash, Causes: causes}
+}
+
+// compareEnv compares the instances of one environment in two revisions.
+func compareEnv(b, h *manifest.Environment, m *secret.Matcher) []plan.Step {
+	var out []plan.Step
+	for _, in := range h.StartOrder(h.Instances()) {
+		old := b.Instance(in.Name)
+		if old == nil {
+			cause := "instance added"
+			if b.Service(in.Service) == nil {
+				cause = "service " + in.Service + " added"
+			}
+			out = append(out, reviewStep(h, in, plan.Create, []string{cause}))
+			continue
+		}
+		changes := instanceChanges(b, h, old, in, m)
+		st := reviewStep(h, in, plan.Unchanged, nil)
+		st.LiveSpecHash = old.SpecHash
+		st.Changes = changes
+		for _, c := range changes {
+			if c.Replaces {
+				st.Action = plan.Replace
+			}
+			st.Causes = append(st.Causes, changeCause(c))
+		}
+		if st.Action == plan.Replace && old.SpecHash == in.SpecHash && old.Ship == in.Ship {
+			st.Action = plan.Unchanged // defensive: equal specs never replace
+		}
+		out = append(out, st)
+	}
+	for _, in := range b.StopOrder(b.Instances()) {
+		if h.Instance(in.Name) != nil {
+			continue
+		}
+		cause := "instance removed"
+		if h.Service(in.Service) == nil {
+			cause = "service " + in.Service + " removed"
+		}
+		out = append(out, reviewStep(b, in, plan.Remove, []string{cause}))
+	}
+	return out
+}
+
+// changeCause is the one-line cause of a change, without values.
+func changeCause(c plan.Change) string {
+	s := c.Field + " changed"
+	switch {
+	case c.Field == "image":
+		s = imageCause(c.Old, c.New)
+	case c.Old == "" && !c.Sensitive:
+		s = c.Field + " added"
+	case c.New == "" && !c.Sensitive:
+		s = c.Field + " removed"
+	}
+	if c.Source != "" && c.Source != manifest.SourceFixed {
+		s += " (knock-on: injected from " + c.Source + ")"
+	}
+	return s
+}
+
+// instanceChanges lists what differs between two versions of an instance.
+func instanceChanges(benv, henv *manifest.Environment, old, cur *manifest.Instance, m *secret.Matcher) []plan.Change {
+	var out []plan.Change
+	add := func(field, o, n string, replaces bool) {
+		if o != n {
+			out = append(out, plan.Change{Field: field, Old: o, New: n, Replaces: replaces})
+		}
+	}
+	add("ship", old.Ship, cur.Ship, true)
+	add("image", old.Image, cur.Image, true)
+	add("command", shellquote.Join(old.Command...), shellquote.Join(cur.Command...), true)
+	out = append(out, envChanges(old.Env, cur.Env, cur.Service, m)...)
+	op, cp := map[string]manifest.Port{}, map[string]manifest.Port{}
+	for _, p := range old.Ports {
+		op[p.Name] = p
+	}
+	for _, p := range cur.Ports {
+		cp[p.Name] = p
+	}
+	for _, k := range sortedUnion(op, cp) {
+		o, inOld := op[k]
+		c, inCur := cp[k]
+		var os, cs string
+		if inOld {
+			os = portText(o)
+		}
+		if inCur {
+			cs = portText(c)
+		}
+		add("ports."+k, os, cs, true)
+	}
+	for _, f := range specFields(old.Spec(), cur.Spec()) {
+		add(f.name, compactJSON(f.old), compactJSON(f.new), true)
+	}
+	for _, state := range sortedUnion(old.Lifecycle, cur.Lifecycle) {
+		add("lifecycle."+state, compactJSON(old.Lifecycle[state]), compactJSON(cur.Lifecycle[state]), false)
+	}
+	os, cs := benv.Service(old.Service), henv.Service(cur.Service)
+	add("requires", strings.Join(os.Requires, ", "), strings.Join(cs.Requires, ", "), false)
+	add("wants_info", strings.Join(os.WantsInfo, ", "), strings.Join(cs.WantsInfo, ", "), false)
+	return out
+}
+
+// envChanges compares two environments variable by variable. Sensitive
+// values are never copied into the change.
+func envChanges(old, cur manifest.Env, own string, m *secret.Matcher) []plan.Change {
+	names := map[string]bool{}
+	for _, v := range old {
+		names[v.Name] = true
+	}
+	for _, v := range cur {
+		names[v.Name] = true
+	}
+	var out []plan.Change
+	for _, name := range sortedUnion(names, nil) {
+		o, inOld := old.Lookup(name)
+		c, inCur := cur.Lookup(name)
+		if inOld && inCur && o.Value == c.Value && o.Unset == c.Unset {
+			continue
+		}
+		ch := plan.Change{Field: "env." + name, Replaces: true, Source: c.Source}
+		if !inCur {
+			ch.Source = o.Source
+		}
+		if ch.Source == own {
+			ch.Source = manifest.SourceFixed // the instance's own service: not a knock-on
+		}
+		if (inOld && m.Var(o)) || (inCur && m.Var(c)) {
+			ch.Sensitive = true
+		} else {
+			ch.Old, ch.New = envText(o, inOld), envText(c, inCur)
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+func envText(v manifest.EnvVar, present bool) string {
+	switch {
+	case !present:
+		return ""
+	case v.Unset:
+		return "(unset)"
+	case v.Value == "":
+		return `""`
+	}
+	return v.Value
+}
+
+func compactJSON(v any) string {
+	data, _ := json.Marshal(v)
+	switch s := string(data); s {
+	case "null", "{}", "[]", `""`, "0", "false":
+		return ""
+	default:
+		return s
+	}
+}

@@ -1,0 +1,197 @@
+package plan
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// MarkdownOptions control the Markdown form.
+type MarkdownOptions struct {
+	// Title heads the document, e.g. "maestro-sync plan: main..feature".
+	Title string
+	// MaxBytes bounds the output (GitHub comments hold 65,536
+	// characters); details past it are left out with a note. 0 means
+	// 60,000.
+	MaxBytes int
+}
+
+// Marker starts every Markdown plan, so that a CI job can find and update
+// its previous comment instead of adding a new one.
+const Marker = "<!-- maestro-sync plan -->"
+
+// WriteMarkdown writes the plan for a pull-request comment: a summary
+// table per environment, then collapsible details per service. Sensitive
+// values never appear.
+func (p *Plan) WriteMarkdown(w io.Writer, opt MarkdownOptions) error {
+	limit := opt.MaxBytes
+	if limit <= 0 {
+		limit = 60000
+	}
+	var head strings.Builder
+	head.WriteString(Marker + "\n")
+	if opt.Title != "" {
+		fmt.Fprintf(&head, "### %s\n\n", opt.Title)
+	}
+	s := p.Summary()
+	if s.Changes() == 0 && !p.hasInvalid() {
+		head.WriteString("**No changes.** Every instance stays as it is.\n\n")
+	} else {
+		fmt.Fprintf(&head, "**Plan:** %d to create, %d to replace, %d to remove, %d unchanged.\n\n", s.Create, s.Replace, s.Remove, s.Unchanged)
+	}
+	head.WriteString("| Environment | Status | Create | Replace | Remove | Unchanged |\n|---|---|--:|--:|--:|--:|\n")
+	for _, ec := range p.envList() {
+		c := p.countEnv(ec.Name)
+		fmt.Fprintf(&head, "| `%s` | %s | %d | %d | %d | %d |\n", ec.Name, statusText(ec.Status), c.Create, c.Replace, c.Remove, c.Unchanged)
+	}
+	head.WriteString("\n")
+
+	var sections []string
+	for _, ec := range p.envList() {
+		if ec.Status == "invalid" {
+			var b strings.Builder
+			fmt.Fprintf(&b, "<details open><summary>❌ <b>%s</b>: invalid manifest</summary>\n\n```\n", ec.Name)
+			for _, e := range ec.Errors {
+				b.WriteString(e + "\n")
+			}
+			b.WriteString("```\n</details>\n\n")
+			sections = append(sections, b.String())
+			continue
+		}
+		for _, svc := range p.services(ec.Name) {
+			sections = append(sections, p.serviceSection(ec.Name, svc))
+		}
+	}
+	var b strings.Builder
+	b.WriteString(head.String())
+	for i, sec := range sections {
+		if b.Len()+len(sec) > limit-200 {
+			fmt.Fprintf(&b, "> **Truncated:** %d more section(s) not shown. Run `maestro-sync plan` locally for the full plan.\n", len(sections)-i)
+			break
+		}
+		b.WriteString(sec)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func statusText(s string) string {
+	switch s {
+	case "added":
+		return "🆕 added"
+	case "removed":
+		return "🗑️ removed"
+	case "changed":
+		return "✏️ changed"
+	case "invalid":
+		return "❌ invalid"
+	}
+	return "unchanged"
+}
+
+func (p *Plan) hasInvalid() bool {
+	for _, ec := range p.Environments {
+		if ec.Status == "invalid" {
+			return true
+		}
+	}
+	return false
+}
+
+// envList returns the environments of the plan: its EnvChange list, or
+// one entry per environment of the steps.
+func (p *Plan) envList() []EnvChange {
+	if len(p.Environments) > 0 {
+		return p.Environments
+	}
+	var out []EnvChange
+	seen := map[string]bool{}
+	for _, st := range p.Steps {
+		if !seen[st.Env] {
+			seen[st.Env] = true
+			out = append(out, EnvChange{Name: st.Env, Status: "changed"})
+		}
+	}
+	return out
+}
+
+func (p *Plan) countEnv(env string) Summary {
+	sub := &Plan{}
+	for _, st := range p.Steps {
+		if st.Env == env {
+			sub.Steps = append(sub.Steps, st)
+		}
+	}
+	return sub.Summary()
+}
+
+// services returns the services of an environment with steps worth
+// showing, in plan order.
+func (p *Plan) services(env string) []string {
+	var out []string
+	for _, st := range p.Steps {
+		if st.Env != env || (st.Action == Unchanged && len(st.Changes) == 0) {
+			continue
+		}
+		if len(out) == 0 || out[len(out)-1] != st.Service {
+			found := false
+			for _, s := range out {
+				found = found || s == st.Service
+			}
+			if !found {
+				out = append(out, st.Service)
+			}
+		}
+	}
+	return out
+}
+
+func (p *Plan) serviceSection(env, svc string) string {
+	var steps []Step
+	var count Summary
+	for _, st := range p.Steps {
+		if st.Env == env && st.Service == svc {
+			steps = append(steps, st)
+		}
+	}
+	count = (&Plan{Steps: steps}).Summary()
+	var parts []string
+	for _, x := range []struct {
+		n    int
+		what string
+	}{{count.Create, "to create"}, {count.Replace, "to replace"}, {count.Remove, "to remove"}} {
+		if x.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", x.n, x.what))
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "settings changed, no container replaced")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "<details><summary><code>%s</code> · service <b>%s</b>: %s</summary>\n\n", env, mdEscape(svc), strings.Join(parts, ", "))
+	b.WriteString("| Instance | Ship | Action | Why |\n|---|---|---|---|\n")
+	for _, st := range steps {
+		if st.Action == Unchanged && len(st.Changes) == 0 {
+			continue
+		}
+		var lines []string
+		for _, c := range st.Changes {
+			lines = append(lines, "`"+strings.ReplaceAll(c.Field, "`", "'")+"`: "+mdEscape(c.Detail()))
+		}
+		if len(st.Changes) == 0 {
+			for _, c := range st.Causes {
+				lines = append(lines, mdEscape(c))
+			}
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s %s | %s |\n", st.Instance, mdEscape(st.Ship), symbols[st.Action], st.Action, strings.Join(lines, "<br>"))
+	}
+	b.WriteString("\n</details>\n\n")
+	return b.String()
+}
+
+// mdEscape keeps text from breaking a table or being read as Markdown or
+// HTML.
+func mdEscape(s string) string {
+	r := strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "`", "'", "*", `\*`, "_", `\_`, "\n", " ")
+	return r.Replace(s)
+}
