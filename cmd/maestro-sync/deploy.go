@@ -88,10 +88,17 @@ func (g *globals) observe(ctx context.Context, cmd *cobra.Command, args []string
 
 func (s *session) close() { s.pool.Close() }
 
-func (s *session) plan(revision string, prune bool, sel func(*manifest.Environment, *manifest.Instance) bool) *plan.Plan {
-	return diff.Compute(s.repo.Environments, s.state, diff.Options{
-		Revision: revision, Prune: prune, PruneEnvs: prune && len(s.repo.Invalid) == 0, Select: sel,
+// plan computes the plan for the selection.
+func (s *session) plan(revision string, prune bool, sel *selection) (*plan.Plan, error) {
+	filter, err := sel.resolve(s.repo.Environments)
+	if err != nil {
+		return nil, err
+	}
+	p := diff.Compute(s.repo.Environments, s.state, diff.Options{
+		Revision: revision, Prune: prune, PruneEnvs: prune && len(s.repo.Invalid) == 0, Select: filter,
 	})
+	p.Things, p.WithDeps = sel.things, sel.withDeps
+	return p, nil
 }
 
 func newPlan(g *globals) *cobra.Command {
@@ -142,11 +149,10 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error
 				return err
 			}
 			defer s.close()
-			filter, err := sel.resolve(s.repo.Environments)
+			p, err := s.plan(g.revision, prune, &sel)
 			if err != nil {
 				return err
 			}
-			p := s.plan(g.revision, prune, filter)
 			if err := writePlan(cmd, p, output, out, all); err != nil {
 				return err
 			}
@@ -200,6 +206,7 @@ func newApply(g *globals) *cobra.Command {
 		prune       bool
 		refresh     bool
 		sel         selection
+		planFile    string
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [PATH] [THING...]",
@@ -213,17 +220,45 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pathArgs, things := splitPath(g, args)
 			sel.things = things
+			var saved *plan.Plan
+			if planFile != "" {
+				if len(things) > 0 || prune {
+					return fmt.Errorf("--plan applies the saved plan's own selection: give no THING and no --prune")
+				}
+				f, err := os.Open(planFile)
+				if err != nil {
+					return err
+				}
+				saved, err = plan.ReadJSON(f)
+				f.Close()
+				if err != nil {
+					return err
+				}
+				if saved.Base != "" {
+					return fmt.Errorf("%s is a plan between two revisions, not against live state: it cannot be applied", planFile)
+				}
+				sel.things, sel.withDeps, prune = saved.Things, saved.WithDeps, saved.Prune
+			}
 			ctx := cmd.Context()
 			s, err := g.observe(ctx, cmd, pathArgs)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			filter, err := sel.resolve(s.repo.Environments)
+			p, err := s.plan(g.revision, prune, &sel)
 			if err != nil {
 				return err
 			}
-			p := s.plan(g.revision, prune, filter)
+			if saved != nil {
+				if reasons := diff.Stale(saved, p); len(reasons) > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "ERROR: refusing to apply %s: it no longer matches what would be done now:\n", planFile)
+					for _, r := range reasons {
+						fmt.Fprintf(cmd.ErrOrStderr(), "  - %s\n", r)
+					}
+					fmt.Fprintln(cmd.ErrOrStderr(), "Plan again and review the new plan.")
+					return exitCode(1)
+				}
+			}
 			if err := p.Validate(); err != nil {
 				return fmt.Errorf("internal error: invalid plan: %w", err)
 			}
@@ -254,6 +289,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 	cmd.Flags().IntVarP(&concurrency, "concurrency", "c", 0, "how many steps run at once (0: no limit)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove containers no longer in the manifests")
 	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it")
+	cmd.Flags().StringVar(&planFile, "plan", "", "apply this saved plan (plan -o json --out FILE), refusing if the manifests or the live state changed since")
 	sel.flags(cmd)
 	return cmd
 }

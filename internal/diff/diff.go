@@ -4,6 +4,8 @@
 package diff
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -33,7 +35,7 @@ type Options struct {
 
 // Compute returns the plan that makes live match envs.
 func Compute(envs []*manifest.Environment, state *live.State, opts Options) *plan.Plan {
-	p := &plan.Plan{Revision: opts.Revision}
+	p := &plan.Plan{Revision: opts.Revision, Desired: Digest(envs), Prune: opts.Prune}
 	known := map[string]bool{}
 	for _, env := range envs {
 		known[env.Name] = true
@@ -268,4 +270,63 @@ func liveSpec(c *live.Container) *manifest.Spec {
 		return nil
 	}
 	return &s
+}
+
+// Digest is a digest of a desired state: every environment's instances,
+// where they run and their spec hashes. Two loads of unchanged manifests
+// give the same digest.
+func Digest(envs []*manifest.Environment) string {
+	var lines []string
+	for _, env := range envs {
+		for _, in := range env.Instances() {
+			lines = append(lines, env.Name+"\x00"+in.Name+"\x00"+env.Ships[in.Ship].Address()+"\x00"+in.SpecHash)
+		}
+		lines = append(lines, env.Name)
+	}
+	slices.Sort(lines)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Stale compares a saved plan with one computed now for the same options
+// and returns what differs: nil when the saved plan still describes the
+// live state and the desired state exactly.
+func Stale(saved, now *plan.Plan) []string {
+	var out []string
+	if saved.Desired != now.Desired {
+		out = append(out, "the manifests changed since the plan was made")
+	}
+	if saved.Revision != now.Revision {
+		out = append(out, fmt.Sprintf("the revision changed: %q → %q", saved.Revision, now.Revision))
+	}
+	key := func(st plan.Step) string {
+		return strings.Join([]string{string(st.Action), st.Container, st.LiveSpecHash, st.SpecHash}, "|")
+	}
+	old := map[string]plan.Step{}
+	for _, st := range saved.Steps {
+		old[st.ID] = st
+	}
+	for _, st := range now.Steps {
+		o, ok := old[st.ID]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("%s/%s: new step %s", st.Env, st.Instance, st.Action))
+		case key(o) != key(st):
+			out = append(out, fmt.Sprintf("%s/%s: planned %s of %s, now %s of %s", st.Env, st.Instance, o.Action, shortID(o.Container), st.Action, shortID(st.Container)))
+		}
+		delete(old, st.ID)
+	}
+	for _, st := range saved.Steps {
+		if _, gone := old[st.ID]; gone {
+			out = append(out, fmt.Sprintf("%s/%s: planned %s no longer applies", st.Env, st.Instance, st.Action))
+		}
+	}
+	return out
+}
+
+func shortID(id string) string {
+	if id == "" {
+		return "nothing"
+	}
+	return id[:min(12, len(id))]
 }

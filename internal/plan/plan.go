@@ -110,6 +110,14 @@ func (c Change) Detail() string {
 type Plan struct {
 	// Revision is the source revision the desired state comes from.
 	Revision string `json:"revision,omitempty"`
+	// Desired is a digest of the desired state the plan was computed
+	// from, and Prune and Things the options it was computed with, so
+	// that a saved plan can be checked before it is applied.
+	Desired string   `json:"desired,omitempty"`
+	Prune   bool     `json:"prune,omitempty"`
+	Things  []string `json:"things,omitempty"`
+	// WithDeps is -d: things include their dependencies.
+	WithDeps bool `json:"with_dependencies,omitempty"`
 	// Base is the revision compared against, for a plan between two
 	// revisions (no live state involved).
 	Base string `json:"base,omitempty"`

@@ -121,6 +121,10 @@ func (p *Plan) String() string {
 type document struct {
 	Version      int         `json:"version"`
 	Revision     string      `json:"revision,omitempty"`
+	Desired      string      `json:"desired,omitempty"`
+	Prune        bool        `json:"prune,omitempty"`
+	Things       []string    `json:"things,omitempty"`
+	WithDeps     bool        `json:"with_dependencies,omitempty"`
 	Base         string      `json:"base,omitempty"`
 	Summary      Summary     `json:"summary"`
 	Environments []EnvChange `json:"environments,omitempty"`
@@ -140,7 +144,7 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(document{Version: jsonVersion, Revision: p.Revision, Base: p.Base, Summary: p.Summary(), Environments: p.Environments, Steps: steps})
+	return enc.Encode(document{Version: jsonVersion, Revision: p.Revision, Desired: p.Desired, Prune: p.Prune, Things: p.Things, WithDeps: p.WithDeps, Base: p.Base, Summary: p.Summary(), Environments: p.Environments, Steps: steps})
 }
 
 // ReadJSON reads a plan written by WriteJSON.
@@ -152,5 +156,5 @@ func ReadJSON(r io.Reader) (*Plan, error) {
 	if d.Version != jsonVersion {
 		return nil, fmt.Errorf("read plan: version %d, this maestro-sync reads version %d", d.Version, jsonVersion)
 	}
-	return &Plan{Revision: d.Revision, Base: d.Base, Environments: d.Environments, Steps: d.Steps}, nil
+	return &Plan{Revision: d.Revision, Desired: d.Desired, Prune: d.Prune, Things: d.Things, WithDeps: d.WithDeps, Base: d.Base, Environments: d.Environments, Steps: d.Steps}, nil
 }
