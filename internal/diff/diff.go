@@ -56,6 +56,7 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 	// Where each instance is desired, and the step that brings it up.
 	desiredHost := map[string]string{}
 	upStep := map[string]string{}
+	blocked := map[string]bool{} // instances that cannot come up where desired
 	selected := func(in *manifest.Instance) bool { return opts.Select == nil || opts.Select(env, in) }
 
 	ordered := env.StartOrder(env.Instances())
@@ -75,6 +76,7 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 			st.Action = plan.Unknown
 			st.Causes = []string{unreachable(host)}
 			changes = append(changes, st)
+			blocked[in.Name] = true
 			continue
 		}
 		var current *live.Container
@@ -102,6 +104,7 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 				st.Container = foreign.ID
 				st.Causes = []string{conflictCause(foreign)}
 				changes = append(changes, st)
+				blocked[in.Name] = true
 				continue
 			}
 			st.Action = plan.Create
@@ -144,12 +147,12 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 		host := state.Hosts[addr]
 		for i := range host.Containers {
 			c := &host.Containers[i]
-			if c.Env() != env.Name || c.Temporary() {
+			if c.Env() != env.Name {
 				continue
 			}
 			want, desired := desiredHost[c.Instance()]
-			if desired && want == addr && c.Name == c.Instance() {
-				continue
+			if desired && want == addr && (c.Name == c.Instance() || c.Temporary()) {
+				continue // the instance's own container, or a leftover planned above
 			}
 			in := env.Instance(c.Instance())
 			if in != nil && !selected(in) || in == nil && opts.Select != nil {
@@ -158,6 +161,11 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 			st := plan.Step{ID: stepID(env.Name, addr, c.Name), Action: plan.Remove, Env: env.Name, Service: c.Service(),
 				Instance: c.Name, Ship: shipName(env, addr), Host: addr, Container: c.ID, LiveSpecHash: c.SpecHash()}
 			switch {
+			case c.Temporary():
+				st.Causes = []string{"leftover replacement container of an interrupted apply"}
+			case desired && blocked[c.Instance()]:
+				st.Action = plan.Orphan
+				st.Causes = []string{fmt.Sprintf("%s moves to ship %s, which cannot run it now: kept", c.Instance(), in.Ship)}
 			case desired:
 				st.Causes = []string{fmt.Sprintf("%s moved to ship %s", c.Instance(), in.Ship)}
 				if id, ok := upStep[c.Instance()]; ok {
@@ -169,7 +177,7 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 				st.Action = plan.Orphan
 				st.Causes = []string{"no longer in the manifest (use --prune to remove)"}
 			}
-			if st.Action == plan.Remove && !desired {
+			if st.Action == plan.Remove && !desired && !c.Temporary() {
 				removedSvc[st.Service] = append(removedSvc[st.Service], st.ID)
 			}
 			removals = append(removals, st)
@@ -186,10 +194,40 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 		}
 	}
 	out := append(leftovers, changes...)
-	out = append(out, removals...)
+	out = append(out, stopOrdered(removals)...)
 	for i := range out {
 		slices.Sort(out[i].After)
 		out[i].After = slices.Compact(out[i].After)
+	}
+	return out
+}
+
+// stopOrdered sorts steps so that each comes after the steps of the list it
+// runs after, keeping the given order otherwise.
+func stopOrdered(steps []plan.Step) []plan.Step {
+	index := map[string]int{}
+	for i, st := range steps {
+		index[st.ID] = i
+	}
+	placed := make([]bool, len(steps))
+	out := make([]plan.Step, 0, len(steps))
+	var place func(i int, depth int)
+	place = func(i, depth int) {
+		if placed[i] || depth > len(steps) {
+			return
+		}
+		for _, a := range steps[i].After {
+			if j, ok := index[a]; ok {
+				place(j, depth+1)
+			}
+		}
+		if !placed[i] {
+			placed[i] = true
+			out = append(out, steps[i])
+		}
+	}
+	for i := range steps {
+		place(i, 0)
 	}
 	return out
 }

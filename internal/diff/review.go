@@ -88,7 +88,7 @@ func compareEnv(b, h *manifest.Environment, m *secret.Matcher) []plan.Step {
 			}
 			st.Causes = append(st.Causes, changeCause(c))
 		}
-		if st.Action == plan.Replace && old.SpecHash == in.SpecHash && old.Ship == in.Ship {
+		if st.Action == plan.Replace && old.SpecHash == in.SpecHash && b.Ships[old.Ship].Address() == h.Ships[in.Ship].Address() {
 			st.Action = plan.Unchanged // defensive: equal specs never replace
 		}
 		out = append(out, st)
@@ -131,7 +131,13 @@ func instanceChanges(benv, henv *manifest.Environment, old, cur *manifest.Instan
 			out = append(out, plan.Change{Field: field, Old: o, New: n, Replaces: replaces})
 		}
 	}
-	add("ship", old.Ship, cur.Ship, true)
+	// A ship is a Docker daemon: renaming it moves nothing, pointing it at
+	// another daemon moves every instance on it.
+	if oa, ca := benv.Ships[old.Ship].Address(), henv.Ships[cur.Ship].Address(); oa != ca {
+		add("ship", old.Ship+" ("+oa+")", cur.Ship+" ("+ca+")", true)
+	} else {
+		add("ship", old.Ship, cur.Ship, false)
+	}
 	add("image", old.Image, cur.Image, true)
 	add("command", shellquote.Join(old.Command...), shellquote.Join(cur.Command...), true)
 	out = append(out, envChanges(old.Env, cur.Env, cur.Service, m)...)

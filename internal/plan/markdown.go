@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"strings"
 )
@@ -34,15 +35,29 @@ func (p *Plan) WriteMarkdown(w io.Writer, opt MarkdownOptions) error {
 		fmt.Fprintf(&head, "### %s\n\n", opt.Title)
 	}
 	s := p.Summary()
-	if s.Changes() == 0 && !p.hasInvalid() {
+	extra := ""
+	for _, x := range []struct {
+		n    int
+		what string
+	}{{s.Conflict, "conflicting"}, {s.Orphan, "orphaned"}, {s.Unknown, "on unreachable ships"}} {
+		if x.n > 0 {
+			extra += fmt.Sprintf(", %d %s", x.n, x.what)
+		}
+	}
+	if s.Changes() == 0 && extra == "" && !p.hasInvalid() {
 		head.WriteString("**No changes.** Every instance stays as it is.\n\n")
 	} else {
-		fmt.Fprintf(&head, "**Plan:** %d to create, %d to replace, %d to remove, %d unchanged.\n\n", s.Create, s.Replace, s.Remove, s.Unchanged)
+		fmt.Fprintf(&head, "**Plan:** %d to create, %d to replace, %d to remove, %d unchanged%s.\n\n", s.Create, s.Replace, s.Remove, s.Unchanged, extra)
 	}
 	head.WriteString("| Environment | Status | Create | Replace | Remove | Unchanged |\n|---|---|--:|--:|--:|--:|\n")
-	for _, ec := range p.envList() {
+	envs := p.envList()
+	for i, ec := range envs {
+		if head.Len() > limit/2 {
+			fmt.Fprintf(&head, "| … | %d more environment(s) | | | | |\n", len(envs)-i)
+			break
+		}
 		c := p.countEnv(ec.Name)
-		fmt.Fprintf(&head, "| `%s` | %s | %d | %d | %d | %d |\n", ec.Name, statusText(ec.Status), c.Create, c.Replace, c.Remove, c.Unchanged)
+		fmt.Fprintf(&head, "| %s | %s | %d | %d | %d | %d |\n", mdCode(ec.Name), statusText(ec.Status), c.Create, c.Replace, c.Remove, c.Unchanged)
 	}
 	head.WriteString("\n")
 
@@ -50,7 +65,7 @@ func (p *Plan) WriteMarkdown(w io.Writer, opt MarkdownOptions) error {
 	for _, ec := range p.envList() {
 		if ec.Status == "invalid" {
 			var b strings.Builder
-			fmt.Fprintf(&b, "<details open><summary>❌ <b>%s</b>: invalid manifest</summary>\n\n```\n", ec.Name)
+			fmt.Fprintf(&b, "<details open><summary>❌ <b>%s</b>: invalid manifest</summary>\n\n```\n", htmlName(ec.Name))
 			for _, e := range ec.Errors {
 				b.WriteString(e + "\n")
 			}
@@ -159,7 +174,8 @@ func (p *Plan) serviceSection(env, svc string) string {
 	for _, x := range []struct {
 		n    int
 		what string
-	}{{count.Create, "to create"}, {count.Replace, "to replace"}, {count.Remove, "to remove"}} {
+	}{{count.Create, "to create"}, {count.Replace, "to replace"}, {count.Remove, "to remove"},
+		{count.Conflict, "conflicting"}, {count.Orphan, "orphaned"}, {count.Unknown, "on unreachable ships"}} {
 		if x.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", x.n, x.what))
 		}
@@ -168,7 +184,7 @@ func (p *Plan) serviceSection(env, svc string) string {
 		parts = append(parts, "settings changed, no container replaced")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "<details><summary><code>%s</code> · service <b>%s</b>: %s</summary>\n\n", env, mdEscape(svc), strings.Join(parts, ", "))
+	fmt.Fprintf(&b, "<details><summary><code>%s</code> · service <b>%s</b>: %s</summary>\n\n", htmlName(env), htmlName(svc), strings.Join(parts, ", "))
 	b.WriteString("| Instance | Ship | Action | Why |\n|---|---|---|---|\n")
 	for _, st := range steps {
 		if st.Action == Unchanged && len(st.Changes) == 0 {
@@ -176,17 +192,27 @@ func (p *Plan) serviceSection(env, svc string) string {
 		}
 		var lines []string
 		for _, c := range st.Changes {
-			lines = append(lines, "`"+strings.ReplaceAll(c.Field, "`", "'")+"`: "+mdEscape(c.Detail()))
+			lines = append(lines, mdCode(c.Field)+": "+mdEscape(c.Detail()))
 		}
 		if len(st.Changes) == 0 {
 			for _, c := range st.Causes {
 				lines = append(lines, mdEscape(c))
 			}
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s %s | %s |\n", st.Instance, mdEscape(st.Ship), symbols[st.Action], st.Action, strings.Join(lines, "<br>"))
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s |\n", mdCode(st.Instance), mdEscape(st.Ship), symbols[st.Action], st.Action, strings.Join(lines, "<br>"))
 	}
 	b.WriteString("\n</details>\n\n")
 	return b.String()
+}
+
+// htmlName writes a name inside raw HTML (a <summary> line).
+func htmlName(s string) string {
+	return html.EscapeString(strings.ReplaceAll(s, "`", "'"))
+}
+
+// mdCode writes a name as a code span that cannot break a table row.
+func mdCode(s string) string {
+	return "`" + strings.NewReplacer("`", "'", "|", `\|`, "\n", " ").Replace(s) + "`"
 }
 
 // mdEscape keeps text from breaking a table or being read as Markdown or

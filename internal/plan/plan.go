@@ -212,6 +212,8 @@ func (p *Plan) Validate() error {
 		for _, a := range st.After {
 			j, ok := index[a]
 			switch {
+			case a == st.ID:
+				errs = append(errs, fmt.Errorf("step %s: runs after itself", st.ID))
 			case !ok:
 				errs = append(errs, fmt.Errorf("step %s: runs after %s, which is missing or later", st.ID, a))
 			case !p.Steps[j].Action.Mutates():
