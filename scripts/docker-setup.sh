@@ -2,7 +2,8 @@
 # docker-setup.sh prepares the Docker test bed used by the integration tests
 # (test/dockertest) and `make test`:
 #
-#   1. installs Debian's docker.io, busybox-static, iproute2 and iptables when missing;
+#   1. installs Debian's docker.io, busybox-static, iproute2, iptables, and for
+#      the Git and SSH tests openssh-server, gnupg, git and curl, when missing;
 #   2. starts the default dockerd (/var/run/docker.sock) when nothing answers there,
 #      in the background, logging to /tmp/dockerd.log, choosing a storage driver
 #      (overlay2, falling back to vfs) and iptables mode that work on this machine;
@@ -76,6 +77,10 @@ install_packages() {
 	fi
 	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 	command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+	[ -x /usr/sbin/sshd ] || missing+=(openssh-server) # SSH tunnels and Git over SSH in tests
+	command -v gpg >/dev/null 2>&1 || missing+=(gnupg)  # signed commits in tests
+	command -v git >/dev/null 2>&1 || missing+=(git)
+	command -v curl >/dev/null 2>&1 || missing+=(curl)
 	[ "${#missing[@]}" -eq 0 ] && return 0
 
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

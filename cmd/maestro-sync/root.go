@@ -41,7 +41,8 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "", "load this one manifest file (\"-\" reads stdin), as maestro -f does")
 	root.PersistentFlags().BoolVar(&g.strict, "strict", false, "treat warnings (such as unknown keys) as errors")
 	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: none)")
-	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newVersion())
+	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newRun(g), newVersion())
+	root.AddCommand(newStatus(g), newStart(g), newStop(g), newRestart(g), newClean(g), newPull(g), newLogs(g))
 	return root
 }
 

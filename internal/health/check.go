@@ -26,6 +26,10 @@ import (
 const dialTimeout = time.Second
 
 // runTCP connects to the port on the ship, up to MaxWait attempts.
+// rampStart is the first pause between http attempts; it doubles up to the
+// interval.
+const rampStart = 100 * time.Millisecond
+
 func runTCP(ctx context.Context, c manifest.Check, t Target, opt Options) error {
 	p, err := port(c, t)
 	if err != nil {
@@ -93,9 +97,12 @@ func runHTTP(ctx context.Context, c manifest.Check, t Target, opt Options) error
 	redact := redactor(t.Env)
 
 	deadline := time.Now().Add(time.Duration(c.MaxWait) * time.Second)
-	next := func(int) (time.Duration, bool) {
+	// max_wait bounds an http check in time, so the first retries can come
+	// sooner than the interval without changing how long it may take: a
+	// service that is up a moment after its start is seen at once.
+	next := func(failed int) (time.Duration, bool) {
 		left := time.Until(deadline)
-		return min(opt.Interval, left), left > 0
+		return min(opt.Interval, rampStart<<min(failed-1, 8), left), left > 0
 	}
 	return retry(ctx, next, func(ctx context.Context) error {
 		d := timeout

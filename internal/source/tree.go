@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -15,8 +16,11 @@ import (
 )
 
 // treeFS is a read-only fs.FS over a Git tree. Paths are indexed up front;
-// file contents are read from the object store on open.
+// file contents are read from the object store on open. It is safe for
+// concurrent use: reads of the object store are serialized, since go-git's
+// storage is not safe for concurrent use.
 type treeFS struct {
+	mu    sync.Mutex // guards reads through files (the object store)
 	files map[string]*object.File
 	dirs  map[string][]fs.DirEntry
 	mtime time.Time
@@ -65,12 +69,7 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
 	if f, ok := t.files[name]; ok {
-		r, err := f.Reader()
-		if err != nil {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-		}
-		defer r.Close()
-		data, err := io.ReadAll(r)
+		data, err := t.read(f)
 		if err != nil {
 			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 		}
@@ -80,6 +79,18 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		return &dir{entry: entry{name: path.Base(name), dir: true, mtime: t.mtime}, list: list}, nil
 	}
 	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+}
+
+// read returns the content of a file of the tree.
+func (t *treeFS) read(f *object.File) ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, err := f.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
 }
 
 // entry is both the fs.FileInfo and the fs.DirEntry of a path.

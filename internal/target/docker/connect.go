@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,59 +29,109 @@ type Pool struct {
 	KnownHosts string
 
 	mu      sync.Mutex
-	clients map[string]*client.Client
-	tunnels []*ssh.Client
+	entries map[string]*poolEntry
+}
+
+// poolEntry is the connection to one daemon. Its own lock serialises
+// connecting to that daemon without holding up the other ships.
+type poolEntry struct {
+	mu     sync.Mutex
+	c      *client.Client
+	tunnel *tunnel
+	closed bool // by Pool.Close: look the address up again
 }
 
 // NewPool returns an empty pool.
-func NewPool() *Pool { return &Pool{clients: map[string]*client.Client{}} }
+func NewPool() *Pool { return &Pool{entries: map[string]*poolEntry{}} }
 
-// Client returns the client for a ship, connecting on first use.
+// Client returns the client for a ship, connecting on first use. Opening an
+// SSH tunnel is bounded by the ship's timeout.
 func (p *Pool) Client(ship *manifest.Ship) (*client.Client, error) {
 	addr := ship.Address()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.clients[addr]; ok {
-		return c, nil
+	var e *poolEntry
+	for e == nil {
+		p.mu.Lock()
+		if p.entries == nil {
+			p.entries = map[string]*poolEntry{}
+		}
+		e = p.entries[addr]
+		if e == nil {
+			e = &poolEntry{}
+			p.entries[addr] = e
+		}
+		p.mu.Unlock()
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			e = nil
+		}
 	}
-	c, err := p.connect(ship)
+	defer e.mu.Unlock()
+	if e.c != nil {
+		return e.c, nil
+	}
+	c, tun, err := p.connect(ship)
 	if err != nil {
 		return nil, fmt.Errorf("ship %s: connect: %w", ship.Name, err)
 	}
-	p.clients[addr] = c
+	e.c, e.tunnel = c, tun
 	return c, nil
 }
 
-// Close closes every client and tunnel.
+// Close closes every client and tunnel. It waits for connections being
+// made.
 func (p *Pool) Close() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for addr, c := range p.clients {
-		c.Close()
-		delete(p.clients, addr)
+	entries := p.entries
+	p.entries = map[string]*poolEntry{}
+	p.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		if e.c != nil {
+			e.c.Close()
+		}
+		if e.tunnel != nil {
+			e.tunnel.close()
+		}
+		e.c, e.tunnel, e.closed = nil, nil, true
+		e.mu.Unlock()
 	}
-	for _, t := range p.tunnels {
-		t.Close()
-	}
-	p.tunnels = nil
 	return nil
 }
 
-func (p *Pool) connect(ship *manifest.Ship) (*client.Client, error) {
+func (p *Pool) connect(ship *manifest.Ship) (*client.Client, *tunnel, error) {
 	opts := []client.Opt{}
 	if ship.APIVersion != "" {
 		opts = append(opts, client.WithVersion(ship.APIVersion))
 	} else {
 		opts = append(opts, client.WithAPIVersionNegotiation())
 	}
+	var tun *tunnel
 	switch {
 	case ship.SSHTunnel != nil:
-		dial, err := p.tunnel(ship)
+		var err error
+		tun, err = p.tunnel(ship)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		opts = append(opts, client.WithHost("tcp://127.0.0.1:"+strconv.Itoa(ship.DockerPort)),
-			client.WithHTTPClient(&http.Client{Transport: &http.Transport{DialContext: dial}}))
+		// The daemon is reached on the ship's loopback through the tunnel,
+		// with TLS when the ship says so (MaestroNG then used https through
+		// its tunnel too).
+		tr := &http.Transport{DialContext: tun.dialContext}
+		opts = append(opts, client.WithHost("tcp://127.0.0.1:"+strconv.Itoa(ship.DockerPort)))
+		if ship.TLS || ship.TLSVerify {
+			tc, err := tlsConfig(ship)
+			if err != nil {
+				tun.close()
+				return nil, nil, err
+			}
+			// The daemon's certificate names the ship, not the loopback
+			// address the tunnel ends at.
+			tc.ServerName = ship.Endpoint
+			tr.TLSClientConfig = tc
+			opts = append(opts, client.WithScheme("https"))
+		}
+		opts = append(opts, client.WithHTTPClient(&http.Client{Transport: tr}))
 	case ship.SocketPath != "":
 		opts = append(opts, client.WithHost("unix://"+ship.SocketPath))
 	default:
@@ -88,7 +139,7 @@ func (p *Pool) connect(ship *manifest.Ship) (*client.Client, error) {
 		if ship.TLS || ship.TLSVerify {
 			tc, err := tlsConfig(ship)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			opts = append(opts, client.WithHost("tcp://"+host), client.WithScheme("https"),
 				client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}}))
@@ -98,7 +149,14 @@ func (p *Pool) connect(ship *manifest.Ship) (*client.Client, error) {
 	}
 	// The ship's timeout bounds each short request through its context
 	// (see Driver.short); streams such as pulls and logs are not bounded.
-	return client.NewClientWithOpts(opts...)
+	c, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		if tun != nil {
+			tun.close()
+		}
+		return nil, nil, err
+	}
+	return c, tun, nil
 }
 
 // tlsConfig builds the client TLS settings: the CA verifies the daemon when
@@ -126,10 +184,23 @@ func tlsConfig(ship *manifest.Ship) (*tls.Config, error) {
 	return tc, nil
 }
 
-// tunnel opens an SSH connection to the ship and returns a dialer that
-// reaches the daemon's port on the ship's loopback through it. The host key
-// must be in known_hosts.
-func (p *Pool) tunnel(ship *manifest.Ship) (func(ctx context.Context, network, addr string) (net.Conn, error), error) {
+// tunnel is an SSH connection to a ship through which the daemon's port on
+// the ship's loopback is reached. A connection that died (sshd restarted,
+// network cut) is opened again on the next dial.
+type tunnel struct {
+	dial   func(ctx context.Context) (*ssh.Client, error)
+	remote string
+
+	mu     sync.Mutex
+	conn   *ssh.Client
+	dead   chan struct{} // closed when conn has ended
+	closed bool
+	wg     sync.WaitGroup // the watchers of each conn
+}
+
+// tunnel opens an SSH connection to the ship. The host key must be in
+// known_hosts.
+func (p *Pool) tunnel(ship *manifest.Ship) (*tunnel, error) {
 	t := ship.SSHTunnel
 	key, err := os.ReadFile(expandHome(t.Key))
 	if err != nil {
@@ -147,21 +218,130 @@ func (p *Pool) tunnel(ship *manifest.Ship) (func(ctx context.Context, network, a
 	if err != nil {
 		return nil, fmt.Errorf("known_hosts: %w", err)
 	}
+	timeout := shipTimeout(ship)
 	cfg := &ssh.ClientConfig{
 		User:            t.User,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: hostKeys,
-		Timeout:         time.Duration(ship.Timeout * float64(time.Second)),
+		Timeout:         timeout,
 	}
-	conn, err := ssh.Dial("tcp", net.JoinHostPort(ship.Endpoint, strconv.Itoa(t.Port)), cfg)
+	addr := net.JoinHostPort(ship.Endpoint, strconv.Itoa(t.Port))
+	tun := &tunnel{remote: net.JoinHostPort("127.0.0.1", strconv.Itoa(ship.DockerPort))}
+	tun.dial = func(ctx context.Context) (*ssh.Client, error) {
+		c, err := sshDial(ctx, addr, cfg, timeout)
+		if err != nil {
+			return nil, fmt.Errorf("ssh %s@%s: %w", t.User, addr, explainHostKey(err, addr, khPath))
+		}
+		return c, nil
+	}
+	if _, _, err := tun.client(context.Background()); err != nil {
+		return nil, err
+	}
+	return tun, nil
+}
+
+// sshDial connects and does the SSH handshake within timeout (and ctx):
+// ssh.Dial bounds only the TCP connect, so a server that accepts and never
+// answers would hang it for ever.
+func sshDial(ctx context.Context, addr string, cfg *ssh.ClientConfig, timeout time.Duration) (*ssh.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("ssh %s@%s: %w", t.User, ship.Endpoint, err)
+		return nil, err
 	}
-	p.tunnels = append(p.tunnels, conn)
-	remote := net.JoinHostPort("127.0.0.1", strconv.Itoa(ship.DockerPort))
-	return func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return conn.DialContext(ctx, "tcp", remote)
-	}, nil
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	stop()
+	if err != nil {
+		conn.Close()
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("no SSH handshake within %s: %w", timeout, err)
+		}
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// explainHostKey turns a known_hosts rejection into a message that says
+// what to do.
+func explainHostKey(err error, addr, khPath string) error {
+	var ke *knownhosts.KeyError
+	if !errors.As(err, &ke) {
+		return err
+	}
+	if len(ke.Want) == 0 {
+		return fmt.Errorf("host key of %s is not in %s (add it, e.g. with ssh-keyscan): %w", addr, khPath, err)
+	}
+	return fmt.Errorf("host key of %s does not match the one in %s:%d (changed host key or man in the middle): %w",
+		addr, ke.Want[0].Filename, ke.Want[0].Line, err)
+}
+
+// client returns the live SSH connection and a channel closed when it
+// ends, opening a new connection when the last one has ended.
+func (t *tunnel) client(ctx context.Context) (*ssh.Client, <-chan struct{}, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, nil, errors.New("ssh tunnel closed")
+	}
+	if t.conn != nil {
+		select {
+		case <-t.dead:
+			t.conn.Close()
+			t.conn = nil
+		default:
+			return t.conn, t.dead, nil
+		}
+	}
+	c, err := t.dial(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	dead := make(chan struct{})
+	t.wg.Add(1)
+	go func() { // owned by close, which closes c and waits
+		defer t.wg.Done()
+		_ = c.Wait()
+		close(dead)
+	}()
+	t.conn, t.dead = c, dead
+	return c, dead, nil
+}
+
+func (t *tunnel) dialContext(ctx context.Context, _, _ string) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		c, dead, err := t.client(ctx)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := c.DialContext(ctx, "tcp", t.remote)
+		if err == nil {
+			return conn, nil
+		}
+		select {
+		case <-dead: // the SSH connection ended under us: open a new one, once
+			if attempt == 0 {
+				continue
+			}
+		default:
+		}
+		return nil, err
+	}
+}
+
+func (t *tunnel) close() {
+	t.mu.Lock()
+	t.closed = true
+	if t.conn != nil {
+		t.conn.Close()
+		t.conn = nil
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
 }
 
 func expandHome(p string) string {

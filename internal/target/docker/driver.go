@@ -112,6 +112,9 @@ func (d *Driver) create(ctx context.Context, st plan.Step, progress func(string)
 	if t.in == nil {
 		return fmt.Errorf("instance %s is not in environment %s", st.Instance, st.Env)
 	}
+	if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
+		return err
+	}
 	id, err := d.createContainer(ctx, t, t.in.Name, false, progress)
 	if err != nil {
 		return err
@@ -144,23 +147,43 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 		}
 		return fmt.Errorf("inspect %s: %w", st.Instance, err)
 	}
+	if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
+		return err
+	}
 	tmp := live.TempName(t.in.Name, t.in.SpecHash)
 	id, err := d.createContainer(ctx, t, tmp, true, progress)
 	if err != nil {
 		return err
 	}
+	wasRunning := old.State != nil && old.State.Running
+	// stopOld stops the old container after its pre-stop checks; its
+	// stopped checks only report.
+	stopOld := func() error {
+		if wasRunning {
+			if err := d.checks(ctx, t, "pre-stop", old.ID, &old, progress); err != nil {
+				return err
+			}
+		}
+		if err := d.stop(ctx, t, old.ID, stopTimeout(old)); err != nil {
+			return fmt.Errorf("stop old container: %w", err)
+		}
+		if err := d.checks(ctx, t, "stopped", "", &old, progress); err != nil {
+			progress("stopped checks failed (ignored): " + err.Error())
+		}
+		return nil
+	}
 	clash := portsClash(old, t.in)
 	if clash {
 		progress("stopping the old container (host ports clash)")
-		if err := d.stop(ctx, t, old.ID, stopTimeout(old)); err != nil {
+		if err := stopOld(); err != nil {
 			d.discard(ctx, t, id)
-			return fmt.Errorf("stop old container: %w", err)
+			return err
 		}
 	}
 	if err := d.startAndCheck(ctx, t, id, progress); err != nil {
 		progress("rolling back")
 		d.discard(ctx, t, id)
-		if clash {
+		if clash && wasRunning {
 			if rerr := d.restart(ctx, t, old.ID); rerr != nil {
 				return fmt.Errorf("%w; and restarting the old container failed: %v", err, rerr)
 			}
@@ -169,8 +192,9 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 	}
 	if !clash {
 		progress("stopping the old container")
-		if err := d.stop(ctx, t, old.ID, stopTimeout(old)); err != nil {
-			return fmt.Errorf("stop old container: %w (the new one runs as %s)", err, tmp)
+		if err := stopOld(); err != nil {
+			d.discard(ctx, t, id)
+			return err
 		}
 	}
 	progress("removing the old container")
@@ -266,6 +290,31 @@ func (d *Driver) startAndCheck(ctx context.Context, t *target, id string, progre
 	}
 	if err := health.Run(ctx, checks, ht, health.Options{Interval: d.CheckInterval, Alive: alive}); err != nil {
 		return d.withLogs(ctx, t, id, fmt.Errorf("running checks failed: %w", err))
+	}
+	return nil
+}
+
+// checks runs the instance's checks of one lifecycle state. For pre-stop
+// and stopped checks, info is the container concerned (its bound ports and
+// its exec target); id is "" when no container exists yet.
+func (d *Driver) checks(ctx context.Context, t *target, state, id string, info *container.InspectResponse, progress func(string)) error {
+	checks := t.in.Lifecycle[state]
+	if len(checks) == 0 {
+		return nil
+	}
+	ht := health.Target{Name: t.in.Name, Host: t.ship.IP, Ports: map[string]string{}, Env: t.in.Env.List()}
+	for _, p := range t.in.Ports {
+		ht.Ports[p.Name] = p.ExternalPort()
+	}
+	if info != nil {
+		ht.Ports = boundPorts(*info, t.in)
+	}
+	if id != "" {
+		ht.Exec = &execer{c: t.c, id: id}
+	}
+	progress("checking " + state)
+	if err := health.Run(ctx, checks, ht, health.Options{Interval: d.CheckInterval}); err != nil {
+		return fmt.Errorf("%s checks failed: %w", state, err)
 	}
 	return nil
 }

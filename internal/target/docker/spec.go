@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -42,15 +43,16 @@ func containerConfig(envName, revision string, in *manifest.Instance) config {
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
 	for _, p := range in.Ports {
-		port := nat.Port(p.Exposed)
-		exposed[port] = struct{}{}
 		// Every address is left to the daemon's default binding address
 		// (dockerd --ip, 0.0.0.0 unless configured).
 		ip := p.ExternalIP
 		if ip == "0.0.0.0" {
 			ip = ""
 		}
-		bindings[port] = append(bindings[port], nat.PortBinding{HostIP: ip, HostPort: p.ExternalPort()})
+		for _, b := range portBindings(p) {
+			exposed[b.port] = struct{}{}
+			bindings[b.port] = append(bindings[b.port], nat.PortBinding{HostIP: ip, HostPort: b.host})
+		}
 	}
 	cfg := &container.Config{
 		Hostname:     in.Hostname,
@@ -110,6 +112,29 @@ func containerConfig(envName, revision string, in *manifest.Instance) config {
 		host.LogConfig = container.LogConfig{Type: in.LogDriver, Config: in.LogOpt}
 	}
 	return config{Config: cfg, Host: host}
+}
+
+type portBinding struct {
+	port nat.Port
+	host string
+}
+
+// portBindings publishes a port as Docker accepts it. The daemon refuses a
+// container port range ("invalid port specification"), so a range is
+// published port by port on the host range of the same size, as docker run
+// -p does. A single container port may take a host range (Docker picks a
+// free port in it).
+func portBindings(p manifest.Port) []portBinding {
+	lo, hi := hostRange(p.ExposedPort())
+	hlo, hhi := hostRange(p.ExternalPort())
+	if hi == lo || hhi-hlo != hi-lo { // other sizes are rejected by the manifest
+		return []portBinding{{port: nat.Port(p.Exposed), host: p.ExternalPort()}}
+	}
+	out := make([]portBinding, 0, hi-lo+1)
+	for i := 0; i <= hi-lo; i++ {
+		out = append(out, portBinding{port: nat.Port(strconv.Itoa(lo+i) + "/" + p.Protocol()), host: strconv.Itoa(hlo + i)})
+	}
+	return out
 }
 
 var unsafeVolumeChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)

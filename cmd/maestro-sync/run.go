@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/daemon"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/source"
+	"github.com/maestro-sync/maestro-sync/internal/target/docker"
+)
+
+// runFlags are the settings of `maestro-sync run`. Every flag can also be
+// set by an environment variable MAESTRO_SYNC_<FLAG> (upper case, - as _).
+type runFlags struct {
+	repo, dir, ref, path, cacheDir   string
+	sshKey, knownHosts               string
+	insecureHostKey                  bool
+	gitUser, gitPassFile, gitPassEnv string
+	keyring                          string
+	poll, resync                     time.Duration
+	listen                           string
+	webhookSecretFile, apiTokenFile  string
+	prune                            bool
+	concurrency                      int
+	logFormat, logLevel              string
+}
+
+func newRun(g *globals) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the sync daemon: deploy every new commit",
+		Long: `run tracks a Git repository (--repo) or a local directory (--dir) and
+converges every ship to it: it checks the remote every --poll interval (a
+webhook makes it check at once), applies new commits immutably, and every
+--resync interval re-observes the ships to repair drift. It serves
+/healthz, /readyz, /metrics, /api/v1/status, POST /api/v1/sync and webhooks
+under /hooks/{github,gitlab,gitea,generic} on --listen.
+
+Every flag can be set by an environment variable: --webhook-secret-file is
+MAESTRO_SYNC_WEBHOOK_SECRET_FILE. SIGTERM finishes or rolls back the step in
+flight and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := envDefaults(cmd.Flags()); err != nil {
+				return err
+			}
+			return f.run(cmd, g)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.repo, "repo", "", "Git repository URL to track (https, ssh, file)")
+	fl.StringVar(&f.dir, "dir", "", "local directory to track instead of a repository (watched for changes)")
+	fl.StringVar(&f.ref, "ref", "", "branch, tags/NAME or commit to deploy (default: the remote's default branch)")
+	fl.StringVar(&f.path, "path", "", "sub-path of the repository that holds the manifests")
+	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "where the clone is kept across restarts")
+	fl.StringVar(&f.sshKey, "ssh-key", "", "private key for ssh repository URLs")
+	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for ssh (default ~/.ssh/known_hosts)")
+	fl.BoolVar(&f.insecureHostKey, "insecure-ignore-host-key", false, "do not verify the ssh host key (insecure)")
+	fl.StringVar(&f.gitUser, "git-username", "", "https user (default git when a token is given)")
+	fl.StringVar(&f.gitPassFile, "git-password-file", "", "file holding the https password or token")
+	fl.StringVar(&f.gitPassEnv, "git-password-env", "", "environment variable holding the https password or token")
+	fl.StringVar(&f.keyring, "verify-keyring", "", "armored OpenPGP public keys: deploy only commits signed by one of them")
+	fl.DurationVar(&f.poll, "poll", 10*time.Second, "interval between checks of the repository")
+	fl.DurationVar(&f.resync, "resync", 5*time.Minute, "interval between re-observations of the ships (drift repair)")
+	fl.StringVar(&f.listen, "listen", ":8080", "address of the HTTP API, metrics and webhooks")
+	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (HMAC key; GitLab token)")
+	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token of POST /api/v1/sync")
+	fl.BoolVar(&f.prune, "prune", false, "remove containers no longer in the manifests")
+	fl.IntVarP(&f.concurrency, "concurrency", "c", 0, "how many steps run at once (0: no limit)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// envDefaults sets every flag not given on the command line from its
+// MAESTRO_SYNC_* environment variable.
+func envDefaults(fs *pflag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(fl *pflag.Flag) {
+		name := "MAESTRO_SYNC_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && !fl.Changed && err == nil {
+			if e := fl.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %w", name, e)
+			}
+		}
+	})
+	return err
+}
+
+func defaultCacheDir() string {
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "maestro-sync")
+	}
+	return filepath.Join(os.TempDir(), "maestro-sync")
+}
+
+func (f *runFlags) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch f.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: text or json", f.logFormat)
+}
+
+func readSecret(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimRight(string(data), "\r\n")), nil
+}
+
+func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
+	log, err := f.logger()
+	if err != nil {
+		return err
+	}
+	metrics := daemon.NewMetrics()
+	cfg := daemon.Config{
+		Poll: f.poll, Resync: f.resync, Prune: f.prune, Concurrency: f.concurrency,
+		Manifest: manifest.Options{Environ: environ(), Strict: g.strict},
+		Logger:   log, Metrics: metrics,
+	}
+	switch {
+	case f.repo != "" && f.dir != "":
+		return errors.New("--repo and --dir exclude each other")
+	case f.dir != "":
+		src, err := source.NewDir(source.DirOptions{Path: f.dir})
+		if err != nil {
+			return err
+		}
+		cfg.Source, cfg.Watch = src, src.Watch
+	case f.repo != "":
+		src, err := source.NewGit(source.GitOptions{
+			URL: f.repo, Ref: f.ref, Path: f.path, CacheDir: f.cacheDir,
+			SSHKeyFile: f.sshKey, KnownHostsFile: f.knownHosts, InsecureIgnoreHostKey: f.insecureHostKey,
+			Username: f.gitUser, PasswordFile: f.gitPassFile, PasswordEnv: f.gitPassEnv,
+			KeyringFile: f.keyring, Observe: metrics.ObserveGit,
+		})
+		if err != nil {
+			return err
+		}
+		cfg.Source = src
+		cfg.Branch = branchOf(f.ref)
+	default:
+		return errors.New("give --repo URL or --dir PATH")
+	}
+	auth, err := docker.LoadAuth(dockerConfigPath())
+	if err != nil {
+		return err
+	}
+	pool := docker.NewPool()
+	defer pool.Close()
+	cfg.Target = dockerTarget{pool: pool, auth: auth}
+	d := daemon.New(cfg)
+
+	hc := daemon.HTTPConfig{}
+	if hc.WebhookSecret, err = readSecret(f.webhookSecretFile); err != nil {
+		return fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	if hc.APIToken, err = readSecret(f.apiTokenFile); err != nil {
+		return fmt.Errorf("--api-token-file: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: d.Handler(hc), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("started", "source", cfg.Source.String(), "listen", ln.Addr().String(), "poll", f.poll.String(), "resync", f.resync.String())
+	runErr := d.Run(ctx)
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return runErr
+}
+
+// branchOf returns the branch a ref names, "" for a tag or a commit, and
+// "*" when the ref is the remote's default branch (any push then makes
+// the daemon check at once; the check fetches only if the ref moved).
+func branchOf(ref string) string {
+	switch {
+	case ref == "":
+		return "*"
+	case strings.HasPrefix(ref, "refs/heads/"):
+		return strings.TrimPrefix(ref, "refs/heads/")
+	case strings.HasPrefix(ref, "tags/"), strings.HasPrefix(ref, "refs/tags/"), isCommit(ref):
+		return ""
+	}
+	return ref
+}
+
+func isCommit(ref string) bool {
+	if len(ref) != 40 {
+		return false
+	}
+	return strings.Trim(ref, "0123456789abcdef") == ""
+}
+
+// dockerTarget adapts the Docker driver to the daemon.
+type dockerTarget struct {
+	pool *docker.Pool
+	auth *docker.Auth
+}
+
+func (t dockerTarget) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
+	return t.pool.Observe(ctx, envs)
+}
+
+func (t dockerTarget) Driver(envs []*manifest.Environment, revision string) apply.Target {
+	return docker.NewDriver(t.pool, envs, revision, t.auth)
+}

@@ -1,0 +1,391 @@
+// Package daemon is the sync loop behind `maestro-sync run`: it notices new
+// commits (poll, webhook, file watch), converges every environment to them,
+// re-observes live state on a timer to repair drift, and reports what it did
+// through logs, a status API and Prometheus metrics.
+//
+// One reconcile runs at a time; a trigger during a run makes one more run
+// follow. Environments are isolated: an invalid manifest stalls only its
+// environment until a new commit, an unreachable ship fails only the steps
+// on it, and failures are retried with exponential backoff.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/diff"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/source"
+)
+
+// Source provides snapshots of the desired state.
+type Source interface {
+	Fetch(ctx context.Context) (*source.Snapshot, error)
+	String() string
+}
+
+// Target observes ships and carries out plans on them.
+type Target interface {
+	Observe(ctx context.Context, envs []*manifest.Environment) *live.State
+	Driver(envs []*manifest.Environment, revision string) apply.Target
+}
+
+// Config configures a Daemon.
+type Config struct {
+	Source Source
+	// Watch, when set, delivers an event whenever the source changes
+	// (a local directory).
+	Watch  func(ctx context.Context) (<-chan struct{}, error)
+	Target Target
+	// Poll is the interval between remote checks (default 10s, ±10%).
+	Poll time.Duration
+	// Resync is the interval between re-observations of live state that
+	// repair drift (default 5m).
+	Resync time.Duration
+	// BackoffMin and BackoffMax bound the retry delay after a retryable
+	// failure (defaults 2s and 5m).
+	BackoffMin, BackoffMax time.Duration
+	// Prune removes containers no longer in the manifests.
+	Prune bool
+	// Concurrency limits the steps applied at once (0: no limit).
+	Concurrency int
+	// Manifest options: the template environment and strictness.
+	Manifest manifest.Options
+	// Branch is the tracked branch, for webhooks: "" when the ref is a tag
+	// or a commit (pushes never trigger), "*" for the remote's default
+	// branch (every push triggers a check).
+	Branch  string
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// trigger is a reason to reconcile.
+type trigger struct {
+	reason string // poll, resync, webhook, api, watch, retry, start
+	at     time.Time
+}
+
+// Daemon runs the sync loop. Create it with New, start it with Run.
+type Daemon struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	wake    chan trigger
+
+	mu        sync.Mutex
+	status    Status
+	pending   *trigger // the earliest trigger not yet served
+	ready     bool
+	lastApply map[string]string // env → revision fully applied
+	failures  int               // consecutive reconciles with failed steps
+	retryAt   time.Time
+	lastRev   string // the revision of the last snapshot
+}
+
+// New returns a daemon with the defaults filled in.
+func New(cfg Config) *Daemon {
+	if cfg.Poll <= 0 {
+		cfg.Poll = 10 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 5 * time.Minute
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 2 * time.Second
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	return &Daemon{
+		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, wake: make(chan trigger, 1),
+		lastApply: map[string]string{},
+		status:    Status{Source: cfg.Source.String(), Branch: cfg.Branch, Environments: []EnvStatus{}},
+	}
+}
+
+// Trigger asks for a reconcile as soon as possible. It never blocks: a
+// trigger during a run makes one more run follow.
+func (d *Daemon) Trigger(reason string, at time.Time) {
+	d.mu.Lock()
+	if d.pending == nil || at.Before(d.pending.at) {
+		d.pending = &trigger{reason: reason, at: at}
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- trigger{reason: reason, at: at}:
+	default:
+	}
+}
+
+// Run runs the loop until ctx ends. A step in flight when ctx ends is
+// finished or rolled back by the driver before Run returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	var watch <-chan struct{}
+	if d.cfg.Watch != nil {
+		ch, err := d.cfg.Watch(ctx)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", d.cfg.Source, err)
+		}
+		watch = ch
+	}
+	poll := time.NewTimer(jitter(d.cfg.Poll)) // the start trigger runs the first reconcile
+	defer poll.Stop()
+	resync := time.NewTicker(d.cfg.Resync)
+	defer resync.Stop()
+	d.Trigger("start", time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping")
+			return nil
+		case <-poll.C:
+			poll.Reset(jitter(d.cfg.Poll))
+			d.serve(ctx, trigger{reason: "poll", at: time.Now()})
+		case <-resync.C:
+			d.serve(ctx, trigger{reason: "resync", at: time.Now()})
+		case _, ok := <-watch:
+			if !ok {
+				watch = nil
+				continue
+			}
+			d.serve(ctx, trigger{reason: "watch", at: time.Now()})
+		case t := <-d.wake:
+			d.serve(ctx, t)
+		}
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d - d/10 + time.Duration(rand.Int64N(int64(d/5)+1))
+}
+
+// serve runs a reconcile for t, then one more for each trigger that came
+// during the run.
+func (d *Daemon) serve(ctx context.Context, t trigger) {
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		if d.pending != nil {
+			t, d.pending = *d.pending, nil
+		}
+		d.mu.Unlock()
+		d.reconcile(ctx, t)
+		d.mu.Lock()
+		more := d.pending != nil
+		d.mu.Unlock()
+		if !more {
+			select {
+			case <-d.wake: // a wake-up for a trigger already served
+			default:
+			}
+			return
+		}
+	}
+}
+
+// reconcile fetches, loads, observes, plans and applies once.
+func (d *Daemon) reconcile(ctx context.Context, t trigger) {
+	start := time.Now()
+	snap, err := d.cfg.Source.Fetch(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		d.sourceFailed(err, start)
+		return
+	}
+	d.mu.Lock()
+	changed := snap.Revision != d.lastRev
+	failing := d.failures > 0
+	waiting := failing && time.Now().Before(d.retryAt)
+	d.lastRev = snap.Revision
+	d.status.Revision, d.status.RevisionTime = snap.Revision, snap.Time
+	d.status.SourceError, d.status.LastCheck = "", time.Now()
+	d.mu.Unlock()
+	if t.reason == "poll" && !changed && (!failing || waiting) {
+		return // nothing new; the resync timer re-observes live state
+	}
+	log := d.log.With("revision", shortRev(snap.Revision), "trigger", t.reason)
+
+	opts := d.cfg.Manifest
+	repo, err := manifest.Load(snap.Files, opts)
+	if err != nil {
+		d.finishRun(log, "stalled", start, fmt.Errorf("load manifests: %w", err))
+		d.setAllStalled(snap.Revision, err.Error())
+		return
+	}
+	envStatus := d.invalidEnvs(repo, snap.Revision, log)
+	envs := repo.Environments
+	state := d.cfg.Target.Observe(ctx, envs)
+	p := diff.Compute(envs, state, diff.Options{Revision: snap.Revision, Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune && len(repo.Invalid) == 0})
+	if t.reason == "resync" {
+		d.countDrift(p, snap.Revision)
+	}
+	for _, st := range p.Mutating() {
+		log.Info("planned", "env", st.Env, "instance", st.Instance, "ship", st.Ship, "action", string(st.Action), "cause", causeText(st))
+	}
+	var res *apply.Result
+	if len(p.Mutating()) > 0 {
+		drv := d.cfg.Target.Driver(envs, snap.Revision)
+		res = apply.Run(ctx, p, drv, apply.Options{Concurrency: d.cfg.Concurrency, Progress: func(e apply.Event) {
+			if !e.Done {
+				return
+			}
+			result := "success"
+			switch {
+			case e.Err != nil && e.State == "aborted":
+				result = "aborted"
+			case e.Err != nil:
+				result = "failed"
+			}
+			d.metrics.steps.WithLabelValues(string(e.Step.Action), result).Inc()
+			attrs := []any{"env", e.Step.Env, "instance", e.Step.Instance, "ship", e.Step.Ship, "action", string(e.Step.Action),
+				"cause", causeText(e.Step), "duration", e.Elapsed.Round(time.Millisecond).String(), "result", result}
+			if e.Err != nil {
+				log.Error("step", append(attrs, "err", e.Err.Error())...)
+				return
+			}
+			log.Info("step", attrs...)
+		}})
+	} else {
+		res = &apply.Result{}
+	}
+	if ctx.Err() != nil {
+		d.finishRun(log, "interrupted", start, ctx.Err())
+		return
+	}
+	if len(p.Mutating()) > 0 {
+		state = d.cfg.Target.Observe(ctx, envs) // what the run left
+	}
+	failed := d.applyStatus(envs, p, res, state, snap, envStatus)
+	result := "success"
+	var runErr error
+	switch {
+	case failed > 0:
+		result, runErr = "failed", fmt.Errorf("%d environment(s) failed", failed)
+	case len(repo.Invalid) > 0:
+		result = "stalled"
+	}
+	if failed == 0 && len(p.Mutating()) > 0 && changed {
+		origin := snap.Time
+		if t.at.After(origin) && (t.reason == "webhook" || t.reason == "api") {
+			origin = t.at
+		}
+		if !origin.IsZero() {
+			d.metrics.commitToHealthy.Observe(time.Since(origin).Seconds())
+		}
+	}
+	d.finishRun(log, result, start, runErr, "create", p.Summary().Create, "replace", p.Summary().Replace, "remove", p.Summary().Remove)
+	d.mu.Lock()
+	d.ready = true
+	if failed > 0 {
+		d.failures++
+		delay := min(d.cfg.BackoffMax, d.cfg.BackoffMin<<min(d.failures-1, 20))
+		d.retryAt = time.Now().Add(delay)
+		d.status.NextRetry = d.retryAt
+		d.mu.Unlock()
+		d.scheduleRetry(ctx, delay)
+		return
+	}
+	d.failures = 0
+	d.status.NextRetry = time.Time{}
+	d.mu.Unlock()
+}
+
+// scheduleRetry wakes the loop after delay. The timer goroutine ends with
+// ctx or when it fired.
+func (d *Daemon) scheduleRetry(ctx context.Context, delay time.Duration) {
+	timer := time.AfterFunc(delay, func() { d.Trigger("retry", time.Now()) })
+	context.AfterFunc(ctx, func() { timer.Stop() })
+}
+
+// sourceFailed records a failed fetch: retryable, except an untrusted
+// commit, which waits for a new one.
+func (d *Daemon) sourceFailed(err error, start time.Time) {
+	log := d.log.With("source", d.cfg.Source.String())
+	d.mu.Lock()
+	d.status.SourceError, d.status.LastCheck = err.Error(), time.Now()
+	d.mu.Unlock()
+	if errors.Is(err, source.ErrUntrusted) {
+		d.finishRun(log, "stalled", start, err)
+		return
+	}
+	// The next poll checks the source again.
+	d.finishRun(log, "source_error", start, err)
+}
+
+func (d *Daemon) finishRun(log *slog.Logger, result string, start time.Time, err error, attrs ...any) {
+	dur := time.Since(start)
+	if result != "interrupted" {
+		d.metrics.runs.WithLabelValues(result).Inc()
+		d.metrics.runDuration.Observe(dur.Seconds())
+	}
+	attrs = append(attrs, "result", result, "duration", dur.Round(time.Millisecond).String())
+	d.mu.Lock()
+	d.status.LastRun, d.status.LastResult = start, result
+	if err != nil {
+		d.status.LastError = err.Error()
+	} else {
+		d.status.LastError = ""
+	}
+	d.mu.Unlock()
+	if err != nil {
+		log.Error("reconcile", append(attrs, "err", err.Error())...)
+		return
+	}
+	log.Info("reconcile", attrs...)
+}
+
+// countDrift counts, per environment already applied at this revision,
+// a resync that found something to change.
+func (d *Daemon) countDrift(p *plan.Plan, revision string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := map[string]bool{}
+	for _, st := range p.Mutating() {
+		if !seen[st.Env] && d.lastApply[st.Env] == revision {
+			seen[st.Env] = true
+			d.metrics.drift.WithLabelValues(st.Env).Inc()
+			d.log.Warn("drift", "env", st.Env, "revision", shortRev(revision), "instance", st.Instance, "cause", causeText(st))
+		}
+	}
+}
+
+func causeText(st plan.Step) string {
+	if len(st.Causes) == 0 {
+		return ""
+	}
+	s := st.Causes[0]
+	if len(st.Causes) > 1 {
+		s += fmt.Sprintf(" (+%d more)", len(st.Causes)-1)
+	}
+	return s
+}
+
+func shortRev(rev string) string { return rev[:min(12, len(rev))] }
+
+// Ready reports whether a first reconcile has completed.
+func (d *Daemon) Ready() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ready
+}
+
+// sortEnvs orders the status by environment name.
+func sortEnvs(s []EnvStatus) {
+	sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name })
+}

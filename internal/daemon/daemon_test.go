@@ -1,0 +1,387 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/source"
+)
+
+// The unit tests here drive the loop's logic with an in-memory source and
+// target; test/e2e runs the daemon against real Git servers and dockerd.
+
+type fakeSource struct {
+	mu    sync.Mutex
+	rev   string
+	files fstest.MapFS
+	err   error
+	calls int
+}
+
+func (s *fakeSource) set(rev string, files map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rev, s.files = rev, fstest.MapFS{}
+	for k, v := range files {
+		s.files[k] = &fstest.MapFile{Data: []byte(v)}
+	}
+}
+
+func (s *fakeSource) Fetch(context.Context) (*source.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &source.Snapshot{Revision: s.rev, Time: time.Now().Add(-time.Second), Files: s.files}, nil
+}
+
+func (s *fakeSource) String() string { return "fake" }
+
+// fakeTarget is one ship at address tcp://10.0.0.1:2375 holding containers
+// in memory.
+type fakeTarget struct {
+	mu         sync.Mutex
+	containers map[string]live.Container // by name
+	fail       map[string]error          // instance → error of its next steps
+	delay      time.Duration
+	applied    []string
+	down       bool
+}
+
+func newFakeTarget() *fakeTarget {
+	return &fakeTarget{containers: map[string]live.Container{}, fail: map[string]error{}}
+}
+
+func (t *fakeTarget) Observe(_ context.Context, envs []*manifest.Environment) *live.State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := &live.Host{Address: "tcp://10.0.0.1:2375"}
+	if t.down {
+		h.Err = errors.New("connection refused")
+	} else {
+		for _, c := range t.containers {
+			h.Containers = append(h.Containers, c)
+		}
+	}
+	return &live.State{Hosts: map[string]*live.Host{h.Address: h}}
+}
+
+func (t *fakeTarget) Driver(envs []*manifest.Environment, revision string) apply.Target {
+	return &fakeDriver{t: t, envs: envs, revision: revision}
+}
+
+type fakeDriver struct {
+	t        *fakeTarget
+	envs     []*manifest.Environment
+	revision string
+}
+
+func (d *fakeDriver) Apply(ctx context.Context, st plan.Step, progress func(string)) error {
+	if d.t.delay > 0 {
+		select {
+		case <-time.After(d.t.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	d.t.mu.Lock()
+	defer d.t.mu.Unlock()
+	if err := d.t.fail[st.Instance]; err != nil {
+		return err
+	}
+	d.t.applied = append(d.t.applied, string(st.Action)+" "+st.Instance)
+	if st.Action == plan.Remove {
+		delete(d.t.containers, st.Instance)
+		return nil
+	}
+	d.t.containers[st.Instance] = live.Container{ID: st.Instance + "-" + st.SpecHash[:6], Name: st.Instance, State: "running",
+		Labels: map[string]string{label.Env: st.Env, label.Service: st.Service, label.Instance: st.Instance, label.SpecHash: st.SpecHash, label.Revision: d.revision}}
+	return nil
+}
+
+func manifestText(env, value string) string {
+	return `name: ` + env + `
+ships: {s1: {ip: 10.0.0.1}}
+services:
+  app:
+    image: app:1
+    env: {VALUE: "` + value + `"}
+    instances:
+      ` + env + `-1: {ship: s1}
+`
+}
+
+func newTestDaemon(t *testing.T, src *fakeSource, tgt *fakeTarget) (*Daemon, context.CancelFunc, chan struct{}) {
+	t.Helper()
+	d := New(Config{Source: src, Target: tgt, Poll: 20 * time.Millisecond, Resync: time.Hour, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, Branch: "main"})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return d, cancel, done
+}
+
+// eventually waits until cond holds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func envState(d *Daemon, name string) EnvStatus {
+	for _, e := range d.Status().Environments {
+		if e.Name == name {
+			return e
+		}
+	}
+	return EnvStatus{}
+}
+
+func TestDeploysNewCommitsAndStaysIdle(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	tgt := newFakeTarget()
+	d, _, _ := newTestDaemon(t, src, tgt)
+	eventually(t, "rev1 applied", func() bool { return envState(d, "a").AppliedRevision == "rev1" })
+	if !d.Ready() {
+		t.Error("not ready after a reconcile")
+	}
+	src.set("rev2", map[string]string{"a/manifest.yml": manifestText("a", "2")})
+	eventually(t, "rev2 applied", func() bool { return envState(d, "a").AppliedRevision == "rev2" })
+	time.Sleep(100 * time.Millisecond) // several polls on an unchanged revision
+	tgt.mu.Lock()
+	applied := strings.Join(tgt.applied, ",")
+	tgt.mu.Unlock()
+	if applied != "create a-1,replace a-1" {
+		t.Errorf("applied %q, want one create and one replace", applied)
+	}
+	es := envState(d, "a")
+	if es.State != "synced" || len(es.Instances) != 1 || !es.Instances[0].InSync || es.Instances[0].Revision != "rev2" {
+		t.Errorf("status %+v", es)
+	}
+}
+
+func TestInvalidEnvironmentStallsAlone(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1"), "b/manifest.yml": manifestText("b", "1")})
+	tgt := newFakeTarget()
+	d, _, _ := newTestDaemon(t, src, tgt)
+	eventually(t, "both applied", func() bool {
+		return envState(d, "a").AppliedRevision == "rev1" && envState(d, "b").AppliedRevision == "rev1"
+	})
+	broken := strings.Replace(manifestText("a", "2"), "ship: s1", "ship: s9", 1)
+	src.set("rev2", map[string]string{"a/manifest.yml": broken, "b/manifest.yml": manifestText("b", "2")})
+	eventually(t, "b at rev2", func() bool { return envState(d, "b").AppliedRevision == "rev2" })
+	a := envState(d, "a")
+	if a.State != "stalled" || len(a.Errors) == 0 || !strings.Contains(a.Errors[0], `unknown ship "s9"`) {
+		t.Fatalf("a: %+v", a)
+	}
+	tgt.mu.Lock()
+	aSpec := tgt.containers["a-1"].Labels[label.Revision]
+	tgt.mu.Unlock()
+	if aSpec != "rev1" {
+		t.Errorf("the stalled environment was touched: a-1 at %s", aSpec)
+	}
+	src.set("rev3", map[string]string{"a/manifest.yml": manifestText("a", "3"), "b/manifest.yml": manifestText("b", "2")})
+	eventually(t, "a resumed", func() bool { return envState(d, "a").AppliedRevision == "rev3" })
+}
+
+func TestSourceErrorKeepsLastAppliedRevision(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	d, _, _ := newTestDaemon(t, src, newFakeTarget())
+	eventually(t, "rev1", func() bool { return envState(d, "a").AppliedRevision == "rev1" })
+	src.mu.Lock()
+	src.err = errors.New("dial tcp 127.0.0.1:9: connection refused")
+	src.mu.Unlock()
+	eventually(t, "source error shown", func() bool { return d.Status().SourceError != "" })
+	if envState(d, "a").AppliedRevision != "rev1" || d.Status().LastResult != "source_error" {
+		t.Errorf("status after source error: %+v", d.Status())
+	}
+	src.mu.Lock()
+	src.err = nil
+	src.mu.Unlock()
+	src.set("rev2", map[string]string{"a/manifest.yml": manifestText("a", "2")})
+	eventually(t, "caught up", func() bool { return envState(d, "a").AppliedRevision == "rev2" && d.Status().SourceError == "" })
+}
+
+func TestFailedStepsAreRetriedWithBackoff(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	tgt := newFakeTarget()
+	tgt.fail["a-1"] = errors.New("registry unavailable")
+	d, _, _ := newTestDaemon(t, src, tgt)
+	eventually(t, "failure reported", func() bool { return envState(d, "a").State == "failed" })
+	if !strings.Contains(strings.Join(envState(d, "a").Errors, ";"), "registry unavailable") || d.Status().NextRetry.IsZero() {
+		t.Errorf("status: %+v", d.Status())
+	}
+	tgt.mu.Lock()
+	delete(tgt.fail, "a-1")
+	tgt.mu.Unlock()
+	eventually(t, "retried", func() bool { return envState(d, "a").State == "synced" })
+}
+
+func TestTriggersDuringARunCauseOneMoreRun(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	tgt := newFakeTarget()
+	tgt.delay = 200 * time.Millisecond
+	d := New(Config{Source: src, Target: tgt, Poll: time.Hour, Resync: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(50 * time.Millisecond) // the first run is applying
+	src.mu.Lock()
+	before := src.calls
+	src.mu.Unlock()
+	for range 5 {
+		d.Trigger("webhook", time.Now())
+	}
+	eventually(t, "first run done", func() bool { return envState(d, "a").AppliedRevision == "rev1" })
+	time.Sleep(300 * time.Millisecond)
+	src.mu.Lock()
+	after := src.calls
+	src.mu.Unlock()
+	if after-before != 1 {
+		t.Errorf("5 triggers during a run caused %d more runs, want 1", after-before)
+	}
+}
+
+func TestUnreachableShipIsRetryable(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	tgt := newFakeTarget()
+	tgt.down = true
+	d, _, _ := newTestDaemon(t, src, tgt)
+	eventually(t, "failed", func() bool { return envState(d, "a").State == "failed" })
+	if es := envState(d, "a"); !strings.Contains(strings.Join(es.Errors, ";"), "connection refused") || es.Instances[0].State != "unknown" {
+		t.Errorf("status: %+v", es)
+	}
+	tgt.mu.Lock()
+	tgt.down = false
+	tgt.mu.Unlock()
+	eventually(t, "recovered", func() bool { return envState(d, "a").State == "synced" })
+}
+
+func sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+func TestWebhooksAndAPI(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	d := New(Config{Source: src, Target: newFakeTarget(), Branch: "main"})
+	secret := []byte("s3cret")
+	srv := httptest.NewServer(d.Handler(HTTPConfig{WebhookSecret: secret, APIToken: []byte("tok"), RateLimit: 1000}))
+	defer srv.Close()
+	push := []byte(`{"ref":"refs/heads/main"}`)
+	other := []byte(`{"ref":"refs/heads/dev"}`)
+	post := func(path string, body []byte, headers map[string]string) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		name    string
+		path    string
+		body    []byte
+		headers map[string]string
+		want    int
+	}{
+		{"github push", "/hooks/github", push, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(secret, push), "X-GitHub-Event": "push"}, 202},
+		{"github bad signature", "/hooks/github", push, map[string]string{"X-Hub-Signature-256": "sha256=" + sign([]byte("nope"), push), "X-GitHub-Event": "push"}, 401},
+		{"github no signature", "/hooks/github", push, map[string]string{"X-GitHub-Event": "push"}, 401},
+		{"github ping", "/hooks/github", []byte(`{}`), map[string]string{"X-Hub-Signature-256": "sha256=" + sign(secret, []byte(`{}`)), "X-GitHub-Event": "ping"}, 200},
+		{"github issue event", "/hooks/github", push, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(secret, push), "X-GitHub-Event": "issues"}, 400},
+		{"github other branch", "/hooks/github", other, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(secret, other), "X-GitHub-Event": "push"}, 422},
+		{"gitea push", "/hooks/gitea", push, map[string]string{"X-Gitea-Signature": sign(secret, push), "X-Gitea-Event": "push"}, 202},
+		{"gitea bad signature", "/hooks/gitea", push, map[string]string{"X-Gitea-Signature": sign(secret, other), "X-Gitea-Event": "push"}, 401},
+		{"gitlab push", "/hooks/gitlab", push, map[string]string{"X-Gitlab-Token": "s3cret", "X-Gitlab-Event": "Push Hook"}, 202},
+		{"gitlab wrong token", "/hooks/gitlab", push, map[string]string{"X-Gitlab-Token": "s3cre", "X-Gitlab-Event": "Push Hook"}, 401},
+		{"generic", "/hooks/generic", push, map[string]string{"X-Maestro-Signature-256": "sha256=" + sign(secret, push)}, 202},
+		{"generic empty body", "/hooks/generic", nil, map[string]string{"X-Maestro-Signature-256": "sha256=" + sign(secret, nil)}, 202},
+		{"too large", "/hooks/github", bytes.Repeat([]byte("x"), maxBody+1), map[string]string{"X-GitHub-Event": "push"}, 413},
+		{"sync without token", "/api/v1/sync", nil, nil, 401},
+		{"sync wrong token", "/api/v1/sync", nil, map[string]string{"Authorization": "Bearer nope"}, 401},
+		{"sync", "/api/v1/sync", nil, map[string]string{"Authorization": "Bearer tok"}, 202},
+	} {
+		if got, body := post(tc.path, tc.body, tc.headers); got != tc.want {
+			t.Errorf("%s: status %d (%s), want %d", tc.name, got, strings.TrimSpace(body), tc.want)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("readyz before any run: %d", resp.StatusCode)
+	}
+	resp, err = http.Get(srv.URL + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil || st.Source != "fake" {
+		t.Errorf("status: %+v %v", st, err)
+	}
+}
+
+func TestRateLimitAndDisabledWebhooks(t *testing.T) {
+	d := New(Config{Source: &fakeSource{}, Target: newFakeTarget(), Branch: "main"})
+	srv := httptest.NewServer(d.Handler(HTTPConfig{RateLimit: 1}))
+	defer srv.Close()
+	codes := map[int]int{}
+	for range 30 {
+		resp, err := http.Post(srv.URL+"/hooks/github", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[403] == 0 || codes[429] == 0 {
+		t.Errorf("want 403 (no secret) then 429 (rate limit), got %v", codes)
+	}
+}

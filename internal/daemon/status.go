@@ -1,0 +1,186 @@
+package daemon
+
+import (
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/source"
+)
+
+// Status is what GET /api/v1/status returns.
+type Status struct {
+	// Source is the repository (credentials redacted) and ref.
+	Source string `json:"source"`
+	Branch string `json:"branch,omitempty"`
+	// Revision is the latest revision fetched (the desired one).
+	Revision     string    `json:"revision,omitempty"`
+	RevisionTime time.Time `json:"revision_time,omitzero"`
+	LastCheck    time.Time `json:"last_check,omitzero"`
+	// SourceError is the last error of the source, cleared by a fetch
+	// that works.
+	SourceError string    `json:"source_error,omitempty"`
+	LastRun     time.Time `json:"last_run,omitzero"`
+	// LastResult is success, failed, stalled, source_error or
+	// interrupted.
+	LastResult   string      `json:"last_result,omitempty"`
+	LastError    string      `json:"last_error,omitempty"`
+	NextRetry    time.Time   `json:"next_retry,omitzero"`
+	Environments []EnvStatus `json:"environments"`
+}
+
+// EnvStatus is the state of one environment.
+type EnvStatus struct {
+	Name string `json:"name"`
+	File string `json:"file,omitempty"`
+	// State is synced, progressing, failed (retried with backoff) or
+	// stalled (waiting for a new commit).
+	State           string           `json:"state"`
+	DesiredRevision string           `json:"desired_revision,omitempty"`
+	AppliedRevision string           `json:"applied_revision,omitempty"`
+	LastRun         time.Time        `json:"last_run,omitzero"`
+	Errors          []string         `json:"errors,omitempty"`
+	Instances       []InstanceStatus `json:"instances,omitempty"`
+}
+
+// InstanceStatus is the state of one instance.
+type InstanceStatus struct {
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	Ship    string `json:"ship"`
+	// State is running, exited, missing or unknown (ship unreachable).
+	State     string `json:"state"`
+	Container string `json:"container,omitempty"`
+	// InSync is true when the container runs the desired spec.
+	InSync   bool   `json:"in_sync"`
+	Revision string `json:"revision,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Status returns a copy of the current status.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.status
+	s.Environments = slices.Clone(s.Environments)
+	return s
+}
+
+// invalidEnvs logs the invalid environments and returns their stalled
+// status entries. Nothing of them is observed, planned or applied.
+func (d *Daemon) invalidEnvs(repo *manifest.Repo, revision string, log *slog.Logger) []EnvStatus {
+	var out []EnvStatus
+	for _, file := range repo.Invalid {
+		es := EnvStatus{Name: d.envNameOf(file), File: file, State: "stalled", DesiredRevision: revision, LastRun: time.Now()}
+		for _, diag := range repo.Diagnostics {
+			if diag.File == file && diag.Severity == manifest.SeverityError {
+				es.Errors = append(es.Errors, diag.Error())
+			}
+		}
+		log.Error("invalid manifest: the environment waits for a fix in a new commit", "env", es.Name, "file", file, "err", strings.Join(es.Errors, "; "))
+		d.metrics.stalled.WithLabelValues(es.Name).Set(1)
+		out = append(out, es)
+	}
+	return out
+}
+
+// envNameOf returns the name the environment of file had when it was last
+// valid, or the file name.
+func (d *Daemon) envNameOf(file string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, es := range d.status.Environments {
+		if es.File == file && es.Name != file {
+			return es.Name
+		}
+	}
+	return file
+}
+
+// setAllStalled marks every environment stalled (nothing could be loaded).
+func (d *Daemon) setAllStalled(revision, msg string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.status.Environments {
+		d.status.Environments[i].State = "stalled"
+		d.status.Environments[i].DesiredRevision = revision
+		d.status.Environments[i].Errors = []string{msg}
+	}
+}
+
+// applyStatus records the outcome of a run per environment and returns
+// how many environments failed.
+func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *apply.Result, state *live.State, snap *source.Snapshot, invalid []EnvStatus) int {
+	failedSteps := map[string][]string{} // env → errors
+	failedInst := map[string]string{}    // env/instance → error
+	for _, o := range res.Outcomes {
+		if o.Err != nil {
+			failedSteps[o.Step.Env] = append(failedSteps[o.Step.Env], o.Err.Error())
+			failedInst[o.Step.Env+"/"+o.Step.Instance] = o.Err.Error()
+		}
+	}
+	unknown := map[string][]string{}
+	for _, st := range p.Steps {
+		if st.Action == plan.Unknown {
+			unknown[st.Env] = append(unknown[st.Env], st.Instance+": "+strings.Join(st.Causes, "; "))
+		}
+	}
+	failed := 0
+	out := slices.Clone(invalid)
+	for _, env := range envs {
+		d.metrics.stalled.WithLabelValues(env.Name).Set(0)
+		es := EnvStatus{Name: env.Name, File: env.File, DesiredRevision: snap.Revision, LastRun: time.Now(), State: "synced"}
+		es.Errors = append(failedSteps[env.Name], unknown[env.Name]...)
+		if len(es.Errors) > 0 {
+			es.State = "failed"
+			failed++
+		}
+		es.Instances = instanceStatus(env, state, failedInst)
+		d.mu.Lock()
+		if es.State == "synced" {
+			d.lastApply[env.Name] = snap.Revision
+		}
+		es.AppliedRevision = d.lastApply[env.Name]
+		d.mu.Unlock()
+		d.metrics.setApplied(env.Name, es.AppliedRevision)
+		out = append(out, es)
+	}
+	sortEnvs(out)
+	d.mu.Lock()
+	d.status.Environments = out
+	d.mu.Unlock()
+	return failed
+}
+
+// instanceStatus reads each instance's state from an observation made
+// after the run, with the run's errors.
+func instanceStatus(env *manifest.Environment, state *live.State, failed map[string]string) []InstanceStatus {
+	var out []InstanceStatus
+	for _, in := range env.Instances() {
+		is := InstanceStatus{Name: in.Name, Service: in.Service, Ship: in.Ship, State: "missing"}
+		host := state.Host(env.Ships[in.Ship].Address())
+		switch {
+		case host == nil || host.Err != nil:
+			is.State = "unknown"
+		default:
+			for _, c := range host.Containers {
+				if c.Name == in.Name && c.Env() == env.Name {
+					is.Container = c.ID[:min(12, len(c.ID))]
+					is.State = c.State
+					is.Revision = c.Revision()
+					is.InSync = c.SpecHash() == in.SpecHash && c.Running()
+				}
+			}
+		}
+		if err, ok := failed[env.Name+"/"+in.Name]; ok {
+			is.Error, is.InSync = err, false
+		}
+		out = append(out, is)
+	}
+	return out
+}

@@ -1,0 +1,386 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/source/sourcetest"
+	"github.com/maestro-sync/maestro-sync/test/dockertest"
+)
+
+// daemonProc is a running `maestro-sync run`.
+type daemonProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	base string // http://127.0.0.1:PORT
+	log  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startDaemon runs maestro-sync run with args plus a listen address, a
+// cache dir and the test webhook secret and API token.
+func startDaemon(t *testing.T, cacheDir string, args ...string) *daemonProc {
+	t.Helper()
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	token := filepath.Join(dir, "token")
+	os.WriteFile(secret, []byte(webhookSecret+"\n"), 0o600)
+	os.WriteFile(token, []byte("api-token\n"), 0o600)
+	port := freePort(t)
+	all := append([]string{"run", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--cache-dir", cacheDir,
+		"--webhook-secret-file", secret, "--api-token-file", token, "--log-format", "json"}, args...)
+	d := &daemonProc{t: t, cmd: exec.Command(binary(t), all...), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log.String())
+		}
+	})
+	waitFor(t, "the daemon to listen", 20*time.Second, func() bool {
+		resp, err := http.Get(d.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	return d
+}
+
+func (d *daemonProc) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+func (d *daemonProc) kill() {
+	_ = d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+type status struct {
+	Revision     string
+	SourceError  string `json:"source_error"`
+	LastResult   string `json:"last_result"`
+	Environments []struct {
+		Name            string
+		State           string
+		AppliedRevision string `json:"applied_revision"`
+		DesiredRevision string `json:"desired_revision"`
+		Errors          []string
+		Instances       []struct {
+			Name   string
+			State  string
+			InSync bool `json:"in_sync"`
+		}
+	}
+}
+
+func (d *daemonProc) status() status {
+	var s status
+	resp, err := http.Get(d.base + "/api/v1/status")
+	if err != nil {
+		return s
+	}
+	defer resp.Body.Close()
+	_ = json.NewDecoder(resp.Body).Decode(&s)
+	return s
+}
+
+func (d *daemonProc) env(name string) (state, applied string, errs []string) {
+	for _, e := range d.status().Environments {
+		if e.Name == name {
+			return e.State, e.AppliedRevision, e.Errors
+		}
+	}
+	return "", "", nil
+}
+
+func (d *daemonProc) metrics() string {
+	resp, err := http.Get(d.base + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+const webhookSecret = "e2e-webhook-secret"
+
+func (d *daemonProc) webhook(body string, secret string) int {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(body))
+	req, _ := http.NewRequest("POST", d.base+"/hooks/github", strings.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// appManifest is one environment with one instance on the ship.
+func appManifest(env string, ship *dockertest.Ship, port int, version string, check string) string {
+	return fmt.Sprintf(`__maestro: {schema: 2}
+name: %s
+ships:
+  s1: {ip: %s, socket_path: %s, timeout: 20}
+services:
+  app:
+    image: maestro-test/busybox:1
+    env: {VERSION: "%s"}
+    ports: {http: "8080:%d"}
+    lifecycle:
+      running: [%s]
+    instances:
+      %s-app: {ship: s1, stop_timeout: 1, command: [sh, -c, "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]}
+`, env, ship.IP, ship.Socket, version, port, check, env)
+}
+
+const httpCheck = "{type: http, port: http, path: /index.html, max_wait: 20}"
+
+func envVersion(t *testing.T, ship *dockertest.Ship, name string) string {
+	out, err := exec.Command("docker", "-H", ship.Host, "inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", name).Output()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "VERSION="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestDaemonFollowsPushes covers polling, webhooks, a git server going
+// away, an invalid manifest beside a valid one, drift repair and metrics,
+// on one daemon tracking a repository served over HTTP.
+func TestDaemonFollowsPushes(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	repo := sourcetest.NewRepo(t)
+	repo.Commit(t, map[string]string{
+		"a/manifest.yml": appManifest("a", ship, 18101, "1", httpCheck),
+		"b/manifest.yml": appManifest("b", ship, 18102, "1", httpCheck),
+	}, "first")
+	srv := sourcetest.NewHTTPServer(t, repo, "deploy", "pw-e2e")
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("pw-e2e"), 0o600)
+	d := startDaemon(t, t.TempDir(), "--repo", srv.URL, "--ref", "main", "--git-username", "deploy", "--git-password-file", pwFile,
+		"--poll", "2s", "--resync", "3s")
+
+	waitFor(t, "first deploy", 60*time.Second, func() bool { return envVersion(t, ship, "a-app") == "1" && envVersion(t, ship, "b-app") == "1" })
+
+	t.Run("push is applied within one poll interval", func(t *testing.T) {
+		rev := repo.Commit(t, map[string]string{"a/manifest.yml": appManifest("a", ship, 18101, "2", httpCheck)}, "a v2")
+		took := waitFor(t, "a v2", 20*time.Second, func() bool { return envVersion(t, ship, "a-app") == "2" })
+		t.Logf("poll: applied %s after the push (poll 2s)", took)
+		waitFor(t, "status", 10*time.Second, func() bool { _, applied, _ := d.env("a"); return applied == rev })
+	})
+
+	t.Run("webhook with a valid signature applies within 2s", func(t *testing.T) {
+		repo.Commit(t, map[string]string{"a/manifest.yml": appManifest("a", ship, 18101, "3", httpCheck)}, "a v3")
+		start := time.Now()
+		if code := d.webhook(`{"ref":"refs/heads/main"}`, webhookSecret); code != 202 {
+			t.Fatalf("webhook: %d", code)
+		}
+		waitFor(t, "a v3", 10*time.Second, func() bool { return envVersion(t, ship, "a-app") == "3" })
+		took := time.Since(start)
+		t.Logf("webhook: commit-to-healthy %s", took)
+		if took > 2*time.Second {
+			t.Errorf("webhook to healthy took %s, want under 2s", took)
+		}
+	})
+
+	t.Run("an invalid signature changes nothing", func(t *testing.T) {
+		if code := d.webhook(`{"ref":"refs/heads/main"}`, "wrong"); code != 401 {
+			t.Fatalf("webhook with a wrong signature: %d, want 401", code)
+		}
+	})
+
+	t.Run("git server down: status shows the error and catches up", func(t *testing.T) {
+		srv.Stop()
+		waitFor(t, "source error in status", 15*time.Second, func() bool { return d.status().SourceError != "" })
+		st := d.status()
+		if _, applied, _ := d.env("a"); applied == "" || strings.Contains(st.SourceError, "pw-e2e") {
+			t.Errorf("status while down: applied %q, error %q", applied, st.SourceError)
+		}
+		repo.Commit(t, map[string]string{"b/manifest.yml": appManifest("b", ship, 18102, "2", httpCheck)}, "b v2")
+		srv.Start(t)
+		waitFor(t, "b v2 after the server came back", 30*time.Second, func() bool { return envVersion(t, ship, "b-app") == "2" })
+		if strings.Contains(d.log.String(), "pw-e2e") {
+			t.Error("the git password appears in the daemon's log")
+		}
+	})
+
+	t.Run("invalid manifest stalls its environment only", func(t *testing.T) {
+		broken := strings.Replace(appManifest("a", ship, 18101, "4", httpCheck), "ship: s1", "ship: s9", 1)
+		repo.Commit(t, map[string]string{"a/manifest.yml": broken, "b/manifest.yml": appManifest("b", ship, 18102, "3", httpCheck)}, "a broken, b v3")
+		waitFor(t, "b v3", 30*time.Second, func() bool { return envVersion(t, ship, "b-app") == "3" })
+		waitFor(t, "a stalled", 10*time.Second, func() bool { s, _, _ := d.env("a"); return s == "stalled" })
+		if _, _, errs := d.env("a"); len(errs) == 0 || !strings.Contains(errs[0], `unknown ship "s9"`) {
+			t.Errorf("a's errors: %v", errs)
+		}
+		if v := envVersion(t, ship, "a-app"); v != "3" {
+			t.Errorf("a-app was changed while stalled: VERSION=%s", v)
+		}
+		repo.Commit(t, map[string]string{"a/manifest.yml": appManifest("a", ship, 18101, "5", httpCheck)}, "a fixed")
+		waitFor(t, "a v5", 30*time.Second, func() bool { return envVersion(t, ship, "a-app") == "5" })
+	})
+
+	t.Run("a container removed by hand is put back by the resync", func(t *testing.T) {
+		ship.Docker(t, "rm", "-f", "b-app")
+		took := waitFor(t, "b-app back", 30*time.Second, func() bool { return envVersion(t, ship, "b-app") == "3" })
+		t.Logf("drift repaired after %s (resync 3s)", took)
+		waitFor(t, "drift counted", 10*time.Second, func() bool { return strings.Contains(d.metrics(), `maestro_sync_drift_detected_total{env="b"}`) })
+	})
+
+	t.Run("metrics move", func(t *testing.T) {
+		m := d.metrics()
+		for _, want := range []string{
+			`maestro_sync_reconcile_runs_total{result="success"}`,
+			`maestro_sync_reconcile_runs_total{result="source_error"}`,
+			`maestro_sync_steps_total{action="replace",result="success"}`,
+			`maestro_sync_git_duration_seconds_count{op="check"}`,
+			`maestro_sync_git_errors_total{op="check"}`,
+			`maestro_sync_applied_revision_info{env="a"`,
+			`maestro_sync_commit_to_healthy_seconds_count`,
+			`maestro_sync_environment_stalled{env="a"} 0`,
+		} {
+			if !strings.Contains(m, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if v := metricValue(m, "maestro_sync_commit_to_healthy_seconds_count"); v < 3 {
+			t.Errorf("commit_to_healthy count %v, want at least 3", v)
+		}
+		t.Logf("commit-to-healthy: sum %.2fs over %v runs", metricValue(m, "maestro_sync_commit_to_healthy_seconds_sum"), metricValue(m, "maestro_sync_commit_to_healthy_seconds_count"))
+	})
+}
+
+func metricValue(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// TestDaemonOverSSH deploys from a repository served by sshd with key auth
+// and a verified host key.
+func TestDaemonOverSSH(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	repo := sourcetest.NewRepo(t)
+	repo.Commit(t, map[string]string{"manifest.yml": appManifest("ssh", ship, 18103, "1", httpCheck)}, "first")
+	url, key, knownHosts := sourcetest.ServeSSH(t, repo)
+	startDaemon(t, t.TempDir(), "--repo", url, "--ssh-key", key, "--known-hosts", knownHosts, "--poll", "1s")
+	waitFor(t, "deploy over ssh", 60*time.Second, func() bool { return envVersion(t, ship, "ssh-app") == "1" })
+}
+
+// TestDaemonRecovers kills the daemon mid-replacement and restarts it, and
+// restarts dockerd mid-run: the daemon converges with no leftover.
+func TestDaemonRecovers(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	repo := sourcetest.NewRepo(t)
+	repo.Commit(t, map[string]string{"manifest.yml": appManifest("rec", ship, 18104, "1", httpCheck)}, "first")
+	srv := sourcetest.NewHTTPServer(t, repo, "", "")
+	cache := t.TempDir()
+	d := startDaemon(t, cache, "--repo", srv.URL, "--poll", "1s")
+	waitFor(t, "first deploy", 60*time.Second, func() bool { return envVersion(t, ship, "rec-app") == "1" })
+
+	// A replacement held in its checks by a long sleep.
+	repo.Commit(t, map[string]string{"manifest.yml": appManifest("rec", ship, 18105, "2", httpCheck+", {type: sleep, wait: 60}")}, "slow v2")
+	waitFor(t, "the replacement to be checked", 30*time.Second, func() bool {
+		return strings.Contains(ship.Docker(t, "ps", "-a", "--format", "{{.Names}}"), ".next-")
+	})
+	d.kill()
+	// The restarted daemon sees the same revision; the sleep is shorter now
+	// (checks do not change the container).
+	repo.Commit(t, map[string]string{"manifest.yml": appManifest("rec", ship, 18105, "2", httpCheck)}, "fast v2")
+	d = startDaemon(t, cache, "--repo", srv.URL, "--poll", "1s", "--resync", "2s")
+	waitFor(t, "convergence after kill -9", 60*time.Second, func() bool {
+		names := strings.Fields(ship.Docker(t, "ps", "-a", "--format", "{{.Names}}"))
+		return len(names) == 1 && names[0] == "rec-app" && envVersion(t, ship, "rec-app") == "2"
+	})
+
+	// dockerd restarts while the daemon runs: the container (restart
+	// policy "no") stays stopped, and the daemon brings it back.
+	ship.Restart(t)
+	waitFor(t, "convergence after a dockerd restart", 60*time.Second, func() bool {
+		state := strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.State.Running}}", "rec-app"))
+		names := strings.Fields(ship.Docker(t, "ps", "-a", "--format", "{{.Names}}"))
+		return state == "true" && len(names) == 1
+	})
+	waitFor(t, "synced status", 30*time.Second, func() bool { s, _, _ := d.env("rec"); return s == "synced" })
+}
