@@ -38,8 +38,7 @@ demo: build
 	./scripts/demo.sh
 
 bench:
-	@mkdir -p bench
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/... | tee bench/results.txt
+	./bench/bench.sh
 
 clean:
 	rm -rf bin

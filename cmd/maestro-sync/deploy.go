@@ -286,7 +286,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 			return nil
 		},
 	}
-	cmd.Flags().IntVarP(&concurrency, "concurrency", "c", 0, "how many steps run at once (0: no limit)")
+	cmd.Flags().IntVarP(&concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove containers no longer in the manifests")
 	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it")
 	cmd.Flags().StringVar(&planFile, "plan", "", "apply this saved plan (plan -o json --out FILE), refusing if the manifests or the live state changed since")

@@ -83,7 +83,7 @@ flight and exits.`,
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (HMAC key; GitLab token)")
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token of POST /api/v1/sync")
 	fl.BoolVar(&f.prune, "prune", false, "remove containers no longer in the manifests")
-	fl.IntVarP(&f.concurrency, "concurrency", "c", 0, "how many steps run at once (0: no limit)")
+	fl.IntVarP(&f.concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd

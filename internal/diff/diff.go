@@ -37,9 +37,10 @@ type Options struct {
 func Compute(envs []*manifest.Environment, state *live.State, opts Options) *plan.Plan {
 	p := &plan.Plan{Revision: opts.Revision, Desired: Digest(envs), Prune: opts.Prune}
 	known := map[string]bool{}
+	index := indexHosts(state)
 	for _, env := range envs {
 		known[env.Name] = true
-		p.Steps = append(p.Steps, computeEnv(env, state, opts)...)
+		p.Steps = append(p.Steps, computeEnv(env, state, index, opts)...)
 	}
 	if opts.Prune && opts.PruneEnvs && opts.Select == nil {
 		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state)...)
@@ -51,7 +52,7 @@ func stepID(env, host, name string) string { return env + "/" + host + "/" + nam
 
 // computeEnv plans one environment: leftovers first, then creates and
 // replaces in start order, then removals in stop order.
-func computeEnv(env *manifest.Environment, state *live.State, opts Options) []plan.Step {
+func computeEnv(env *manifest.Environment, state *live.State, index map[string]*hostIndex, opts Options) []plan.Step {
 	var leftovers, changes, removals []plan.Step
 	// Where each instance is desired, and the step that brings it up.
 	desiredHost := map[string]string{}
@@ -81,10 +82,9 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 		}
 		var current *live.Container
 		var before []string
-		for i := range host.Containers {
-			c := &host.Containers[i]
+		hi := index[addr]
+		for _, c := range hi.owned[env.Name+"\x00"+in.Name] {
 			switch {
-			case c.Env() != env.Name || c.Instance() != in.Name:
 			case c.Temporary():
 				id := stepID(env.Name, addr, c.Name)
 				leftovers = append(leftovers, plan.Step{ID: id, Action: plan.Remove, Env: env.Name, Service: in.Service,
@@ -99,7 +99,7 @@ func computeEnv(env *manifest.Environment, state *live.State, opts Options) []pl
 		st.After = before
 		switch {
 		case current == nil:
-			if foreign := named(host, in.Name); foreign != nil {
+			if foreign := hi.named[in.Name]; foreign != nil {
 				st.Action = plan.Conflict
 				st.Container = foreign.ID
 				st.Causes = []string{conflictCause(foreign)}
@@ -273,13 +273,32 @@ func shipName(env *manifest.Environment, addr string) string {
 	return addr
 }
 
-func named(host *live.Host, name string) *live.Container {
-	for i := range host.Containers {
-		if host.Containers[i].Name == name {
-			return &host.Containers[i]
-		}
+// hostIndex finds a host's containers by owner and by name without a scan
+// per instance.
+type hostIndex struct {
+	owned map[string][]*live.Container // env + "\x00" + instance
+	named map[string]*live.Container
+}
+
+// indexHosts indexes every observed host once per Compute.
+func indexHosts(state *live.State) map[string]*hostIndex {
+	out := map[string]*hostIndex{}
+	if state == nil {
+		return out
 	}
-	return nil
+	for addr, h := range state.Hosts {
+		hi := &hostIndex{owned: map[string][]*live.Container{}, named: make(map[string]*live.Container, len(h.Containers))}
+		for i := range h.Containers {
+			c := &h.Containers[i]
+			hi.named[c.Name] = c
+			if c.Owned() {
+				key := c.Env() + "\x00" + c.Instance()
+				hi.owned[key] = append(hi.owned[key], c)
+			}
+		}
+		out[addr] = hi
+	}
+	return out
 }
 
 func conflictCause(c *live.Container) string {

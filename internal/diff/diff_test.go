@@ -270,8 +270,8 @@ func checkSteps(t *testing.T, envs []*manifest.Environment, state *live.State, p
 			t.Errorf("step %s: want id %s", st.ID, want)
 		}
 		var c *live.Container
-		if h := state.Host(st.Host); h != nil {
-			c = named(h, st.Instance)
+		if hi := indexHosts(state)[st.Host]; hi != nil {
+			c = hi.named[st.Instance]
 		}
 		switch st.Action {
 		case plan.Create, plan.Unknown:

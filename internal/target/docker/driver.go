@@ -104,6 +104,13 @@ func short(ctx context.Context, ship *manifest.Ship) (context.Context, context.C
 	return context.WithTimeout(ctx, shipTimeout(ship))
 }
 
+// slow bounds container creation and start, which a busy daemon (many
+// containers starting at once) can take much longer than the ship's
+// request timeout to answer: six times that timeout, and at least a minute.
+func slow(ctx context.Context, ship *manifest.Ship) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(time.Minute, 6*shipTimeout(ship)))
+}
+
 func (d *Driver) create(ctx context.Context, st plan.Step, progress func(string)) error {
 	t, err := d.target(st)
 	if err != nil {
@@ -238,7 +245,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 	}
 	progress("creating " + name)
 	cfg := containerConfig(t.env.Name, d.revision, t.in)
-	sctx, cancel := short(ctx, t.ship)
+	sctx, cancel := slow(ctx, t.ship)
 	defer cancel()
 	resp, err := t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
 	if errdefs.IsConflict(err) && temporary {
@@ -258,7 +265,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 // container's last log lines.
 func (d *Driver) startAndCheck(ctx context.Context, t *target, id string, progress func(string)) error {
 	progress("starting")
-	sctx, cancel := short(ctx, t.ship)
+	sctx, cancel := slow(ctx, t.ship)
 	err := t.c.ContainerStart(sctx, id, container.StartOptions{})
 	cancel()
 	if err != nil {
