@@ -17,10 +17,10 @@ import (
 )
 
 var (
-	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "services", "audit"}
+	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit"}
 	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
 	shipKeys      = append([]string{"ip", "endpoint"}, defaultedKeys...)
-	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports"}
+	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
 		"volumes_from", "links", "username", "privileged", "cap_add", "cap_drop", "extra_hosts", "net", "restart", "dns",
 		"stop_timeout", "limits", "log_driver", "log_opt", "lxc_conf", "workdir", "security_opt", "ulimits", "labels", "lifecycle"}
@@ -94,7 +94,12 @@ func (b *builder) build(root *yaml.Node) *Environment {
 	if e, ok := f.get("ship_defaults"); ok {
 		b.shipDefaults, _ = b.fields(e.V, "ship_defaults", append(slices.Clone(defaultedKeys), "ssh_timeout"))
 	}
-	if e, ok := b.required(f, "ships", "ships section"); ok {
+	if e, ok := f.get("clusters"); ok {
+		b.clusters(e.V)
+	}
+	if len(env.Clusters) > 0 && !f.has("ships") {
+		// An environment of cluster services only needs no ships.
+	} else if e, ok := b.required(f, "ships", "ships section"); ok {
 		b.ships(e.V)
 	}
 	if e, ok := f.get("services"); ok {
@@ -277,7 +282,16 @@ func (b *builder) service(s entry) *serviceDraft {
 		sd.limits, _ = b.fields(e.V, sf.sub("limits"), limitKeys)
 	}
 	sd.lifecycle = b.lifecycleNodes(sf)
-	e, ok := b.required(sf, "instances", "instances (a mapping of instance name to settings)")
+	if sf.has("cluster") {
+		b.workload(sd)
+		return sd
+	}
+	for _, key := range []string{"replicas", "mode"} {
+		if sf.has(key) {
+			b.errorf(sf.byKey[key].K, sf.sub(key), "%s applies to a cluster service: set cluster, or use instances", key)
+		}
+	}
+	e, ok := b.required(sf, "instances", "instances (a mapping of instance name to settings), or cluster")
 	if !ok && !sf.has("instances") {
 		return sd
 	}

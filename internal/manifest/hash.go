@@ -41,6 +41,10 @@ type Spec struct {
 	SecurityOpt      []string          `json:"security_opt"`
 	Ulimits          []Ulimit          `json:"ulimits"`
 	Labels           map[string]string `json:"labels"`
+	// Kubernetes workloads only.
+	Mode     string  `json:"mode,omitempty"`
+	Replicas int     `json:"replicas,omitempty"`
+	Probe    []Check `json:"probe,omitempty"`
 }
 
 // SpecHash returns a digest of everything that shapes the instance's
@@ -102,3 +106,13 @@ func (s Spec) Summary() Spec {
 
 // EnvDigestPrefix starts an env value that Summary replaced by a digest.
 const EnvDigestPrefix = "sha256:"
+
+// Spec returns what shapes a workload's pods, in canonical order. Its
+// running checks are part of it: they become the readiness probe.
+func (w *Workload) Spec() Spec {
+	return Spec{
+		Version: specVersion, Image: w.Image, Command: w.Command, Env: w.Env.List(), Ports: w.Ports,
+		Limits: Limits{Memory: w.MemoryBytes, CPUMillis: w.CPUMillis},
+		Mode: w.Mode, Replicas: w.Replicas, Probe: w.Lifecycle["running"],
+	}
+}

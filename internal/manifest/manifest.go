@@ -53,6 +53,8 @@ type Environment struct {
 	Schema     int                  `json:"schema"`
 	Registries map[string]*Registry `json:"registries,omitempty"`
 	Ships      map[string]*Ship     `json:"ships"`
+	// Clusters are Kubernetes clusters (a maestro-sync extension).
+	Clusters map[string]*Cluster `json:"clusters,omitempty"`
 	// Services in file order.
 	Services []*Service `json:"services"`
 	Audit    []Auditor  `json:"audit,omitempty"`
@@ -162,11 +164,69 @@ type Service struct {
 	Omit      bool     `json:"omit,omitempty"`
 	Requires  []string `json:"requires"`
 	WantsInfo []string `json:"wants_info"`
-	// Instances in file order.
+	// Instances in file order (none for a cluster service).
 	Instances []*Instance `json:"instances"`
+	// Workload is set instead of Instances for a service that runs on a
+	// Kubernetes cluster.
+	Workload *Workload `json:"workload,omitempty"`
 	// Dependencies is the sorted set of services this one depends on for
 	// ordering: requires plus the services of volumes_from containers.
 	Dependencies []string `json:"-"`
+}
+
+// Cluster is a Kubernetes cluster and the namespace maestro-sync deploys to.
+type Cluster struct {
+	Name string `json:"name"`
+	// Kubeconfig is a kubeconfig file; empty means the in-cluster
+	// configuration, then KUBECONFIG or ~/.kube/config.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Context    string `json:"context,omitempty"`
+	// Namespace is created if missing.
+	Namespace string `json:"namespace"`
+	// NodeAddress is an address of the cluster's nodes that ships can
+	// reach: ship-side dependants of a cluster service get it, with the
+	// service's node ports, as the service's address.
+	NodeAddress string `json:"node_address,omitempty"`
+}
+
+// Address identifies the cluster and namespace, as Ship.Address identifies
+// a Docker daemon: kube://<kubeconfig>#<context>/<namespace>.
+func (c *Cluster) Address() string {
+	return "kube://" + c.Kubeconfig + "#" + c.Context + "/" + c.Namespace
+}
+
+// Workload modes.
+const (
+	ModeDeployment = "deployment"
+	ModeDaemonSet  = "daemonset"
+)
+
+// Workload is a service deployed on a Kubernetes cluster: a Deployment (or
+// DaemonSet), an immutable ConfigMap with its env and a Service.
+type Workload struct {
+	Cluster string `json:"cluster"`
+	// Mode is deployment or daemonset.
+	Mode     string   `json:"mode"`
+	Replicas int      `json:"replicas"`
+	Image    string   `json:"image"`
+	Command  []string `json:"command"`
+	Env      Env      `json:"env"`
+	// Ports are named container ports; an External port is the Service's
+	// node port ("" for a ClusterIP-only port).
+	Ports PortList `json:"ports"`
+	// MemoryBytes and CPUMillis are the container's limits (0: none).
+	MemoryBytes int64 `json:"memory,omitempty"`
+	CPUMillis   int64 `json:"cpu_millis,omitempty"`
+	// Lifecycle holds the checks; running checks become the readiness
+	// probe.
+	Lifecycle map[string][]Check `json:"lifecycle,omitempty"`
+	// SpecHash covers everything that shapes the pods.
+	SpecHash string `json:"spec_hash"`
+}
+
+// DNSName is the in-cluster name of a cluster service.
+func DNSName(service string, c *Cluster) string {
+	return service + "." + c.Namespace + ".svc"
 }
 
 // Instance is one container of a service, with everything resolved: service
@@ -303,6 +363,8 @@ type Limits struct {
 	Swap   int64 `json:"swap,omitempty"`
 	// CPUShares is Docker's relative CPU weight.
 	CPUShares int64 `json:"cpu,omitempty"`
+	// CPUMillis is a Kubernetes CPU limit in thousandths of a core.
+	CPUMillis int64 `json:"cpu_millis,omitempty"`
 }
 
 // Ulimit is a resource ulimit.

@@ -1752,7 +1752,7 @@ services:
 		"manifest.yml:3:3: ships.s1.ip: missing required ship ip",
 		"manifest.yml:5:3: services.web.image: missing required image",
 		`manifest.yml:7:15: services.web.instances.web-1.ship: unknown ship "nope" (ships: s1)`,
-		"manifest.yml:8:3: services.db.instances: missing required instances (a mapping of instance name to settings)",
+		"manifest.yml:8:3: services.db.instances: missing required instances (a mapping of instance name to settings), or cluster",
 	}
 	if diff := cmp.Diff(want, messages(repo, SeverityError)); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)

@@ -165,32 +165,59 @@ func intersect(a, b []string) []string {
 // direct wants_info services (without internal ports).
 func (b *builder) injectLinks(services map[string]*serviceDraft) {
 	for _, sd := range b.services {
-		infos := b.env.graph.closure(sd.svc.Name)
-		for _, w := range sd.svc.WantsInfo {
-			if !slices.Contains(infos, w) && w != sd.svc.Name {
-				infos = append(infos, w)
-			}
+		if sd.svc.Workload != nil {
+			b.workloadEnv(sd, services)
+			continue
 		}
-		slices.Sort(infos)
+		infos := b.linkServices(sd)
 		for _, id := range sd.instances {
 			for _, dep := range infos {
 				if dep != sd.svc.Name {
-					linkVars(id.env, services[dep], b.env, false)
+					linkVars(id.env, services[dep], b.env, false, false)
 				}
 			}
-			linkVars(id.env, sd, b.env, true)
+			linkVars(id.env, sd, b.env, true, false)
 		}
 	}
 }
 
-func linkVars(m *envMap, sd *serviceDraft, env *Environment, internal bool) {
+// linkVars writes the link variables of the service sd into m. internal
+// adds the _INTERNAL_PORT variables (a service's own). onCluster tells
+// where the consumer runs: a cluster service is reached by its Service DNS
+// name from the cluster, and from ships by the cluster's node address and
+// node ports when the cluster declares them.
+func linkVars(m *envMap, sd *serviceDraft, env *Environment, internal, onCluster bool) {
 	svc := ToEnv(sd.svc.Name)
+	src := sd.svc.Name
+	if w := sd.svc.Workload; w != nil {
+		cl := env.Clusters[w.Cluster]
+		if cl == nil {
+			return
+		}
+		prefix := svc + "_" + svc + "_"
+		host, nodePorts := DNSName(sd.svc.Name, cl), false
+		if !onCluster && cl.NodeAddress != "" {
+			host, nodePorts = cl.NodeAddress, true
+		}
+		m.set(EnvVar{Name: prefix + "HOST", Value: host, Source: src})
+		for _, p := range w.Ports {
+			port := p.ExposedPort()
+			if nodePorts && p.External != p.Exposed {
+				port = p.ExternalPort()
+			}
+			m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: port, Source: src})
+			if internal {
+				m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
+			}
+		}
+		m.set(EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src})
+		return
+	}
 	names := make([]string, 0, len(sd.instances))
 	for _, peer := range sd.instances {
 		in := peer.in
 		names = append(names, in.Name)
 		prefix := svc + "_" + ToEnv(in.Name) + "_"
-		src := sd.svc.Name
 		if ship := env.Ships[in.Ship]; ship != nil {
 			m.set(EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src})
 		}
@@ -202,7 +229,7 @@ func linkVars(m *envMap, sd *serviceDraft, env *Environment, internal bool) {
 		}
 	}
 	slices.Sort(names)
-	m.set(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: sd.svc.Name})
+	m.set(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: src})
 }
 
 // checkHostPorts reports two instances that bind the same host address,
