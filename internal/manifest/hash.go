@@ -113,6 +113,6 @@ func (w *Workload) Spec() Spec {
 	return Spec{
 		Version: specVersion, Image: w.Image, Command: w.Command, Env: w.Env.List(), Ports: w.Ports,
 		Limits: Limits{Memory: w.MemoryBytes, CPUMillis: w.CPUMillis},
-		Mode: w.Mode, Replicas: w.Replicas, Probe: w.Lifecycle["running"],
+		Mode:   w.Mode, Replicas: w.Replicas, Probe: w.Lifecycle["running"],
 	}
 }
