@@ -68,6 +68,9 @@ func specFields(old, cur manifest.Spec) []field {
 		{"security_opt", old.SecurityOpt, cur.SecurityOpt},
 		{"ulimits", old.Ulimits, cur.Ulimits},
 		{"labels", old.Labels, cur.Labels},
+		{"mode", old.Mode, cur.Mode},
+		{"replicas", old.Replicas, cur.Replicas},
+		{"readiness probe", old.Probe, cur.Probe},
 	}
 }
 

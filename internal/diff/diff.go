@@ -126,8 +126,10 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 		}
 		changes = append(changes, st)
 	}
-	// Ordering: an instance comes up after the instances of every service
-	// it depends on.
+	wlSteps, wlUp, wlRemovals := computeWorkloads(env, state, opts)
+	changes = append(changes, wlSteps...)
+	// Ordering: an instance (or workload) comes up after the instances and
+	// workloads of every service it depends on.
 	for i := range changes {
 		st := &changes[i]
 		if !st.Action.Mutates() {
@@ -138,6 +140,9 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 				if id, ok := upStep[peer.Name]; ok {
 					st.After = append(st.After, id)
 				}
+			}
+			if id, ok := wlUp[dep]; ok {
+				st.After = append(st.After, id)
 			}
 		}
 	}
@@ -193,6 +198,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 			st.After = append(st.After, removedSvc[dependent]...)
 		}
 	}
+	removals = append(removals, wlRemovals...)
 	out := append(leftovers, changes...)
 	out = append(out, stopOrdered(removals)...)
 	for i := range out {

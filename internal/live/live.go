@@ -14,6 +14,8 @@ import (
 // manifest.Ship.Address).
 type State struct {
 	Hosts map[string]*Host
+	// Clusters are keyed by cluster address.
+	Clusters map[string]*Cluster
 }
 
 // Host returns the host with the given address, or nil.
@@ -84,3 +86,37 @@ func (c *Container) Temporary() bool {
 
 // Running reports whether the container runs.
 func (c *Container) Running() bool { return c.State == "running" || c.State == "restarting" }
+
+// Cluster is one Kubernetes cluster namespace (see manifest.Cluster.Address).
+type Cluster struct {
+	Address string
+	// Err is set when the cluster could not be observed.
+	Err error
+	// Workloads are the Deployments and DaemonSets with maestro-sync's
+	// labels in the namespace.
+	Workloads []Workload
+}
+
+// Workload is an observed Deployment or DaemonSet.
+type Workload struct {
+	// Kind is Deployment or DaemonSet.
+	Kind        string
+	Name        string
+	UID         string
+	Labels      map[string]string
+	Annotations map[string]string
+	// Ready is true when the rollout is complete: every desired pod is
+	// updated and available.
+	Ready bool
+	// Serving is true when the service's Service selects this workload.
+	Serving bool
+}
+
+// Env returns the environment that owns the workload.
+func (w *Workload) Env() string { return w.Labels[label.Env] }
+
+// Service returns the service the workload runs.
+func (w *Workload) Service() string { return w.Labels[label.Service] }
+
+// SpecHash returns the hash of the spec the workload was created from.
+func (w *Workload) SpecHash() string { return w.Labels[label.SpecHash] }
