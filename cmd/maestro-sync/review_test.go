@@ -40,7 +40,7 @@ func cli(t *testing.T, args ...string) (string, string, int) {
 var reviewFormats = map[string]string{"text": "txt", "markdown": "md", "json": "json"}
 
 // The secret values used in testdata/review/secret-change.
-var secretValues = []string{"hunter2-OLD-pw", "correct-horse-NEW-pw", "sk_live_OLDSECRETVALUE", "sk_live_NEWSECRETVALUE", "a,b,c"}
+var secretValues = []string{"hunter2-OLD-pw", "correct-horse-NEW-pw", "sk_live_OLDSECRETVALUE", "sk_live_NEWSECRETVALUE", "a,b,c", "base-token-value", "head-token-value"}
 
 func TestReviewGolden(t *testing.T) {
 	cases, err := filepath.Glob("testdata/review/*")

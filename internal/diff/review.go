@@ -2,6 +2,7 @@ package diff
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	"github.com/kballard/go-shellquote"
@@ -31,11 +32,13 @@ func Revisions(base, head []*manifest.Environment, m *secret.Matcher) *plan.Plan
 			for _, in := range h.StartOrder(h.Instances()) {
 				steps = append(steps, reviewStep(h, in, plan.Create, []string{"environment " + name + " added"}))
 			}
+			steps = append(steps, compareWorkloads(&manifest.Environment{}, h, m)...)
 		case h == nil:
 			ec.Status, ec.File = "removed", b.File
 			for _, in := range b.StopOrder(b.Instances()) {
 				steps = append(steps, reviewStep(b, in, plan.Remove, []string{"environment " + name + " removed"}))
 			}
+			steps = append(steps, compareWorkloads(b, &manifest.Environment{}, m)...)
 		default:
 			ec.File = h.File
 			steps = compareEnv(b, h, m)
@@ -102,6 +105,86 @@ func compareEnv(b, h *manifest.Environment, m *secret.Matcher) []plan.Step {
 			cause = "service " + in.Service + " removed"
 		}
 		out = append(out, reviewStep(b, in, plan.Remove, []string{cause}))
+	}
+	return append(out, compareWorkloads(b, h, m)...)
+}
+
+// workloadStep is the step of a cluster service in a review plan.
+func workloadStep(env *manifest.Environment, svc *manifest.Service, a plan.Action, causes []string) plan.Step {
+	w := svc.Workload
+	return plan.Step{ID: env.Name + "/" + w.Cluster + "/" + svc.Name, Action: a, Env: env.Name, Service: svc.Name,
+		Instance: svc.Name, Ship: w.Cluster, SpecHash: w.SpecHash, Causes: causes}
+}
+
+// compareWorkloads compares the cluster services of an environment in two
+// revisions.
+func compareWorkloads(b, h *manifest.Environment, m *secret.Matcher) []plan.Step {
+	var out []plan.Step
+	for _, svc := range h.Services {
+		if svc.Workload == nil {
+			continue
+		}
+		old := b.Service(svc.Name)
+		if old == nil || old.Workload == nil {
+			out = append(out, workloadStep(h, svc, plan.Create, []string{"service " + svc.Name + " added"}))
+			continue
+		}
+		ow, cw := old.Workload, svc.Workload
+		var changes []plan.Change
+		add := func(field, o, n string, replaces bool) {
+			if o != n {
+				changes = append(changes, plan.Change{Field: field, Old: o, New: n, Replaces: replaces})
+			}
+		}
+		oc, cc := b.Clusters[ow.Cluster], h.Clusters[cw.Cluster]
+		if oc.Address() != cc.Address() {
+			add("cluster", ow.Cluster+" ("+oc.Address()+")", cw.Cluster+" ("+cc.Address()+")", true)
+		} else {
+			add("cluster", ow.Cluster, cw.Cluster, false)
+		}
+		add("image", ow.Image, cw.Image, true)
+		add("command", shellquote.Join(ow.Command...), shellquote.Join(cw.Command...), true)
+		add("mode", ow.Mode, cw.Mode, true)
+		add("replicas", strconv.Itoa(ow.Replicas), strconv.Itoa(cw.Replicas), true)
+		changes = append(changes, envChanges(ow.Env, cw.Env, svc.Name, m)...)
+		op, cp := map[string]manifest.Port{}, map[string]manifest.Port{}
+		for _, p := range ow.Ports {
+			op[p.Name] = p
+		}
+		for _, p := range cw.Ports {
+			cp[p.Name] = p
+		}
+		for _, k := range sortedUnion(op, cp) {
+			var os, cs string
+			if p, ok := op[k]; ok {
+				os = portText(p)
+			}
+			if p, ok := cp[k]; ok {
+				cs = portText(p)
+			}
+			add("ports."+k, os, cs, true)
+		}
+		add("limits", compactJSON(manifest.Limits{Memory: ow.MemoryBytes, CPUMillis: ow.CPUMillis}), compactJSON(manifest.Limits{Memory: cw.MemoryBytes, CPUMillis: cw.CPUMillis}), true)
+		add("lifecycle.running", compactJSON(ow.Lifecycle["running"]), compactJSON(cw.Lifecycle["running"]), true)
+		add("requires", strings.Join(old.Requires, ", "), strings.Join(svc.Requires, ", "), false)
+		add("wants_info", strings.Join(old.WantsInfo, ", "), strings.Join(svc.WantsInfo, ", "), false)
+		st := workloadStep(h, svc, plan.Unchanged, nil)
+		st.LiveSpecHash, st.Changes = ow.SpecHash, changes
+		for _, c := range changes {
+			if c.Replaces {
+				st.Action = plan.Replace
+			}
+			st.Causes = append(st.Causes, changeCause(c))
+		}
+		out = append(out, st)
+	}
+	for _, svc := range b.Services {
+		if svc.Workload == nil {
+			continue
+		}
+		if cur := h.Service(svc.Name); cur == nil || cur.Workload == nil {
+			out = append(out, workloadStep(b, svc, plan.Remove, []string{"service " + svc.Name + " removed"}))
+		}
 	}
 	return out
 }
