@@ -321,10 +321,12 @@ func unreachable(h *live.Host) string {
 	return "ship unreachable: " + h.Err.Error()
 }
 
-// liveSpec reads the spec summary a container was created with; the zero
-// Spec when it has none.
-func liveSpec(c *live.Container) *manifest.Spec {
-	raw := c.Labels[label.Spec]
+// liveSpec reads the spec summary a container was created with; nil when
+// it has none.
+func liveSpec(c *live.Container) *manifest.Spec { return parseSpec(c.Labels[label.Spec]) }
+
+// parseSpec reads a spec summary (JSON); nil when absent or unreadable.
+func parseSpec(raw string) *manifest.Spec {
 	if raw == "" {
 		return nil
 	}

@@ -1,7 +1,6 @@
 package diff
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 
@@ -164,15 +163,5 @@ func unreachableCluster(c *live.Cluster) string {
 }
 
 // workloadSpec reads the spec summary a workload was created with.
-func workloadSpec(w *live.Workload) *manifest.Spec {
-	raw := w.Annotations[label.Spec]
-	if raw == "" {
-		return nil
-	}
-	var s manifest.Spec
-	if err := json.Unmarshal([]byte(raw), &s); err != nil {
-		return nil
-	}
-	return &s
-}
+func workloadSpec(w *live.Workload) *manifest.Spec { return parseSpec(w.Annotations[label.Spec]) }
 

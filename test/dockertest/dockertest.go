@@ -79,12 +79,13 @@ type Ship struct {
 	Bridge string // name of the Linux bridge
 	Driver string // storage driver in use
 
-	slot int
-	dir  string   // data, exec root, pidfile, log
-	lock *os.File // flock on the slot, held while the ship lives
-	cmd  *exec.Cmd
-	done chan struct{} // closed when dockerd has exited
-	err  error         // dockerd's exit status, valid once done is closed
+	slot  int
+	extra []string // more dockerd arguments (StartShipWithArgs)
+	dir   string   // data, exec root, pidfile, log
+	lock  *os.File // flock on the slot, held while the ship lives
+	cmd   *exec.Cmd
+	done  chan struct{} // closed when dockerd has exited
+	err   error         // dockerd's exit status, valid once done is closed
 }
 
 // LogPath is the path of the ship's dockerd log.
@@ -513,6 +514,7 @@ func (s *Ship) startDockerd(driver string) error {
 		"--containerd-namespace", ns,
 		"--containerd-plugins-namespace", ns + "-plugins",
 	}
+	args = append(args, s.extra...)
 	logf, err := os.OpenFile(s.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
