@@ -384,3 +384,57 @@ func TestDaemonRecovers(t *testing.T) {
 	})
 	waitFor(t, "synced status", 30*time.Second, func() bool { s, _, _ := d.env("rec"); return s == "synced" })
 }
+
+// TestDaemonSIGTERMRollsBack stops the daemon with SIGTERM while a
+// replacement is being checked: the step is rolled back (the new container
+// removed, the old one serving) and the daemon exits.
+func TestDaemonSIGTERMRollsBack(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	repo := sourcetest.NewRepo(t)
+	repo.Commit(t, map[string]string{"manifest.yml": appManifest("term", ship, 18106, "1", httpCheck)}, "first")
+	srv := sourcetest.NewHTTPServer(t, repo, "", "")
+	d := startDaemon(t, t.TempDir(), "--repo", srv.URL, "--poll", "1s")
+	waitFor(t, "first deploy", 60*time.Second, func() bool { return envVersion(t, ship, "term-app") == "1" })
+	old := strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.Id}}", "term-app"))
+
+	repo.Commit(t, map[string]string{"manifest.yml": appManifest("term", ship, 18107, "2", httpCheck+", {type: sleep, wait: 60}")}, "slow v2")
+	waitFor(t, "the replacement to be checked", 30*time.Second, func() bool {
+		return strings.Contains(ship.Docker(t, "ps", "-a", "--format", "{{.Names}}"), ".next-")
+	})
+	start := time.Now()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon did not exit within 30s of SIGTERM")
+	}
+	t.Logf("exited %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+	names := strings.Fields(ship.Docker(t, "ps", "-a", "--format", "{{.Names}}"))
+	if len(names) != 1 || names[0] != "term-app" {
+		t.Fatalf("containers after SIGTERM: %v, want only term-app", names)
+	}
+	if id := strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.Id}}", "term-app")); id != old {
+		t.Errorf("term-app was replaced (%s → %s)", old[:12], id[:12])
+	}
+	if running := strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.State.Running}}", "term-app")); running != "true" {
+		t.Errorf("the old container does not run")
+	}
+}
+
+// TestDaemonWatchesADirectory deploys edits of a local directory (the
+// fsnotify mode) without any Git server.
+func TestDaemonWatchesADirectory(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	dir := t.TempDir()
+	write := func(version string) {
+		if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(appManifest("dir", ship, 18108, version, httpCheck)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1")
+	startDaemon(t, t.TempDir(), "--dir", dir, "--poll", "1h")
+	waitFor(t, "first deploy", 60*time.Second, func() bool { return envVersion(t, ship, "dir-app") == "1" })
+	write("2")
+	took := waitFor(t, "the edit deployed", 30*time.Second, func() bool { return envVersion(t, ship, "dir-app") == "2" })
+	t.Logf("edit → healthy in %s (no polling)", took)
+}
