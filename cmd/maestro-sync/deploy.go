@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -15,6 +16,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/target/docker"
+	"github.com/maestro-sync/maestro-sync/internal/target/kube"
 )
 
 // selection is what THING arguments and -d/-i pick.
@@ -37,16 +39,18 @@ func (s *selection) resolve(envs []*manifest.Environment) (func(*manifest.Enviro
 	for _, thing := range s.things {
 		found := false
 		for _, env := range envs {
+			// An instance name wins over a service name, as in MaestroNG.
 			var services []string
-			if svc := env.Service(thing); svc != nil {
+			if in := env.Instance(thing); in != nil {
+				services = append(services, in.Service)
+				chosen[env.Name+"/"+in.Name] = true
+				found = true
+			} else if svc := env.Service(thing); svc != nil {
 				services = append(services, svc.Name)
 				for _, in := range svc.Instances {
 					chosen[env.Name+"/"+in.Name] = true
 				}
-				found = true
-			} else if in := env.Instance(thing); in != nil {
-				services = append(services, in.Service)
-				chosen[env.Name+"/"+in.Name] = true
+				chosen[env.Name+"/"+svc.Name] = svc.Workload != nil
 				found = true
 			}
 			if !s.withDeps {
@@ -56,6 +60,9 @@ func (s *selection) resolve(envs []*manifest.Environment) (func(*manifest.Enviro
 				for _, dep := range env.Dependencies(svc) {
 					for _, in := range env.Service(dep).Instances {
 						chosen[env.Name+"/"+in.Name] = true
+					}
+					if env.Service(dep).Workload != nil {
+						chosen[env.Name+"/"+dep] = true
 					}
 				}
 			}
@@ -71,6 +78,7 @@ func (s *selection) resolve(envs []*manifest.Environment) (func(*manifest.Enviro
 type session struct {
 	repo  *manifest.Repo
 	pool  *docker.Pool
+	kube  *kube.Pool
 	state *live.State
 }
 
@@ -82,11 +90,11 @@ func (g *globals) observe(ctx context.Context, cmd *cobra.Command, args []string
 		return nil, err
 	}
 	report(cmd.ErrOrStderr(), repo)
-	pool := docker.NewPool()
-	return &session{repo: repo, pool: pool, state: pool.Observe(ctx, repo.Environments)}, nil
+	pool, kp := docker.NewPool(), kube.NewPool()
+	return &session{repo: repo, pool: pool, kube: kp, state: observe(ctx, pool, kp, repo.Environments)}, nil
 }
 
-func (s *session) close() { s.pool.Close() }
+func (s *session) close() { s.pool.Close(); s.kube.Close() }
 
 // plan computes the plan for the selection.
 func (s *session) plan(revision string, prune bool, sel *selection) (*plan.Plan, error) {
@@ -202,11 +210,12 @@ func writePlan(cmd *cobra.Command, p *plan.Plan, output, out string, all bool) e
 
 func newApply(g *globals) *cobra.Command {
 	var (
-		concurrency int
-		prune       bool
-		refresh     bool
-		sel         selection
-		planFile    string
+		concurrency    int
+		prune          bool
+		refresh        bool
+		sel            selection
+		planFile       string
+		rolloutTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [PATH] [THING...]",
@@ -272,8 +281,10 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 			}
 			drv := docker.NewDriver(s.pool, s.repo.Environments, g.revision, auth)
 			drv.RefreshImages = refresh
+			kd := kube.NewDriver(s.kube, s.repo.Environments, g.revision)
+			kd.RolloutTimeout = rolloutTimeout
 			prog := newProgress(w)
-			res := apply.Run(ctx, p, drv, apply.Options{Concurrency: concurrency, Progress: prog.event})
+			res := apply.Run(ctx, p, router{docker: drv, kube: kd}, apply.Options{Concurrency: concurrency, Progress: prog.event})
 			for _, o := range res.Outcomes {
 				if o.Err != nil && !o.Aborted {
 					fmt.Fprintf(cmd.ErrOrStderr(), "ERROR: %v\n", o.Err)
@@ -289,6 +300,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 	cmd.Flags().IntVarP(&concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove containers no longer in the manifests")
 	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it")
+	cmd.Flags().DurationVar(&rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
 	cmd.Flags().StringVar(&planFile, "plan", "", "apply this saved plan (plan -o json --out FILE), refusing if the manifests or the live state changed since")
 	sel.flags(cmd)
 	return cmd

@@ -164,4 +164,3 @@ func unreachableCluster(c *live.Cluster) string {
 
 // workloadSpec reads the spec summary a workload was created with.
 func workloadSpec(w *live.Workload) *manifest.Spec { return parseSpec(w.Annotations[label.Spec]) }
-
