@@ -89,6 +89,10 @@ type Daemon struct {
 	failures  int               // consecutive reconciles with failed steps
 	retryAt   time.Time
 	lastRev   string // the revision of the last snapshot
+	// awaited is the revision whose commit-to-healthy time is not yet
+	// recorded, and awaitedFrom when it counts from.
+	awaited     string
+	awaitedFrom time.Time
 }
 
 // New returns a daemon with the defaults filled in.
@@ -213,6 +217,12 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	failing := d.failures > 0
 	waiting := failing && time.Now().Before(d.retryAt)
 	d.lastRev = snap.Revision
+	if changed {
+		d.awaited, d.awaitedFrom = snap.Revision, snap.Time
+	}
+	if (t.reason == "webhook" || t.reason == "api") && t.at.After(d.awaitedFrom) && d.awaited == snap.Revision {
+		d.awaitedFrom = t.at // the push was announced after the commit was made
+	}
 	d.status.Revision, d.status.RevisionTime = snap.Revision, snap.Time
 	d.status.SourceError, d.status.LastCheck = "", time.Now()
 	d.mu.Unlock()
@@ -238,8 +248,9 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	for _, st := range p.Mutating() {
 		log.Info("planned", "env", st.Env, "instance", st.Instance, "ship", st.Ship, "action", string(st.Action), "cause", causeText(st))
 	}
+	mutating := len(p.Mutating())
 	var res *apply.Result
-	if len(p.Mutating()) > 0 {
+	if mutating > 0 {
 		drv := d.cfg.Target.Driver(envs, snap.Revision)
 		res = apply.Run(ctx, p, drv, apply.Options{Concurrency: d.cfg.Concurrency, Progress: func(e apply.Event) {
 			if !e.Done {
@@ -268,7 +279,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		d.finishRun(log, "interrupted", start, ctx.Err())
 		return
 	}
-	if len(p.Mutating()) > 0 {
+	if mutating > 0 {
 		state = d.cfg.Target.Observe(ctx, envs) // what the run left
 	}
 	failed := d.applyStatus(envs, p, res, state, snap, envStatus)
@@ -280,15 +291,16 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	case len(repo.Invalid) > 0:
 		result = "stalled"
 	}
-	if failed == 0 && len(p.Mutating()) > 0 && changed {
-		origin := snap.Time
-		if t.at.After(origin) && (t.reason == "webhook" || t.reason == "api") {
-			origin = t.at
+	d.mu.Lock()
+	if failed == 0 && d.awaited == snap.Revision {
+		// Every replacement of the revision passed its checks (possibly
+		// after retries).
+		if mutating > 0 && !d.awaitedFrom.IsZero() {
+			d.metrics.commitToHealthy.Observe(time.Since(d.awaitedFrom).Seconds())
 		}
-		if !origin.IsZero() {
-			d.metrics.commitToHealthy.Observe(time.Since(origin).Seconds())
-		}
+		d.awaited = ""
 	}
+	d.mu.Unlock()
 	d.finishRun(log, result, start, runErr, "create", p.Summary().Create, "replace", p.Summary().Replace, "remove", p.Summary().Remove)
 	d.mu.Lock()
 	d.ready = true
