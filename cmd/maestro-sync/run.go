@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,8 +23,10 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/daemon"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 	"github.com/maestro-sync/maestro-sync/internal/target/docker"
+	"github.com/maestro-sync/maestro-sync/internal/target/kube"
 )
 
 // runFlags are the settings of `maestro-sync run`. Every flag can also be
@@ -38,6 +42,7 @@ type runFlags struct {
 	webhookSecretFile, apiTokenFile  string
 	prune                            bool
 	concurrency                      int
+	rolloutTimeout                   time.Duration
 	logFormat, logLevel              string
 }
 
@@ -84,6 +89,7 @@ flight and exits.`,
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token of POST /api/v1/sync")
 	fl.BoolVar(&f.prune, "prune", false, "remove containers no longer in the manifests")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
+	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -178,7 +184,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	}
 	pool := docker.NewPool()
 	defer pool.Close()
-	cfg.Target = dockerTarget{pool: pool, auth: auth}
+	cfg.Target = target{pool: pool, kube: kube.NewPool(), auth: auth, rolloutTimeout: f.rolloutTimeout}
 	d := daemon.New(cfg)
 
 	hc := daemon.HTTPConfig{}
@@ -230,16 +236,47 @@ func isCommit(ref string) bool {
 	return strings.Trim(ref, "0123456789abcdef") == ""
 }
 
-// dockerTarget adapts the Docker driver to the daemon.
-type dockerTarget struct {
-	pool *docker.Pool
-	auth *docker.Auth
+// target adapts the Docker and Kubernetes drivers to the daemon.
+type target struct {
+	pool           *docker.Pool
+	kube           *kube.Pool
+	auth           *docker.Auth
+	rolloutTimeout time.Duration
 }
 
-func (t dockerTarget) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
-	return t.pool.Observe(ctx, envs)
+func (t target) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
+	return observe(ctx, t.pool, t.kube, envs)
 }
 
-func (t dockerTarget) Driver(envs []*manifest.Environment, revision string) apply.Target {
-	return docker.NewDriver(t.pool, envs, revision, t.auth)
+func (t target) Driver(envs []*manifest.Environment, revision string) apply.Target {
+	kd := kube.NewDriver(t.kube, envs, revision)
+	kd.RolloutTimeout = t.rolloutTimeout
+	return router{docker: docker.NewDriver(t.pool, envs, revision, t.auth), kube: kd}
+}
+
+// observe observes the ships and, when an environment declares clusters,
+// the cluster namespaces, both at once.
+func observe(ctx context.Context, pool *docker.Pool, kp *kube.Pool, envs []*manifest.Environment) *live.State {
+	var clusters map[string]*live.Cluster
+	var wg sync.WaitGroup
+	if slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return len(e.Clusters) > 0 }) {
+		wg.Go(func() { clusters = kp.Observe(ctx, envs) })
+	}
+	state := pool.Observe(ctx, envs)
+	wg.Wait()
+	state.Clusters = clusters
+	return state
+}
+
+// router sends each step to the driver of its host: cluster addresses
+// (kube://) to the Kubernetes driver, the others to the Docker driver.
+type router struct {
+	docker, kube apply.Target
+}
+
+func (r router) Apply(ctx context.Context, st plan.Step, progress func(string)) error {
+	if strings.HasPrefix(st.Host, kube.AddressPrefix) {
+		return r.kube.Apply(ctx, st, progress)
+	}
+	return r.docker.Apply(ctx, st, progress)
 }

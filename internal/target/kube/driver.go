@@ -1,0 +1,512 @@
+// Package kube is the Kubernetes driver: it observes the workloads
+// maestro-sync applied in each cluster namespace and carries out plan steps
+// blue/green — a service's new Deployment (or DaemonSet) and immutable env
+// ConfigMap are applied beside the old ones, the Service is switched to the
+// new pods once their rollout is complete, and only then are the old
+// objects deleted. A failed rollout deletes the new objects and leaves the
+// Service on the old pods. Every object is applied with server-side apply
+// and carries maestro-sync's owner labels; objects without them are never
+// modified or deleted.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+)
+
+// DefaultRolloutTimeout bounds a rollout when Driver.RolloutTimeout is
+// zero. It is also the Deployments' progressDeadlineSeconds.
+const DefaultRolloutTimeout = 10 * time.Minute
+
+// Driver carries out plan steps on Kubernetes clusters (steps whose Host is
+// a cluster address, kube://...). It implements apply.Target.
+type Driver struct {
+	pool     *Pool
+	envs     map[string]*manifest.Environment
+	revision string
+	// RolloutTimeout bounds the wait for a new workload's rollout, and is
+	// written as the Deployments' progressDeadlineSeconds.
+	RolloutTimeout time.Duration
+	// PollInterval is the pause between reads of a rollout when the driver
+	// may not watch workloads (it normally watches them).
+	PollInterval time.Duration
+
+	mu         sync.Mutex
+	invLocks   map[string]*sync.Mutex
+	namespaces map[string]bool // cluster addresses whose namespace exists
+}
+
+// NewDriver returns a driver for the steps of envs, recording revision on
+// the objects it applies.
+func NewDriver(pool *Pool, envs []*manifest.Environment, revision string) *Driver {
+	d := &Driver{pool: pool, envs: map[string]*manifest.Environment{}, revision: revision,
+		invLocks: map[string]*sync.Mutex{}, namespaces: map[string]bool{}}
+	for _, e := range envs {
+		d.envs[e.Name] = e
+	}
+	return d
+}
+
+func (d *Driver) rolloutTimeout() time.Duration {
+	if d.RolloutTimeout > 0 {
+		return d.RolloutTimeout
+	}
+	return DefaultRolloutTimeout
+}
+
+func (d *Driver) pollInterval() time.Duration {
+	if d.PollInterval > 0 {
+		return d.PollInterval
+	}
+	return time.Second
+}
+
+func (d *Driver) inventoryLock(ns, env string) *sync.Mutex {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := ns + "/" + env
+	if d.invLocks[key] == nil {
+		d.invLocks[key] = &sync.Mutex{}
+	}
+	return d.invLocks[key]
+}
+
+// Apply carries out one step.
+func (d *Driver) Apply(ctx context.Context, st plan.Step, progress func(string)) error {
+	if !strings.HasPrefix(st.Host, AddressPrefix) {
+		return fmt.Errorf("the kube driver cannot act on host %s", st.Host)
+	}
+	switch st.Action {
+	case plan.Create, plan.Replace:
+		return d.up(ctx, st, progress)
+	case plan.Remove:
+		return d.remove(ctx, st, progress)
+	}
+	return fmt.Errorf("the kube driver cannot %s", st.Action)
+}
+
+// owned reports whether an object carries the owner labels of the given
+// environment and service.
+func owned(l map[string]string, env, service string) bool {
+	return l[label.Env] == env && l[label.Service] == service && env != ""
+}
+
+func notOurs(kind, name, env string) error {
+	return fmt.Errorf("%s %s exists and is not managed by maestro-sync for environment %s (no matching %s/%s labels): left alone",
+		strings.ToLower(kind), name, env, label.Env, label.Service)
+}
+
+// up creates or replaces a service blue/green: new ConfigMap and workload,
+// wait for the rollout, switch the Service, delete the old objects.
+func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) error {
+	env := d.envs[st.Env]
+	if env == nil {
+		return fmt.Errorf("environment %s is not loaded", st.Env)
+	}
+	svc := env.Service(st.Service)
+	if svc == nil || svc.Workload == nil {
+		return fmt.Errorf("service %s is not a cluster service of environment %s", st.Service, st.Env)
+	}
+	w := svc.Workload
+	cl := env.Clusters[w.Cluster]
+	if cl == nil || cl.Address() != st.Host {
+		return fmt.Errorf("service %s no longer runs on %s: plan again", svc.Name, st.Host)
+	}
+	if st.SpecHash != "" && st.SpecHash != w.SpecHash {
+		return fmt.Errorf("service %s changed since the plan was made: plan again", svc.Name)
+	}
+	if errs := validation.IsValidLabelValue(env.Name); len(errs) > 0 {
+		return fmt.Errorf("environment name %q cannot be a Kubernetes label value: %s", env.Name, strings.Join(errs, "; "))
+	}
+	c, err := d.pool.Client(cl)
+	if err != nil {
+		return err
+	}
+	ds := &desired{env: env.Name, service: svc.Name, revision: d.revision, namespace: cl.Namespace, w: w, progressDeadline: d.rolloutTimeout()}
+	if err := d.ensureNamespace(ctx, c, cl); err != nil {
+		return err
+	}
+	ns := cl.Namespace
+	wlName, cmName := ds.workloadName(), ds.configMapName()
+
+	// Nothing of another owner is touched: check every name first.
+	live, err := c.CoreV1().Services(ns).Get(ctx, svc.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		live = nil
+	case err != nil:
+		return fmt.Errorf("get service %s: %w", svc.Name, err)
+	case !owned(live.Labels, env.Name, svc.Name):
+		return notOurs(KindService, svc.Name, env.Name)
+	}
+	servingHash := ""
+	if live != nil {
+		servingHash = live.Spec.Selector[label.SpecHash]
+	}
+	if err := d.checkName(ctx, c, ns, ds.kind(), wlName, env.Name, svc.Name); err != nil {
+		return err
+	}
+	if err := d.checkName(ctx, c, ns, KindConfigMap, cmName, env.Name, svc.Name); err != nil {
+		return err
+	}
+
+	// Record the objects before they exist, so that an interrupted apply
+	// leaves nothing the inventory does not know.
+	newRefs := []objRef{refOf(ns, KindConfigMap, cmName), refOf(ns, ds.kind(), wlName), refOf(ns, KindService, svc.Name)}
+	if err := d.updateInventory(ctx, c, ns, env.Name, svc.Name, newRefs, nil); err != nil {
+		return err
+	}
+	apply := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	progress("applying configmap " + cmName)
+	if _, err := c.CoreV1().ConfigMaps(ns).Apply(ctx, ds.configMap(), apply); err != nil {
+		return d.rollback(ctx, c, ds, servingHash, fmt.Errorf("apply configmap %s: %w", cmName, err))
+	}
+	progress("applying " + strings.ToLower(ds.kind()) + " " + wlName)
+	if err := d.applyWorkload(ctx, c, ds, apply); err != nil {
+		return d.rollback(ctx, c, ds, servingHash, err)
+	}
+	progress("waiting for the rollout of " + wlName)
+	if err := d.waitRollout(ctx, c, ds, progress); err != nil {
+		return d.rollback(ctx, c, ds, servingHash, err)
+	}
+	progress("switching service " + svc.Name + " to " + wlName)
+	if err := d.applyService(ctx, c, ds, live, apply); err != nil {
+		return d.rollback(ctx, c, ds, servingHash, err)
+	}
+	progress("removing the old objects")
+	gone, err := d.prune(ctx, c, ns, env.Name, svc.Name, func(kind, name string) bool {
+		return kind == KindService || name == wlName && kind == ds.kind() || name == cmName && kind == KindConfigMap
+	})
+	if err != nil {
+		return fmt.Errorf("service %s runs %s, but removing the old objects failed: %w", svc.Name, wlName, err)
+	}
+	return d.updateInventory(ctx, c, ns, env.Name, svc.Name, nil, gone)
+}
+
+// checkName fails when an object of that kind and name exists without the
+// service's owner labels.
+func (d *Driver) checkName(ctx context.Context, c kubernetes.Interface, ns, kind, name, env, service string) error {
+	var l map[string]string
+	var err error
+	switch kind {
+	case KindDeployment:
+		var o *appsv1.Deployment
+		if o, err = c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			l = o.Labels
+		}
+	case KindDaemonSet:
+		var o *appsv1.DaemonSet
+		if o, err = c.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			l = o.Labels
+		}
+	case KindConfigMap:
+		var o *corev1.ConfigMap
+		if o, err = c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			l = o.Labels
+		}
+	default:
+		return fmt.Errorf("unknown kind %s", kind)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get %s %s: %w", strings.ToLower(kind), name, err)
+	case !owned(l, env, service):
+		return notOurs(kind, name, env)
+	}
+	return nil
+}
+
+func (d *Driver) applyWorkload(ctx context.Context, c kubernetes.Interface, ds *desired, opts metav1.ApplyOptions) error {
+	if ds.kind() == KindDaemonSet {
+		obj, err := ds.daemonSet()
+		if err != nil {
+			return err
+		}
+		if _, err := c.AppsV1().DaemonSets(ds.namespace).Apply(ctx, obj, opts); err != nil {
+			return fmt.Errorf("apply daemonset %s: %w", ds.workloadName(), err)
+		}
+		return nil
+	}
+	obj, err := ds.deployment()
+	if err != nil {
+		return err
+	}
+	if _, err := c.AppsV1().Deployments(ds.namespace).Apply(ctx, obj, opts); err != nil {
+		return fmt.Errorf("apply deployment %s: %w", ds.workloadName(), err)
+	}
+	return nil
+}
+
+// applyService points the Service at the new pods. A Service cannot change
+// between headless (no port) and not: it is then deleted and created
+// again.
+func (d *Driver) applyService(ctx context.Context, c kubernetes.Interface, ds *desired, live *corev1.Service, opts metav1.ApplyOptions) error {
+	obj, err := ds.serviceObject()
+	if err != nil {
+		return err
+	}
+	api := c.CoreV1().Services(ds.namespace)
+	if live != nil && (live.Spec.ClusterIP == corev1.ClusterIPNone) != ds.headless() {
+		uid := live.UID
+		err := api.Delete(ctx, live.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete service %s to change its cluster IP: %w", live.Name, err)
+		}
+	}
+	if _, err := api.Apply(ctx, obj, opts); err != nil {
+		return fmt.Errorf("switch service %s: %w", ds.service, err)
+	}
+	return nil
+}
+
+// rollback deletes the new workload and ConfigMap of a failed step, unless
+// the Service already selects them (they are then what runs). It finishes
+// even when ctx is cancelled.
+func (d *Driver) rollback(ctx context.Context, c kubernetes.Interface, ds *desired, servingHash string, cause error) error {
+	err := fmt.Errorf("service %s: %w", ds.service, cause)
+	if servingHash == ds.hash() {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var errs []error
+	var gone []objRef
+	for _, o := range []struct{ kind, name string }{{ds.kind(), ds.workloadName()}, {KindConfigMap, ds.configMapName()}} {
+		if err := d.deleteOwned(ctx, c, ds.namespace, o.kind, o.name, ds.env, ds.service); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gone = append(gone, refOf(ds.namespace, o.kind, o.name))
+	}
+	if servingHash == "" {
+		// Nothing served before: the Service was never applied.
+		gone = append(gone, refOf(ds.namespace, KindService, ds.service))
+	}
+	if ierr := d.updateInventory(ctx, c, ds.namespace, ds.env, ds.service, nil, gone); ierr != nil {
+		errs = append(errs, ierr)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w; and removing the new objects failed: %w", err, errors.Join(errs...))
+	}
+	if servingHash != "" {
+		return fmt.Errorf("%w; the new objects were removed, service %s still selects the pods of %s", err, ds.service, WorkloadName(ds.service, servingHash))
+	}
+	return fmt.Errorf("%w; the new objects were removed", err)
+}
+
+// deleteOwned deletes an object if it carries the service's owner labels.
+// A missing object is not an error.
+func (d *Driver) deleteOwned(ctx context.Context, c kubernetes.Interface, ns, kind, name, env, service string) error {
+	var l map[string]string
+	var uid types.UID
+	var err error
+	switch kind {
+	case KindDeployment:
+		var o *appsv1.Deployment
+		if o, err = c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			l, uid = o.Labels, o.UID
+		}
+	case KindDaemonSet:
+		var o *appsv1.DaemonSet
+		if o, err = c.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			l, uid = o.Labels, o.UID
+		}
+	case KindConfigMap:
+		var o *corev1.ConfigMap
+		if o, err = c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			l, uid = o.Labels, o.UID
+		}
+	case KindService:
+		var o *corev1.Service
+		if o, err = c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			l, uid = o.Labels, o.UID
+		}
+	default:
+		return fmt.Errorf("unknown kind %s in the inventory", kind)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get %s %s: %w", strings.ToLower(kind), name, err)
+	case !owned(l, env, service):
+		return nil // not ours (any more): left alone
+	}
+	return d.deleteUID(ctx, c, ns, kind, name, uid)
+}
+
+// deleteUID deletes exactly the object with that UID (not one created
+// since under the same name); dependents (ReplicaSets, pods) are removed by
+// the garbage collector.
+func (d *Driver) deleteUID(ctx context.Context, c kubernetes.Interface, ns, kind, name string, uid types.UID) error {
+	bg := metav1.DeletePropagationBackground
+	opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &bg}
+	var err error
+	switch kind {
+	case KindDeployment:
+		err = c.AppsV1().Deployments(ns).Delete(ctx, name, opts)
+	case KindDaemonSet:
+		err = c.AppsV1().DaemonSets(ns).Delete(ctx, name, opts)
+	case KindConfigMap:
+		err = c.CoreV1().ConfigMaps(ns).Delete(ctx, name, opts)
+	case KindService:
+		err = c.CoreV1().Services(ns).Delete(ctx, name, opts)
+	}
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete %s %s: %w", strings.ToLower(kind), name, err)
+	}
+	return nil
+}
+
+// prune deletes the service's workloads, ConfigMaps and (when not kept)
+// Service: every one carrying its owner labels, and every one its
+// inventory lists that still carries them. It returns the references of
+// the deleted objects.
+func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, service string, keep func(kind, name string) bool) ([]objRef, error) {
+	sel := labels.SelectorFromSet(labels.Set{label.Env: env, label.Service: service}).String()
+	list := metav1.ListOptions{LabelSelector: sel}
+	var gone []objRef
+	var errs []error
+	seen := map[objRef]bool{}
+	del := func(kind, name string, l map[string]string, uid types.UID) {
+		r := refOf(ns, kind, name)
+		seen[r] = true
+		if keep(kind, name) || !owned(l, env, service) {
+			return
+		}
+		if err := d.deleteUID(ctx, c, ns, kind, name, uid); err != nil {
+			errs = append(errs, err)
+			return
+		}
+		gone = append(gone, r)
+	}
+	// The Service first: no traffic goes to pods about to be removed.
+	if svc, err := c.CoreV1().Services(ns).Get(ctx, service, metav1.GetOptions{}); err == nil {
+		del(KindService, svc.Name, svc.Labels, svc.UID)
+	} else if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("get service %s: %w", service, err)
+	}
+	deps, err := c.AppsV1().Deployments(ns).List(ctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("list deployments: %w", err)
+	}
+	for _, o := range deps.Items {
+		del(KindDeployment, o.Name, o.Labels, o.UID)
+	}
+	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("list daemonsets: %w", err)
+	}
+	for _, o := range dss.Items {
+		del(KindDaemonSet, o.Name, o.Labels, o.UID)
+	}
+	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("list configmaps: %w", err)
+	}
+	for _, o := range cms.Items {
+		del(KindConfigMap, o.Name, o.Labels, o.UID)
+	}
+	// What the inventory lists and the selectors did not find (its labels
+	// were changed by hand, say) is deleted only if it is still ours.
+	refs, err := readInventory(ctx, c, ns, env, service)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		if seen[r] {
+			continue
+		}
+		if keep(r.Kind, r.Name) {
+			continue
+		}
+		if err := d.deleteOwned(ctx, c, ns, r.Kind, r.Name, env, service); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gone = append(gone, r) // deleted, gone already, or no longer ours: forget it
+	}
+	return gone, errors.Join(errs...)
+}
+
+// remove deletes every object of a service that is no longer desired on
+// the step's cluster.
+func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)) error {
+	cl, err := d.cluster(st)
+	if err != nil {
+		return err
+	}
+	c, err := d.pool.Client(cl)
+	if err != nil {
+		return err
+	}
+	progress("removing service " + st.Service)
+	gone, err := d.prune(ctx, c, cl.Namespace, st.Env, st.Service, func(string, string) bool { return false })
+	if err != nil {
+		return fmt.Errorf("service %s: %w", st.Service, err)
+	}
+	return d.updateInventory(ctx, c, cl.Namespace, st.Env, st.Service, nil, gone)
+}
+
+// cluster finds the cluster of a step by its address: one of the
+// environment's clusters, else the address itself (a cluster the
+// environment no longer declares).
+func (d *Driver) cluster(st plan.Step) (*manifest.Cluster, error) {
+	if env := d.envs[st.Env]; env != nil {
+		if cl := env.Clusters[st.Ship]; cl != nil && cl.Address() == st.Host {
+			return cl, nil
+		}
+		for _, cl := range env.Clusters {
+			if cl.Address() == st.Host {
+				return cl, nil
+			}
+		}
+	}
+	return ParseAddress(st.Host)
+}
+
+// ensureNamespace creates the cluster's namespace when it is missing.
+// Without permission to read namespaces, it is assumed to exist.
+func (d *Driver) ensureNamespace(ctx context.Context, c kubernetes.Interface, cl *manifest.Cluster) error {
+	addr := cl.Address()
+	d.mu.Lock()
+	known := d.namespaces[addr]
+	d.mu.Unlock()
+	if known {
+		return nil
+	}
+	_, err := c.CoreV1().Namespaces().Get(ctx, cl.Namespace, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cl.Namespace}}
+		if _, err := c.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create namespace %s: %w", cl.Namespace, err)
+		}
+	case apierrors.IsForbidden(err):
+	case err != nil:
+		return fmt.Errorf("get namespace %s: %w", cl.Namespace, err)
+	}
+	d.mu.Lock()
+	d.namespaces[addr] = true
+	d.mu.Unlock()
+	return nil
+}

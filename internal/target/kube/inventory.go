@@ -1,0 +1,149 @@
+package kube
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"regexp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+)
+
+// InventoryLabel marks an environment's inventory ConfigMap.
+const InventoryLabel = label.Prefix + "inventory"
+
+// InventoryName is the name of the ConfigMap listing the objects
+// maestro-sync applied for an environment in one namespace:
+// maestro-sync-inventory-<env>. An environment name that is not a valid
+// object name part is lower-cased, its other characters replaced by -, and
+// a digest of the name appended.
+func InventoryName(env string) string {
+	name := strings.ToLower(env)
+	name = invalidName.ReplaceAllString(name, "-")
+	name = strings.Trim(name, "-.")
+	if name != env {
+		sum := sha256.Sum256([]byte(env))
+		name += "-" + hex.EncodeToString(sum[:4])
+	}
+	return "maestro-sync-inventory-" + name
+}
+
+var invalidName = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// objRef identifies an object in an inventory, written as cli-utils writes
+// its inventory keys: <namespace>_<name>_<group>_<kind>. Its value is the
+// service the object belongs to.
+type objRef struct {
+	Namespace, Name, Group, Kind string
+}
+
+func (r objRef) String() string { return r.Namespace + "_" + r.Name + "_" + r.Group + "_" + r.Kind }
+
+func parseRef(s string) (objRef, bool) {
+	parts := strings.Split(s, "_")
+	if len(parts) != 4 || parts[1] == "" || parts[3] == "" {
+		return objRef{}, false
+	}
+	return objRef{Namespace: parts[0], Name: parts[1], Group: parts[2], Kind: parts[3]}, true
+}
+
+func refOf(ns, kind, name string) objRef {
+	group := ""
+	if kind == KindDeployment || kind == KindDaemonSet {
+		group = "apps"
+	}
+	return objRef{Namespace: ns, Name: name, Group: group, Kind: kind}
+}
+
+// inventory reads the objects recorded for one service.
+func readInventory(ctx context.Context, c kubernetes.Interface, ns, env, service string) ([]objRef, error) {
+	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, InventoryName(env), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read inventory: %w", err)
+	}
+	if !isInventory(cm, env) {
+		return nil, nil
+	}
+	var out []objRef
+	for k, v := range cm.Data {
+		if r, ok := parseRef(k); ok && v == service && r.Namespace == ns {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func isInventory(cm *corev1.ConfigMap, env string) bool {
+	return cm.Labels[InventoryLabel] == "true" && cm.Labels[label.Env] == env
+}
+
+// updateInventory sets the objects of one service in the environment's
+// inventory: add are recorded, drop are forgotten. Concurrent updates (other
+// steps, other processes) are merged by retrying on conflict; the
+// ConfigMap is created on first use and deleted once empty.
+func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, ns, env, service string, add, drop []objRef) error {
+	mu := d.inventoryLock(ns, env)
+	mu.Lock()
+	defer mu.Unlock()
+	name := InventoryName(env)
+	cms := c.CoreV1().ConfigMaps(ns)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+		create := apierrors.IsNotFound(err)
+		switch {
+		case create:
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+				Labels: map[string]string{label.Env: env, InventoryLabel: "true"}}}
+		case err != nil:
+			return err
+		case !isInventory(cm, env):
+			return fmt.Errorf("configmap %s exists and is not maestro-sync's inventory of environment %s: left alone", name, env)
+		}
+		data := maps.Clone(cm.Data)
+		if data == nil {
+			data = map[string]string{}
+		}
+		for _, r := range drop {
+			if data[r.String()] == service {
+				delete(data, r.String())
+			}
+		}
+		for _, r := range add {
+			data[r.String()] = service
+		}
+		switch {
+		case maps.Equal(data, cm.Data) && !create:
+			return nil
+		case len(data) == 0 && create:
+			return nil
+		case len(data) == 0:
+			return cms.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &cm.ResourceVersion}})
+		case create:
+			cm.Data = data
+			_, err := cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+			if apierrors.IsAlreadyExists(err) {
+				return apierrors.NewConflict(corev1.Resource("configmaps"), name, err)
+			}
+			return err
+		}
+		cm.Data = data
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("update inventory %s: %w", name, err)
+	}
+	return nil
+}

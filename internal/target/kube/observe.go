@@ -1,0 +1,100 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+)
+
+// Observe lists, in every cluster namespace of envs, the Deployments and
+// DaemonSets carrying maestro-sync's environment label, concurrently. A
+// workload is Ready when its rollout is complete and Serving when the
+// Service named after its service, owned by the same environment, selects
+// its spec hash. A cluster that cannot be observed is recorded with its
+// error; the others are still observed. The result is keyed by cluster
+// address (live.State.Clusters).
+func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) map[string]*live.Cluster {
+	clusters := map[string]*manifest.Cluster{}
+	for _, env := range envs {
+		for _, cl := range env.Clusters {
+			if _, ok := clusters[cl.Address()]; !ok {
+				clusters[cl.Address()] = cl
+			}
+		}
+	}
+	out := make(map[string]*live.Cluster, len(clusters))
+	var g errgroup.Group
+	g.SetLimit(16)
+	for addr, cl := range clusters {
+		lc := &live.Cluster{Address: addr}
+		out[addr] = lc
+		g.Go(func() error {
+			lc.Workloads, lc.Err = p.list(ctx, cl)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return out
+}
+
+func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload, error) {
+	c, err := p.Client(cl)
+	if err != nil {
+		return nil, err
+	}
+	ns := cl.Namespace
+	opts := metav1.ListOptions{LabelSelector: label.Env}
+	fail := func(what string, err error) error {
+		return fmt.Errorf("cluster %s: list %s in namespace %s: %w", cl.Name, what, ns, err)
+	}
+	svcs, err := c.CoreV1().Services(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fail("services", err)
+	}
+	serving := map[string]string{} // env/service → selected spec hash
+	for _, s := range svcs.Items {
+		if owned(s.Labels, s.Labels[label.Env], s.Name) {
+			serving[s.Labels[label.Env]+"/"+s.Name] = s.Spec.Selector[label.SpecHash]
+		}
+	}
+	var out []live.Workload
+	add := func(kind string, m metav1.ObjectMeta, ready bool) {
+		w := live.Workload{Kind: kind, Name: m.Name, UID: string(m.UID), Labels: m.Labels, Annotations: m.Annotations, Ready: ready}
+		if h := serving[w.Env()+"/"+w.Service()]; h != "" && h == w.SpecHash() {
+			w.Serving = true
+		}
+		out = append(out, w)
+	}
+	deps, err := c.AppsV1().Deployments(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fail("deployments", err)
+	}
+	for i := range deps.Items {
+		d := &deps.Items[i]
+		done, _, failed := deploymentDone(d)
+		add(KindDeployment, d.ObjectMeta, done && failed == nil)
+	}
+	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fail("daemonsets", err)
+	}
+	for i := range dss.Items {
+		d := &dss.Items[i]
+		done, _, _ := daemonSetDone(d)
+		add(KindDaemonSet, d.ObjectMeta, done)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Kind < out[j].Kind
+	})
+	return out, nil
+}

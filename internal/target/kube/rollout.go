@@ -1,0 +1,232 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// deploymentDone reports whether a Deployment's rollout is complete: the
+// controller saw the latest spec and every desired pod is updated, ready
+// and available, with no other pod left. failed is set once the
+// Deployment's progress deadline passed. status describes the progress.
+func deploymentDone(d *appsv1.Deployment) (done bool, status string, failed error) {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	if s.ObservedGeneration < d.Generation {
+		return false, "waiting for the controller to see the deployment", nil
+	}
+	for _, c := range s.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return false, "", fmt.Errorf("progress deadline exceeded: %s", c.Message)
+		}
+	}
+	status = fmt.Sprintf("%d of %d pods updated, %d ready, %d available", s.UpdatedReplicas, want, s.ReadyReplicas, s.AvailableReplicas)
+	done = s.UpdatedReplicas == want && s.Replicas == want && s.ReadyReplicas == want && s.AvailableReplicas == want
+	return done, status, nil
+}
+
+// daemonSetDone reports whether a DaemonSet's rollout is complete: the
+// controller saw the latest spec and every node that should run a pod runs
+// an updated, available one.
+func daemonSetDone(d *appsv1.DaemonSet) (done bool, status string, failed error) {
+	s := d.Status
+	if s.ObservedGeneration < d.Generation {
+		return false, "waiting for the controller to see the daemonset", nil
+	}
+	status = fmt.Sprintf("%d of %d nodes updated, %d available", s.UpdatedNumberScheduled, s.DesiredNumberScheduled, s.NumberAvailable)
+	done = s.DesiredNumberScheduled == s.NumberAvailable && s.DesiredNumberScheduled == s.UpdatedNumberScheduled
+	return done, status, nil
+}
+
+// object is a typed API object with metadata.
+type object interface {
+	runtime.Object
+	GetResourceVersion() string
+}
+
+// waitFor waits until check reports the object done, following it with a
+// watch (re-read after every interruption). Without watch permission it
+// polls every interval. It returns the last status seen.
+func waitFor[T object](ctx context.Context, interval time.Duration,
+	get func(context.Context) (T, error),
+	watchFrom func(ctx context.Context, rv string) (watch.Interface, error),
+	check func(T) (bool, string, error),
+	progress func(string),
+) (string, error) {
+	last := ""
+	report := func(status string) {
+		if status != "" && status != last {
+			last = status
+			progress(status)
+		}
+	}
+	for {
+		obj, err := get(ctx)
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				return last, errors.New("deleted while waiting for it")
+			}
+			if ctx.Err() != nil {
+				return last, ctx.Err()
+			}
+			return last, err
+		}
+		done, status, err := check(obj)
+		report(status)
+		if err != nil || done {
+			return last, err
+		}
+		w, err := watchFrom(ctx, obj.GetResourceVersion())
+		if err != nil {
+			if ctx.Err() != nil {
+				return last, ctx.Err()
+			}
+			select { // no watch: poll
+			case <-ctx.Done():
+				return last, ctx.Err()
+			case <-time.After(interval):
+			}
+			continue
+		}
+		done, err = follow(ctx, w, check, report)
+		w.Stop()
+		if err != nil || done {
+			return last, err
+		}
+		if ctx.Err() != nil {
+			return last, ctx.Err()
+		}
+	}
+}
+
+// follow reads watch events until the object is done, fails, is deleted,
+// or the watch ends (done and err both zero: read it again).
+func follow[T object](ctx context.Context, w watch.Interface, check func(T) (bool, string, error), report func(string)) (bool, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return false, nil
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				return false, errors.New("deleted while waiting for it")
+			case watch.Added, watch.Modified:
+				obj, ok := ev.Object.(T)
+				if !ok {
+					continue
+				}
+				done, status, err := check(obj)
+				report(status)
+				if err != nil || done {
+					return done, err
+				}
+			case watch.Error:
+				return false, nil // such as a too old resource version: read again
+			}
+		}
+	}
+}
+
+// waitRollout waits until the workload's rollout is complete, for at most
+// the driver's rollout timeout.
+func (d *Driver) waitRollout(ctx context.Context, c kubernetes.Interface, ds *desired, progress func(string)) error {
+	ctx, cancel := context.WithTimeout(ctx, d.rolloutTimeout())
+	defer cancel()
+	name, ns := ds.workloadName(), ds.namespace
+	listOpts := func(rv string) metav1.ListOptions {
+		timeout := int64(60)
+		return metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: rv, TimeoutSeconds: &timeout}
+	}
+	prefix := strings.ToLower(ds.kind()) + " " + name + ": "
+	say := func(s string) { progress(prefix + s) }
+	var last string
+	var err error
+	if ds.kind() == KindDaemonSet {
+		api := c.AppsV1().DaemonSets(ns)
+		last, err = waitFor(ctx, d.pollInterval(),
+			func(ctx context.Context) (*appsv1.DaemonSet, error) { return api.Get(ctx, name, metav1.GetOptions{}) },
+			func(ctx context.Context, rv string) (watch.Interface, error) { return api.Watch(ctx, listOpts(rv)) },
+			daemonSetDone, say)
+	} else {
+		api := c.AppsV1().Deployments(ns)
+		last, err = waitFor(ctx, d.pollInterval(),
+			func(ctx context.Context) (*appsv1.Deployment, error) { return api.Get(ctx, name, metav1.GetOptions{}) },
+			func(ctx context.Context, rv string) (watch.Interface, error) { return api.Watch(ctx, listOpts(rv)) },
+			deploymentDone, say)
+	}
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		err = fmt.Errorf("not complete after %s", d.rolloutTimeout())
+	}
+	msg := fmt.Sprintf("rollout of %s %s failed: %v", strings.ToLower(ds.kind()), name, err)
+	if last != "" {
+		msg += " (" + last + ")"
+	}
+	if why := podTrouble(context.WithoutCancel(ctx), c, ds); why != "" {
+		msg += ": " + why
+	}
+	return errors.New(msg)
+}
+
+// podTrouble tells why a pod of the workload is not ready, when the
+// driver may read pods (it does not need to: without permission, nothing
+// is added to the error).
+func podTrouble(ctx context.Context, c kubernetes.Interface, ds *desired) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pods, err := c.CoreV1().Pods(ds.namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(ds.selector()).String(), Limit: 20})
+	if err != nil {
+		return ""
+	}
+	if len(pods.Items) == 0 {
+		return "no pod was created"
+	}
+	for _, p := range pods.Items {
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
+				return fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, cond.Message)
+			}
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && w.Reason != "" {
+				return fmt.Sprintf("pod %s: %s: %s", p.Name, w.Reason, w.Message)
+			}
+			if t := cs.State.Terminated; t != nil {
+				return fmt.Sprintf("pod %s: container exited with code %d (%s)", p.Name, t.ExitCode, t.Reason)
+			}
+		}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady && cond.Status != corev1.ConditionTrue {
+				why := cond.Reason
+				if cond.Message != "" {
+					why += ": " + cond.Message
+				}
+				if why == "" {
+					why = "not ready"
+				}
+				return fmt.Sprintf("pod %s: %s", p.Name, why)
+			}
+		}
+	}
+	return ""
+}
