@@ -29,8 +29,8 @@ type HTTPConfig struct {
 	WebhookSecret []byte
 	// APIToken is the bearer token of POST /api/v1/sync.
 	APIToken []byte
-	// RateLimit bounds webhook and sync requests per second (default 5,
-	// bursts of 10).
+	// RateLimit bounds webhook and sync requests per second (default 5;
+	// bursts of twice that, at least 10).
 	RateLimit rate.Limit
 }
 
@@ -40,7 +40,7 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 5
 	}
-	limiter := rate.NewLimiter(cfg.RateLimit, 10)
+	limiter := rate.NewLimiter(cfg.RateLimit, max(10, int(2*cfg.RateLimit)))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are the daemon's Prometheus metrics. Labels never carry
@@ -59,7 +60,7 @@ func NewMetrics() *Metrics {
 		}, []string{"env"}),
 	}
 	reg.MustRegister(m.runs, m.runDuration, m.steps, m.gitDuration, m.gitErrors, m.appliedRevision, m.drift, m.commitToHealthy, m.stalled,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

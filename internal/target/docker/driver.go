@@ -15,9 +15,9 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
@@ -149,7 +149,7 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 	old, err := t.c.ContainerInspect(sctx, st.Container)
 	cancel()
 	if err != nil {
-		if errdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("container %s is gone since the plan was made: plan again", shortID(st.Container))
 		}
 		return fmt.Errorf("inspect %s: %w", st.Instance, err)
@@ -225,7 +225,7 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 	sctx, cancel := short(ctx, t.ship)
 	info, err := t.c.ContainerInspect(sctx, st.Container)
 	cancel()
-	if errdefs.IsNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return nil // already gone
 	}
 	if err != nil {
@@ -248,7 +248,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 	sctx, cancel := slow(ctx, t.ship)
 	defer cancel()
 	resp, err := t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
-	if errdefs.IsConflict(err) && temporary {
+	if cerrdefs.IsConflict(err) && temporary {
 		// A leftover of an interrupted apply with the same spec.
 		if rerr := t.c.ContainerRemove(sctx, name, container.RemoveOptions{Force: true}); rerr == nil {
 			resp, err = t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
@@ -378,7 +378,7 @@ func indent(s string) string {
 func (d *Driver) stop(ctx context.Context, t *target, id string, timeout int) error {
 	sctx, cancel := context.WithTimeout(ctx, shipTimeout(t.ship)+time.Duration(timeout)*time.Second)
 	defer cancel()
-	if err := t.c.ContainerStop(sctx, id, container.StopOptions{Timeout: &timeout}); err != nil && !errdefs.IsNotFound(err) {
+	if err := t.c.ContainerStop(sctx, id, container.StopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop %s: %w", shortID(id), err)
 	}
 	return nil
@@ -387,7 +387,7 @@ func (d *Driver) stop(ctx context.Context, t *target, id string, timeout int) er
 func (d *Driver) removeContainer(ctx context.Context, t *target, id string) error {
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()
-	if err := t.c.ContainerRemove(sctx, id, container.RemoveOptions{RemoveVolumes: true, Force: true}); err != nil && !errdefs.IsNotFound(err) {
+	if err := t.c.ContainerRemove(sctx, id, container.RemoveOptions{RemoveVolumes: true, Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", shortID(id), err)
 	}
 	return nil

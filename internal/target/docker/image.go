@@ -11,9 +11,9 @@ import (
 	"os"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
-	"github.com/docker/docker/errdefs"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
@@ -81,7 +81,7 @@ func (a *Auth) credentials(env *manifest.Environment, ref string) string {
 		for name, r := range env.Registries {
 			h := registryHost(r.URL)
 			if name == first || h == first || strings.Split(h, ":")[0] == first {
-				ac = registry.AuthConfig{Username: r.Username, Password: r.Password, Email: r.Email, ServerAddress: r.URL}
+				ac = registry.AuthConfig{Username: r.Username, Password: r.Password, ServerAddress: r.URL}
 				found = r.Username != ""
 				host = h
 				break
@@ -121,7 +121,7 @@ func (ic *imageCache) ensure(ctx context.Context, t *target, refresh bool, progr
 			if err == nil {
 				return nil, nil
 			}
-			if !errdefs.IsNotFound(err) {
+			if !cerrdefs.IsNotFound(err) {
 				return nil, fmt.Errorf("inspect image %s: %w", ref, err)
 			}
 		}

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/maestro-sync/maestro-sync/internal/health"
@@ -116,7 +116,7 @@ func (p *Pool) Inspect(ctx context.Context, r Ref) (Observed, error) {
 	defer cancel()
 	info, err := c.ContainerInspect(sctx, r.In.Name)
 	switch {
-	case errdefs.IsNotFound(err):
+	case cerrdefs.IsNotFound(err):
 		return Observed{}, nil
 	case err != nil:
 		if ctx.Err() != nil {
@@ -182,7 +182,7 @@ func (p *Pool) Stop(ctx context.Context, r Ref, ct *Container, progress func(str
 	sctx, cancel := context.WithTimeout(ctx, shipTimeout(ship)+time.Duration(timeout)*time.Second)
 	err = c.ContainerStop(sctx, ct.ID, container.StopOptions{Timeout: &timeout})
 	cancel()
-	if err != nil && !errdefs.IsNotFound(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop %s: %w", shortID(ct.ID), err)
 	}
 	if checks := r.In.Lifecycle["stopped"]; len(checks) > 0 {
@@ -204,7 +204,7 @@ func (p *Pool) Remove(ctx context.Context, r Ref, ct *Container) error {
 	}
 	sctx, cancel := short(ctx, ship)
 	defer cancel()
-	if err := c.ContainerRemove(sctx, ct.ID, container.RemoveOptions{RemoveVolumes: true}); err != nil && !errdefs.IsNotFound(err) {
+	if err := c.ContainerRemove(sctx, ct.ID, container.RemoveOptions{RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", shortID(ct.ID), err)
 	}
 	return nil
@@ -220,7 +220,7 @@ func (p *Pool) ImageID(ctx context.Context, r Ref) (string, error) {
 	sctx, cancel := short(ctx, ship)
 	defer cancel()
 	img, err := c.ImageInspect(sctx, r.In.Image)
-	if errdefs.IsNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return "", nil
 	}
 	if err != nil {
