@@ -295,6 +295,8 @@ launch kube-controller-manager "$BIN/kube-controller-manager" \
 	--cert-dir="$DIR/kcm" \
 	--leader-elect=false \
 	--controllers='*,-nodeipam,-cloud-node-lifecycle' \
+	--kube-api-qps=1000 \
+	--kube-api-burst=2000 \
 	--use-service-account-credentials=true \
 	--service-account-private-key-file="$PKI/sa.key" \
 	--root-ca-file="$PKI/ca.crt" \
@@ -311,6 +313,8 @@ launch kube-scheduler "$BIN/kube-scheduler" \
 	--bind-address=127.0.0.1 \
 	--secure-port="$SCHED_PORT" \
 	--cert-dir="$DIR/scheduler" \
+	--kube-api-qps=1000 \
+	--kube-api-burst=2000 \
 	--leader-elect=false \
 	--profiling=false
 
@@ -322,6 +326,7 @@ launch kwok "$BIN/kwok" \
 	--server-address="127.0.0.1:$KWOK_PORT" \
 	--node-ip=127.0.0.1 \
 	--node-port="$KWOK_PORT" \
+	--node-lease-duration-seconds=40 \
 	--cidr=10.244.0.0/16
 
 wait_for kube-controller-manager "kube-controller-manager /healthz" local_healthz "$KCM_PORT"

@@ -276,8 +276,9 @@ func (cp *ControlPlane) stop(clean bool) error {
 }
 
 // sweepStale stops the control planes of test binaries that died without
-// stopping theirs: a directory whose lock nobody holds and whose pids file
-// is still there.
+// stopping theirs (a directory whose lock nobody holds and whose pids file
+// is still there), and removes the directories of stopped ones (kept for
+// their logs after a failure) once they are a day old.
 func sweepStale(scripts string) {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
 	for _, dir := range dirs {
@@ -288,8 +289,10 @@ func sweepStale(scripts string) {
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 			if _, err := os.Stat(filepath.Join(dir, "pids")); err == nil {
 				_ = exec.Command(filepath.Join(scripts, "stop.sh"), dir).Run()
+				_ = os.RemoveAll(dir)
+			} else if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
+				_ = os.RemoveAll(dir)
 			}
-			_ = os.RemoveAll(dir)
 		}
 		f.Close()
 	}

@@ -49,7 +49,7 @@ type Driver struct {
 	PollInterval time.Duration
 
 	mu         sync.Mutex
-	invLocks   map[string]*sync.Mutex
+	invQueues  map[string]*invQueue
 	namespaces map[string]bool // cluster addresses whose namespace exists
 }
 
@@ -57,7 +57,7 @@ type Driver struct {
 // the objects it applies.
 func NewDriver(pool *Pool, envs []*manifest.Environment, revision string) *Driver {
 	d := &Driver{pool: pool, envs: map[string]*manifest.Environment{}, revision: revision,
-		invLocks: map[string]*sync.Mutex{}, namespaces: map[string]bool{}}
+		invQueues: map[string]*invQueue{}, namespaces: map[string]bool{}}
 	for _, e := range envs {
 		d.envs[e.Name] = e
 	}
@@ -76,16 +76,6 @@ func (d *Driver) pollInterval() time.Duration {
 		return d.PollInterval
 	}
 	return time.Second
-}
-
-func (d *Driver) inventoryLock(ns, env string) *sync.Mutex {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	key := ns + "/" + env
-	if d.invLocks[key] == nil {
-		d.invLocks[key] = &sync.Mutex{}
-	}
-	return d.invLocks[key]
 }
 
 // Apply carries out one step.
@@ -400,7 +390,9 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, ser
 		gone = append(gone, r)
 	}
 	// The Service first: no traffic goes to pods about to be removed.
-	if svc, err := c.CoreV1().Services(ns).Get(ctx, service, metav1.GetOptions{}); err == nil {
+	if keep(KindService, service) {
+		seen[refOf(ns, KindService, service)] = true
+	} else if svc, err := c.CoreV1().Services(ns).Get(ctx, service, metav1.GetOptions{}); err == nil {
 		del(KindService, svc.Name, svc.Labels, svc.UID)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get service %s: %w", service, err)

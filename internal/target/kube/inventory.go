@@ -8,6 +8,8 @@ import (
 	"maps"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -89,14 +91,72 @@ func isInventory(cm *corev1.ConfigMap, env string) bool {
 	return cm.Labels[InventoryLabel] == "true" && cm.Labels[label.Env] == env
 }
 
+// invChange is one service's change to an inventory.
+type invChange struct {
+	service   string
+	add, drop []objRef
+	done      chan error
+}
+
+// invQueue batches the changes of concurrent steps to one inventory: the
+// first caller writes, for everyone, every change queued while the
+// previous write was in flight (a group commit), so that steps do not
+// queue up behind one another's read-modify-write.
+type invQueue struct {
+	mu      sync.Mutex
+	pending []*invChange
+	busy    bool
+}
+
+func (d *Driver) inventoryQueue(ns, env string) *invQueue {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := ns + "/" + env
+	if d.invQueues[key] == nil {
+		d.invQueues[key] = &invQueue{}
+	}
+	return d.invQueues[key]
+}
+
 // updateInventory sets the objects of one service in the environment's
-// inventory: add are recorded, drop are forgotten. Concurrent updates (other
-// steps, other processes) are merged by retrying on conflict; the
-// ConfigMap is created on first use and deleted once empty.
+// inventory: add are recorded, drop are forgotten. It returns once the
+// change is written. Concurrent updates by other processes are merged by
+// retrying on conflict; the ConfigMap is created on first use and deleted
+// once empty.
 func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, ns, env, service string, add, drop []objRef) error {
-	mu := d.inventoryLock(ns, env)
-	mu.Lock()
-	defer mu.Unlock()
+	if len(add) == 0 && len(drop) == 0 {
+		return nil
+	}
+	q := d.inventoryQueue(ns, env)
+	mine := &invChange{service: service, add: add, drop: drop, done: make(chan error, 1)}
+	q.mu.Lock()
+	q.pending = append(q.pending, mine)
+	if q.busy {
+		q.mu.Unlock()
+		return <-mine.done
+	}
+	q.busy = true
+	for {
+		batch := q.pending
+		q.pending = nil
+		q.mu.Unlock()
+		err := writeInventory(context.WithoutCancel(ctx), c, ns, env, batch)
+		for _, ch := range batch {
+			ch.done <- err
+		}
+		q.mu.Lock()
+		if len(q.pending) == 0 {
+			q.busy = false
+			q.mu.Unlock()
+			return <-mine.done
+		}
+	}
+}
+
+// writeInventory applies a batch of changes to the inventory ConfigMap.
+func writeInventory(ctx context.Context, c kubernetes.Interface, ns, env string, batch []*invChange) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	name := InventoryName(env)
 	cms := c.CoreV1().ConfigMaps(ns)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -115,13 +175,15 @@ func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, ns
 		if data == nil {
 			data = map[string]string{}
 		}
-		for _, r := range drop {
-			if data[r.String()] == service {
-				delete(data, r.String())
+		for _, ch := range batch {
+			for _, r := range ch.drop {
+				if data[r.String()] == ch.service {
+					delete(data, r.String())
+				}
 			}
-		}
-		for _, r := range add {
-			data[r.String()] = service
+			for _, r := range ch.add {
+				data[r.String()] = ch.service
+			}
 		}
 		switch {
 		case maps.Equal(data, cm.Data) && !create:

@@ -2,8 +2,11 @@ package kube
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -166,5 +169,41 @@ func TestObjectsVariants(t *testing.T) {
 	}
 	if _, err := readinessProbe(manifest.Check{Type: manifest.CheckSleep}); err == nil {
 		t.Error("a sleep check became a probe")
+	}
+}
+
+// TestDocsExample loads the first example of docs/kubernetes.md and checks
+// the variables the page says it injects.
+func TestDocsExample(t *testing.T) {
+	data, err := os.ReadFile("../../../docs/kubernetes.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(string(data))
+	if block == nil {
+		t.Fatal("no yaml block")
+	}
+	repo := manifest.LoadSources(fstest.MapFS{}, []manifest.Source{{Name: "manifest.yml", Data: []byte(block[1])}}, manifest.Options{Strict: true})
+	if err := repo.Err(); err != nil {
+		t.Fatal(err)
+	}
+	env := repo.Environments[0]
+	worker := env.Service("worker").Workload.Env
+	cron := env.Instance("cron-1").Env
+	for _, c := range []struct {
+		env        manifest.Env
+		name, want string
+	}{
+		{worker, "API_API_HOST", "api.shop.svc"}, {worker, "API_API_HTTP_PORT", "8080"},
+		{worker, "DB_DB_1_HOST", "10.0.0.5"}, {worker, "DB_DB_1_PG_PORT", "5432"},
+		{worker, "CONTAINER_HOST_ADDRESS", "worker.shop.svc"}, {worker, "CONTAINER_NAME", "worker"},
+		{cron, "API_API_HOST", "10.0.1.10"}, {cron, "API_API_HTTP_PORT", "30080"}, {cron, "API_API_GRPC_PORT", "9090"},
+	} {
+		if got, _ := c.env.Get(c.name); got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, got, c.want)
+		}
+	}
+	if w := env.Service("agent").Workload; w.Mode != manifest.ModeDaemonSet {
+		t.Errorf("agent mode %s", w.Mode)
 	}
 }
