@@ -238,8 +238,8 @@ func stopOrdered(steps []plan.Step) []plan.Step {
 	return out
 }
 
-// pruneUnknownEnvs removes every container owned by an environment that is
-// not in the repository any more.
+// pruneUnknownEnvs removes every container and workload owned by an
+// environment that is not in the repository any more.
 func pruneUnknownEnvs(known map[string]bool, state *live.State) []plan.Step {
 	var out []plan.Step
 	for _, addr := range sortedHosts(state) {
@@ -250,6 +250,28 @@ func pruneUnknownEnvs(known map[string]bool, state *live.State) []plan.Step {
 			out = append(out, plan.Step{ID: stepID(c.Env(), addr, c.Name), Action: plan.Remove, Env: c.Env(), Service: c.Service(),
 				Instance: c.Name, Ship: addr, Host: addr, Container: c.ID, LiveSpecHash: c.SpecHash(),
 				Causes: []string{"environment " + c.Env() + " is no longer in the repository"}})
+		}
+	}
+	if state != nil {
+		addrs := make([]string, 0, len(state.Clusters))
+		for a, c := range state.Clusters {
+			if c.Err == nil {
+				addrs = append(addrs, a)
+			}
+		}
+		slices.Sort(addrs)
+		seen := map[string]bool{}
+		for _, addr := range addrs {
+			for _, w := range state.Clusters[addr].Workloads {
+				id := stepID(w.Env(), addr, w.Service())
+				if w.Env() == "" || known[w.Env()] || seen[id] {
+					continue
+				}
+				seen[id] = true
+				out = append(out, plan.Step{ID: id, Action: plan.Remove, Env: w.Env(), Service: w.Service(),
+					Instance: w.Service(), Ship: addr, Host: addr, Container: w.Name, LiveSpecHash: w.SpecHash(),
+					Causes: []string{"environment " + w.Env() + " is no longer in the repository"}})
+			}
 		}
 	}
 	slices.SortStableFunc(out, func(a, b plan.Step) int { return strings.Compare(a.Env, b.Env) })

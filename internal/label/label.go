@@ -20,4 +20,6 @@ const (
 	Spec = Prefix + "spec"
 	// Revision is the source revision (commit) the object was applied from.
 	Revision = Prefix + "revision"
+	// Inventory marks an environment's inventory ConfigMap on a cluster.
+	Inventory = Prefix + "inventory"
 )

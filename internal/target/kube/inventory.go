@@ -20,9 +20,6 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/label"
 )
 
-// InventoryLabel marks an environment's inventory ConfigMap.
-const InventoryLabel = label.Prefix + "inventory"
-
 // InventoryName is the name of the ConfigMap listing the objects
 // maestro-sync applied for an environment in one namespace:
 // maestro-sync-inventory-<env>. An environment name that is not a valid
@@ -88,7 +85,7 @@ func readInventory(ctx context.Context, c kubernetes.Interface, ns, env, service
 }
 
 func isInventory(cm *corev1.ConfigMap, env string) bool {
-	return cm.Labels[InventoryLabel] == "true" && cm.Labels[label.Env] == env
+	return cm.Labels[label.Inventory] == "true" && cm.Labels[label.Env] == env
 }
 
 // invChange is one service's change to an inventory.
@@ -165,7 +162,7 @@ func writeInventory(ctx context.Context, c kubernetes.Interface, ns, env string,
 		switch {
 		case create:
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-				Labels: map[string]string{label.Env: env, InventoryLabel: "true"}}}
+				Labels: map[string]string{label.Env: env, label.Inventory: "true"}}}
 		case err != nil:
 			return err
 		case !isInventory(cm, env):

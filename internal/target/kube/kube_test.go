@@ -385,7 +385,7 @@ func inventory(t *testing.T, cp *kubetest.ControlPlane, ns string) map[string]st
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cm.Labels[kube.InventoryLabel] != "true" || cm.Labels[label.Env] != "shop" {
+	if cm.Labels[label.Inventory] != "true" || cm.Labels[label.Env] != "shop" {
 		t.Errorf("inventory labels: %v", cm.Labels)
 	}
 	return cm.Data

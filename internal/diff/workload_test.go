@@ -1,0 +1,100 @@
+package diff
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+)
+
+const clusterManifest = `name: shop
+clusters:
+  prod: {namespace: shop}
+services:
+  web:
+    image: shop/web:1.4
+    cluster: prod
+    replicas: 2
+    env: {LOG: %s}
+`
+
+func loadCluster(t *testing.T, logLevel string) *manifest.Environment {
+	t.Helper()
+	text := strings.Replace(clusterManifest, "%s", logLevel, 1)
+	repo := manifest.LoadSources(fstest.MapFS{}, []manifest.Source{{Name: "manifest.yml", Data: []byte(text)}}, manifest.Options{Strict: true})
+	if err := repo.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return repo.Environments[0]
+}
+
+// deployedWorkload is the workload the kube driver leaves for a cluster service.
+func deployedWorkload(env *manifest.Environment, svc string, serving, ready bool) live.Workload {
+	w := env.Service(svc).Workload
+	summary, _ := json.Marshal(w.Spec().Summary())
+	return live.Workload{Kind: "Deployment", Name: svc + "-" + w.SpecHash[:8], Ready: ready, Serving: serving,
+		Labels:      map[string]string{label.Env: env.Name, label.Service: svc, label.SpecHash: w.SpecHash},
+		Annotations: map[string]string{label.Spec: string(summary)}}
+}
+
+func clusterState(addr string, ws ...live.Workload) *live.State {
+	return &live.State{Clusters: map[string]*live.Cluster{addr: {Address: addr, Workloads: ws}}}
+}
+
+func TestComputeWorkloads(t *testing.T) {
+	env := loadCluster(t, "info")
+	addr := env.Clusters["prod"].Address()
+	changed := loadCluster(t, "debug")
+	for _, tc := range []struct {
+		name   string
+		env    *manifest.Environment
+		state  *live.State
+		opts   Options
+		action plan.Action
+		cause  string
+	}{
+		{"absent", env, clusterState(addr), Options{}, plan.Create, "not found"},
+		{"in sync", env, clusterState(addr, deployedWorkload(env, "web", true, true)), Options{}, plan.Unchanged, ""},
+		{"env changed", changed, clusterState(addr, deployedWorkload(env, "web", true, true)), Options{}, plan.Replace, "env LOG changed"},
+		{"rollout not finished", env, clusterState(addr, deployedWorkload(env, "web", false, false)), Options{}, plan.Replace, "not finished"},
+		{"leftover of an interrupted apply", changed, clusterState(addr, deployedWorkload(env, "web", false, true), deployedWorkload(changed, "web", true, true)), Options{}, plan.Replace, "leftover deployment"},
+		{"cluster unreachable", env, &live.State{Clusters: map[string]*live.Cluster{addr: {Address: addr, Err: errString("refused")}}}, Options{}, plan.Unknown, "cluster unreachable: refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Compute([]*manifest.Environment{tc.env}, tc.state, tc.opts)
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Steps) != 1 || p.Steps[0].Action != tc.action || !strings.Contains(strings.Join(p.Steps[0].Causes, ";"), tc.cause) {
+				t.Fatalf("plan:\n%s", p)
+			}
+		})
+	}
+}
+
+func TestPruneUnknownEnvironmentOnCluster(t *testing.T) {
+	env := loadCluster(t, "info")
+	addr := env.Clusters["prod"].Address()
+	gone := deployedWorkload(env, "web", true, true)
+	gone.Labels[label.Env] = "legacy"
+	state := clusterState(addr, deployedWorkload(env, "web", true, true), gone)
+	if p := Compute([]*manifest.Environment{env}, state, Options{Prune: true}); p.Summary().Remove != 0 {
+		t.Fatalf("without PruneEnvs:\n%s", p)
+	}
+	p := Compute([]*manifest.Environment{env}, state, Options{Prune: true, PruneEnvs: true})
+	if s := p.Summary(); s.Remove != 1 || s.Unchanged != 1 {
+		t.Fatalf("with PruneEnvs:\n%s", p)
+	}
+	if st := p.Mutating()[0]; st.Env != "legacy" || st.Host != addr || st.Container != gone.Name {
+		t.Errorf("removal %+v", st)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
