@@ -20,7 +20,7 @@ var (
 	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit"}
 	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
 	shipKeys      = append([]string{"ip", "endpoint"}, defaultedKeys...)
-	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode"}
+	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
 		"volumes_from", "links", "username", "privileged", "cap_add", "cap_drop", "extra_hosts", "net", "restart", "dns",
 		"stop_timeout", "limits", "log_driver", "log_opt", "lxc_conf", "workdir", "security_opt", "ulimits", "labels", "lifecycle"}
@@ -290,6 +290,10 @@ func (b *builder) service(s entry) *serviceDraft {
 		if sf.has(key) {
 			b.errorf(sf.byKey[key].K, sf.sub(key), "%s applies to a cluster service: set cluster, or use instances", key)
 		}
+	}
+	if sf.has("command") {
+		// MaestroNG ignores a service-level command: so do ships.
+		b.warnf(sf.byKey["command"].K, sf.sub("command"), "a service-level command applies to cluster services only and is ignored here: give it per instance")
 	}
 	e, ok := b.required(sf, "instances", "instances (a mapping of instance name to settings), or cluster")
 	if !ok && !sf.has("instances") {

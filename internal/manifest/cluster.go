@@ -57,6 +57,9 @@ func (b *builder) workload(sd *serviceDraft) {
 			b.errorf(sf.byKey["cluster"].V, sf.sub("cluster"), "unknown cluster %q (%s)", name, b.clusterList())
 		}
 	}
+	if e, ok := sf.get("command"); ok {
+		w.Command = b.argv(e.V, sf.sub("command"))
+	}
 	if v, ok := b.integer(sf, "replicas"); ok {
 		if v < 0 {
 			b.errorf(sf.byKey["replicas"].V, sf.sub("replicas"), "replicas must not be negative")

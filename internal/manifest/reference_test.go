@@ -630,9 +630,11 @@ services:
 		// ulimits, which do not exist). We warn.
 		repo := loadText(t, "name: test\nships: {s: {ip: 1.2.3.4}}\nservices:\n  x: {image: x, ulimits: {nofile: 5}, volumes: {/a: /b}, command: x, instances: {x-1: {ship: s}}}\n")
 		env := envOf(t, repo)
-		for _, k := range []string{"ulimits", "volumes", "command"} {
+		for _, k := range []string{"ulimits", "volumes"} {
 			wantWarning(t, repo, fmt.Sprintf("services.x.%s: unknown key %q is ignored", k, k))
 		}
+		// command is a key of cluster services; on ships it is ignored.
+		wantWarning(t, repo, "services.x.command: a service-level command applies to cluster services only and is ignored here")
 		in := env.Instance("x-1")
 		if in.Ulimits != nil || in.Volumes != nil || len(in.Command) != 0 {
 			t.Errorf("service-level keys leaked into the instance: %+v", in)
