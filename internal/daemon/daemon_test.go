@@ -385,3 +385,31 @@ func TestRateLimitAndDisabledWebhooks(t *testing.T) {
 		t.Errorf("want 403 (no secret) then 429 (rate limit), got %v", codes)
 	}
 }
+
+func TestInstanceStatusOfClusterServices(t *testing.T) {
+	text := "name: k\nclusters: {prod: {namespace: shop}}\nservices:\n  web: {image: web:1, cluster: prod, replicas: 2}\n  api: {image: api:1, cluster: prod}\n"
+	repo := manifest.LoadSources(fstest.MapFS{}, []manifest.Source{{Name: "manifest.yml", Data: []byte(text)}}, manifest.Options{})
+	if err := repo.Err(); err != nil {
+		t.Fatal(err)
+	}
+	env := repo.Environments[0]
+	web := env.Service("web").Workload
+	addr := env.Clusters["prod"].Address()
+	state := &live.State{Clusters: map[string]*live.Cluster{addr: {Address: addr, Workloads: []live.Workload{{
+		Kind: "Deployment", Name: "web-" + web.SpecHash[:8], Ready: true, Serving: true,
+		Labels: map[string]string{label.Env: "k", label.Service: "web", label.SpecHash: web.SpecHash, label.Revision: "rev9"},
+	}}}}}
+	got := instanceStatus(env, state, map[string]string{"k/api": "rollout failed"})
+	want := map[string]InstanceStatus{
+		"web": {Name: "web", Service: "web", Ship: "prod", State: "running", Container: "web-" + web.SpecHash[:8], InSync: true, Revision: "rev9"},
+		"api": {Name: "api", Service: "api", Ship: "prod", State: "missing", Error: "rollout failed"},
+	}
+	if len(got) != 2 {
+		t.Fatalf("statuses: %+v", got)
+	}
+	for _, is := range got {
+		if is != want[is.Name] {
+			t.Errorf("%s: %+v, want %+v", is.Name, is, want[is.Name])
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
@@ -53,7 +54,8 @@ type InstanceStatus struct {
 	Name    string `json:"name"`
 	Service string `json:"service"`
 	Ship    string `json:"ship"`
-	// State is running, exited, missing or unknown (ship unreachable).
+	// State is running, exited, missing or unknown (ship unreachable);
+	// for a cluster service also progressing (a rollout not complete).
 	State     string `json:"state"`
 	Container string `json:"container,omitempty"`
 	// InSync is true when the container runs the desired spec.
@@ -178,6 +180,38 @@ func instanceStatus(env *manifest.Environment, state *live.State, failed map[str
 			}
 		}
 		if err, ok := failed[env.Name+"/"+in.Name]; ok {
+			is.Error, is.InSync = err, false
+		}
+		out = append(out, is)
+	}
+	// Cluster services: the workload the Service selects.
+	for _, svc := range env.Services {
+		w := svc.Workload
+		if w == nil || env.Clusters[w.Cluster] == nil {
+			continue
+		}
+		is := InstanceStatus{Name: svc.Name, Service: svc.Name, Ship: w.Cluster, State: "missing"}
+		var c *live.Cluster
+		if state != nil {
+			c = state.Clusters[env.Clusters[w.Cluster].Address()]
+		}
+		switch {
+		case c == nil || c.Err != nil:
+			is.State = "unknown"
+		default:
+			for _, lw := range c.Workloads {
+				if lw.Env() != env.Name || lw.Service() != svc.Name || !lw.Serving {
+					continue
+				}
+				is.Container, is.Revision = lw.Name, lw.Labels[label.Revision]
+				is.State = "progressing"
+				if lw.Ready {
+					is.State = "running"
+				}
+				is.InSync = lw.Ready && lw.SpecHash() == w.SpecHash
+			}
+		}
+		if err, ok := failed[env.Name+"/"+svc.Name]; ok {
 			is.Error, is.InSync = err, false
 		}
 		out = append(out, is)
