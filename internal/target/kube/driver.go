@@ -193,36 +193,50 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 // checkName fails when an object of that kind and name exists without the
 // service's owner labels.
 func (d *Driver) checkName(ctx context.Context, c kubernetes.Interface, ns, kind, name, env, service string) error {
-	var l map[string]string
+	l, _, err := getMeta(ctx, c, ns, kind, name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case !owned(l, env, service):
+		return notOurs(kind, name, env)
+	}
+	return nil
+}
+
+// getMeta reads the labels and UID of one object.
+func getMeta(ctx context.Context, c kubernetes.Interface, ns, kind, name string) (map[string]string, types.UID, error) {
+	var m metav1.ObjectMeta
 	var err error
 	switch kind {
 	case KindDeployment:
 		var o *appsv1.Deployment
 		if o, err = c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			l = o.Labels
+			m = o.ObjectMeta
 		}
 	case KindDaemonSet:
 		var o *appsv1.DaemonSet
 		if o, err = c.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			l = o.Labels
+			m = o.ObjectMeta
 		}
 	case KindConfigMap:
 		var o *corev1.ConfigMap
 		if o, err = c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			l = o.Labels
+			m = o.ObjectMeta
+		}
+	case KindService:
+		var o *corev1.Service
+		if o, err = c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			m = o.ObjectMeta
 		}
 	default:
-		return fmt.Errorf("unknown kind %s", kind)
+		return nil, "", fmt.Errorf("unknown kind %s", kind)
 	}
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil
-	case err != nil:
-		return fmt.Errorf("get %s %s: %w", strings.ToLower(kind), name, err)
-	case !owned(l, env, service):
-		return notOurs(kind, name, env)
+	if err != nil && !apierrors.IsNotFound(err) {
+		err = fmt.Errorf("get %s %s: %w", strings.ToLower(kind), name, err)
 	}
-	return nil
+	return m.Labels, m.UID, err
 }
 
 func (d *Driver) applyWorkload(ctx context.Context, c kubernetes.Interface, ds *desired, opts metav1.ApplyOptions) error {
@@ -306,38 +320,12 @@ func (d *Driver) rollback(ctx context.Context, c kubernetes.Interface, ds *desir
 // deleteOwned deletes an object if it carries the service's owner labels.
 // A missing object is not an error.
 func (d *Driver) deleteOwned(ctx context.Context, c kubernetes.Interface, ns, kind, name, env, service string) error {
-	var l map[string]string
-	var uid types.UID
-	var err error
-	switch kind {
-	case KindDeployment:
-		var o *appsv1.Deployment
-		if o, err = c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			l, uid = o.Labels, o.UID
-		}
-	case KindDaemonSet:
-		var o *appsv1.DaemonSet
-		if o, err = c.AppsV1().DaemonSets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			l, uid = o.Labels, o.UID
-		}
-	case KindConfigMap:
-		var o *corev1.ConfigMap
-		if o, err = c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			l, uid = o.Labels, o.UID
-		}
-	case KindService:
-		var o *corev1.Service
-		if o, err = c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
-			l, uid = o.Labels, o.UID
-		}
-	default:
-		return fmt.Errorf("unknown kind %s in the inventory", kind)
-	}
+	l, uid, err := getMeta(ctx, c, ns, kind, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil
 	case err != nil:
-		return fmt.Errorf("get %s %s: %w", strings.ToLower(kind), name, err)
+		return err
 	case !owned(l, env, service):
 		return nil // not ours (any more): left alone
 	}
