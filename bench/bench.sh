@@ -6,7 +6,7 @@
 #       docker compose up -d (first bring-up, then the no-op second run),
 #       whole-process wall times, fresh state for each tool;
 #   (b) a no-op plan (Observe + diff.Compute) over 200 live containers on 4
-#       dockertest ships (internal/target/docker BenchmarkNoopPlan);
+#       dockertest ships (internal/driver/docker BenchmarkNoopPlan);
 #   (c) the pure diff of 10,000 instances in memory (internal/diff
 #       BenchmarkCompute), and the manifest load benchmark.
 #
@@ -369,7 +369,7 @@ emit "load:    $(loadavg) at start (the machine may be shared: see README.md)"
 
 want c && gobench "(c) pure diff.Compute, 10,000 instances in memory (and 1,000 for scale)" "$WORK/diff.log" ./internal/diff/ -count "$COUNT"
 want c && gobench "manifest.Load, 1,000 services × 2 instances" "$WORK/manifest.log" ./internal/manifest/ -count "$COUNT"
-want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships" "$WORK/docker.log" ./internal/target/docker/ -timeout 30m
+want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships" "$WORK/docker.log" ./internal/driver/docker/ -timeout 30m
 want a && bench_a
 
 emit ""

@@ -13,7 +13,7 @@
 #     --for=condition=Available for every Deployment;
 # then the no-op second run of each (driver: observe + plan, 0 steps;
 # kubectl: the same apply again). Which tool goes first alternates between
-# rounds. It is internal/target/kube BenchmarkApply500, one round per
+# rounds. It is internal/driver/kube BenchmarkApply500, one round per
 # iteration; medians over BENCH_KUBE_ROUNDS rounds (default 3) are reported.
 #
 # Environment: BENCH_KUBE_SERVICES, BENCH_KUBE_CONCURRENCY, BENCH_KUBE_ROUNDS,
@@ -37,7 +37,7 @@ WORK=$(mktemp -d /tmp/maestro-bench-kube.XXXXXX)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 say "running $ROUNDS round(s) of $BENCH_KUBE_SERVICES services (raw output in $WORK/raw.txt)"
 if ! go test -run '^$' -bench '^BenchmarkApply500$' -benchtime 1x -count "$ROUNDS" -timeout 60m \
-	./internal/target/kube/ >"$WORK/raw.txt" 2>&1; then
+	./internal/driver/kube/ >"$WORK/raw.txt" 2>&1; then
 	cat "$WORK/raw.txt" >&2
 	say "the benchmark failed; nothing written"
 	exit 1
@@ -54,7 +54,7 @@ line() { # LABEL METRIC UNIT
 
 objects=$(metric objects | head -1 | awk '{ printf "%.0f", $1 }')
 {
-	echo "maestro-sync kube driver benchmark (bench/kube.sh; BenchmarkApply500 in internal/target/kube)"
+	echo "maestro-sync kube driver benchmark (bench/kube.sh; BenchmarkApply500 in internal/driver/kube)"
 	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty tree)')"
 	echo "machine: nproc $(nproc), memory $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"

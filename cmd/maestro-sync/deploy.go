@@ -15,8 +15,8 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
-	"github.com/maestro-sync/maestro-sync/internal/target/docker"
-	"github.com/maestro-sync/maestro-sync/internal/target/kube"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 )
 
 // selection is what THING arguments and -d/-i pick.

@@ -25,8 +25,8 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/source"
-	"github.com/maestro-sync/maestro-sync/internal/target/docker"
-	"github.com/maestro-sync/maestro-sync/internal/target/kube"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 )
 
 // runFlags are the settings of `maestro-sync run`. Every flag can also be

@@ -2,7 +2,7 @@ package main
 
 // MaestroNG's verbs on services or instances: status, start, stop, restart,
 // clean, pull and logs. The Docker operations are in
-// internal/target/docker (ops.go); start creates containers through the
+// internal/driver/docker (ops.go); start creates containers through the
 // same plan and driver as apply. This file picks the instances, wires the
 // operations to a play and prints one row per instance (§7.5 of the
 // MaestroNG reference).
@@ -27,7 +27,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/diff"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
-	"github.com/maestro-sync/maestro-sync/internal/target/docker"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 )
 
 // verbKind is what sets the verbs apart in picking instances.

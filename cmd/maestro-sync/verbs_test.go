@@ -27,7 +27,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
-	"github.com/maestro-sync/maestro-sync/internal/target/docker"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/test/dockertest"
 )
 

@@ -72,7 +72,7 @@ func loadBench(tb testing.TB, envs int, rev func(env, svc int) int) []*manifest.
 }
 
 // liveLabels returns the labels the Docker driver puts on an instance's
-// container (see containerConfig in internal/target/docker/spec.go).
+// container (see containerConfig in internal/driver/docker/spec.go).
 func liveLabels(env *manifest.Environment, in *manifest.Instance, revision string) map[string]string {
 	labels := map[string]string{}
 	for k, v := range in.Labels {

@@ -130,7 +130,7 @@ func loadEnv(t *testing.T, text string) *manifest.Environment {
 // driverContainer returns the container the Docker driver leaves for an
 // instance of environment env once it is swapped in and running: its name is
 // the instance name and it carries the labels of containerConfig (see
-// internal/target/docker/spec.go), the spec summary included.
+// internal/driver/docker/spec.go), the spec summary included.
 func driverContainer(in *manifest.Instance, env string) live.Container {
 	labels := map[string]string{}
 	for k, v := range in.Labels {

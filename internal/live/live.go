@@ -1,6 +1,6 @@
 // Package live describes what runs now: the containers observed on each
 // Docker host, with the owner labels and spec hash maestro-sync left on
-// them. It holds data only; the drivers in internal/target fill it.
+// them. It holds data only; the drivers in internal/driver fill it.
 package live
 
 import (
