@@ -12,11 +12,11 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/diff"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
-	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
-	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 )
 
 // selection is what THING arguments and -d/-i pick.

@@ -21,6 +21,7 @@ type review struct {
 	base, head       string
 	baseDir, headDir string
 	secrets          []string
+	templateEnv      []string
 }
 
 func (r *review) flags(cmd *cobra.Command) {
@@ -29,6 +30,7 @@ func (r *review) flags(cmd *cobra.Command) {
 	f.StringVar(&r.head, "head", "", "the head revision (default: the files on disk)")
 	f.StringVar(&r.baseDir, "base-dir", "", "plan between two directories: the base directory")
 	f.StringVar(&r.headDir, "head-dir", "", "the head directory (default: PATH)")
+	f.StringSliceVar(&r.templateEnv, "template-env", nil, "with --base or --base-dir: "+templateEnvUsage)
 	f.StringSliceVar(&r.secrets, "secret-pattern", nil, "name fragments that make an env variable sensitive (default: "+strings.Join(secret.DefaultPatterns, ",")+")")
 }
 
@@ -81,7 +83,9 @@ func (r *review) run(g *globals, stderr io.Writer, path string) (p *plan.Plan, i
 	if r.baseDir != "" {
 		prefix = ""
 	}
-	opts := manifest.Options{Environ: environ(), Strict: g.strict, Prefix: prefix}
+	// The head is untrusted (anyone may open a pull request): its
+	// templates read only the variables the job names.
+	opts := manifest.Options{Environ: templateEnviron(r.templateEnv, nil), Strict: g.strict, Prefix: prefix}
 	baseEnvs, baseBad, err := loadTree(baseFS, opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("base %s: %w", baseName, err)

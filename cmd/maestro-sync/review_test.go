@@ -202,3 +202,90 @@ func copyTree(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// A pull request's head is untrusted: its templates must not read the CI
+// job's environment (tokens, secrets) into a plan that is posted publicly.
+func TestReviewTemplatesSeeNoProcessEnvironment(t *testing.T) {
+	leaks := map[string]string{
+		"MAESTRO_SYNC_GITLAB_TOKEN": "glpat-leaked-gitlab-token",
+		"CI_JOB_TOKEN":              "ci-job-token-value",
+		"DEPLOY_SECRET":             "deploy-secret-value",
+		"PLAIN_SETTING":             "plain-setting-value",
+	}
+	for k, v := range leaks {
+		t.Setenv(k, v)
+	}
+	t.Setenv("APP_RELEASE", "release-42")
+	dir := t.TempDir()
+	write := func(rel, text string) {
+		t.Helper()
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const manifest = `__maestro: {schema: 2}
+name: shop
+ships:
+  vm1: {ip: 10.0.0.1}
+services:
+  web:
+    image: shop/web:1.3
+    env:
+      LOG_LEVEL: %s
+    instances:
+      web-1: {ship: vm1}
+`
+	write("base/shop/manifest.yml", strings.Replace(manifest, "%s", "info", 1))
+	write("head/shop/manifest.yml", strings.Replace(manifest, "%s",
+		`"{{ env.MAESTRO_SYNC_GITLAB_TOKEN }}{{ env.PLAIN_SETTING }}{% for k, v in env.items() %}{{ k }}={{ v }};{% endfor %}/{{ env.APP_RELEASE }}"`, 1))
+	for format := range reviewFormats {
+		out, stderr, code := cli(t, "plan", "--base-dir", filepath.Join(dir, "base"), "--head-dir", filepath.Join(dir, "head"), "-o", format)
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2 (a change); stderr: %s", format, code, stderr)
+		}
+		for name, value := range leaks {
+			if strings.Contains(out, value) || strings.Contains(stderr, value) {
+				t.Errorf("%s output shows the value of %s from the process environment:\n%s", format, name, out)
+			}
+		}
+		if strings.Contains(out, "release-42") {
+			t.Errorf("%s output shows APP_RELEASE, which --template-env did not allow", format)
+		}
+		// Allowed by name or by prefix, a variable is visible.
+		for _, allow := range []string{"APP_RELEASE", "APP_*"} {
+			out, _, _ = cli(t, "plan", "--base-dir", filepath.Join(dir, "base"), "--head-dir", filepath.Join(dir, "head"), "-o", format, "--template-env", allow)
+			if !strings.Contains(out, "release-42") {
+				t.Errorf("%s with --template-env %s: the allowed variable is missing:\n%s", format, allow, out)
+			}
+			for name, value := range leaks {
+				if strings.Contains(out, value) {
+					t.Errorf("%s with --template-env %s shows %s", format, allow, name)
+				}
+			}
+		}
+	}
+}
+
+func TestDaemonTemplatesNeverSeeCredentials(t *testing.T) {
+	t.Setenv("MAESTRO_SYNC_WEBHOOK_SECRET", "hook-secret")
+	t.Setenv("GIT_TOKEN", "git-token")
+	t.Setenv("MAESTRO_VAR_REGION", "eu-1")
+	f := &runFlags{gitPassEnv: "GIT_TOKEN"}
+	got := templateEnviron([]string{"MAESTRO_*", "GIT_TOKEN"}, f.credential)
+	want := map[string]string{}
+	for k, v := range environ() {
+		if strings.HasPrefix(k, "MAESTRO_") && !strings.HasPrefix(k, "MAESTRO_SYNC_") {
+			want[k] = v
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("template environment (-want +got):\n%s", diff)
+	}
+	if got["MAESTRO_VAR_REGION"] != "eu-1" {
+		t.Errorf("an allowed variable is missing: %v", got)
+	}
+}

@@ -149,6 +149,8 @@ func report(w io.Writer, repo *manifest.Repo) int {
 	return n
 }
 
+// environ is the whole process environment: what templates see as env
+// when an operator runs the CLI against the ships, as under MaestroNG.
 func environ() map[string]string {
 	out := map[string]string{}
 	for _, kv := range os.Environ() {
@@ -158,3 +160,26 @@ func environ() map[string]string {
 	}
 	return out
 }
+
+// templateEnviron is the part of the process environment that templates
+// of untrusted revisions (review plans, the daemon) may read: only the
+// variables named in allow, where a name ending in * is a prefix. Names
+// for which hidden returns true are never given, even when allowed.
+func templateEnviron(allow []string, hidden func(name string) bool) map[string]string {
+	out := map[string]string{}
+	for k, v := range environ() {
+		if hidden != nil && hidden(k) {
+			continue
+		}
+		for _, a := range allow {
+			if prefix, ok := strings.CutSuffix(a, "*"); ok && strings.HasPrefix(k, prefix) || a == k {
+				out[k] = v
+				break
+			}
+		}
+	}
+	return out
+}
+
+// templateEnvUsage documents --template-env.
+const templateEnvUsage = "environment variables templates may read as env (NAME, or PREFIX* for every name with that prefix); no other is visible"

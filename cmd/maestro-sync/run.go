@@ -21,12 +21,12 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/daemon"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/source"
-	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
-	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 )
 
 // runFlags are the settings of `maestro-sync run`. Every flag can also be
@@ -44,6 +44,7 @@ type runFlags struct {
 	concurrency                      int
 	rolloutTimeout                   time.Duration
 	logFormat, logLevel              string
+	templateEnv                      []string
 }
 
 func newRun(g *globals) *cobra.Command {
@@ -90,6 +91,7 @@ flight and exits.`,
 	fl.BoolVar(&f.prune, "prune", false, "remove containers no longer in the manifests")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
+	fl.StringSliceVar(&f.templateEnv, "template-env", nil, templateEnvUsage+"; never MAESTRO_SYNC_* nor --git-password-env")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -132,6 +134,12 @@ func (f *runFlags) logger() (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: text or json", f.logFormat)
 }
 
+// credential reports whether an environment variable holds one of the
+// daemon's own settings or credentials, which no template may read.
+func (f *runFlags) credential(name string) bool {
+	return strings.HasPrefix(name, "MAESTRO_SYNC_") || f.gitPassEnv != "" && name == f.gitPassEnv
+}
+
 func readSecret(path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
@@ -151,7 +159,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	metrics := daemon.NewMetrics()
 	cfg := daemon.Config{
 		Poll: f.poll, Resync: f.resync, Prune: f.prune, Concurrency: f.concurrency,
-		Manifest: manifest.Options{Environ: environ(), Strict: g.strict},
+		Manifest: manifest.Options{Environ: templateEnviron(f.templateEnv, f.credential), Strict: g.strict},
 		Logger:   log, Metrics: metrics,
 	}
 	switch {

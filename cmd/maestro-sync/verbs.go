@@ -25,9 +25,9 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/diff"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
-	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 )
 
 // verbKind is what sets the verbs apart in picking instances.

@@ -13,10 +13,10 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/diff"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
-	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/test/dockertest"
 )
 

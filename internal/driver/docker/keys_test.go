@@ -19,9 +19,9 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/diff"
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
-	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/test/dockertest"
 )
 
