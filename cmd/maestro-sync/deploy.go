@@ -16,6 +16,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 )
 
@@ -76,6 +77,9 @@ func (s *selection) resolve(envs []*manifest.Environment) (func(*manifest.Enviro
 
 // session is a loaded repository with the live state of its ships.
 type session struct {
+	owner owner.Owner
+	// whole is true when every environment under PATH was loaded (not -f).
+	whole bool
 	repo  *manifest.Repo
 	pool  *docker.Pool
 	kube  *kube.Pool
@@ -85,13 +89,17 @@ type session struct {
 // observe loads the manifests and observes every ship. Invalid
 // environments are reported on stderr and left out.
 func (g *globals) observe(ctx context.Context, cmd *cobra.Command, args []string) (*session, error) {
+	own, err := g.identity(args)
+	if err != nil {
+		return nil, err
+	}
 	repo, err := g.load(cmd, args)
 	if err != nil {
 		return nil, err
 	}
 	report(cmd.ErrOrStderr(), repo)
 	pool, kp := docker.NewPool(), kube.NewPool()
-	return &session{repo: repo, pool: pool, kube: kp, state: observe(ctx, pool, kp, repo.Environments)}, nil
+	return &session{owner: own, whole: g.wholeTree(args), repo: repo, pool: pool, kube: kp, state: observe(ctx, pool, kp, repo.Environments)}, nil
 }
 
 func (s *session) close() { s.pool.Close(); s.kube.Close() }
@@ -103,9 +111,11 @@ func (s *session) plan(revision string, prune bool, sel *selection) (*plan.Plan,
 		return nil, err
 	}
 	p := diff.Compute(s.repo.Environments, s.state, diff.Options{
-		Revision: revision, Prune: prune, PruneEnvs: prune && len(s.repo.Invalid) == 0, Select: filter,
+		Revision: revision, Owner: s.owner.ID, Select: filter,
+		Prune: prune, PruneEnvs: prune && s.whole && len(s.repo.Invalid) == 0,
 	})
 	p.Things, p.WithDeps = sel.things, sel.withDeps
+	p.Owner = s.owner.Name
 	return p, nil
 }
 
@@ -281,7 +291,9 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 			}
 			drv := docker.NewDriver(s.pool, s.repo.Environments, g.revision, auth)
 			drv.RefreshImages = refresh
+			drv.Owner = s.owner
 			kd := kube.NewDriver(s.kube, s.repo.Environments, g.revision)
+			kd.Owner = s.owner
 			kd.RolloutTimeout = rolloutTimeout
 			prog := newProgress(w)
 			res := apply.Run(ctx, p, router{docker: drv, kube: kd}, apply.Options{Concurrency: concurrency, Progress: prog.event})

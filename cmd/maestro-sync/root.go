@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -22,6 +23,7 @@ type globals struct {
 	file     string
 	strict   bool
 	revision string
+	owner    string
 }
 
 func newRoot() *cobra.Command {
@@ -41,6 +43,7 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "", "load this one manifest file (\"-\" reads stdin), as maestro -f does")
 	root.PersistentFlags().BoolVar(&g.strict, "strict", false, "treat warnings (such as unknown keys) as errors")
 	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: none)")
+	root.PersistentFlags().StringVar(&g.owner, "owner", "", "identity of the source the environments come from (env MAESTRO_SYNC_OWNER; default: the Git remote and sub-path of PATH)")
 	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newRun(g), newVersion())
 	root.AddCommand(newStatus(g), newStart(g), newStop(g), newRestart(g), newClean(g), newPull(g), newLogs(g))
 	return root
@@ -125,6 +128,50 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 	}
 	in.sources, err = manifest.ReadSources(in.fsys, names)
 	return in, err
+}
+
+// identity returns the owner of the environments named by -f or PATH:
+// --owner (or MAESTRO_SYNC_OWNER) when given; else the Git remote of the
+// checkout holding them plus PATH's place in it (the whole repository for
+// -f), as the daemon following that repository computes it.
+func (g *globals) identity(args []string) (owner.Owner, error) {
+	name := g.owner
+	if name == "" {
+		name = os.Getenv("MAESTRO_SYNC_OWNER")
+	}
+	if name != "" {
+		return owner.New(name), nil
+	}
+	switch {
+	case g.file == "-":
+		return owner.DetectRoot(".")
+	case g.file != "":
+		return owner.DetectRoot(filepath.Dir(g.file))
+	case len(args) > 0:
+		info, err := os.Stat(args[0])
+		if err != nil {
+			return owner.Owner{}, err
+		}
+		if !info.IsDir() {
+			return owner.DetectRoot(filepath.Dir(args[0]))
+		}
+		return owner.Detect(args[0])
+	}
+	return owner.Detect(".")
+}
+
+// wholeTree reports whether the run loads every environment under its
+// PATH (not one file): only then may environments missing from what was
+// loaded be pruned.
+func (g *globals) wholeTree(args []string) bool {
+	if g.file != "" {
+		return false
+	}
+	if len(args) > 0 {
+		info, err := os.Stat(args[0])
+		return err == nil && info.IsDir()
+	}
+	return true
 }
 
 // load loads the environments named by -f or PATH. The repository is

@@ -25,6 +25,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
@@ -171,6 +172,9 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 			return err
 		}
 		cfg.Source, cfg.Watch = src, src.Watch
+		if cfg.Owner, err = owner.Detect(f.dir); err != nil {
+			return err
+		}
 	case f.repo != "":
 		src, err := source.NewGit(source.GitOptions{
 			URL: f.repo, Ref: f.ref, Path: f.path, CacheDir: f.cacheDir,
@@ -183,8 +187,12 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		}
 		cfg.Source = src
 		cfg.Branch = branchOf(f.ref)
+		cfg.Owner = owner.FromRemote(f.repo, f.path)
 	default:
 		return errors.New("give --repo URL or --dir PATH")
+	}
+	if g.owner != "" {
+		cfg.Owner = owner.New(g.owner)
 	}
 	auth, err := docker.LoadAuth(dockerConfigPath())
 	if err != nil {
@@ -192,7 +200,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	}
 	pool := docker.NewPool()
 	defer pool.Close()
-	cfg.Target = target{pool: pool, kube: kube.NewPool(), auth: auth, rolloutTimeout: f.rolloutTimeout}
+	cfg.Target = target{pool: pool, kube: kube.NewPool(), auth: auth, rolloutTimeout: f.rolloutTimeout, owner: cfg.Owner}
 	d := daemon.New(cfg)
 
 	hc := daemon.HTTPConfig{}
@@ -250,6 +258,7 @@ type target struct {
 	kube           *kube.Pool
 	auth           *docker.Auth
 	rolloutTimeout time.Duration
+	owner          owner.Owner
 }
 
 func (t target) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
@@ -259,7 +268,10 @@ func (t target) Observe(ctx context.Context, envs []*manifest.Environment) *live
 func (t target) Driver(envs []*manifest.Environment, revision string) apply.Target {
 	kd := kube.NewDriver(t.kube, envs, revision)
 	kd.RolloutTimeout = t.rolloutTimeout
-	return router{docker: docker.NewDriver(t.pool, envs, revision, t.auth), kube: kd}
+	kd.Owner = t.owner
+	dd := docker.NewDriver(t.pool, envs, revision, t.auth)
+	dd.Owner = t.owner
+	return router{docker: dd, kube: kd}
 }
 
 // observe observes the ships and, when an environment declares clusters,

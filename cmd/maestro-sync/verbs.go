@@ -27,6 +27,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/diff"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 )
 
@@ -193,6 +194,7 @@ type verbRun struct {
 	repo  *manifest.Repo
 	pool  *docker.Pool
 	refs  []docker.Ref
+	owner owner.Owner
 	table *table
 }
 
@@ -201,6 +203,10 @@ type verbRun struct {
 func (g *globals) prepare(cmd *cobra.Command, args []string, f *verbFlags, k verbKind) (*verbRun, context.CancelFunc, error) {
 	pathArgs, things := splitPath(g, args)
 	f.things = things
+	own, err := g.identity(pathArgs)
+	if err != nil {
+		return nil, nil, err
+	}
 	repo, err := g.load(cmd, pathArgs)
 	if err != nil {
 		return nil, nil, err
@@ -210,8 +216,11 @@ func (g *globals) prepare(cmd *cobra.Command, args []string, f *verbFlags, k ver
 	if err != nil {
 		return nil, nil, err
 	}
+	for i := range refs {
+		refs[i].Owner = own.ID
+	}
 	ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
-	v := &verbRun{cmd: cmd, ctx: ctx, repo: repo, pool: docker.NewPool(), refs: refs}
+	v := &verbRun{cmd: cmd, ctx: ctx, repo: repo, pool: docker.NewPool(), refs: refs, owner: own}
 	return v, func() { v.pool.Close(); cancel() }, nil
 }
 
@@ -369,6 +378,7 @@ require.`,
 				return err
 			}
 			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, auth)
+			drv.Owner = v.owner
 			drv.RefreshImages = refresh
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindStart, false)
 			return v.finish(v.start(v.ctx, drv, g.revision, f))
@@ -396,7 +406,7 @@ func (v *verbRun) start(ctx context.Context, drv *docker.Driver, revision string
 		}
 	}
 	state := v.pool.Observe(ctx, list)
-	p := diff.Compute(list, state, diff.Options{Revision: revision, Select: func(env *manifest.Environment, in *manifest.Instance) bool {
+	p := diff.Compute(list, state, diff.Options{Revision: revision, Owner: v.owner.ID, Select: func(env *manifest.Environment, in *manifest.Instance) bool {
 		_, ok := row[env.Name+"/"+in.Name]
 		return ok
 	}})
@@ -544,6 +554,7 @@ manifest's spec and the ship's image.`,
 				return err
 			}
 			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, auth)
+			drv.Owner = v.owner
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindRestart, false)
 			errs := docker.Play(v.ctx, f.waits(v.refs, kindRestart), f.concurrency, func(ctx context.Context, i int) error {
 				return v.restart(ctx, drv, i, restartOptions{refresh, onlyChanged, stepDelay, ssDelay, g.revision})
@@ -692,6 +703,7 @@ the manifest's registries or of the Docker configuration.`,
 				return err
 			}
 			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, auth)
+			drv.Owner = v.owner
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindPull, false)
 			errs := docker.Play(v.ctx, f.waits(v.refs, kindPull), f.concurrency, func(ctx context.Context, i int) error {
 				r := v.refs[i]
@@ -738,6 +750,11 @@ across restarts of the instance.`,
 			if err != nil {
 				return err
 			}
+			own, err := g.identity(pathArgs)
+			if err != nil {
+				return err
+			}
+			r.Owner = own.ID
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer cancel()
 			pool := docker.NewPool()

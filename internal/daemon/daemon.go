@@ -23,6 +23,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/diff"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
@@ -54,6 +55,9 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the retry delay after a retryable
 	// failure (defaults 2s and 5m).
 	BackoffMin, BackoffMax time.Duration
+	// Owner is the identity of the source (see internal/owner): the plan
+	// acts only on its objects. The Target's drivers stamp it.
+	Owner owner.Owner
 	// Prune removes containers no longer in the manifests.
 	Prune bool
 	// Concurrency limits the steps applied at once (0: no limit).
@@ -118,7 +122,7 @@ func New(cfg Config) *Daemon {
 	return &Daemon{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, wake: make(chan trigger, 1),
 		lastApply: map[string]string{},
-		status:    Status{Source: cfg.Source.String(), Branch: cfg.Branch, Environments: []EnvStatus{}},
+		status:    Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}},
 	}
 }
 
@@ -241,7 +245,12 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	envStatus := d.invalidEnvs(repo, snap.Revision, log)
 	envs := repo.Environments
 	state := d.cfg.Target.Observe(ctx, envs)
-	p := diff.Compute(envs, state, diff.Options{Revision: snap.Revision, Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune && len(repo.Invalid) == 0})
+	p := diff.Compute(envs, state, diff.Options{Revision: snap.Revision, Owner: d.cfg.Owner.ID, Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune && len(repo.Invalid) == 0})
+	p.Owner = d.cfg.Owner.Name
+	if err := p.Validate(); err != nil {
+		d.finishRun(log, "failed", start, fmt.Errorf("internal error: invalid plan: %w", err))
+		return
+	}
 	if t.reason == "resync" {
 		d.countDrift(p, snap.Revision)
 	}

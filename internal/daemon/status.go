@@ -18,6 +18,8 @@ import (
 type Status struct {
 	// Source is the repository (credentials redacted) and ref.
 	Source string `json:"source"`
+	// Owner is the readable identity stamped on every object deployed.
+	Owner  string `json:"owner,omitempty"`
 	Branch string `json:"branch,omitempty"`
 	// Revision is the latest revision fetched (the desired one).
 	Revision     string    `json:"revision,omitempty"`

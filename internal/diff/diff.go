@@ -21,12 +21,18 @@ import (
 type Options struct {
 	// Revision is recorded in the plan.
 	Revision string
+	// Owner is the ID of the source the environments come from (see
+	// internal/owner). Only containers and workloads with that owner, or
+	// made before owners existed, are changed; another owner's are
+	// invisible, except as a conflict where they hold a name we need.
+	Owner string
 	// Prune removes containers maestro-sync owns that are no longer
 	// desired. Without it they are reported as orphans.
 	Prune bool
-	// PruneEnvs also removes containers of environments that are not in
-	// envs at all. Set it only when every manifest of the repository is
-	// valid, or an invalid environment's containers would be removed.
+	// PruneEnvs also removes the owner's containers and workloads of
+	// environments that are not in envs at all. Set it only when envs is
+	// every environment of the owner's repository and every manifest of it
+	// is valid (not with -f, nor when an environment is invalid).
 	PruneEnvs bool
 	// Select, when not nil, limits the plan to the instances for which it
 	// returns true; nothing else is created, replaced or pruned.
@@ -37,13 +43,13 @@ type Options struct {
 func Compute(envs []*manifest.Environment, state *live.State, opts Options) *plan.Plan {
 	p := &plan.Plan{Revision: opts.Revision, Desired: Digest(envs), Prune: opts.Prune}
 	known := map[string]bool{}
-	index := indexHosts(state)
+	index := indexHosts(state, opts.Owner)
 	for _, env := range envs {
 		known[env.Name] = true
 		p.Steps = append(p.Steps, computeEnv(env, state, index, opts)...)
 	}
 	if opts.Prune && opts.PruneEnvs && opts.Select == nil {
-		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state)...)
+		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state, opts.Owner)...)
 	}
 	return p
 }
@@ -102,7 +108,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 			if foreign := hi.named[in.Name]; foreign != nil {
 				st.Action = plan.Conflict
 				st.Container = foreign.ID
-				st.Causes = []string{conflictCause(foreign)}
+				st.Causes = []string{conflictCause(foreign, opts.Owner)}
 				changes = append(changes, st)
 				blocked[in.Name] = true
 				continue
@@ -152,7 +158,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 		host := state.Hosts[addr]
 		for i := range host.Containers {
 			c := &host.Containers[i]
-			if c.Env() != env.Name {
+			if c.Env() != env.Name || !c.Ours(opts.Owner) {
 				continue
 			}
 			want, desired := desiredHost[c.Instance()]
@@ -238,13 +244,15 @@ func stopOrdered(steps []plan.Step) []plan.Step {
 	return out
 }
 
-// pruneUnknownEnvs removes every container and workload owned by an
-// environment that is not in the repository any more.
-func pruneUnknownEnvs(known map[string]bool, state *live.State) []plan.Step {
+// pruneUnknownEnvs removes the owner's containers of environments that are
+// not in the repository any more (by their labels), and the objects its
+// cluster inventories record for such environments. Containers made before
+// owners existed are never pruned this way: nothing says whose they are.
+func pruneUnknownEnvs(known map[string]bool, state *live.State, owner string) []plan.Step {
 	var out []plan.Step
 	for _, addr := range sortedHosts(state) {
 		for _, c := range state.Hosts[addr].Containers {
-			if !c.Owned() || known[c.Env()] {
+			if c.Owner() != owner || !c.Ours(owner) || known[c.Env()] {
 				continue
 			}
 			out = append(out, plan.Step{ID: stepID(c.Env(), addr, c.Name), Action: plan.Remove, Env: c.Env(), Service: c.Service(),
@@ -262,15 +270,20 @@ func pruneUnknownEnvs(known map[string]bool, state *live.State) []plan.Step {
 		slices.Sort(addrs)
 		seen := map[string]bool{}
 		for _, addr := range addrs {
-			for _, w := range state.Clusters[addr].Workloads {
-				id := stepID(w.Env(), addr, w.Service())
-				if w.Env() == "" || known[w.Env()] || seen[id] {
+			for _, inv := range state.Clusters[addr].Inventories {
+				if inv.Owner != owner || inv.Env == "" || known[inv.Env] {
 					continue
 				}
-				seen[id] = true
-				out = append(out, plan.Step{ID: id, Action: plan.Remove, Env: w.Env(), Service: w.Service(),
-					Instance: w.Service(), Ship: addr, Host: addr, Container: w.Name, LiveSpecHash: w.SpecHash(),
-					Causes: []string{"environment " + w.Env() + " is no longer in the repository"}})
+				for _, svc := range inv.Services {
+					id := stepID(inv.Env, addr, svc)
+					if seen[id] {
+						continue
+					}
+					seen[id] = true
+					out = append(out, plan.Step{ID: id, Action: plan.Remove, Env: inv.Env, Service: svc,
+						Instance: svc, Ship: addr, Host: addr,
+						Causes: []string{"environment " + inv.Env + " is no longer in the repository"}})
+				}
 			}
 		}
 	}
@@ -308,8 +321,9 @@ type hostIndex struct {
 	named map[string]*live.Container
 }
 
-// indexHosts indexes every observed host once per Compute.
-func indexHosts(state *live.State) map[string]*hostIndex {
+// indexHosts indexes every observed host once per Compute; owned holds
+// only the containers of the owner.
+func indexHosts(state *live.State, owner string) map[string]*hostIndex {
 	out := map[string]*hostIndex{}
 	if state == nil {
 		return out
@@ -319,7 +333,7 @@ func indexHosts(state *live.State) map[string]*hostIndex {
 		for i := range h.Containers {
 			c := &h.Containers[i]
 			hi.named[c.Name] = c
-			if c.Owned() {
+			if c.Ours(owner) {
 				key := c.Env() + "\x00" + c.Instance()
 				hi.owned[key] = append(hi.owned[key], c)
 			}
@@ -329,8 +343,17 @@ func indexHosts(state *live.State) map[string]*hostIndex {
 	return out
 }
 
-func conflictCause(c *live.Container) string {
-	if c.Owned() {
+func conflictCause(c *live.Container, owner string) string {
+	switch {
+	case c.Owned() && c.Owner() != "" && c.Owner() != owner:
+		who := c.OwnerName()
+		if who == "" {
+			who = c.Owner()
+		}
+		return fmt.Sprintf("a container named %s belongs to environment %q of another owner, %s; it is left alone", c.Name, c.Env(), who)
+	case c.Owned() && c.Name != c.Instance() && !c.Temporary():
+		return fmt.Sprintf("a container named %s carries the labels of instance %s of environment %q; it is left alone", c.Name, c.Instance(), c.Env())
+	case c.Owned():
 		return fmt.Sprintf("a container named %s belongs to environment %q; it is left alone", c.Name, c.Env())
 	}
 	return fmt.Sprintf("a container named %s exists without maestro-sync labels; it is left alone", c.Name)
@@ -380,6 +403,9 @@ func Digest(envs []*manifest.Environment) string {
 // live state and the desired state exactly.
 func Stale(saved, now *plan.Plan) []string {
 	var out []string
+	if saved.Owner != now.Owner {
+		out = append(out, fmt.Sprintf("the owner changed: %q → %q", saved.Owner, now.Owner))
+	}
 	if saved.Desired != now.Desired {
 		out = append(out, "the manifests changed since the plan was made")
 	}

@@ -270,7 +270,7 @@ func checkSteps(t *testing.T, envs []*manifest.Environment, state *live.State, p
 			t.Errorf("step %s: want id %s", st.ID, want)
 		}
 		var c *live.Container
-		if hi := indexHosts(state)[st.Host]; hi != nil {
+		if hi := indexHosts(state, "")[st.Host]; hi != nil {
 			c = hi.named[st.Instance]
 		}
 		switch st.Action {

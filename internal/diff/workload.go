@@ -48,7 +48,7 @@ func computeWorkloads(env *manifest.Environment, state *live.State, opts Options
 		}
 		var mine []*live.Workload
 		for i := range c.Workloads {
-			if c.Workloads[i].Env() == env.Name && c.Workloads[i].Service() == svc.Name {
+			if c.Workloads[i].Env() == env.Name && c.Workloads[i].Service() == svc.Name && c.Workloads[i].Ours(opts.Owner) {
 				mine = append(mine, &c.Workloads[i])
 			}
 		}
@@ -105,7 +105,7 @@ func computeWorkloads(env *manifest.Environment, state *live.State, opts Options
 	slices.Sort(addrs)
 	for _, addr := range addrs {
 		for _, lw := range state.Clusters[addr].Workloads {
-			if lw.Env() != env.Name || desiredAt[lw.Service()] == addr {
+			if lw.Env() != env.Name || !lw.Ours(opts.Owner) || desiredAt[lw.Service()] == addr {
 				continue
 			}
 			svc := env.Service(lw.Service())

@@ -82,16 +82,33 @@ func TestPruneUnknownEnvironmentOnCluster(t *testing.T) {
 	addr := env.Clusters["prod"].Address()
 	gone := deployedWorkload(env, "web", true, true)
 	gone.Labels[label.Env] = "legacy"
-	state := clusterState(addr, deployedWorkload(env, "web", true, true), gone)
-	if p := Compute([]*manifest.Environment{env}, state, Options{Prune: true}); p.Summary().Remove != 0 {
+	gone.Labels[label.Owner] = "o1"
+	foreign := deployedWorkload(env, "web", true, true)
+	foreign.Name = "api-1"
+	foreign.Labels[label.Service] = "api"
+	foreign.Labels[label.Env] = "teamb"
+	foreign.Labels[label.Owner] = "o2"
+	state := clusterState(addr, deployedWorkload(env, "web", true, true), gone, foreign)
+	state.Clusters[addr].Inventories = []live.Inventory{
+		{Env: "legacy", Owner: "o1", Services: []string{"web"}},
+		{Env: "teamb", Owner: "o2", Services: []string{"api"}},
+		{Env: env.Name, Owner: "o1", Services: []string{"web"}},
+	}
+	if p := Compute([]*manifest.Environment{env}, state, Options{Owner: "o1", Prune: true}); p.Summary().Remove != 0 {
 		t.Fatalf("without PruneEnvs:\n%s", p)
 	}
-	p := Compute([]*manifest.Environment{env}, state, Options{Prune: true, PruneEnvs: true})
+	p := Compute([]*manifest.Environment{env}, state, Options{Owner: "o1", Prune: true, PruneEnvs: true})
 	if s := p.Summary(); s.Remove != 1 || s.Unchanged != 1 {
 		t.Fatalf("with PruneEnvs:\n%s", p)
 	}
-	if st := p.Mutating()[0]; st.Env != "legacy" || st.Host != addr || st.Container != gone.Name {
+	if st := p.Mutating()[0]; st.Env != "legacy" || st.Host != addr || st.Service != "web" {
 		t.Errorf("removal %+v", st)
+	}
+	// Pruning goes by the owner's inventories only, never by the
+	// workloads found in the namespace.
+	state.Clusters[addr].Inventories = nil
+	if p := Compute([]*manifest.Environment{env}, state, Options{Owner: "o1", Prune: true, PruneEnvs: true}); p.Summary().Remove != 0 {
+		t.Fatalf("without an inventory:\n%s", p)
 	}
 }
 

@@ -20,6 +20,13 @@ const (
 	Spec = Prefix + "spec"
 	// Revision is the source revision (commit) the object was applied from.
 	Revision = Prefix + "revision"
+	// Owner is the ID of the source (repository and sub-path) that
+	// created the object: every decision is scoped by it. Objects without
+	// it were made before owners existed; see internal/owner.
+	Owner = Prefix + "owner"
+	// OwnerName is the owner's readable name (a label on containers, an
+	// annotation on Kubernetes objects, whose label values are too short).
+	OwnerName = Prefix + "owner-name"
 	// Inventory marks an environment's inventory ConfigMap on a cluster.
 	Inventory = Prefix + "inventory"
 )

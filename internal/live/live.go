@@ -56,6 +56,26 @@ func (c *Container) Owned() bool { return c.Labels[label.Env] != "" && c.Labels[
 // Env returns the environment that owns the container.
 func (c *Container) Env() string { return c.Labels[label.Env] }
 
+// Owner returns the ID of the source that created the container; "" for a
+// container made before owners existed.
+func (c *Container) Owner() string { return c.Labels[label.Owner] }
+
+// OwnerName returns the readable name of the container's owner.
+func (c *Container) OwnerName() string { return c.Labels[label.OwnerName] }
+
+// Ours reports whether the owner with the given ID may act on the
+// container: it carries maestro-sync's labels, that owner's ID (or none,
+// when made before owners existed), and the name maestro-sync gives such
+// a container (its instance's, or a replacement's temporary name). A
+// container started by hand with copied labels and another name is not
+// ours.
+func (c *Container) Ours(owner string) bool {
+	if !c.Owned() || c.Owner() != owner && c.Owner() != "" {
+		return false
+	}
+	return c.Name == c.Instance() || c.Temporary()
+}
+
 // Instance returns the instance the container implements.
 func (c *Container) Instance() string { return c.Labels[label.Instance] }
 
@@ -95,6 +115,16 @@ type Cluster struct {
 	// Workloads are the Deployments and DaemonSets with maestro-sync's
 	// labels in the namespace.
 	Workloads []Workload
+	// Inventories are the inventories in the namespace: what each owner's
+	// environments applied there.
+	Inventories []Inventory
+}
+
+// Inventory is what one owner's environment applied in a namespace.
+type Inventory struct {
+	Env, Owner string
+	// Services are the services with objects recorded.
+	Services []string
 }
 
 // Workload is an observed Deployment or DaemonSet.
@@ -114,6 +144,16 @@ type Workload struct {
 
 // Env returns the environment that owns the workload.
 func (w *Workload) Env() string { return w.Labels[label.Env] }
+
+// Owner returns the ID of the source that created the workload; "" for
+// one made before owners existed.
+func (w *Workload) Owner() string { return w.Labels[label.Owner] }
+
+// Ours reports whether the owner with that ID may act on the workload:
+// its own, or one made before owners existed.
+func (w *Workload) Ours(owner string) bool {
+	return w.Env() != "" && (w.Owner() == owner || w.Owner() == "")
+}
 
 // Service returns the service the workload runs.
 func (w *Workload) Service() string { return w.Labels[label.Service] }

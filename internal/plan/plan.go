@@ -110,6 +110,9 @@ func (c Change) Detail() string {
 type Plan struct {
 	// Revision is the source revision the desired state comes from.
 	Revision string `json:"revision,omitempty"`
+	// Owner is the readable name of the source the environments come
+	// from (see internal/owner), for a plan against live state.
+	Owner string `json:"owner,omitempty"`
 	// Desired is a digest of the desired state the plan was computed
 	// from, and Prune and Things the options it was computed with, so
 	// that a saved plan can be checked before it is applied.

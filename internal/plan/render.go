@@ -49,6 +49,9 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 		}
 		b.WriteByte('\n')
 	}
+	if p.Owner != "" {
+		fmt.Fprintf(&b, "owner %s\n\n", p.Owner)
+	}
 	for _, ec := range p.Environments {
 		if ec.Status == "invalid" {
 			header(ec.Name)
@@ -121,6 +124,7 @@ func (p *Plan) String() string {
 type document struct {
 	Version      int         `json:"version"`
 	Revision     string      `json:"revision,omitempty"`
+	Owner        string      `json:"owner,omitempty"`
 	Desired      string      `json:"desired,omitempty"`
 	Prune        bool        `json:"prune,omitempty"`
 	Things       []string    `json:"things,omitempty"`
@@ -144,7 +148,7 @@ func (p *Plan) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(document{Version: jsonVersion, Revision: p.Revision, Desired: p.Desired, Prune: p.Prune, Things: p.Things, WithDeps: p.WithDeps, Base: p.Base, Summary: p.Summary(), Environments: p.Environments, Steps: steps})
+	return enc.Encode(document{Version: jsonVersion, Revision: p.Revision, Owner: p.Owner, Desired: p.Desired, Prune: p.Prune, Things: p.Things, WithDeps: p.WithDeps, Base: p.Base, Summary: p.Summary(), Environments: p.Environments, Steps: steps})
 }
 
 // ReadJSON reads a plan written by WriteJSON.
@@ -156,5 +160,5 @@ func ReadJSON(r io.Reader) (*Plan, error) {
 	if d.Version != jsonVersion {
 		return nil, fmt.Errorf("read plan: version %d, this maestro-sync reads version %d", d.Version, jsonVersion)
 	}
-	return &Plan{Revision: d.Revision, Desired: d.Desired, Prune: d.Prune, Things: d.Things, WithDeps: d.WithDeps, Base: d.Base, Environments: d.Environments, Steps: d.Steps}, nil
+	return &Plan{Revision: d.Revision, Owner: d.Owner, Desired: d.Desired, Prune: d.Prune, Things: d.Things, WithDeps: d.WithDeps, Base: d.Base, Environments: d.Environments, Steps: d.Steps}, nil
 }

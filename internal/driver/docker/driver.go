@@ -24,6 +24,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/health"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 )
 
@@ -34,6 +35,10 @@ type Driver struct {
 	images   *imageCache
 	envs     map[string]*manifest.Environment
 	revision string
+	// Owner is stamped on every container created, and only containers
+	// of that owner (or of none, made before owners existed) are replaced
+	// or removed.
+	Owner owner.Owner
 	// RefreshImages pulls every image even when the ship has it.
 	RefreshImages bool
 	// CheckInterval is the pause between attempts of lifecycle checks.
@@ -154,6 +159,9 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 		}
 		return fmt.Errorf("inspect %s: %w", st.Instance, err)
 	}
+	if err := d.ours(old, st.Env, t.in.Name); err != nil {
+		return err
+	}
 	if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
 		return err
 	}
@@ -231,6 +239,9 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 	if err != nil {
 		return fmt.Errorf("inspect %s: %w", st.Instance, err)
 	}
+	if err := d.ours(info, st.Env, st.Instance); err != nil {
+		return err
+	}
 	if err := d.stop(ctx, t, info.ID, stopTimeout(info)); err != nil {
 		return err
 	}
@@ -244,20 +255,49 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 		return "", err
 	}
 	progress("creating " + name)
-	cfg := containerConfig(t.env.Name, d.revision, t.in)
+	cfg := containerConfig(t.env.Name, d.revision, d.Owner, t.in)
 	sctx, cancel := slow(ctx, t.ship)
 	defer cancel()
 	resp, err := t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
 	if cerrdefs.IsConflict(err) && temporary {
-		// A leftover of an interrupted apply with the same spec.
-		if rerr := t.c.ContainerRemove(sctx, name, container.RemoveOptions{Force: true}); rerr == nil {
-			resp, err = t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
+		// A leftover of an interrupted apply with the same spec, if it
+		// is ours: its labels are read again before it goes.
+		if info, ierr := t.c.ContainerInspect(sctx, name); ierr == nil && d.ours(info, t.env.Name, name) == nil {
+			if rerr := t.c.ContainerRemove(sctx, info.ID, container.RemoveOptions{RemoveVolumes: true, Force: true}); rerr == nil {
+				resp, err = t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
+			}
 		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
 	return resp.ID, nil
+}
+
+// ours checks, right before a destructive call, that an inspected
+// container is still the one the step means: the environment's and the
+// driver's owner's (or made before owners existed), under the name
+// maestro-sync gives it (name, the instance's or a replacement's). A
+// container whose labels were copied onto another name, or that changed
+// hands since the plan, is left alone.
+func (d *Driver) ours(info container.InspectResponse, env, name string) error {
+	var labels map[string]string
+	if info.Config != nil {
+		labels = info.Config.Labels
+	}
+	lc := live.Container{Name: strings.TrimPrefix(info.Name, "/"), Labels: labels}
+	switch {
+	case lc.Name != name:
+		return fmt.Errorf("container %s is now named %s: left alone; plan again", shortID(info.ID), lc.Name)
+	case lc.Env() != env || !lc.Ours(d.Owner.ID):
+		who := lc.OwnerName()
+		if who == "" {
+			who = "no owner"
+		}
+		return fmt.Errorf("container %s (%s) is not environment %s's of %s (labels: environment %q, owner %s): left alone",
+			lc.Name, shortID(info.ID), env, d.Owner, lc.Env(), who)
+	}
+	return nil
 }
 
 // startAndCheck starts a container, waits until it runs and runs its

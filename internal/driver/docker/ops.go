@@ -32,6 +32,9 @@ import (
 type Ref struct {
 	Env *manifest.Environment
 	In  *manifest.Instance
+	// Owner is the ID of the owner acting; a container of another owner
+	// holding the instance's name is foreign.
+	Owner string
 }
 
 // Ship returns the ship the instance runs on.
@@ -129,7 +132,7 @@ func (p *Pool) Inspect(ctx context.Context, r Ref) (Observed, error) {
 		return Observed{}, nil
 	}
 	ct := fromInspect(info, r.In)
-	if ct.Labels[label.Env] != r.Env.Name || ct.Labels[label.Instance] != r.In.Name {
+	if o := ct.Labels[label.Owner]; ct.Labels[label.Env] != r.Env.Name || ct.Labels[label.Instance] != r.In.Name || o != "" && o != r.Owner {
 		return Observed{Foreign: ct}, nil
 	}
 	return Observed{Container: ct}, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
 
 // config is everything needed to create an instance's container.
@@ -26,7 +27,7 @@ type config struct {
 
 // containerConfig turns a resolved instance into Docker's create request.
 // Every instance key reaches Docker; the owner labels record the spec.
-func containerConfig(envName, revision string, in *manifest.Instance) config {
+func containerConfig(envName, revision string, own owner.Owner, in *manifest.Instance) config {
 	labels := map[string]string{}
 	for k, v := range in.Labels {
 		labels[k] = v
@@ -39,6 +40,10 @@ func containerConfig(envName, revision string, in *manifest.Instance) config {
 	labels[label.Spec] = string(summary)
 	if revision != "" {
 		labels[label.Revision] = revision
+	}
+	if !own.IsZero() {
+		labels[label.Owner] = own.ID
+		labels[label.OwnerName] = own.Name
 	}
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 )
 
@@ -44,6 +45,10 @@ type Driver struct {
 	// RolloutTimeout bounds the wait for a new workload's rollout, and is
 	// written as the Deployments' progressDeadlineSeconds.
 	RolloutTimeout time.Duration
+	// Owner is stamped on every object applied, and only objects of that
+	// owner (or of none, made before owners existed) are changed or
+	// deleted. The inventory is per owner and environment.
+	Owner owner.Owner
 	// PollInterval is the pause between reads of a rollout when the driver
 	// may not watch workloads (it normally watches them).
 	PollInterval time.Duration
@@ -92,15 +97,21 @@ func (d *Driver) Apply(ctx context.Context, st plan.Step, progress func(string))
 	return fmt.Errorf("the kube driver cannot %s", st.Action)
 }
 
-// owned reports whether an object carries the owner labels of the given
-// environment and service.
-func owned(l map[string]string, env, service string) bool {
-	return l[label.Env] == env && l[label.Service] == service && env != ""
+// owned reports whether an object carries the labels of the given
+// environment and service, and the driver's owner (or no owner: made
+// before owners existed).
+func (d *Driver) owned(l map[string]string, env, service string) bool {
+	o := l[label.Owner]
+	return l[label.Env] == env && l[label.Service] == service && env != "" && (o == "" || o == d.Owner.ID)
 }
 
-func notOurs(kind, name, env string) error {
-	return fmt.Errorf("%s %s exists and is not managed by maestro-sync for environment %s (no matching %s/%s labels): left alone",
-		strings.ToLower(kind), name, env, label.Env, label.Service)
+func (d *Driver) notOurs(kind, name, env string, l map[string]string) error {
+	if o := l[label.Owner]; o != "" && o != d.Owner.ID && l[label.Env] != "" {
+		return fmt.Errorf("%s %s belongs to environment %s of another owner (%s %s): left alone",
+			strings.ToLower(kind), name, l[label.Env], label.Owner, o)
+	}
+	return fmt.Errorf("%s %s exists and is not managed by maestro-sync for environment %s of %s (no matching %s/%s/%s labels): left alone",
+		strings.ToLower(kind), name, env, d.Owner, label.Env, label.Service, label.Owner)
 }
 
 // up creates or replaces a service blue/green: new ConfigMap and workload,
@@ -129,7 +140,7 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if err != nil {
 		return err
 	}
-	ds := &desired{env: env.Name, service: svc.Name, revision: d.revision, namespace: cl.Namespace, w: w, progressDeadline: d.rolloutTimeout()}
+	ds := &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: d.revision, namespace: cl.Namespace, w: w, progressDeadline: d.rolloutTimeout()}
 	if err := d.ensureNamespace(ctx, c, cl); err != nil {
 		return err
 	}
@@ -143,8 +154,8 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 		live = nil
 	case err != nil:
 		return fmt.Errorf("get service %s: %w", svc.Name, err)
-	case !owned(live.Labels, env.Name, svc.Name):
-		return notOurs(KindService, svc.Name, env.Name)
+	case !d.owned(live.Labels, env.Name, svc.Name):
+		return d.notOurs(KindService, svc.Name, env.Name, live.Labels)
 	}
 	servingHash := ""
 	if live != nil {
@@ -199,8 +210,8 @@ func (d *Driver) checkName(ctx context.Context, c kubernetes.Interface, ns, kind
 		return nil
 	case err != nil:
 		return err
-	case !owned(l, env, service):
-		return notOurs(kind, name, env)
+	case !d.owned(l, env, service):
+		return d.notOurs(kind, name, env, l)
 	}
 	return nil
 }
@@ -326,7 +337,7 @@ func (d *Driver) deleteOwned(ctx context.Context, c kubernetes.Interface, ns, ki
 		return nil
 	case err != nil:
 		return err
-	case !owned(l, env, service):
+	case !d.owned(l, env, service):
 		return nil // not ours (any more): left alone
 	}
 	return d.deleteUID(ctx, c, ns, kind, name, uid)
@@ -360,6 +371,9 @@ func (d *Driver) deleteUID(ctx context.Context, c kubernetes.Interface, ns, kind
 // inventory lists that still carries them. It returns the references of
 // the deleted objects.
 func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, service string, keep func(kind, name string) bool) ([]objRef, error) {
+	// The selector finds the objects of every owner's environment of that
+	// name; owned keeps the driver's own (and those made before owners
+	// existed).
 	sel := labels.SelectorFromSet(labels.Set{label.Env: env, label.Service: service}).String()
 	list := metav1.ListOptions{LabelSelector: sel}
 	var gone []objRef
@@ -368,7 +382,7 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, ser
 	del := func(kind, name string, l map[string]string, uid types.UID) {
 		r := refOf(ns, kind, name)
 		seen[r] = true
-		if keep(kind, name) || !owned(l, env, service) {
+		if keep(kind, name) || !d.owned(l, env, service) {
 			return
 		}
 		if err := d.deleteUID(ctx, c, ns, kind, name, uid); err != nil {
@@ -408,7 +422,7 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, ser
 	}
 	// What the inventory lists and the selectors did not find (its labels
 	// were changed by hand, say) is deleted only if it is still ours.
-	refs, err := readInventory(ctx, c, ns, env, service)
+	refs, err := readInventory(ctx, c, ns, d.Owner.ID, env, service)
 	if err != nil {
 		return nil, err
 	}

@@ -18,14 +18,23 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
 
-// InventoryName is the name of the ConfigMap listing the objects
-// maestro-sync applied for an environment in one namespace:
-// maestro-sync-inventory-<env>. An environment name that is not a valid
-// object name part is lower-cased, its other characters replaced by -, and
-// a digest of the name appended.
-func InventoryName(env string) string {
+// InventoryName is the name of the ConfigMap listing the objects an
+// owner's environment applied in one namespace:
+// maestro-sync-inventory-<env>-<owner ID> (without the owner part for
+// objects made before owners existed). An environment name that is not a
+// valid object name part is lower-cased, its other characters replaced by
+// -, and a digest of the name appended.
+func InventoryName(owner, env string) string {
+	if owner != "" {
+		return envInventoryName(env) + "-" + owner
+	}
+	return envInventoryName(env)
+}
+
+func envInventoryName(env string) string {
 	name := strings.ToLower(env)
 	name = invalidName.ReplaceAllString(name, "-")
 	name = strings.Trim(name, "-.")
@@ -64,15 +73,15 @@ func refOf(ns, kind, name string) objRef {
 }
 
 // inventory reads the objects recorded for one service.
-func readInventory(ctx context.Context, c kubernetes.Interface, ns, env, service string) ([]objRef, error) {
-	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, InventoryName(env), metav1.GetOptions{})
+func readInventory(ctx context.Context, c kubernetes.Interface, ns, owner, env, service string) ([]objRef, error) {
+	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, InventoryName(owner, env), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read inventory: %w", err)
 	}
-	if !isInventory(cm, env) {
+	if !isInventory(cm, owner, env) {
 		return nil, nil
 	}
 	var out []objRef
@@ -84,8 +93,8 @@ func readInventory(ctx context.Context, c kubernetes.Interface, ns, env, service
 	return out, nil
 }
 
-func isInventory(cm *corev1.ConfigMap, env string) bool {
-	return cm.Labels[label.Inventory] == "true" && cm.Labels[label.Env] == env
+func isInventory(cm *corev1.ConfigMap, owner, env string) bool {
+	return cm.Labels[label.Inventory] == "true" && cm.Labels[label.Env] == env && cm.Labels[label.Owner] == owner
 }
 
 // invChange is one service's change to an inventory.
@@ -137,7 +146,7 @@ func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, ns
 		batch := q.pending
 		q.pending = nil
 		q.mu.Unlock()
-		err := writeInventory(context.WithoutCancel(ctx), c, ns, env, batch)
+		err := writeInventory(context.WithoutCancel(ctx), c, ns, d.Owner, env, batch)
 		for _, ch := range batch {
 			ch.done <- err
 		}
@@ -151,10 +160,10 @@ func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, ns
 }
 
 // writeInventory applies a batch of changes to the inventory ConfigMap.
-func writeInventory(ctx context.Context, c kubernetes.Interface, ns, env string, batch []*invChange) error {
+func writeInventory(ctx context.Context, c kubernetes.Interface, ns string, own owner.Owner, env string, batch []*invChange) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	name := InventoryName(env)
+	name := InventoryName(own.ID, env)
 	cms := c.CoreV1().ConfigMaps(ns)
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cm, err := cms.Get(ctx, name, metav1.GetOptions{})
@@ -163,9 +172,13 @@ func writeInventory(ctx context.Context, c kubernetes.Interface, ns, env string,
 		case create:
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
 				Labels: map[string]string{label.Env: env, label.Inventory: "true"}}}
+			if !own.IsZero() {
+				cm.Labels[label.Owner] = own.ID
+				cm.Annotations = map[string]string{label.OwnerName: own.Name}
+			}
 		case err != nil:
 			return err
-		case !isInventory(cm, env):
+		case !isInventory(cm, own.ID, env):
 			return fmt.Errorf("configmap %s exists and is not maestro-sync's inventory of environment %s: left alone", name, env)
 		}
 		data := maps.Clone(cm.Data)

@@ -378,7 +378,7 @@ func managedBy(fields []metav1.ManagedFieldsEntry) bool {
 
 func inventory(t *testing.T, cp *kubetest.ControlPlane, ns string) map[string]string {
 	t.Helper()
-	cm, err := cp.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), kube.InventoryName("shop"), metav1.GetOptions{})
+	cm, err := cp.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), kube.InventoryName("", "shop"), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

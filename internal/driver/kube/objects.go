@@ -18,6 +18,7 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
 
 // FieldManager is the server-side apply field manager of every object
@@ -50,6 +51,7 @@ func ConfigMapName(service, specHash string) string {
 // desired is everything the objects of one cluster service are built from.
 type desired struct {
 	env, service, revision string
+	owner                  owner.Owner
 	namespace              string
 	w                      *manifest.Workload
 	// progressDeadline is the Deployment's progressDeadlineSeconds.
@@ -76,6 +78,9 @@ func (d *desired) selector() map[string]string {
 // labels are the owner labels of every object.
 func (d *desired) labels() map[string]string {
 	l := d.selector()
+	if !d.owner.IsZero() {
+		l[label.Owner] = d.owner.ID
+	}
 	if d.revision != "" && len(validation.IsValidLabelValue(d.revision)) == 0 {
 		l[label.Revision] = d.revision
 	}
@@ -90,6 +95,9 @@ func (d *desired) annotations() map[string]string {
 		panic("kube: marshal spec: " + err.Error()) // plain values only
 	}
 	a := map[string]string{label.Spec: string(spec)}
+	if !d.owner.IsZero() {
+		a[label.OwnerName] = d.owner.Name
+	}
 	if d.revision != "" {
 		a[label.Revision] = d.revision
 	}

@@ -46,12 +46,12 @@ func TestInventoryName(t *testing.T) {
 		"shop_prod":  "maestro-sync-inventory-shop-prod-",
 		"UPPER.case": "maestro-sync-inventory-upper.case-",
 	} {
-		got := InventoryName(env)
+		got := InventoryName("", env)
 		if !strings.HasPrefix(got, want) || len(validation.IsDNS1123Subdomain(got)) > 0 {
 			t.Errorf("InventoryName(%q) = %q, want prefix %q and a valid name", env, got, want)
 		}
 	}
-	if InventoryName("shop_prod") == InventoryName("shop-prod") {
+	if InventoryName("", "shop_prod") == InventoryName("", "shop-prod") {
 		t.Error("two environments share an inventory")
 	}
 	r := refOf("ns", KindDeployment, "web-12345678")

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"golang.org/x/sync/errgroup"
@@ -37,6 +38,9 @@ func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) map[st
 		out[addr] = lc
 		g.Go(func() error {
 			lc.Workloads, lc.Err = p.list(ctx, cl)
+			if lc.Err == nil {
+				lc.Inventories, lc.Err = p.inventories(ctx, cl)
+			}
 			return nil
 		})
 	}
@@ -58,16 +62,16 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 	if err != nil {
 		return nil, fail("services", err)
 	}
-	serving := map[string]string{} // env/service → selected spec hash
+	serving := map[string]string{} // owner/env/service → selected spec hash
 	for _, s := range svcs.Items {
-		if owned(s.Labels, s.Labels[label.Env], s.Name) {
-			serving[s.Labels[label.Env]+"/"+s.Name] = s.Spec.Selector[label.SpecHash]
+		if s.Labels[label.Env] != "" && s.Labels[label.Service] == s.Name {
+			serving[s.Labels[label.Owner]+"/"+s.Labels[label.Env]+"/"+s.Name] = s.Spec.Selector[label.SpecHash]
 		}
 	}
 	var out []live.Workload
 	add := func(kind string, m metav1.ObjectMeta, ready bool) {
 		w := live.Workload{Kind: kind, Name: m.Name, UID: string(m.UID), Labels: m.Labels, Annotations: m.Annotations, Ready: ready}
-		if h := serving[w.Env()+"/"+w.Service()]; h != "" && h == w.SpecHash() {
+		if h := serving[w.Owner()+"/"+w.Env()+"/"+w.Service()]; h != "" && h == w.SpecHash() {
 			w.Serving = true
 		}
 		out = append(out, w)
@@ -96,5 +100,36 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 		}
 		return out[i].Kind < out[j].Kind
 	})
+	return out, nil
+}
+
+// inventories lists the inventories of the cluster namespace: what each
+// owner's environments applied there. Pruning an environment removed from
+// the repository goes by its owner's inventory, never by a scan.
+func (p *Pool) inventories(ctx context.Context, cl *manifest.Cluster) ([]live.Inventory, error) {
+	c, err := p.Client(cl)
+	if err != nil {
+		return nil, err
+	}
+	cms, err := c.CoreV1().ConfigMaps(cl.Namespace).List(ctx, metav1.ListOptions{LabelSelector: label.Inventory + "=true"})
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: list inventories in namespace %s: %w", cl.Name, cl.Namespace, err)
+	}
+	var out []live.Inventory
+	for i := range cms.Items {
+		cm := &cms.Items[i]
+		env, own := cm.Labels[label.Env], cm.Labels[label.Owner]
+		if env == "" || cm.Name != InventoryName(own, env) {
+			continue
+		}
+		inv := live.Inventory{Env: env, Owner: own}
+		for k, svc := range cm.Data {
+			if r, ok := parseRef(k); ok && r.Namespace == cl.Namespace && !slices.Contains(inv.Services, svc) {
+				inv.Services = append(inv.Services, svc)
+			}
+		}
+		slices.Sort(inv.Services)
+		out = append(out, inv)
+	}
 	return out, nil
 }
