@@ -116,6 +116,7 @@ func (s *session) plan(revision string, prune bool, sel *selection) (*plan.Plan,
 	})
 	p.Things, p.WithDeps = sel.things, sel.withDeps
 	p.Owner = s.owner.Name
+	p.Environments = invalidEnvs(s.repo)
 	return p, nil
 }
 
@@ -137,8 +138,10 @@ repository instead, or with --base-dir (and --head-dir) two directories,
 without touching any ship: what a pull request would change, with the
 fields that differ. Sensitive values are never shown.
 
-Exit status: 0 when nothing would change, 2 when something would, 1 on error
-(such as an invalid manifest).`,
+Exit status: 0 when nothing would change and every ship and cluster was
+observed; 2 when something would change; 1 on any problem, whatever else
+would change: an unreachable ship or cluster, an invalid environment, a
+conflict (a name held by a container that is not ours).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rev.enabled() {
 				path := "."
@@ -174,10 +177,10 @@ Exit status: 0 when nothing would change, 2 when something would, 1 on error
 			if err := writePlan(cmd, p, output, out, all); err != nil {
 				return err
 			}
-			if len(s.repo.Invalid) > 0 {
+			switch {
+			case p.Summary().Problems() > 0:
 				return exitCode(1)
-			}
-			if p.Summary().Changes() > 0 {
+			case p.Summary().Changes() > 0:
 				return exitCode(2)
 			}
 			return nil
@@ -303,7 +306,10 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 				}
 			}
 			fmt.Fprintf(w, "Applied %d step(s), %d failed.\n", len(res.Outcomes)-res.Failed(), res.Failed())
-			if res.Failed() > 0 || len(s.repo.Invalid) > 0 {
+			if problems := p.Summary().Problems(); problems > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "ERROR: %d problem(s) left unsolved (see the plan): conflicts, unreachable ships or clusters, invalid environments\n", problems)
+			}
+			if res.Failed() > 0 || p.Summary().Problems() > 0 {
 				return exitCode(1)
 			}
 			return nil

@@ -125,6 +125,12 @@ func loadTree(fsys fs.FS, opts manifest.Options) ([]*manifest.Environment, []pla
 	if err != nil {
 		return nil, nil, err
 	}
+	return repo.Environments, invalidEnvs(repo), nil
+}
+
+// invalidEnvs describes the environments of repo that did not validate,
+// with their errors, for a plan.
+func invalidEnvs(repo *manifest.Repo) []plan.EnvChange {
 	var bad []plan.EnvChange
 	for _, file := range repo.Invalid {
 		ec := plan.EnvChange{Name: file, File: file, Status: "invalid"}
@@ -135,7 +141,7 @@ func loadTree(fsys fs.FS, opts manifest.Options) ([]*manifest.Environment, []pla
 		}
 		bad = append(bad, ec)
 	}
-	return repo.Environments, bad, nil
+	return bad
 }
 
 func shortRev(rev string) string { return rev[:min(12, len(rev))] }

@@ -26,6 +26,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/diff"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
@@ -312,8 +313,11 @@ func (v *verbRun) status(ctx context.Context, i int, full bool) []string {
 	c := obs.Container
 	if c == nil {
 		state := "down"
-		if obs.Foreign != nil {
-			state += ", foreign container " + short7(obs.Foreign.ID) + " holds the name"
+		if f := obs.Foreign; f != nil {
+			state += ", foreign container " + short7(f.ID) + " holds the name"
+			if name := f.Labels[label.OwnerName]; name != "" && f.Labels[label.Owner] != v.owner.ID {
+				state += " (owner " + name + ")"
+			}
 		}
 		return []string{v.table.line(i, "-", state, red)}
 	}
@@ -335,6 +339,11 @@ func (v *verbRun) status(ctx context.Context, i int, full bool) []string {
 		return out
 	}
 	out = append(out, fmt.Sprintf("     image %s (%s)", c.Image, short7(c.ImageID)))
+	if name := c.Labels[label.OwnerName]; name != "" {
+		out = append(out, "     owner "+name)
+	} else {
+		out = append(out, "     owner none (made before owners; "+v.owner.Name+" takes it over)")
+	}
 	for _, p := range r.In.Ports {
 		host := r.Ship().IP
 		if p.ExternalIP != "" && p.ExternalIP != "0.0.0.0" {

@@ -150,10 +150,16 @@ type Summary struct {
 	Conflict  int `json:"conflict"`
 	Orphan    int `json:"orphan"`
 	Unknown   int `json:"unknown"`
+	// Invalid counts the environments that did not validate.
+	Invalid int `json:"invalid"`
 }
 
 // Changes returns the number of steps that change something.
 func (s Summary) Changes() int { return s.Create + s.Replace + s.Remove }
+
+// Problems returns the number of things that keep the plan from being
+// carried out in full: conflicts, unreachable hosts, invalid environments.
+func (s Summary) Problems() int { return s.Conflict + s.Unknown + s.Invalid }
 
 // Summary counts the plan's steps by action.
 func (p *Plan) Summary() Summary {
@@ -174,6 +180,11 @@ func (p *Plan) Summary() Summary {
 			s.Orphan++
 		case Unknown:
 			s.Unknown++
+		}
+	}
+	for _, ec := range p.Environments {
+		if ec.Status == "invalid" {
+			s.Invalid++
 		}
 	}
 	return s

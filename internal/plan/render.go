@@ -90,7 +90,7 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 	for _, extra := range []struct {
 		n    int
 		what string
-	}{{s.Conflict, "conflicting"}, {s.Orphan, "orphaned (use --prune to remove)"}, {s.Unknown, "on unreachable ships"}} {
+	}{{s.Conflict, "conflicting"}, {s.Orphan, "orphaned (use --prune to remove)"}, {s.Unknown, "on unreachable ships"}, {s.Invalid, "invalid environment(s)"}} {
 		if extra.n > 0 {
 			fmt.Fprintf(&b, ", %d %s", extra.n, extra.what)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,11 @@ type target struct {
 
 func (d *Driver) target(st plan.Step) (*target, error) {
 	env := d.envs[st.Env]
+	if env == nil && st.Action == plan.Remove {
+		// An environment no longer in the repository: its container is
+		// reached through any loaded ship with the same address.
+		return d.hostTarget(st)
+	}
 	if env == nil {
 		return nil, fmt.Errorf("environment %s is not loaded", st.Env)
 	}
@@ -102,6 +108,29 @@ func (d *Driver) target(st plan.Step) (*target, error) {
 	}
 	t.c = c
 	return t, nil
+}
+
+// hostTarget is the target of a removal in an environment that is not
+// loaded: no instance, and a ship of another environment at the address.
+func (d *Driver) hostTarget(st plan.Step) (*target, error) {
+	names := make([]string, 0, len(d.envs))
+	for n := range d.envs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		for _, s := range d.envs[n].Ships {
+			if s.Address() != st.Host {
+				continue
+			}
+			c, err := d.pool.Client(s)
+			if err != nil {
+				return nil, err
+			}
+			return &target{env: &manifest.Environment{Name: st.Env}, ship: s, c: c}, nil
+		}
+	}
+	return nil, fmt.Errorf("environment %s: no loaded ship has address %s", st.Env, st.Host)
 }
 
 // short bounds a short request by the ship's timeout.
