@@ -25,6 +25,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/test/kubetest"
 )
@@ -118,6 +119,10 @@ type run struct {
 	prune   bool
 	timeout time.Duration
 	pool    *kube.Pool
+	// owner scopes the run; pruneEnvs also removes the owner's
+	// environments not in the text.
+	owner     owner.Owner
+	pruneEnvs bool
 }
 
 func (r run) do(t *testing.T, text string) (*plan.Plan, *apply.Result) {
@@ -134,11 +139,12 @@ func (r run) do(t *testing.T, text string) (*plan.Plan, *apply.Result) {
 			t.Fatalf("observe %s: %v", addr, c.Err)
 		}
 	}
-	p := diff.Compute(envs, state, diff.Options{Revision: "rev-1", Prune: r.prune})
+	p := diff.Compute(envs, state, diff.Options{Revision: "rev-1", Prune: r.prune, PruneEnvs: r.pruneEnvs, Owner: r.owner.ID})
 	if err := p.Validate(); err != nil {
 		t.Fatalf("invalid plan: %v", err)
 	}
 	drv := kube.NewDriver(pool, envs, "rev-1")
+	drv.Owner = r.owner
 	drv.RolloutTimeout = r.timeout
 	if drv.RolloutTimeout == 0 {
 		drv.RolloutTimeout = 2 * time.Minute
