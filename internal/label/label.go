@@ -27,6 +27,15 @@ const (
 	// OwnerName is the owner's readable name (a label on containers, an
 	// annotation on Kubernetes objects, whose label values are too short).
 	OwnerName = Prefix + "owner-name"
+	// Lock marks a deploy lock object (a never-started container on a
+	// ship); its value is the lock's key (see internal/lock). LockBeat
+	// marks a renewal of it, LockEnv and LockHolder say whose it is, and
+	// LockTTL how long it outlives its last renewal, in seconds.
+	Lock       = Prefix + "lock"
+	LockBeat   = Prefix + "lock-beat"
+	LockEnv    = Prefix + "lock-env"
+	LockHolder = Prefix + "lock-holder"
+	LockTTL    = Prefix + "lock-ttl"
 	// Inventory marks an environment's inventory ConfigMap on a cluster.
 	Inventory = Prefix + "inventory"
 )
