@@ -1,7 +1,9 @@
 package main
 
 import (
-	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,14 +12,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/diff"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
-	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 )
 
 // selection is what THING arguments and -d/-i pick.
@@ -75,20 +77,18 @@ func (s *selection) resolve(envs []*manifest.Environment) (func(*manifest.Enviro
 	return func(env *manifest.Environment, in *manifest.Instance) bool { return chosen[env.Name+"/"+in.Name] }, nil
 }
 
-// session is a loaded repository with the live state of its ships.
+// session is a loaded repository and the hosts it deploys to.
 type session struct {
 	owner owner.Owner
 	// whole is true when every environment under PATH was loaded (not -f).
 	whole bool
 	repo  *manifest.Repo
-	pool  *docker.Pool
-	kube  *kube.Pool
-	state *live.State
+	hosts *reconcile.Hosts
 }
 
-// observe loads the manifests and observes every ship. Invalid
+// session loads the manifests and names their owner. Invalid
 // environments are reported on stderr and left out.
-func (g *globals) observe(ctx context.Context, cmd *cobra.Command, args []string) (*session, error) {
+func (g *globals) session(cmd *cobra.Command, args []string) (*session, error) {
 	own, err := g.identity(args)
 	if err != nil {
 		return nil, err
@@ -98,26 +98,22 @@ func (g *globals) observe(ctx context.Context, cmd *cobra.Command, args []string
 		return nil, err
 	}
 	report(cmd.ErrOrStderr(), repo)
-	pool, kp := docker.NewPool(), kube.NewPool()
-	return &session{owner: own, whole: g.wholeTree(args), repo: repo, pool: pool, kube: kp, state: observe(ctx, pool, kp, repo.Environments)}, nil
+	hosts := &reconcile.Hosts{Docker: docker.NewPool(), Kube: kube.NewPool(), Owner: own}
+	return &session{owner: own, whole: g.wholeTree(args), repo: repo, hosts: hosts}, nil
 }
 
-func (s *session) close() { s.pool.Close(); s.kube.Close() }
+func (s *session) close() { s.hosts.Docker.Close(); s.hosts.Kube.Close() }
 
-// plan computes the plan for the selection.
-func (s *session) plan(revision string, prune bool, sel *selection) (*plan.Plan, error) {
+// request is the reconcile request of the selection.
+func (s *session) request(revision string, prune bool, sel *selection) (reconcile.Request, error) {
 	filter, err := sel.resolve(s.repo.Environments)
 	if err != nil {
-		return nil, err
+		return reconcile.Request{}, err
 	}
-	p := diff.Compute(s.repo.Environments, s.state, diff.Options{
-		Revision: revision, Owner: s.owner.ID, Select: filter,
-		Prune: prune, PruneEnvs: prune && s.whole && len(s.repo.Invalid) == 0,
-	})
-	p.Things, p.WithDeps = sel.things, sel.withDeps
-	p.Owner = s.owner.Name
-	p.Environments = invalidEnvs(s.repo)
-	return p, nil
+	return reconcile.Request{
+		Owner: s.owner, Envs: s.repo.Environments, Invalid: invalidEnvs(s.repo), Revision: revision,
+		Prune: prune, PruneEnvs: prune && s.whole, Select: filter, Things: sel.things, WithDeps: sel.withDeps,
+	}, nil
 }
 
 func newPlan(g *globals) *cobra.Command {
@@ -165,15 +161,16 @@ conflict (a name held by a container that is not ours).`,
 			}
 			pathArgs, things := splitPath(g, args)
 			sel.things = things
-			s, err := g.observe(cmd.Context(), cmd, pathArgs)
+			s, err := g.session(cmd, pathArgs)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			p, err := s.plan(g.revision, prune, &sel)
+			req, err := s.request(g.revision, prune, &sel)
 			if err != nil {
 				return err
 			}
+			p, _ := reconcile.Plan(cmd.Context(), s.hosts, req)
 			if err := writePlan(cmd, p, output, out, all); err != nil {
 				return err
 			}
@@ -229,6 +226,8 @@ func newApply(g *globals) *cobra.Command {
 		sel            selection
 		planFile       string
 		rolloutTimeout time.Duration
+		lockTimeout    time.Duration
+		lockTTL        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "apply [PATH] [THING...]",
@@ -262,44 +261,48 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 				sel.things, sel.withDeps, prune = saved.Things, saved.WithDeps, saved.Prune
 			}
 			ctx := cmd.Context()
-			s, err := g.observe(ctx, cmd, pathArgs)
+			s, err := g.session(cmd, pathArgs)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			p, err := s.plan(g.revision, prune, &sel)
+			req, err := s.request(g.revision, prune, &sel)
 			if err != nil {
 				return err
 			}
-			if saved != nil {
-				if reasons := diff.Stale(saved, p); len(reasons) > 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "ERROR: refusing to apply %s: it no longer matches what would be done now:\n", planFile)
-					for _, r := range reasons {
-						fmt.Fprintf(cmd.ErrOrStderr(), "  - %s\n", r)
-					}
-					fmt.Fprintln(cmd.ErrOrStderr(), "Plan again and review the new plan.")
-					return exitCode(1)
-				}
+			if s.hosts.Auth, err = docker.LoadAuth(dockerConfigPath()); err != nil {
+				return err
 			}
-			if err := p.Validate(); err != nil {
-				return fmt.Errorf("internal error: invalid plan: %w", err)
-			}
+			s.hosts.RefreshImages, s.hosts.RolloutTimeout, s.hosts.LockTTL = refresh, rolloutTimeout, lockTTL
 			w := cmd.OutOrStdout()
-			if err := p.WriteText(w, plan.TextOptions{Color: isTerminal(w)}); err != nil {
-				return err
-			}
-			auth, err := docker.LoadAuth(dockerConfigPath())
-			if err != nil {
-				return err
-			}
-			drv := docker.NewDriver(s.pool, s.repo.Environments, g.revision, auth)
-			drv.RefreshImages = refresh
-			drv.Owner = s.owner
-			kd := kube.NewDriver(s.kube, s.repo.Environments, g.revision)
-			kd.Owner = s.owner
-			kd.RolloutTimeout = rolloutTimeout
 			prog := newProgress(w)
-			res := apply.Run(ctx, p, router{docker: drv, kube: kd}, apply.Options{Concurrency: concurrency, Progress: prog.event})
+			req.Concurrency, req.Progress = concurrency, prog.event
+			req.Holder, req.LockWait = lock.Self(runID()), lockTimeout
+			req.Waiting = func(e *lock.LockedError) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "waiting up to %s: %v\n", lockTimeout, e)
+			}
+			errStale := errors.New("stale plan")
+			req.Review = func(p *plan.Plan) error {
+				if saved != nil {
+					if reasons := diff.Stale(saved, p); len(reasons) > 0 {
+						fmt.Fprintf(cmd.ErrOrStderr(), "ERROR: refusing to apply %s: it no longer matches what would be done now:\n", planFile)
+						for _, r := range reasons {
+							fmt.Fprintf(cmd.ErrOrStderr(), "  - %s\n", r)
+						}
+						fmt.Fprintln(cmd.ErrOrStderr(), "Plan again and review the new plan.")
+						return errStale
+					}
+				}
+				return p.WriteText(w, plan.TextOptions{Color: isTerminal(w)})
+			}
+			out, err := reconcile.Apply(ctx, s.hosts, req)
+			switch {
+			case errors.Is(err, errStale):
+				return exitCode(1)
+			case err != nil:
+				return err
+			}
+			p, res := out.Plan, out.Apply
 			for _, o := range res.Outcomes {
 				if o.Err != nil && !o.Aborted {
 					fmt.Fprintf(cmd.ErrOrStderr(), "ERROR: %v\n", o.Err)
@@ -319,9 +322,18 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove containers no longer in the manifests")
 	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it")
 	cmd.Flags().DurationVar(&rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
+	cmd.Flags().DurationVar(&lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive this run if it is killed")
+	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 5*time.Minute, "how long to wait for the deploy lock another run holds (0: fail at once)")
 	cmd.Flags().StringVar(&planFile, "plan", "", "apply this saved plan (plan -o json --out FILE), refusing if the manifests or the live state changed since")
 	sel.flags(cmd)
 	return cmd
+}
+
+// runID names one run on the locks it takes.
+func runID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // splitPath separates an optional leading PATH from THING arguments.

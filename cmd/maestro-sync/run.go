@@ -10,23 +10,20 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/daemon"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
-	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
-	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -46,6 +43,7 @@ type runFlags struct {
 	rolloutTimeout                   time.Duration
 	logFormat, logLevel              string
 	templateEnv                      []string
+	lockTTL                          time.Duration
 }
 
 func newRun(g *globals) *cobra.Command {
@@ -93,6 +91,7 @@ flight and exits.`,
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
 	fl.StringSliceVar(&f.templateEnv, "template-env", nil, templateEnvUsage+"; never MAESTRO_SYNC_* nor --git-password-env")
+	fl.DurationVar(&f.lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive the daemon if it is killed")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -198,9 +197,10 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	pool := docker.NewPool()
-	defer pool.Close()
-	cfg.Target = target{pool: pool, kube: kube.NewPool(), auth: auth, rolloutTimeout: f.rolloutTimeout, owner: cfg.Owner}
+	hosts := &reconcile.Hosts{Docker: docker.NewPool(), Kube: kube.NewPool(), Auth: auth, Owner: cfg.Owner, RolloutTimeout: f.rolloutTimeout, LockTTL: f.lockTTL}
+	defer hosts.Docker.Close()
+	defer hosts.Kube.Close()
+	cfg.Target = hosts
 	d := daemon.New(cfg)
 
 	hc := daemon.HTTPConfig{}
@@ -250,53 +250,4 @@ func isCommit(ref string) bool {
 		return false
 	}
 	return strings.Trim(ref, "0123456789abcdef") == ""
-}
-
-// target adapts the Docker and Kubernetes drivers to the daemon.
-type target struct {
-	pool           *docker.Pool
-	kube           *kube.Pool
-	auth           *docker.Auth
-	rolloutTimeout time.Duration
-	owner          owner.Owner
-}
-
-func (t target) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
-	return observe(ctx, t.pool, t.kube, envs)
-}
-
-func (t target) Driver(envs []*manifest.Environment, revision string) apply.Target {
-	kd := kube.NewDriver(t.kube, envs, revision)
-	kd.RolloutTimeout = t.rolloutTimeout
-	kd.Owner = t.owner
-	dd := docker.NewDriver(t.pool, envs, revision, t.auth)
-	dd.Owner = t.owner
-	return router{docker: dd, kube: kd}
-}
-
-// observe observes the ships and, when an environment declares clusters,
-// the cluster namespaces, both at once.
-func observe(ctx context.Context, pool *docker.Pool, kp *kube.Pool, envs []*manifest.Environment) *live.State {
-	var clusters map[string]*live.Cluster
-	var wg sync.WaitGroup
-	if slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return len(e.Clusters) > 0 }) {
-		wg.Go(func() { clusters = kp.Observe(ctx, envs) })
-	}
-	state := pool.Observe(ctx, envs)
-	wg.Wait()
-	state.Clusters = clusters
-	return state
-}
-
-// router sends each step to the driver of its host: cluster addresses
-// (kube://) to the Kubernetes driver, the others to the Docker driver.
-type router struct {
-	docker, kube apply.Target
-}
-
-func (r router) Apply(ctx context.Context, st plan.Step, progress func(string)) error {
-	if strings.HasPrefix(st.Host, kube.AddressPrefix) {
-		return r.kube.Apply(ctx, st, progress)
-	}
-	return r.docker.Apply(ctx, st, progress)
 }

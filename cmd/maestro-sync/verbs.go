@@ -628,7 +628,7 @@ func (v *verbRun) restart(ctx context.Context, drv *docker.Driver, i int, o rest
 	}
 	// Start as start does, for this instance alone: it is down now, so
 	// the plan replaces (or creates) its container.
-	one := &verbRun{cmd: v.cmd, ctx: ctx, repo: v.repo, pool: v.pool, refs: v.refs[i : i+1], table: v.table.sub(i)}
+	one := &verbRun{cmd: v.cmd, ctx: ctx, repo: v.repo, pool: v.pool, refs: v.refs[i : i+1], owner: v.owner, table: v.table.sub(i)}
 	errs := one.start(ctx, drv, o.revision, verbFlags{ignoreDeps: true})
 	return errs[0]
 }

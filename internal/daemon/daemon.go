@@ -11,6 +11,8 @@ package daemon
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,11 +22,11 @@ import (
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
-	"github.com/maestro-sync/maestro-sync/internal/diff"
-	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -34,11 +36,9 @@ type Source interface {
 	String() string
 }
 
-// Target observes ships and carries out plans on them.
-type Target interface {
-	Observe(ctx context.Context, envs []*manifest.Environment) *live.State
-	Driver(envs []*manifest.Environment, revision string) apply.Target
-}
+// Target observes ships and clusters, locks and carries out plans on
+// them (see reconcile.Target).
+type Target = reconcile.Target
 
 // Config configures a Daemon.
 type Config struct {
@@ -244,24 +244,24 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	envStatus := d.invalidEnvs(repo, snap.Revision, log)
 	envs := repo.Environments
-	state := d.cfg.Target.Observe(ctx, envs)
-	p := diff.Compute(envs, state, diff.Options{Revision: snap.Revision, Owner: d.cfg.Owner.ID, Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune && len(repo.Invalid) == 0})
-	p.Owner = d.cfg.Owner.Name
-	if err := p.Validate(); err != nil {
-		d.finishRun(log, "failed", start, fmt.Errorf("internal error: invalid plan: %w", err))
-		return
+	var invalid []plan.EnvChange
+	for _, file := range repo.Invalid {
+		invalid = append(invalid, plan.EnvChange{Name: file, File: file, Status: "invalid"})
 	}
-	if t.reason == "resync" {
-		d.countDrift(p, snap.Revision)
-	}
-	for _, st := range p.Mutating() {
-		log.Info("planned", "env", st.Env, "instance", st.Instance, "ship", st.Ship, "action", string(st.Action), "cause", causeText(st))
-	}
-	mutating := len(p.Mutating())
-	var res *apply.Result
-	if mutating > 0 {
-		drv := d.cfg.Target.Driver(envs, snap.Revision)
-		res = apply.Run(ctx, p, drv, apply.Options{Concurrency: d.cfg.Concurrency, Progress: func(e apply.Event) {
+	req := reconcile.Request{
+		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
+		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Concurrency: d.cfg.Concurrency,
+		Holder: lock.Self(runID()),
+		Review: func(p *plan.Plan) error {
+			if t.reason == "resync" {
+				d.countDrift(p, snap.Revision)
+			}
+			for _, st := range p.Mutating() {
+				log.Info("planned", "env", st.Env, "instance", st.Instance, "ship", st.Ship, "action", string(st.Action), "cause", causeText(st))
+			}
+			return nil
+		},
+		Progress: func(e apply.Event) {
 			if !e.Done {
 				return
 			}
@@ -280,17 +280,22 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 				return
 			}
 			log.Info("step", attrs...)
-		}})
-	} else {
-		res = &apply.Result{}
+		},
 	}
+	out, err := reconcile.Apply(ctx, d.cfg.Target, req)
 	if ctx.Err() != nil {
 		d.finishRun(log, "interrupted", start, ctx.Err())
 		return
 	}
-	if mutating > 0 {
-		state = d.cfg.Target.Observe(ctx, envs) // what the run left
+	if err != nil {
+		// Another run holds a lock, a lock was lost, or the plan is
+		// broken: nothing (more) was applied; try again later.
+		d.finishRun(log, "failed", start, err)
+		d.retryLater(ctx)
+		return
 	}
+	p, res, state := out.Plan, out.Apply, out.After
+	mutating := len(p.Mutating())
 	failed := d.applyStatus(envs, p, res, state, snap, envStatus)
 	result := "success"
 	var runErr error
@@ -325,6 +330,25 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	d.failures = 0
 	d.status.NextRetry = time.Time{}
 	d.mu.Unlock()
+}
+
+// retryLater counts a failed run and schedules a retry with backoff.
+func (d *Daemon) retryLater(ctx context.Context) {
+	d.mu.Lock()
+	d.ready = true
+	d.failures++
+	delay := min(d.cfg.BackoffMax, d.cfg.BackoffMin<<min(d.failures-1, 20))
+	d.retryAt = time.Now().Add(delay)
+	d.status.NextRetry = d.retryAt
+	d.mu.Unlock()
+	d.scheduleRetry(ctx, delay)
+}
+
+// runID names one run on the locks it takes.
+func runID() string {
+	b := make([]byte, 6)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // scheduleRetry wakes the loop after delay. The timer goroutine ends with

@@ -20,8 +20,10 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -66,6 +68,9 @@ type fakeTarget struct {
 	delay      time.Duration
 	applied    []string
 	down       bool
+	// lockedBy, when set, is the holder of every lock.
+	lockedBy *lock.Holder
+	locks    int // locks taken
 }
 
 func newFakeTarget() *fakeTarget {
@@ -89,6 +94,36 @@ func (t *fakeTarget) Observe(_ context.Context, envs []*manifest.Environment) *l
 func (t *fakeTarget) Driver(envs []*manifest.Environment, revision string) apply.Target {
 	return &fakeDriver{t: t, envs: envs, revision: revision}
 }
+
+func (t *fakeTarget) Mutexes(_ []*manifest.Environment, places []reconcile.Place, _ lock.Holder) []lock.Mutex {
+	var out []lock.Mutex
+	for _, p := range places {
+		out = append(out, fakeMutex{t: t, p: p})
+	}
+	return out
+}
+
+type fakeMutex struct {
+	t *fakeTarget
+	p reconcile.Place
+}
+
+func (m fakeMutex) Where() string { return m.p.Host }
+
+func (m fakeMutex) TryLock(context.Context) (lock.Held, error) {
+	m.t.mu.Lock()
+	defer m.t.mu.Unlock()
+	if h := m.t.lockedBy; h != nil {
+		return nil, &lock.LockedError{Info: lock.Info{Key: m.p.Key, Where: m.p.Host, Holder: *h}}
+	}
+	m.t.locks++
+	return fakeHeld{}, nil
+}
+
+type fakeHeld struct{}
+
+func (fakeHeld) Renew(context.Context) error  { return nil }
+func (fakeHeld) Unlock(context.Context) error { return nil }
 
 type fakeDriver struct {
 	t        *fakeTarget
@@ -412,4 +447,25 @@ func TestInstanceStatusOfClusterServices(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", is.Name, is, want[is.Name])
 		}
 	}
+}
+
+// A run that finds the environment locked by another run changes nothing,
+// says who holds the lock, and retries until the lock is free.
+func TestLockedEnvironmentIsRetried(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	tgt := newFakeTarget()
+	tgt.lockedBy = &lock.Holder{Host: "laptop", PID: 42, Run: "r1"}
+	d, _, _ := newTestDaemon(t, src, tgt)
+	eventually(t, "a locked run", func() bool {
+		st := d.Status()
+		return st.LastResult == "failed" && strings.Contains(st.LastError, "locked by laptop pid 42 run r1")
+	})
+	tgt.mu.Lock()
+	if len(tgt.applied) != 0 {
+		t.Errorf("applied while locked: %v", tgt.applied)
+	}
+	tgt.lockedBy = nil
+	tgt.mu.Unlock()
+	eventually(t, "rev1 applied once the lock is free", func() bool { return envState(d, "a").AppliedRevision == "rev1" })
 }

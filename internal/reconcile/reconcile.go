@@ -1,0 +1,194 @@
+// Package reconcile is the one path from desired state to live state, used
+// by the CLI (apply, and plan) and by the daemon alike: lock the owner's
+// environments on every ship and cluster they use, observe, plan, check
+// the plan, apply it, observe again, release the locks. Owner scoping and
+// the deploy lock live here, not in the callers; the daemon adds triggers,
+// status and metrics around it, the CLI flags and output.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/diff"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/owner"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+)
+
+// Target is what the engine needs of the drivers.
+type Target interface {
+	// Observe reads the live state of every ship and cluster of envs.
+	Observe(ctx context.Context, envs []*manifest.Environment) *live.State
+	// Driver carries out the steps of a plan of envs.
+	Driver(envs []*manifest.Environment, revision string) apply.Target
+	// Mutexes are the deploy locks of the given places: each an owner's
+	// environment on a host address (a ship's or a cluster's), reached
+	// through the hosts envs declare.
+	Mutexes(envs []*manifest.Environment, places []Place, holder lock.Holder) []lock.Mutex
+}
+
+// Place is an owner's environment on one host.
+type Place struct {
+	Key  lock.Key
+	Host string
+}
+
+// Request is one run.
+type Request struct {
+	Owner owner.Owner
+	// Envs are the valid environments loaded; Invalid describes the
+	// others (they count as problems and are never pruned).
+	Envs    []*manifest.Environment
+	Invalid []plan.EnvChange
+	// Revision is recorded on what is created.
+	Revision string
+	// Prune removes the owner's objects no longer desired; PruneEnvs also
+	// those of environments not in Envs (only when Envs is the owner's
+	// whole tree and every environment of it is valid).
+	Prune, PruneEnvs bool
+	// Select limits the run to some instances (THING arguments).
+	Select      func(*manifest.Environment, *manifest.Instance) bool
+	Things      []string
+	WithDeps    bool
+	Concurrency int
+	// Holder names this run on the locks; LockWait is how long to wait
+	// for locks other runs hold (0: fail at once with a *lock.LockedError),
+	// and Waiting is told when the run waits.
+	Holder   lock.Holder
+	LockWait time.Duration
+	Waiting  func(*lock.LockedError)
+	// Review sees the plan before anything is done; an error stops the
+	// run with nothing applied (the CLI prints the plan, checks a saved
+	// plan; the daemon counts drift).
+	Review func(*plan.Plan) error
+	// Progress is told of every step's progress.
+	Progress func(apply.Event)
+}
+
+// Result is what a run did; valid even with an error.
+type Result struct {
+	Plan *plan.Plan
+	// Before is the live state planned from, After the state the run
+	// left (Before when nothing was applied).
+	Before, After *live.State
+	Apply         *apply.Result
+}
+
+// Plan observes and plans without locking or changing anything.
+func Plan(ctx context.Context, t Target, req Request) (*plan.Plan, *live.State) {
+	state := t.Observe(ctx, req.Envs)
+	return compute(req, state), state
+}
+
+func compute(req Request, state *live.State) *plan.Plan {
+	p := diff.Compute(req.Envs, state, diff.Options{
+		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select,
+		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0,
+	})
+	p.Owner = req.Owner.Name
+	p.Things, p.WithDeps = req.Things, req.WithDeps
+	p.Environments = append(slices.Clone(req.Invalid), p.Environments...)
+	return p
+}
+
+// ErrInvalidPlan wraps a plan that breaks its invariants (a bug).
+var ErrInvalidPlan = errors.New("internal error: invalid plan")
+
+// Apply runs the whole path: lock, observe, plan, review, apply,
+// observe, release. The error is a *lock.LockedError when another run
+// holds a lock, wraps lock.ErrLost when a lock was lost while applying,
+// wraps ErrInvalidPlan for a plan that breaks its invariants, or is
+// Review's error; failed steps are in Result.Apply, not in the error.
+func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
+	res := &Result{Apply: &apply.Result{}}
+	places := placesOf(req.Owner, req.Envs)
+	runCtx, held, err := lock.Acquire(ctx, t.Mutexes(req.Envs, places, req.Holder), lock.Options{Wait: req.LockWait, Waiting: req.Waiting})
+	if err != nil {
+		return res, err
+	}
+	defer held.Release(ctx)
+
+	res.Before = t.Observe(runCtx, req.Envs)
+	res.After = res.Before
+	p := compute(req, res.Before)
+	res.Plan = p
+	if err := p.Validate(); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrInvalidPlan, err)
+	}
+	// Environments no longer in the repository are locked too before
+	// their objects are removed.
+	if extra := removedPlaces(req.Owner, req.Envs, p); len(extra) > 0 {
+		var more *lock.Set
+		runCtx, more, err = lock.Acquire(runCtx, t.Mutexes(req.Envs, extra, req.Holder), lock.Options{Wait: req.LockWait, Waiting: req.Waiting})
+		if err != nil {
+			return res, err
+		}
+		defer more.Release(ctx)
+	}
+	if req.Review != nil {
+		if err := req.Review(p); err != nil {
+			return res, err
+		}
+	}
+	if len(p.Mutating()) == 0 {
+		return res, nil
+	}
+	res.Apply = apply.Run(runCtx, p, t.Driver(req.Envs, req.Revision), apply.Options{Concurrency: req.Concurrency, Progress: req.Progress})
+	if cause := context.Cause(runCtx); errors.Is(cause, lock.ErrLost) {
+		return res, cause
+	}
+	if ctx.Err() == nil {
+		res.After = t.Observe(ctx, req.Envs)
+	}
+	return res, nil
+}
+
+// placesOf lists every host every environment declares: its ships and
+// its clusters.
+func placesOf(own owner.Owner, envs []*manifest.Environment) []Place {
+	var out []Place
+	for _, env := range envs {
+		key := lock.Key{Owner: own, Env: env.Name}
+		seen := map[string]bool{}
+		add := func(host string) {
+			if !seen[host] {
+				seen[host] = true
+				out = append(out, Place{Key: key, Host: host})
+			}
+		}
+		for _, name := range env.ShipNames() {
+			add(env.Ships[name].Address())
+		}
+		for _, cl := range env.Clusters {
+			add(cl.Address())
+		}
+	}
+	return out
+}
+
+// removedPlaces lists the hosts of environments the plan removes that are
+// not loaded.
+func removedPlaces(own owner.Owner, envs []*manifest.Environment, p *plan.Plan) []Place {
+	loaded := map[string]bool{}
+	for _, env := range envs {
+		loaded[env.Name] = true
+	}
+	seen := map[Place]bool{}
+	var out []Place
+	for _, st := range p.Mutating() {
+		pl := Place{Key: lock.Key{Owner: own, Env: st.Env}, Host: st.Host}
+		if loaded[st.Env] || seen[pl] {
+			continue
+		}
+		seen[pl] = true
+		out = append(out, pl)
+	}
+	return out
+}
