@@ -97,6 +97,11 @@ func (e *LockedError) Error() string {
 		i.Key, i.Holder, i.Where, i.Acquired.UTC().Format(time.RFC3339), i.Expires.UTC().Format(time.RFC3339))
 }
 
+// ErrUnreachable marks a TryLock error of a target that cannot be
+// reached: the run skips its lock, since it cannot change that target
+// either. Every other error stops the run.
+var ErrUnreachable = errors.New("unreachable")
+
 // ErrLost is the cause of a run's context when one of its locks was taken
 // over or removed while it ran.
 var ErrLost = errors.New("deploy lock lost")
@@ -194,13 +199,12 @@ func tryAll(ctx context.Context, ms []Mutex) ([]Held, error) {
 	var held []Held
 	for _, m := range ms {
 		h, err := m.TryLock(ctx)
-		var le *LockedError
 		switch {
-		case errors.As(err, &le):
+		case errors.Is(err, ErrUnreachable):
+			continue // nothing will change there either
+		case err != nil:
 			release(ctx, held)
 			return nil, err
-		case err != nil:
-			continue // unreachable: nothing will change there
 		}
 		held = append(held, h)
 	}

@@ -525,7 +525,7 @@ func TestSummary(t *testing.T) {
 		t.Errorf("unknown action: %+v", s)
 	}
 	// The review plan's counts.
-	if diff := cmp.Diff(Summary{Create: 3, Replace: 3, Remove: 2, Unchanged: 3}, reviewPlan().Summary()); diff != "" {
+	if diff := cmp.Diff(Summary{Create: 3, Replace: 3, Remove: 2, Unchanged: 3, Invalid: 1}, reviewPlan().Summary()); diff != "" {
 		t.Errorf("review summary (-want +got):\n%s", diff)
 	}
 }

@@ -55,11 +55,14 @@ func (m *Mutex) Where() string { return m.ship.Address() }
 func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 	c, err := m.pool.Client(m.ship)
 	if err != nil {
-		return nil, &HostDownError{Ship: m.ship.Name, Err: err}
+		return nil, fmt.Errorf("%w: %w", lock.ErrUnreachable, &HostDownError{Ship: m.ship.Name, Err: err})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*shipTimeout(m.ship))
 	defer cancel()
 	if err := ensureLockImage(ctx, c); err != nil {
+		if client.IsErrConnectionFailed(err) {
+			return nil, fmt.Errorf("%w: %w", lock.ErrUnreachable, &HostDownError{Ship: m.ship.Name, Err: err})
+		}
 		return nil, fmt.Errorf("ship %s: lock image: %w", m.ship.Name, err)
 	}
 	holder, _ := json.Marshal(m.holder)
@@ -73,6 +76,9 @@ func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 		resp, err := c.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, LockName(m.key))
 		if err == nil {
 			return &heldLock{m: m, c: c, id: resp.ID}, nil
+		}
+		if client.IsErrConnectionFailed(err) {
+			return nil, fmt.Errorf("%w: %w", lock.ErrUnreachable, &HostDownError{Ship: m.ship.Name, Err: err})
 		}
 		if !cerrdefs.IsConflict(err) {
 			return nil, fmt.Errorf("ship %s: create lock: %w", m.ship.Name, err)
@@ -229,11 +235,16 @@ func ensureLockImage(ctx context.Context, c *client.Client) error {
 	}
 	empty := bytes.NewReader(make([]byte, 1024)) // an empty tar archive
 	rc, err := c.ImageImport(ctx, image.ImportSource{Source: empty, SourceName: "-"}, LockImage, image.ImportOptions{})
-	if err != nil {
-		return err
+	if err == nil {
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
 	}
-	defer rc.Close()
-	_, err = io.Copy(io.Discard, rc)
+	if _, ierr := c.ImageInspect(ctx, LockImage); ierr == nil {
+		return nil // imported, here or by a concurrent run
+	}
+	if err == nil {
+		err = fmt.Errorf("%s is missing after its import", LockImage)
+	}
 	return err
 }
 

@@ -120,11 +120,12 @@ func TestInstallManifests(t *testing.T) {
 
 	// Least privilege: exactly these permissions.
 	want := map[string][]string{
-		"/namespaces":      {"create", "get"},
-		"apps/deployments": {"create", "delete", "get", "list", "patch", "watch"},
-		"apps/daemonsets":  {"create", "delete", "get", "list", "patch", "watch"},
-		"/services":        {"create", "delete", "get", "list", "patch"},
-		"/configmaps":      {"create", "delete", "get", "list", "patch", "update"},
+		"/namespaces":                {"create", "get"},
+		"apps/deployments":           {"create", "delete", "get", "list", "patch", "watch"},
+		"apps/daemonsets":            {"create", "delete", "get", "list", "patch", "watch"},
+		"/services":                  {"create", "delete", "get", "list", "patch"},
+		"/configmaps":                {"create", "delete", "get", "list", "patch", "update"},
+		"coordination.k8s.io/leases": {"create", "delete", "get", "update"},
 	}
 	got := map[string][]string{}
 	for _, r := range role.Rules {

@@ -3,7 +3,9 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -64,7 +66,7 @@ func (m *Mutex) lease(now time.Time) *coordinationv1.Lease {
 func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 	c, err := m.pool.Client(m.cluster)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: cluster %s: %w", lock.ErrUnreachable, m.cluster.Name, err)
 	}
 	api := c.CoordinationV1().Leases(m.cluster.Namespace)
 	for range 3 {
@@ -76,6 +78,10 @@ func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 			// The namespace does not exist yet: nothing can be running
 			// there, and the first apply creates it.
 			return &heldLease{m: m, c: c}, nil
+		}
+		var netErr net.Error
+		if errors.As(err, &netErr) {
+			return nil, fmt.Errorf("%w: cluster %s: %w", lock.ErrUnreachable, m.cluster.Name, err)
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("cluster %s: create lease: %w", m.cluster.Name, err)
