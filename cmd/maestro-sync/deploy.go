@@ -105,23 +105,23 @@ func (g *globals) session(cmd *cobra.Command, args []string) (*session, error) {
 func (s *session) close() { s.hosts.Docker.Close(); s.hosts.Kube.Close() }
 
 // request is the reconcile request of the selection.
-func (s *session) request(revision string, prune bool, sel *selection) (reconcile.Request, error) {
+func (s *session) request(revision string, prune, adopt bool, sel *selection) (reconcile.Request, error) {
 	filter, err := sel.resolve(s.repo.Environments)
 	if err != nil {
 		return reconcile.Request{}, err
 	}
 	return reconcile.Request{
 		Owner: s.owner, Envs: s.repo.Environments, Invalid: invalidEnvs(s.repo), Revision: revision,
-		Prune: prune, PruneEnvs: prune && s.whole, Select: filter, Things: sel.things, WithDeps: sel.withDeps,
+		Prune: prune, PruneEnvs: prune && s.whole, Adopt: adopt, Select: filter, Things: sel.things, WithDeps: sel.withDeps,
 	}, nil
 }
 
 func newPlan(g *globals) *cobra.Command {
 	var (
-		output, out string
-		prune, all  bool
-		sel         selection
-		rev         review
+		output, out       string
+		prune, all, adopt bool
+		sel               selection
+		rev               review
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [PATH] [THING...]",
@@ -166,7 +166,7 @@ conflict (a name held by a container that is not ours).`,
 				return err
 			}
 			defer s.close()
-			req, err := s.request(g.revision, prune, &sel)
+			req, err := s.request(g.revision, prune, adopt, &sel)
 			if err != nil {
 				return err
 			}
@@ -186,6 +186,7 @@ conflict (a name held by a container that is not ours).`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or markdown")
 	cmd.Flags().StringVar(&out, "out", "", "write the plan to this file")
 	cmd.Flags().BoolVar(&prune, "prune", false, "plan the removal of containers no longer in the manifests")
+	cmd.Flags().BoolVar(&adopt, "adopt", false, "plan the takeover of containers without maestro-sync labels holding an instance's name (MaestroNG's)")
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "list unchanged instances too")
 	sel.flags(cmd)
 	rev.flags(cmd)
@@ -221,7 +222,7 @@ func writePlan(cmd *cobra.Command, p *plan.Plan, output, out string, all bool) e
 func newApply(g *globals) *cobra.Command {
 	var (
 		concurrency    int
-		prune          bool
+		prune, adopt   bool
 		refresh        bool
 		sel            selection
 		planFile       string
@@ -243,8 +244,8 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 			sel.things = things
 			var saved *plan.Plan
 			if planFile != "" {
-				if len(things) > 0 || prune {
-					return fmt.Errorf("--plan applies the saved plan's own selection: give no THING and no --prune")
+				if len(things) > 0 || prune || adopt {
+					return fmt.Errorf("--plan applies the saved plan's own selection: give no THING, no --prune and no --adopt")
 				}
 				f, err := os.Open(planFile)
 				if err != nil {
@@ -259,6 +260,9 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 					return fmt.Errorf("%s is a plan between two revisions, not against live state: it cannot be applied", planFile)
 				}
 				sel.things, sel.withDeps, prune = saved.Things, saved.WithDeps, saved.Prune
+				for _, st := range saved.Steps {
+					adopt = adopt || st.Adopt
+				}
 			}
 			ctx := cmd.Context()
 			s, err := g.session(cmd, pathArgs)
@@ -266,7 +270,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 				return err
 			}
 			defer s.close()
-			req, err := s.request(g.revision, prune, &sel)
+			req, err := s.request(g.revision, prune, adopt, &sel)
 			if err != nil {
 				return err
 			}
@@ -320,6 +324,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 	}
 	cmd.Flags().IntVarP(&concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove containers no longer in the manifests")
+	cmd.Flags().BoolVar(&adopt, "adopt", false, "take over containers without maestro-sync labels holding an instance's name (MaestroNG's): each is replaced immutably, the new one checked before the old one goes")
 	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it")
 	cmd.Flags().DurationVar(&rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
 	cmd.Flags().DurationVar(&lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive this run if it is killed")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,4 +216,67 @@ func TestOwnerTakesOverContainersWithoutOwner(t *testing.T) {
 
 func legacyOwner(t *testing.T, ship *dockertest.Ship) string {
 	return labelsOf(t, ship, "owu-app-1")[label.OwnerName]
+}
+
+const adoptManifest = `__maestro: {schema: 2}
+name: mng
+ships:
+  s1: {ip: %IP%, socket_path: %SOCK%, timeout: 20}
+services:
+  web:
+    image: maestro-test/busybox:1
+    ports: {http: "8080:18131"}
+    lifecycle:
+      running: [{type: http, port: http, path: /index.html, max_wait: 20}]
+    instances:
+      mng-web-1: {ship: s1, stop_timeout: 1, command: [httpd, -f, -p, "8080", -h, /www]}
+`
+
+// A container made the MaestroNG way (the instance's name, no labels, a
+// host port) is a conflict without --adopt, and with it is replaced by a
+// container of ours, its anonymous volume kept.
+func TestAdoptMaestroNGContainer(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	r := newOwnerRepo(t, ship, "https://git.example.com/acme/adopt.git")
+	if err := os.WriteFile(filepath.Join(r.dir, "manifest.yml"), []byte(strings.NewReplacer("%IP%", ship.IP, "%SOCK%", ship.Socket).Replace(adoptManifest)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ship.Docker(t, "rm", "-f", "-v", "mng-web-1") })
+	ship.Docker(t, "run", "-d", "--name", "mng-web-1", "-p", ship.IP+":18131:8080", "-v", "/data",
+		"maestro-test/busybox:1", "httpd", "-f", "-p", "8080", "-h", "/www")
+	old := id(t, ship, "mng-web-1")
+	volume := ship.Docker(t, "inspect", "--format", "{{range .Mounts}}{{.Name}}{{end}}", "mng-web-1")
+	t.Cleanup(func() { ship.Docker(t, "volume", "rm", "-f", volume) })
+
+	p := r.run(1, "plan")
+	if !strings.Contains(p.out, "conflict") || !strings.Contains(p.out, "--adopt") {
+		t.Errorf("plan without --adopt:\n%s", p)
+	}
+	r.run(1, "apply")
+	if id(t, ship, "mng-web-1") != old {
+		t.Fatal("apply without --adopt touched the MaestroNG container")
+	}
+	p = r.run(2, "plan", "--adopt")
+	if !strings.Contains(p.out, "adopt mng-web-1") {
+		t.Errorf("plan --adopt:\n%s", p)
+	}
+	r.run(0, "apply", "--adopt")
+	now := id(t, ship, "mng-web-1")
+	if now == "" || now == old {
+		t.Fatalf("after apply --adopt: %q (was %s)", now, old)
+	}
+	if l := labelsOf(t, ship, "mng-web-1"); l[label.Env] != "mng" || l[label.OwnerName] != "git.example.com/acme/adopt" {
+		t.Errorf("labels of the adopted instance: %v", l)
+	}
+	if got := ship.Docker(t, "volume", "ls", "-q", "--filter", "name="+volume); got != volume {
+		t.Errorf("the MaestroNG container's volume %s is gone", volume)
+	}
+	resp, err := http.Get("http://" + ship.IP + ":18131/index.html")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("the adopted service does not answer: %v", err)
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+	r.run(0, "plan")
 }

@@ -38,7 +38,7 @@ type runFlags struct {
 	poll, resync                     time.Duration
 	listen                           string
 	webhookSecretFile, apiTokenFile  string
-	prune                            bool
+	prune, adopt                     bool
 	concurrency                      int
 	rolloutTimeout                   time.Duration
 	logFormat, logLevel              string
@@ -87,6 +87,7 @@ flight and exits.`,
 	fl.StringVar(&f.listen, "listen", ":8080", "address of the HTTP API, metrics and webhooks")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (HMAC key; GitLab token)")
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token of POST /api/v1/sync")
+	fl.BoolVar(&f.adopt, "adopt", false, "take over containers without maestro-sync labels holding an instance's name (MaestroNG's), replacing them immutably")
 	fl.BoolVar(&f.prune, "prune", false, "remove containers no longer in the manifests")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
@@ -158,7 +159,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	}
 	metrics := daemon.NewMetrics()
 	cfg := daemon.Config{
-		Poll: f.poll, Resync: f.resync, Prune: f.prune, Concurrency: f.concurrency,
+		Poll: f.poll, Resync: f.resync, Prune: f.prune, Adopt: f.adopt, Concurrency: f.concurrency,
 		Manifest: manifest.Options{Environ: templateEnviron(f.templateEnv, f.credential), Strict: g.strict},
 		Logger:   log, Metrics: metrics,
 	}

@@ -60,6 +60,9 @@ type Config struct {
 	Owner owner.Owner
 	// Prune removes containers no longer in the manifests.
 	Prune bool
+	// Adopt takes over containers without maestro-sync labels that hold
+	// an instance's name (MaestroNG's), replacing them immutably.
+	Adopt bool
 	// Concurrency limits the steps applied at once (0: no limit).
 	Concurrency int
 	// Manifest options: the template environment and strictness.
@@ -250,7 +253,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	req := reconcile.Request{
 		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
-		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Concurrency: d.cfg.Concurrency,
+		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
 		Holder: lock.Self(runID()),
 		Review: func(p *plan.Plan) error {
 			if t.reason == "resync" {

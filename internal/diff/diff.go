@@ -34,6 +34,10 @@ type Options struct {
 	// every environment of the owner's repository and every manifest of it
 	// is valid (not with -f, nor when an environment is invalid).
 	PruneEnvs bool
+	// Adopt plans the replacement of a container without maestro-sync
+	// labels that holds an instance's name (made by MaestroNG, or by
+	// hand) instead of reporting a conflict.
+	Adopt bool
 	// Select, when not nil, limits the plan to the instances for which it
 	// returns true; nothing else is created, replaced or pruned.
 	Select func(env *manifest.Environment, in *manifest.Instance) bool
@@ -105,7 +109,16 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 		st.After = before
 		switch {
 		case current == nil:
-			if foreign := hi.named[in.Name]; foreign != nil {
+			foreign := hi.named[in.Name]
+			if foreign != nil && opts.Adopt && !foreign.Owned() {
+				// Made without maestro-sync (by MaestroNG): replaced
+				// immutably by a container of ours.
+				st.Action, st.Adopt = plan.Replace, true
+				st.Container = foreign.ID
+				st.Causes = []string{"adopt " + foreign.Name + ", a container without maestro-sync labels (made by MaestroNG or by hand)"}
+				break
+			}
+			if foreign != nil {
 				st.Action = plan.Conflict
 				st.Container = foreign.ID
 				st.Causes = []string{conflictCause(foreign, opts.Owner)}
@@ -356,7 +369,7 @@ func conflictCause(c *live.Container, owner string) string {
 	case c.Owned():
 		return fmt.Sprintf("a container named %s belongs to environment %q; it is left alone", c.Name, c.Env())
 	}
-	return fmt.Sprintf("a container named %s exists without maestro-sync labels; it is left alone", c.Name)
+	return fmt.Sprintf("a container named %s exists without maestro-sync labels; it is left alone (apply --adopt replaces it with a container of ours, as MaestroNG's would be)", c.Name)
 }
 
 func unreachable(h *live.Host) string {

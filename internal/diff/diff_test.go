@@ -551,7 +551,7 @@ func TestCompute(t *testing.T) {
 			want: []row{
 				create(h2, "data-1"),
 				{ID: id(h1, "db-1"), Action: plan.Conflict, Service: "db", Ship: "s1", Container: containerID("foreign", "db-1"),
-					Causes: []string{"a container named db-1 exists without maestro-sync labels; it is left alone"}},
+					Causes: []string{"a container named db-1 exists without maestro-sync labels; it is left alone (apply --adopt replaces it with a container of ours, as MaestroNG's would be)"}},
 				create(h1, "api-1", id(h2, "data-1")),
 				create(h2, "api-2", id(h2, "data-1")),
 				create(h2, "web-1", id(h1, "api-1"), id(h2, "api-2"), id(h2, "data-1")),

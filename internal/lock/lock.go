@@ -93,6 +93,9 @@ type LockedError struct {
 
 func (e *LockedError) Error() string {
 	i := e.Info
+	if i.Acquired.IsZero() {
+		return fmt.Sprintf("%s is locked by %s on %s", i.Key, i.Holder, i.Where)
+	}
 	return fmt.Sprintf("%s is locked by %s on %s since %s (expires %s unless renewed); see maestro-sync lock status",
 		i.Key, i.Holder, i.Where, i.Acquired.UTC().Format(time.RFC3339), i.Expires.UTC().Format(time.RFC3339))
 }

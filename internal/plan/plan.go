@@ -54,6 +54,9 @@ type Step struct {
 	// (replace, remove, conflict), and LiveSpecHash its spec hash.
 	Container    string `json:"container,omitempty"`
 	LiveSpecHash string `json:"live_spec_hash,omitempty"`
+	// Adopt marks a replacement of a container maestro-sync did not make
+	// (no labels: MaestroNG's), taken over with apply --adopt.
+	Adopt bool `json:"adopt,omitempty"`
 	// After lists the IDs of steps that must succeed before this one.
 	After []string `json:"after,omitempty"`
 	// Changes lists the differing fields, with values, when both specs

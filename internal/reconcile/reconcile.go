@@ -53,6 +53,9 @@ type Request struct {
 	// those of environments not in Envs (only when Envs is the owner's
 	// whole tree and every environment of it is valid).
 	Prune, PruneEnvs bool
+	// Adopt replaces containers without maestro-sync labels that hold an
+	// instance's name (MaestroNG's) instead of reporting conflicts.
+	Adopt bool
 	// Select limits the run to some instances (THING arguments).
 	Select      func(*manifest.Environment, *manifest.Instance) bool
 	Things      []string
@@ -89,7 +92,7 @@ func Plan(ctx context.Context, t Target, req Request) (*plan.Plan, *live.State) 
 
 func compute(req Request, state *live.State) *plan.Plan {
 	p := diff.Compute(req.Envs, state, diff.Options{
-		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select,
+		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select, Adopt: req.Adopt,
 		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0,
 	})
 	p.Owner = req.Owner.Name

@@ -188,7 +188,11 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 		}
 		return fmt.Errorf("inspect %s: %w", st.Instance, err)
 	}
-	if err := d.ours(old, st.Env, t.in.Name); err != nil {
+	if st.Adopt {
+		if err := adoptable(old, t.in.Name); err != nil {
+			return err
+		}
+	} else if err := d.ours(old, st.Env, t.in.Name); err != nil {
 		return err
 	}
 	if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
@@ -242,7 +246,8 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 		}
 	}
 	progress("removing the old container")
-	if err := d.removeContainer(ctx, t, old.ID); err != nil {
+	// An adopted container's anonymous volumes are not ours: they stay.
+	if err := d.removeContainer(ctx, t, old.ID, !st.Adopt); err != nil {
 		return fmt.Errorf("remove old container: %w (the new one runs as %s)", err, tmp)
 	}
 	sctx, cancel = short(ctx, t.ship)
@@ -275,7 +280,7 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 		return err
 	}
 	progress("removing")
-	return d.removeContainer(ctx, t, info.ID)
+	return d.removeContainer(ctx, t, info.ID, true)
 }
 
 // createContainer makes sure the image is there and creates the container.
@@ -325,6 +330,23 @@ func (d *Driver) ours(info container.InspectResponse, env, name string) error {
 		}
 		return fmt.Errorf("container %s (%s) is not environment %s's of %s (labels: environment %q, owner %s): left alone",
 			lc.Name, shortID(info.ID), env, d.Owner, lc.Env(), who)
+	}
+	return nil
+}
+
+// adoptable checks, right before a container without maestro-sync labels
+// is replaced (apply --adopt), that it still holds the instance's name and
+// still has no maestro-sync labels.
+func adoptable(info container.InspectResponse, name string) error {
+	lc := live.Container{Name: strings.TrimPrefix(info.Name, "/")}
+	if info.Config != nil {
+		lc.Labels = info.Config.Labels
+	}
+	switch {
+	case lc.Name != name:
+		return fmt.Errorf("container %s is now named %s: left alone; plan again", shortID(info.ID), lc.Name)
+	case lc.Owned():
+		return fmt.Errorf("container %s (%s) carries maestro-sync labels since the plan: left alone; plan again", lc.Name, shortID(info.ID))
 	}
 	return nil
 }
@@ -453,10 +475,12 @@ func (d *Driver) stop(ctx context.Context, t *target, id string, timeout int) er
 	return nil
 }
 
-func (d *Driver) removeContainer(ctx context.Context, t *target, id string) error {
+// removeContainer removes a container, with its anonymous volumes when
+// volumes is set (only for containers maestro-sync created).
+func (d *Driver) removeContainer(ctx context.Context, t *target, id string, volumes bool) error {
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()
-	if err := t.c.ContainerRemove(sctx, id, container.RemoveOptions{RemoveVolumes: true, Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+	if err := t.c.ContainerRemove(sctx, id, container.RemoveOptions{RemoveVolumes: volumes, Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", shortID(id), err)
 	}
 	return nil

@@ -72,7 +72,7 @@ func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 		label.Owner:   m.key.Owner.ID, label.OwnerName: m.key.Owner.Name,
 	}
 	cfg := &container.Config{Image: LockImage, Cmd: []string{"maestro-sync-lock"}, Labels: labels}
-	for range 2 {
+	for attempt := range 5 {
 		resp, err := c.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none"}, nil, nil, LockName(m.key))
 		if err == nil {
 			return &heldLock{m: m, c: c, id: resp.ID}, nil
@@ -86,7 +86,10 @@ func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 		info, id, err := m.read(ctx, c)
 		switch {
 		case cerrdefs.IsNotFound(err):
-			continue // released meanwhile
+			// Released meanwhile: the name stays taken while Docker
+			// removes the container.
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+			continue
 		case err != nil:
 			return nil, err
 		case !info.Expired:
@@ -100,6 +103,11 @@ func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 		m.removeBeats(ctx, c, info.Holder.Run)
 	}
 	info, _, err := m.read(ctx, c)
+	if cerrdefs.IsNotFound(err) {
+		// Still being released: the caller waits and tries again.
+		info.Holder = lock.Holder{Host: "a run releasing it", Run: "-"}
+		return nil, &lock.LockedError{Info: info}
+	}
 	if err != nil {
 		return nil, err
 	}
