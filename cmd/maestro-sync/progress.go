@@ -24,11 +24,8 @@ func newProgress(w io.Writer) *progress {
 // event is the apply.Options.Progress callback.
 func (p *progress) event(e apply.Event) {
 	state := e.State
-	if e.Err != nil && e.Done {
-		state = "failed"
-		if strings.Contains(e.Err.Error(), "not run") {
-			state = "aborted"
-		}
+	if e.Done {
+		state = e.Status.String()
 	}
 	line := fmt.Sprintf("%-8s %-30s %-10s %-40s %6.1fs", e.Step.Action, e.Step.Env+"/"+e.Step.Instance, e.Step.Ship, state, e.Elapsed.Seconds())
 	if !p.tty {

@@ -447,7 +447,7 @@ func (v *verbRun) start(ctx context.Context, drv *docker.Driver, revision string
 			v.table.set(i, "-", e.State+"...", none)
 		case e.Err == nil:
 			v.showStarted(ctx, i)
-		case strings.Contains(e.Err.Error(), "not run"):
+		case e.Status == apply.Aborted:
 			v.table.set(i, "-", "aborted!", red)
 		default:
 			v.table.set(i, "-", "failed!", red)

@@ -31,9 +31,46 @@ type Options struct {
 	Progress func(Event)
 }
 
+// Status is where a step stands.
+type Status int
+
+const (
+	// Waiting: for the steps it runs after, or for a slot.
+	Waiting Status = iota
+	// Running: the target is carrying it out; Event.State says what it
+	// does now.
+	Running
+	// Succeeded, Failed and Aborted are final. An aborted step was not
+	// run: a step it depends on failed, or the run was cancelled.
+	Succeeded
+	Failed
+	Aborted
+)
+
+func (s Status) String() string {
+	switch s {
+	case Waiting:
+		return "waiting"
+	case Running:
+		return "running"
+	case Succeeded:
+		return "done"
+	case Failed:
+		return "failed"
+	case Aborted:
+		return "aborted"
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// ErrAborted is wrapped by the error of every aborted step.
+var ErrAborted = errors.New("not run")
+
 // Event is a state change of one step.
 type Event struct {
-	Step    plan.Step
+	Step   plan.Step
+	Status Status
+	// State is what the step does now, in words ("pulling image", …).
 	State   string
 	Elapsed time.Duration
 	// Done is true for the final event of a step; Err is its error.
@@ -109,7 +146,7 @@ func Run(ctx context.Context, p *plan.Plan, t Target, opts Options) *Result {
 			defer close(done[st.ID])
 			out := &res.Outcomes[i]
 			out.Step = st
-			emit(Event{Step: st, State: "waiting"})
+			emit(Event{Step: st, Status: Waiting, State: "waiting"})
 			for _, dep := range st.After {
 				ch, ok := done[dep]
 				if !ok {
@@ -123,8 +160,8 @@ func Run(ctx context.Context, p *plan.Plan, t Target, opts Options) *Result {
 					break
 				}
 				if d := res.Outcomes[index[dep]]; d.Err != nil {
-					out.Err, out.Aborted = fmt.Errorf("%s: not run: %s failed", st.Instance, d.Step.Instance), true
-					emit(Event{Step: st, State: "aborted", Done: true, Err: out.Err})
+					out.Err, out.Aborted = fmt.Errorf("%s: %w: %s failed", st.Instance, ErrAborted, d.Step.Instance), true
+					emit(Event{Step: st, Status: Aborted, State: "aborted", Done: true, Err: out.Err})
 					return
 				}
 			}
@@ -136,21 +173,21 @@ func Run(ctx context.Context, p *plan.Plan, t Target, opts Options) *Result {
 				}
 			}
 			if err := ctx.Err(); err != nil {
-				out.Err, out.Aborted = fmt.Errorf("%s: not run: %w", st.Instance, err), true
-				emit(Event{Step: st, State: "aborted", Done: true, Err: out.Err})
+				out.Err, out.Aborted = fmt.Errorf("%s: %w: %w", st.Instance, ErrAborted, err), true
+				emit(Event{Step: st, Status: Aborted, State: "aborted", Done: true, Err: out.Err})
 				return
 			}
 			start := time.Now()
 			err := t.Apply(ctx, st, func(state string) {
-				emit(Event{Step: st, State: state, Elapsed: time.Since(start)})
+				emit(Event{Step: st, Status: Running, State: state, Elapsed: time.Since(start)})
 			})
 			out.Duration = time.Since(start)
-			state := "done"
+			status := Succeeded
 			if err != nil {
 				out.Err = fmt.Errorf("%s %s on %s: %w", st.Action, st.Instance, st.Ship, err)
-				state = "failed"
+				status = Failed
 			}
-			emit(Event{Step: st, State: state, Elapsed: out.Duration, Done: true, Err: out.Err})
+			emit(Event{Step: st, Status: status, State: status.String(), Elapsed: out.Duration, Done: true, Err: out.Err})
 		}()
 	}
 	wg.Wait()

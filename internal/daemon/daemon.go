@@ -269,10 +269,10 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 				return
 			}
 			result := "success"
-			switch {
-			case e.Err != nil && e.State == "aborted":
+			switch e.Status {
+			case apply.Aborted:
 				result = "aborted"
-			case e.Err != nil:
+			case apply.Failed:
 				result = "failed"
 			}
 			d.metrics.steps.WithLabelValues(string(e.Step.Action), result).Inc()

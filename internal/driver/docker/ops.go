@@ -21,6 +21,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/health"
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
@@ -431,7 +432,7 @@ func Waits(refs []Ref, reverse bool) [][]int {
 
 // ErrAborted is the error of a play task that was not run because a task
 // it waits for failed, or because the play was cancelled.
-var ErrAborted = errors.New("aborted")
+var ErrAborted = apply.ErrAborted
 
 // Play runs do for every task i in [0, len(after)) once every task in
 // after[i] has ended, with at most limit tasks at once (0: no limit). Of
