@@ -43,6 +43,7 @@ type runFlags struct {
 	rolloutTimeout                   time.Duration
 	logFormat, logLevel              string
 	templateEnv                      []string
+	allowExec                        bool
 	lockTTL                          time.Duration
 }
 
@@ -91,6 +92,7 @@ flight and exits.`,
 	fl.BoolVar(&f.prune, "prune", false, "remove containers no longer in the manifests")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
+	fl.BoolVar(&f.allowExec, "allow-exec-checks", false, "run lifecycle checks of type exec (commands on the deployer, with its credentials at hand); without it, an environment with one is invalid")
 	fl.StringSliceVar(&f.templateEnv, "template-env", nil, templateEnvUsage+"; never MAESTRO_SYNC_* nor --git-password-env")
 	fl.DurationVar(&f.lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive the daemon if it is killed")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -160,7 +162,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	metrics := daemon.NewMetrics()
 	cfg := daemon.Config{
 		Poll: f.poll, Resync: f.resync, Prune: f.prune, Adopt: f.adopt, Concurrency: f.concurrency,
-		Manifest: manifest.Options{Environ: templateEnviron(f.templateEnv, f.credential), Strict: g.strict},
+		Manifest: manifest.Options{Environ: templateEnviron(f.templateEnv, f.credential), Strict: g.strict, DenyExecChecks: !f.allowExec},
 		Logger:   log, Metrics: metrics,
 	}
 	switch {

@@ -26,10 +26,13 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/diff"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 )
 
 // verbKind is what sets the verbs apart in picking instances.
@@ -41,14 +44,17 @@ type verbKind struct {
 	needExpand bool
 	// omitted: with no things, services with omit: true are included.
 	omitted bool
+	// mutates: the verb changes containers, so it holds the deploy locks
+	// of the environments it acts on.
+	mutates bool
 }
 
 var (
 	kindStatus  = verbKind{name: "status", omitted: true}
-	kindStart   = verbKind{name: "start"}
-	kindStop    = verbKind{name: "stop", reverse: true, needExpand: true}
-	kindRestart = verbKind{name: "restart", reverse: true, needExpand: true}
-	kindClean   = verbKind{name: "clean"}
+	kindStart   = verbKind{name: "start", mutates: true}
+	kindStop    = verbKind{name: "stop", reverse: true, needExpand: true, mutates: true}
+	kindRestart = verbKind{name: "restart", reverse: true, needExpand: true, mutates: true}
+	kindClean   = verbKind{name: "clean", mutates: true}
 	kindPull    = verbKind{name: "pull"}
 )
 
@@ -222,7 +228,35 @@ func (g *globals) prepare(cmd *cobra.Command, args []string, f *verbFlags, k ver
 	}
 	ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	v := &verbRun{cmd: cmd, ctx: ctx, repo: repo, pool: docker.NewPool(), refs: refs, owner: own}
-	return v, func() { v.pool.Close(); cancel() }, nil
+	if !k.mutates {
+		return v, func() { v.pool.Close(); cancel() }, nil
+	}
+	// The verb changes containers: it holds the deploy locks of its
+	// environments, as apply does, so that it never races a run.
+	var envs []*manifest.Environment
+	var places []reconcile.Place
+	seen := map[*manifest.Environment]bool{}
+	for _, r := range refs {
+		if seen[r.Env] {
+			continue
+		}
+		seen[r.Env] = true
+		envs = append(envs, r.Env)
+		key := lock.Key{Owner: own, Env: r.Env.Name}
+		for _, name := range r.Env.ShipNames() {
+			places = append(places, reconcile.Place{Key: key, Host: r.Env.Ships[name].Address()})
+		}
+	}
+	hosts := &reconcile.Hosts{Docker: v.pool, Kube: kube.NewPool(), Owner: own}
+	lctx, held, err := lock.Acquire(ctx, hosts.Mutexes(envs, places, lock.Self(runID())), lock.Options{Wait: 5 * time.Minute,
+		Waiting: func(e *lock.LockedError) { fmt.Fprintf(cmd.ErrOrStderr(), "waiting up to 5m0s: %v\n", e) }})
+	if err != nil {
+		v.pool.Close()
+		cancel()
+		return nil, nil, err
+	}
+	v.ctx = lctx
+	return v, func() { _ = held.Release(ctx); v.pool.Close(); hosts.Kube.Close(); cancel() }, nil
 }
 
 // finish ends a verb: errors on stderr, exit status 1 when there are any

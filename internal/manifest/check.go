@@ -98,6 +98,10 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 		}
 		return Check{}, false
 	}
+	if typ == CheckExec && b.opts.DenyExecChecks {
+		b.errorf(n, join(p, "type"), "an exec check runs its command on the deployer, where the daemon's credentials are: maestro-sync run refuses it unless started with --allow-exec-checks (rexec runs a command inside the container instead)")
+		return Check{}, false
+	}
 	f, _ := b.fields(n, p, known)
 	c := Check{Type: typ}
 	good := true

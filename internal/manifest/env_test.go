@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -496,5 +497,33 @@ func TestSpecHashChanges(t *testing.T) {
 			}
 			seen[got] = tt.name
 		})
+	}
+}
+
+func TestDenyExecChecks(t *testing.T) {
+	text := `name: shop
+ships: {s1: {ip: 10.0.0.1}}
+services:
+  web:
+    image: web:1
+    lifecycle:
+      running:
+        - {type: rexec, command: [true]}
+        - {type: exec, command: [sh, -c, "id; env"]}
+    instances: {web-1: {ship: s1}}
+`
+	load := func(deny bool) *Repo {
+		return LoadSources(fstest.MapFS{}, []Source{{Name: "manifest.yml", Data: []byte(text)}}, Options{DenyExecChecks: deny})
+	}
+	if err := load(false).Err(); err != nil {
+		t.Fatalf("the CLI keeps exec checks: %v", err)
+	}
+	repo := load(true)
+	err := repo.Err()
+	if err == nil || len(repo.Environments) != 0 {
+		t.Fatal("an exec check is accepted with DenyExecChecks")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "manifest.yml:9:") || !strings.Contains(msg, "services.web.lifecycle.running[1].type") || !strings.Contains(msg, "--allow-exec-checks") {
+		t.Errorf("error %q: want the file, line, field and the flag", msg)
 	}
 }

@@ -21,6 +21,10 @@ type Options struct {
 	Environ map[string]string
 	// Strict turns warnings (such as unknown keys) into errors.
 	Strict bool
+	// DenyExecChecks makes every exec lifecycle check an error: the
+	// daemon runs a repository's checks with its own credentials at hand,
+	// and only trusts a committer with that when told to.
+	DenyExecChecks bool
 	// Prefix is prepended to file names in Environment.File and in errors,
 	// so that they read as the user gave them (e.g. "apps/").
 	Prefix string
