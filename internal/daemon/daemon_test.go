@@ -469,3 +469,27 @@ func TestLockedEnvironmentIsRetried(t *testing.T) {
 	tgt.mu.Unlock()
 	eventually(t, "rev1 applied once the lock is free", func() bool { return envState(d, "a").AppliedRevision == "rev1" })
 }
+
+// An exec check (a committer's command on the deployer) stalls its
+// environment when the daemon does not allow them; the others deploy.
+func TestExecChecksStallTheirEnvironment(t *testing.T) {
+	src := &fakeSource{}
+	withExec := strings.Replace(manifestText("a", "1"), "    instances:", "    lifecycle:\n      running: [{type: exec, command: [sh, -c, id]}]\n    instances:", 1)
+	src.set("rev1", map[string]string{"a/manifest.yml": withExec, "b/manifest.yml": manifestText("b", "1")})
+	tgt := newFakeTarget()
+	d := New(Config{Source: src, Target: tgt, Poll: time.Hour, Resync: time.Hour, Manifest: manifest.Options{DenyExecChecks: true}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "b applied", func() bool { return envState(d, "b").AppliedRevision == "rev1" })
+	a := envState(d, "a/manifest.yml") // never valid: named by its file
+	if a.State != "stalled" || len(a.Errors) == 0 || !strings.Contains(a.Errors[0], "--allow-exec-checks") {
+		t.Errorf("a: %+v", a)
+	}
+	tgt.mu.Lock()
+	defer tgt.mu.Unlock()
+	if _, ok := tgt.containers["a-1"]; ok {
+		t.Error("a was deployed with an exec check")
+	}
+}
