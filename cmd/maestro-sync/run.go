@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/net/netutil"
 	"github.com/spf13/pflag"
 
 	"github.com/maestro-sync/maestro-sync/internal/daemon"
@@ -38,6 +39,8 @@ type runFlags struct {
 	poll, resync                     time.Duration
 	listen                           string
 	webhookSecretFile, apiTokenFile  string
+	readTokenFile                    string
+	tlsCert, tlsKey                  string
 	prune, adopt                     bool
 	concurrency                      int
 	rolloutTimeout                   time.Duration
@@ -85,7 +88,10 @@ flight and exits.`,
 	fl.StringVar(&f.keyring, "verify-keyring", "", "armored OpenPGP public keys: deploy only commits signed by one of them")
 	fl.DurationVar(&f.poll, "poll", 10*time.Second, "interval between checks of the repository")
 	fl.DurationVar(&f.resync, "resync", 5*time.Minute, "interval between re-observations of the ships (drift repair)")
-	fl.StringVar(&f.listen, "listen", ":8080", "address of the HTTP API, metrics and webhooks")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the HTTP API, metrics and webhooks (loopback by default; :8080 for every interface)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM; with --tls-key)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
+	fl.StringVar(&f.readTokenFile, "read-token-file", "", "file holding a bearer token required to read /api/v1/status and /metrics")
 	fl.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook secret (HMAC key; GitLab token)")
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token of POST /api/v1/sync")
 	fl.BoolVar(&f.adopt, "adopt", false, "take over containers without maestro-sync labels holding an instance's name (MaestroNG's), replacing them immutably")
@@ -213,15 +219,28 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	if hc.APIToken, err = readSecret(f.apiTokenFile); err != nil {
 		return fmt.Errorf("--api-token-file: %w", err)
 	}
+	if hc.ReadToken, err = readSecret(f.readTokenFile); err != nil {
+		return fmt.Errorf("--read-token-file: %w", err)
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: d.Handler(hc), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(d.Handler(hc), defaultHTTPTimeouts)
+	ln = netutil.LimitListener(ln, maxConns)
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if f.tlsCert != "" {
+			serveErr <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	log.Info("started", "source", cfg.Source.String(), "listen", ln.Addr().String(), "poll", f.poll.String(), "resync", f.resync.String())
 	runErr := d.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -231,6 +250,29 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	return runErr
+}
+
+// maxConns bounds the connections the HTTP server holds at once.
+const maxConns = 256
+
+// httpTimeouts bound the phases of a request.
+type httpTimeouts struct {
+	header, read, write, idle time.Duration
+}
+
+var defaultHTTPTimeouts = httpTimeouts{header: 10 * time.Second, read: 30 * time.Second, write: time.Minute, idle: 2 * time.Minute}
+
+// newServer bounds every phase of a request: a client that sends its
+// headers or body slowly, or keeps an idle connection, is cut off.
+func newServer(h http.Handler, t httpTimeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // branchOf returns the branch a ref names, "" for a tag or a commit, and

@@ -493,3 +493,69 @@ func TestExecChecksStallTheirEnvironment(t *testing.T) {
 		t.Error("a was deployed with an exec check")
 	}
 }
+
+// A flood of unsigned requests uses up only its own bucket: a signed
+// webhook and a valid token still get through.
+func TestAuthenticatedRequestsOutliveAFlood(t *testing.T) {
+	d := New(Config{Source: &fakeSource{}, Target: newFakeTarget(), Branch: "main"})
+	secret := []byte("s3cret")
+	srv := httptest.NewServer(d.Handler(HTTPConfig{WebhookSecret: secret, APIToken: []byte("tok"), RateLimit: 1}))
+	defer srv.Close()
+	push := []byte(`{"ref":"refs/heads/main"}`)
+	do := func(path string, body []byte, headers map[string]string) int {
+		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	codes := map[int]int{}
+	for range 60 {
+		codes[do("/hooks/github", push, map[string]string{"X-GitHub-Event": "push"})]++
+	}
+	if codes[401] == 0 || codes[429] == 0 || codes[401]+codes[429] != 60 {
+		t.Errorf("unsigned flood: %v, want 401s then 429s", codes)
+	}
+	if got := do("/hooks/github", push, map[string]string{"X-Hub-Signature-256": "sha256=" + sign(secret, push), "X-GitHub-Event": "push"}); got != 202 {
+		t.Errorf("signed webhook after the flood: %d, want 202", got)
+	}
+	for range 30 {
+		do("/api/v1/sync", nil, map[string]string{"Authorization": "Bearer wrong"})
+	}
+	if got := do("/api/v1/sync", nil, map[string]string{"Authorization": "Bearer tok"}); got != 202 {
+		t.Errorf("valid token after a flood of wrong ones: %d, want 202", got)
+	}
+}
+
+func TestReadToken(t *testing.T) {
+	d := New(Config{Source: &fakeSource{}, Target: newFakeTarget(), Branch: "main", Metrics: NewMetrics()})
+	srv := httptest.NewServer(d.Handler(HTTPConfig{APIToken: []byte("admin"), ReadToken: []byte("reader")}))
+	defer srv.Close()
+	get := func(path, token string) int {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/api/v1/status", "/metrics"} {
+		for token, want := range map[string]int{"": 401, "nope": 401, "reader": 200, "admin": 200} {
+			if got := get(path, token); got != want {
+				t.Errorf("GET %s with token %q: %d, want %d", path, token, got, want)
+			}
+		}
+	}
+	if got := get("/healthz", ""); got != 200 {
+		t.Errorf("healthz needs no token: %d", got)
+	}
+}

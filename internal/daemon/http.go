@@ -29,8 +29,13 @@ type HTTPConfig struct {
 	WebhookSecret []byte
 	// APIToken is the bearer token of POST /api/v1/sync.
 	APIToken []byte
-	// RateLimit bounds webhook and sync requests per second (default 5;
-	// bursts of twice that, at least 10).
+	// ReadToken, when set, is required (as a bearer token; the APIToken
+	// works too) to read /api/v1/status and /metrics.
+	ReadToken []byte
+	// RateLimit bounds authenticated webhook and sync requests per second
+	// (default 5; bursts of twice that, at least 10). Requests that fail
+	// authentication have a bucket of their own, so that a flood of them
+	// never delays a signed webhook or a valid token.
 	RateLimit rate.Limit
 }
 
@@ -41,6 +46,28 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 		cfg.RateLimit = 5
 	}
 	limiter := rate.NewLimiter(cfg.RateLimit, max(10, int(2*cfg.RateLimit)))
+	rejected := rate.NewLimiter(cfg.RateLimit, max(10, int(2*cfg.RateLimit)))
+	// reject answers a request that failed authentication: status, or
+	// 429 once such requests come too fast.
+	reject := func(w http.ResponseWriter, status int, msg string) {
+		if !rejected.Allow() {
+			status, msg = http.StatusTooManyRequests, "too many requests"
+		}
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="maestro-sync"`)
+		}
+		http.Error(w, msg, status)
+	}
+	// readable guards what only readers may see when a read token is set.
+	readable := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if len(cfg.ReadToken) > 0 && !bearer(r, cfg.ReadToken) && !bearer(r, cfg.APIToken) {
+				reject(w, http.StatusUnauthorized, "missing or wrong bearer token")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
@@ -52,26 +79,24 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /api/v1/status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /metrics", readable(promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /api/v1/status", readable(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(d.Status())
-	})
+	})))
 	mux.HandleFunc("POST /api/v1/sync", func(w http.ResponseWriter, r *http.Request) {
+		if len(cfg.APIToken) == 0 {
+			reject(w, http.StatusForbidden, "sync is disabled: no API token is configured")
+			return
+		}
+		if !bearer(r, cfg.APIToken) {
+			reject(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
 		if !limiter.Allow() {
 			http.Error(w, "too many requests", http.StatusTooManyRequests)
-			return
-		}
-		if len(cfg.APIToken) == 0 {
-			http.Error(w, "sync is disabled: no API token is configured", http.StatusForbidden)
-			return
-		}
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(token), cfg.APIToken) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="maestro-sync"`)
-			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
 			return
 		}
 		d.Trigger("api", time.Now())
@@ -81,11 +106,16 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 	for _, kind := range []string{"github", "gitlab", "gitea", "generic"} {
 		mux.HandleFunc("POST /hooks/"+kind, func(w http.ResponseWriter, r *http.Request) {
 			arrived := time.Now()
+			status, msg, authentic := d.webhook(kind, cfg, w, r)
+			if !authentic {
+				d.log.Info("webhook", "kind", kind, "status", status, "reason", msg)
+				reject(w, status, msg)
+				return
+			}
 			if !limiter.Allow() {
 				http.Error(w, "too many requests", http.StatusTooManyRequests)
 				return
 			}
-			status, msg := d.webhook(kind, cfg, w, r)
 			if status == http.StatusAccepted {
 				d.Trigger("webhook", arrived)
 			}
@@ -97,29 +127,36 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 	return mux
 }
 
+// bearer reports whether the request carries the bearer token.
+func bearer(r *http.Request, token []byte) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && len(token) > 0 && subtle.ConstantTimeCompare([]byte(got), token) == 1
+}
+
 // webhook checks a webhook request and tells whether it is a push to the
-// tracked branch.
-func (d *Daemon) webhook(kind string, cfg HTTPConfig, w http.ResponseWriter, r *http.Request) (int, string) {
+// tracked branch; authentic is false when it failed authentication (or
+// could not be authenticated at all).
+func (d *Daemon) webhook(kind string, cfg HTTPConfig, w http.ResponseWriter, r *http.Request) (status int, msg string, authentic bool) {
 	if len(cfg.WebhookSecret) == 0 {
-		return http.StatusForbidden, "webhooks are disabled: no secret is configured"
+		return http.StatusForbidden, "webhooks are disabled: no secret is configured", false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxBody)
+			return http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", maxBody), false
 		}
-		return http.StatusBadRequest, "cannot read the body"
+		return http.StatusBadRequest, "cannot read the body", false
 	}
 	event := ""
 	switch kind {
 	case "github":
 		if !validHMAC(body, cfg.WebhookSecret, strings.TrimPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256=")) {
-			return http.StatusUnauthorized, "missing or wrong X-Hub-Signature-256"
+			return http.StatusUnauthorized, "missing or wrong X-Hub-Signature-256", false
 		}
 		event = r.Header.Get("X-GitHub-Event")
 		if event == "ping" {
-			return http.StatusOK, "pong"
+			return http.StatusOK, "pong", true
 		}
 	case "gitea":
 		sig := r.Header.Get("X-Gitea-Signature")
@@ -127,40 +164,40 @@ func (d *Daemon) webhook(kind string, cfg HTTPConfig, w http.ResponseWriter, r *
 			sig = strings.TrimPrefix(r.Header.Get("X-Hub-Signature-256"), "sha256=")
 		}
 		if !validHMAC(body, cfg.WebhookSecret, sig) {
-			return http.StatusUnauthorized, "missing or wrong X-Gitea-Signature"
+			return http.StatusUnauthorized, "missing or wrong X-Gitea-Signature", false
 		}
 		event = r.Header.Get("X-Gitea-Event")
 	case "gitlab":
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Gitlab-Token")), cfg.WebhookSecret) != 1 {
-			return http.StatusUnauthorized, "missing or wrong X-Gitlab-Token"
+			return http.StatusUnauthorized, "missing or wrong X-Gitlab-Token", false
 		}
 		event = strings.ToLower(strings.TrimSuffix(r.Header.Get("X-Gitlab-Event"), " Hook"))
 	case "generic":
 		if !validHMAC(body, cfg.WebhookSecret, strings.TrimPrefix(r.Header.Get("X-Maestro-Signature-256"), "sha256=")) {
-			return http.StatusUnauthorized, "missing or wrong X-Maestro-Signature-256"
+			return http.StatusUnauthorized, "missing or wrong X-Maestro-Signature-256", false
 		}
 		event = "push"
 	}
 	if event != "push" {
-		return http.StatusBadRequest, fmt.Sprintf("event %q is not a push", event)
+		return http.StatusBadRequest, fmt.Sprintf("event %q is not a push", event), true
 	}
 	var payload struct {
 		Ref string `json:"ref"`
 	}
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &payload); err != nil {
-			return http.StatusBadRequest, "the body is not JSON"
+			return http.StatusBadRequest, "the body is not JSON", true
 		}
 	}
 	if d.cfg.Branch == "" {
-		return http.StatusUnprocessableEntity, "the tracked ref is a tag or a commit: pushes do not change it"
+		return http.StatusUnprocessableEntity, "the tracked ref is a tag or a commit: pushes do not change it", true
 	}
 	if d.cfg.Branch != "*" && (kind != "generic" || payload.Ref != "") {
 		if payload.Ref != "refs/heads/"+d.cfg.Branch {
-			return http.StatusUnprocessableEntity, fmt.Sprintf("push to %q, tracking refs/heads/%s", payload.Ref, d.cfg.Branch)
+			return http.StatusUnprocessableEntity, fmt.Sprintf("push to %q, tracking refs/heads/%s", payload.Ref, d.cfg.Branch), true
 		}
 	}
-	return http.StatusAccepted, "reconcile triggered"
+	return http.StatusAccepted, "reconcile triggered", true
 }
 
 // validHMAC compares a hex HMAC-SHA256 signature in constant time.
