@@ -60,7 +60,11 @@ func (r *review) run(g *globals, stderr io.Writer, path string) (p *plan.Plan, i
 			return nil, false, err
 		}
 		baseFS, baseName = snap.Files, shortRev(snap.Revision)
-		headFS, headName = source.Dir(path).Files, "working tree"
+		head, err := source.Dir(path)
+		if err != nil {
+			return nil, false, err
+		}
+		headFS, headName = head.Files, "working tree"
 		if r.head != "" {
 			snap, err := local.Snapshot(r.head)
 			if err != nil {
@@ -76,8 +80,16 @@ func (r *review) run(g *globals, stderr io.Writer, path string) (p *plan.Plan, i
 		if r.headDir != "" {
 			head = r.headDir
 		}
-		baseFS, baseName = source.Dir(r.baseDir).Files, r.baseDir
-		headFS, headName = source.Dir(head).Files, head
+		baseSnap, err := source.Dir(r.baseDir)
+		if err != nil {
+			return nil, false, err
+		}
+		headSnap, err := source.Dir(head)
+		if err != nil {
+			return nil, false, err
+		}
+		baseFS, baseName = baseSnap.Files, r.baseDir
+		headFS, headName = headSnap.Files, head
 	}
 	prefix := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(path))+"/", "./")
 	if r.baseDir != "" {

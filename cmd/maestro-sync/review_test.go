@@ -289,3 +289,47 @@ func TestDaemonTemplatesNeverSeeCredentials(t *testing.T) {
 		t.Errorf("an allowed variable is missing: %v", got)
 	}
 }
+
+// Symbolic links out of the repository are refused in working-tree mode:
+// an include or an env file linked to a host file shows nothing of it.
+func TestLinksOutOfTheRepositoryAreRefused(t *testing.T) {
+	hostname, err := os.ReadFile("/etc/hostname")
+	if err != nil || len(strings.TrimSpace(string(hostname))) < 3 {
+		hostname = []byte("localhost-not-found")
+	}
+	dir := t.TempDir()
+	for _, side := range []string{"base", "head"} {
+		if err := os.MkdirAll(filepath.Join(dir, side, "shop"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const base = "__maestro: {schema: 2}\nname: shop\nships: {vm1: {ip: 10.0.0.1}}\nservices:\n  web:\n    image: web:1\n    env: {LOG_LEVEL: info}\n    instances: {web-1: {ship: vm1}}\n"
+	if err := os.WriteFile(filepath.Join(dir, "base", "shop", "manifest.yml"), []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	head := strings.Replace(base, "env: {LOG_LEVEL: info}", "env: {LOG_LEVEL: \"{% include 'host.txt' %}\"}\n    envfile: passwd.env", 1)
+	if err := os.WriteFile(filepath.Join(dir, "head", "shop", "manifest.yml"), []byte(head), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/hostname", filepath.Join(dir, "head", "shop", "host.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "head", "shop", "passwd.env")); err != nil {
+		t.Fatal(err)
+	}
+	for format := range reviewFormats {
+		out, stderr, code := cli(t, "plan", "--base-dir", filepath.Join(dir, "base"), "--head-dir", filepath.Join(dir, "head"), "-o", format)
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1 (the head is invalid)\n%s%s", format, code, out, stderr)
+		}
+		for _, leak := range []string{strings.TrimSpace(string(hostname)), "root:", "/bin/"} {
+			if strings.Contains(out+stderr, leak) {
+				t.Errorf("%s output shows %q from outside the repository:\n%s%s", format, leak, out, stderr)
+			}
+		}
+	}
+	out, stderr, code := cli(t, "render", filepath.Join(dir, "head"))
+	if code != 1 || strings.Contains(out+stderr, "root:") || strings.Contains(out+stderr, strings.TrimSpace(string(hostname))) {
+		t.Errorf("render: exit %d\n%s%s", code, out, stderr)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
+	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -81,7 +82,7 @@ type input struct {
 
 // input reads the manifests named by -f or PATH.
 func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
-	in := &input{opts: manifest.Options{Environ: environ(), Strict: g.strict, ReadFile: os.ReadFile}}
+	in := &input{opts: manifest.Options{Environ: environ(), Strict: g.strict, ReadFile: readFile}}
 	target := "."
 	if len(args) > 0 {
 		target = args[0]
@@ -96,7 +97,9 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 		if err != nil {
 			return nil, err
 		}
-		in.fsys = os.DirFS(cwd)
+		if in.fsys, err = source.RootFS(cwd); err != nil {
+			return nil, err
+		}
 		in.sources = []manifest.Source{{Name: "stdin", Display: "<stdin>", Data: data}}
 		return in, nil
 	case g.file != "":
@@ -108,7 +111,9 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 	}
 	var names []string
 	if info.IsDir() {
-		in.fsys = os.DirFS(target)
+		if in.fsys, err = source.RootFS(target); err != nil {
+			return nil, err
+		}
 		in.opts.Prefix = strings.TrimPrefix(filepath.ToSlash(filepath.Clean(target))+"/", "./")
 		if names, err = manifest.Find(in.fsys); err != nil {
 			return nil, err
@@ -121,7 +126,9 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 		if dir == "" {
 			dir = "."
 		}
-		in.fsys = os.DirFS(dir)
+		if in.fsys, err = source.RootFS(dir); err != nil {
+			return nil, err
+		}
 		if dir != "." && dir != "./" {
 			in.opts.Prefix = strings.TrimPrefix(filepath.ToSlash(dir), "./")
 		}
@@ -129,6 +136,17 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 	}
 	in.sources, err = manifest.ReadSources(in.fsys, names)
 	return in, err
+}
+
+// readFile reads a file named by an absolute path (an env file, as
+// MaestroNG allows on the operator's machine): a regular file, up to
+// source.MaxFileSize.
+func readFile(name string) ([]byte, error) {
+	files, err := source.RootFS(filepath.Dir(name))
+	if err != nil {
+		return nil, err
+	}
+	return fs.ReadFile(files, filepath.Base(name))
 }
 
 // identity returns the owner of the environments named by -f or PATH:

@@ -63,28 +63,34 @@ func (d *DirSource) String() string { return "dir " + d.path }
 // Fetch returns a snapshot of the directory: its revision is "dir:" and a
 // digest of every file's path and content (outside dot-directories), so it
 // changes exactly when a file is added, removed, renamed or edited. Files
-// reads the directory itself (os.DirFS), not a copy: a change made after
-// Fetch is visible through it, and the next Fetch reports a new revision.
-// The time is zero.
+// reads the directory itself through RootFS, not a copy: a change made
+// after Fetch is visible through it, and the next Fetch reports a new
+// revision. The time is zero.
 func (d *DirSource) Fetch(ctx context.Context) (*Snapshot, error) {
-	sum, err := d.digest(ctx)
+	files, err := RootFS(d.path)
 	if err != nil {
 		return nil, fmt.Errorf("dir %s: %w", d.path, err)
 	}
-	return &Snapshot{Revision: "dir:" + sum, Files: os.DirFS(d.path)}, nil
+	sum, err := digest(ctx, files)
+	if err != nil {
+		return nil, fmt.Errorf("dir %s: %w", d.path, err)
+	}
+	return &Snapshot{Revision: "dir:" + sum, Files: files}, nil
 }
 
 // digest hashes the files in lexical order of their paths: for each file its
 // path and content, each preceded by its length so that no two trees hash
-// alike. Symbolic links are followed for files, not for directories.
-func (d *DirSource) digest(ctx context.Context) (string, error) {
+// alike. It reads what the loader can read (RootFS): a file that cannot be
+// read (a link out of the directory, a file over the limit) counts by its
+// path and error; FIFOs and devices are not listed at all.
+func digest(ctx context.Context, files fs.FS) (string, error) {
 	h := sha256.New()
 	var n [8]byte
 	field := func(size int64) {
 		binary.BigEndian.PutUint64(n[:], uint64(size))
 		h.Write(n[:])
 	}
-	err := filepath.WalkDir(d.path, func(p string, e fs.DirEntry, err error) error {
+	err := fs.WalkDir(files, ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -92,18 +98,20 @@ func (d *DirSource) digest(ctx context.Context) (string, error) {
 			return err
 		}
 		if e.IsDir() {
-			if p != d.path && hidden(e.Name()) {
+			if p != "." && hidden(e.Name()) {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		rel, err := filepath.Rel(d.path, p)
+		field(int64(len(p)))
+		io.WriteString(h, p)
+		f, err := files.Open(p)
 		if err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
+			msg := err.Error()
+			field(-1)
+			field(int64(len(msg)))
+			io.WriteString(h, msg)
+			return nil
 		}
 		defer f.Close()
 		fi, err := f.Stat()
@@ -113,9 +121,6 @@ func (d *DirSource) digest(ctx context.Context) (string, error) {
 		if fi.IsDir() { // a symbolic link to a directory
 			return nil
 		}
-		rel = filepath.ToSlash(rel)
-		field(int64(len(rel)))
-		io.WriteString(h, rel)
 		field(fi.Size())
 		if _, err := io.Copy(h, f); err != nil {
 			return err

@@ -6,7 +6,6 @@ package source
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -88,7 +87,12 @@ func snapshotOf(commit *object.Commit, sub string) (*Snapshot, error) {
 	return &Snapshot{Revision: commit.Hash.String(), Time: commit.Committer.When, Files: files}, nil
 }
 
-// Dir returns a snapshot of a directory of this machine.
-func Dir(dir string) *Snapshot {
-	return &Snapshot{Files: os.DirFS(dir)}
+// Dir returns a snapshot of a directory of this machine, read through
+// RootFS: nothing outside it, no FIFO or device, no file over the limit.
+func Dir(dir string) (*Snapshot, error) {
+	files, err := RootFS(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Files: files}, nil
 }
