@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -525,5 +526,41 @@ services:
 	}
 	if msg := err.Error(); !strings.Contains(msg, "manifest.yml:9:") || !strings.Contains(msg, "services.web.lifecycle.running[1].type") || !strings.Contains(msg, "--allow-exec-checks") {
 		t.Errorf("error %q: want the file, line, field and the flag", msg)
+	}
+}
+
+// A template is written by whoever commits: a loop bomb, an endless text or
+// a render that never ends is an error of its file, in bounded time and
+// memory.
+func TestTemplateBounds(t *testing.T) {
+	old := RenderTimeout
+	RenderTimeout = 2 * time.Second
+	t.Cleanup(func() { RenderTimeout = old })
+	head := "name: shop\nships: {s1: {ip: 10.0.0.1}}\nservices:\n  web:\n    image: web:1\n    env:\n      X: \""
+	tail := "\"\n    instances: {web-1: {ship: s1}}\n"
+	for name, tc := range map[string]struct{ tpl, want string }{
+		"nested loops":   {"{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "items in all"},
+		"huge range":     {"{% for a in range(1000000000) %}x{% endfor %}", "items in all"},
+		"endless output": {"{% for a in range(1000) %}{% for b in range(90) %}{{ '" + strings.Repeat("x", 120) + "' }}{% endfor %}{% endfor %}", "larger than"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			repo := LoadSources(fstest.MapFS{}, []Source{{Name: "manifest.yml", Data: []byte(head + tc.tpl + tail)}}, Options{})
+			err := repo.Err()
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "manifest.yml") {
+				t.Fatalf("err = %v, want a located error with %q", err, tc.want)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %s", took)
+			}
+		})
+	}
+	// Ordinary loops still work.
+	repo := LoadSources(fstest.MapFS{}, []Source{{Name: "manifest.yml", Data: []byte(head + "{% for a in range(3) %}{{ a }}{% endfor %}" + tail)}}, Options{})
+	if err := repo.Err(); err != nil {
+		t.Fatalf("range(3): %v", err)
+	}
+	if v, _ := repo.Environments[0].Instance("web-1").Env.Get("X"); v != "012" {
+		t.Errorf("range(3) gives %q", v)
 	}
 }

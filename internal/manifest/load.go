@@ -90,15 +90,15 @@ func LoadFiles(fsys fs.FS, names []string, opts Options) (*Repo, error) {
 	return LoadSources(fsys, srcs, opts), nil
 }
 
-// ReadSources reads the named manifests of fsys.
+// ReadSources reads the named manifests of fsys. A manifest that cannot
+// be read (over the size limit of the file system, a link out of the
+// repository) comes back with its Err set: it is an invalid environment of
+// its own, and the others load.
 func ReadSources(fsys fs.FS, names []string) ([]Source, error) {
 	srcs := make([]Source, 0, len(names))
 	for _, name := range names {
 		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("read manifest: %w", err)
-		}
-		srcs = append(srcs, Source{Name: name, Data: data})
+		srcs = append(srcs, Source{Name: name, Data: data, Err: err})
 	}
 	return srcs, nil
 }
@@ -110,12 +110,19 @@ type Source struct {
 	Name    string
 	Display string
 	Data    []byte
+	// Err is why the manifest could not be read.
+	Err error
 }
 
 // LoadSources loads manifests whose text is already read.
 func LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 	repo := &Repo{}
 	for _, src := range srcs {
+		if src.Err != nil {
+			repo.Diagnostics = append(repo.Diagnostics, &Error{File: displayName(src, opts), Msg: "cannot read the manifest: " + src.Err.Error()})
+			repo.Invalid = append(repo.Invalid, displayName(src, opts))
+			continue
+		}
 		env, diags := loadOne(fsys, src, opts)
 		repo.Diagnostics = append(repo.Diagnostics, diags...)
 		if env == nil || diags.HasErrors() {

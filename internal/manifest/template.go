@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nikolalohinski/gonja/v2"
 	"github.com/nikolalohinski/gonja/v2/exec"
@@ -154,19 +157,31 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 	for k, v := range environ {
 		env[k] = v
 	}
-	var buf bytes.Buffer
-	tpl, err := exec.NewTemplate(loader.rootID, gonja.DefaultConfig, loader, gonja.DefaultEnvironment)
+	budget := &renderBudget{deadline: time.Now().Add(RenderTimeout)}
+	buf := &boundedWriter{budget: budget}
+	tpl, err := exec.NewTemplate(loader.rootID, gonja.DefaultConfig, loader, budget.environment())
 	if err == nil {
-		err = tpl.Execute(&buf, exec.NewContext(map[string]any{"env": env}))
+		err = budget.run(func() error { return tpl.Execute(buf, exec.NewContext(map[string]any{"env": env})) })
+	}
+	if be := (*budgetError)(nil); errors.As(err, &be) || err != nil && strings.Contains(err.Error(), budgetMark) {
+		// Over a bound: say which, where the template was when known.
+		line, col, msg := templateError(err)
+		if be != nil {
+			msg = be.msg
+		} else if i := strings.Index(msg, budgetMark); i >= 0 {
+			msg = msg[i+len(budgetMark):]
+		}
+		return nil, line, &locatedError{line: line, col: col, msg: "template: " + msg}
 	}
 	if err != nil {
 		line, col, msg := templateError(err)
 		return nil, line, &locatedError{line: line, col: col, msg: "template: " + msg}
 	}
-	if bytes.HasSuffix(src, []byte("\n")) && !bytes.HasSuffix(buf.Bytes(), []byte("\n")) {
-		buf.WriteByte('\n')
+	out = buf.buf.Bytes()
+	if bytes.HasSuffix(src, []byte("\n")) && !bytes.HasSuffix(out, []byte("\n")) {
+		out = append(out, '\n')
 	}
-	return buf.Bytes(), 0, nil
+	return out, 0, nil
 }
 
 // locatedError is an error at a line and column of a template.
@@ -181,6 +196,9 @@ func (e *locatedError) Error() string { return e.msg }
 // before YAML parsing: what line numbers of errors marked as rendered refer
 // to.
 func RenderTemplate(fsys fs.FS, src Source, environ map[string]string) ([]byte, error) {
+	if src.Err != nil {
+		return nil, fmt.Errorf("cannot read the manifest: %w", src.Err)
+	}
 	if !hasTemplate(src.Data) {
 		return src.Data, nil
 	}
@@ -190,3 +208,135 @@ func RenderTemplate(fsys fs.FS, src Source, environ map[string]string) ([]byte, 
 	}
 	return out, err
 }
+
+// The bounds of one template render: a manifest is written by whoever can
+// commit, and a loop that never ends or a text that never stops growing
+// must end in an error for its environment, not take the daemon down.
+const (
+	// MaxRenderedSize bounds the text a template renders to.
+	MaxRenderedSize = 8 << 20
+	// MaxLoopItems bounds the numbers range() hands out in one render
+	// (the loops of a render, nested ones included).
+	MaxLoopItems = 100_000
+)
+
+// RenderTimeout bounds the time of one render.
+var RenderTimeout = 10 * time.Second
+
+// budgetError is a render that went over a bound.
+type budgetError struct{ msg string }
+
+// budgetMark starts the text of a budgetError, so that it is recognised
+// after gonja turned it into text.
+const budgetMark = "over a bound: "
+
+func (e *budgetError) Error() string { return budgetMark + e.msg }
+
+// renderBudget counts what a render used.
+type renderBudget struct {
+	deadline time.Time
+	items    atomic.Int64
+}
+
+func (b *renderBudget) check() error {
+	if time.Now().After(b.deadline) {
+		return &budgetError{fmt.Sprintf("rendering took longer than %s: the template was stopped", RenderTimeout)}
+	}
+	return nil
+}
+
+// environment is gonja's default environment with a bounded range().
+func (b *renderBudget) environment() *exec.Environment {
+	ctx := gonja.DefaultContext.Inherit()
+	ctx.Set("range", b.rangeFunc)
+	env := *gonja.DefaultEnvironment
+	env.Context = ctx
+	return &env
+}
+
+// rangeFunc is Python's range, materialised, within the budget.
+func (b *renderBudget) rangeFunc(_ *exec.Evaluator, params *exec.VarArgs) ([]int, error) {
+	start, stop, step := 0, 0, 1
+	ints := make([]int, len(params.Args))
+	for i, a := range params.Args {
+		if !a.IsInteger() {
+			return nil, exec.ErrInvalidCall(errors.New("expected signature is [start, ]stop[, step] where all arguments are integers"))
+		}
+		ints[i] = a.Integer()
+	}
+	switch len(ints) {
+	case 1:
+		stop = ints[0]
+	case 2:
+		start, stop = ints[0], ints[1]
+	case 3:
+		start, stop, step = ints[0], ints[1], ints[2]
+	default:
+		return nil, exec.ErrInvalidCall(errors.New("expected signature is [start, ]stop[, step] where all arguments are integers"))
+	}
+	if step == 0 {
+		return nil, exec.ErrInvalidCall(errors.New("step cannot be 0"))
+	}
+	n := 0
+	if step > 0 && stop > start {
+		n = (stop - start + step - 1) / step
+	} else if step < 0 && start > stop {
+		n = (start - stop - step - 1) / -step
+	}
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	if n < 0 || n > MaxLoopItems || b.items.Add(int64(n)) > MaxLoopItems {
+		return nil, &budgetError{fmt.Sprintf("the loops of this template go over %d items in all (range)", MaxLoopItems)}
+	}
+	out := make([]int, n)
+	for i := range out {
+		out[i] = start + i*step
+	}
+	return out, nil
+}
+
+// run runs a render, giving up on it at the deadline; a render that does
+// not stop then (it stops at its next write or range) is left to finish
+// in the background.
+func (b *renderBudget) run(render func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("cannot render: %v", r)
+			}
+		}()
+		done <- render()
+	}()
+	timer := time.NewTimer(time.Until(b.deadline) + 100*time.Millisecond)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		var be *budgetError
+		if errors.As(err, &be) {
+			return be
+		}
+		return err
+	case <-timer.C:
+		return &budgetError{fmt.Sprintf("rendering took longer than %s: the template was stopped", RenderTimeout)}
+	}
+}
+
+// boundedWriter collects a render's output up to MaxRenderedSize.
+type boundedWriter struct {
+	buf    bytes.Buffer
+	budget *renderBudget
+}
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) > MaxRenderedSize {
+		return 0, &budgetError{fmt.Sprintf("the rendered manifest is larger than %d bytes", MaxRenderedSize)}
+	}
+	if err := w.budget.check(); err != nil {
+		return 0, err
+	}
+	return w.buf.Write(p)
+}
+
+func (w *boundedWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }

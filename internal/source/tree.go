@@ -69,6 +69,9 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
 	if f, ok := t.files[name]; ok {
+		if f.Size > MaxFileSize {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%d bytes, more than the limit of %d", f.Size, MaxFileSize)}
+		}
 		data, err := t.read(f)
 		if err != nil {
 			return nil, &fs.PathError{Op: "read", Path: name, Err: err}
