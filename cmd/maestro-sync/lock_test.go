@@ -58,7 +58,10 @@ func appVersion(t *testing.T, ship *dockertest.Ship) string {
 
 // Two applies of one change started together: one waits for the other's
 // lock, nothing in flight is removed, and exactly one container remains.
-func TestConcurrentAppliesTakeTurns(t *testing.T) {
+// deployedLockApp deploys version 1 of the lock test's instance and writes
+// version 2, which replaces slowly.
+func deployedLockApp(t *testing.T) (*dockertest.Ship, string) {
+	t.Helper()
 	ship := dockertest.Shared(t, 1)[0]
 	dir := t.TempDir()
 	writeLockManifest(t, dir, ship, "1")
@@ -67,6 +70,11 @@ func TestConcurrentAppliesTakeTurns(t *testing.T) {
 		t.Fatal(r)
 	}
 	writeLockManifest(t, dir, ship, "2")
+	return ship, dir
+}
+
+func TestConcurrentAppliesTakeTurns(t *testing.T) {
+	ship, dir := deployedLockApp(t)
 	var wg sync.WaitGroup
 	results := make([]verbResult, 2)
 	for i := range results {
@@ -123,14 +131,7 @@ func TestConcurrentAppliesTakeTurns(t *testing.T) {
 // kill -9 of an apply holding the lock mid-replacement: the next apply
 // waits for the lock to expire, then repairs what the killed one left.
 func TestKilledLockHolderExpires(t *testing.T) {
-	ship := dockertest.Shared(t, 1)[0]
-	dir := t.TempDir()
-	writeLockManifest(t, dir, ship, "1")
-	t.Cleanup(func() { ship.Docker(t, "rm", "-f", "lock-app-1") })
-	if r := runVerb(t, dir, nil, "apply"); r.code != 0 {
-		t.Fatal(r)
-	}
-	writeLockManifest(t, dir, ship, "2")
+	ship, dir := deployedLockApp(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

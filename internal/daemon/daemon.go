@@ -319,17 +319,12 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	d.mu.Unlock()
 	d.finishRun(log, result, start, runErr, "create", p.Summary().Create, "replace", p.Summary().Replace, "remove", p.Summary().Remove)
-	d.mu.Lock()
-	d.ready = true
 	if failed > 0 {
-		d.failures++
-		delay := min(d.cfg.BackoffMax, d.cfg.BackoffMin<<min(d.failures-1, 20))
-		d.retryAt = time.Now().Add(delay)
-		d.status.NextRetry = d.retryAt
-		d.mu.Unlock()
-		d.scheduleRetry(ctx, delay)
+		d.retryLater(ctx)
 		return
 	}
+	d.mu.Lock()
+	d.ready = true
 	d.failures = 0
 	d.status.NextRetry = time.Time{}
 	d.mu.Unlock()
