@@ -176,6 +176,11 @@ func clipStart(s string, n int) string {
 const minSecret = 8
 
 // redactor hides the values of env (KEY=VALUE) in outputs shown in errors.
+// Redact hides in text every value of env (NAME=value) long enough to be
+// recognised, as check output is hidden: a container's log lines may hold
+// its secrets.
+func Redact(env []string, text string) string { return redactor(env).Replace(text) }
+
 func redactor(env []string) *strings.Replacer {
 	var values []string
 	for _, kv := range env {

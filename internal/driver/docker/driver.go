@@ -454,7 +454,9 @@ func (d *Driver) withLogs(ctx context.Context, t *target, id string, err error) 
 	defer rc.Close()
 	var out bytes.Buffer
 	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 8<<10))
-	logs := strings.TrimSpace(out.String())
+	// The log lines reach errors, the status API and notifications: the
+	// instance's env values are hidden in them.
+	logs := strings.TrimSpace(health.Redact(t.in.Env.List(), out.String()))
 	if logs == "" {
 		return err
 	}
