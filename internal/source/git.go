@@ -79,6 +79,11 @@ type GitOptions struct {
 	// must be signed by one of them, else Fetch fails with ErrUntrusted.
 	KeyringFile string
 
+	// RequireFastForward refuses (with ErrUntrusted) a commit that does
+	// not descend from the last one accepted, so that an old commit, even
+	// a signed one, cannot be replayed by moving the ref back.
+	RequireFastForward bool
+
 	// Observe, when set, is called after each remote operation: op is
 	// "check" (list the remote ref) or "fetch" (download objects), with its
 	// duration and its (redacted) error.
@@ -115,6 +120,10 @@ type refSpec struct {
 // trackedRef is the local ref of the cache that points at the fetched
 // object: it is what an incremental fetch negotiates from.
 const trackedRef = plumbing.ReferenceName("refs/maestro/tracked")
+
+// acceptedRef is the last commit Fetch returned (kept in the cache across
+// restarts), from which RequireFastForward measures.
+const acceptedRef = plumbing.ReferenceName("refs/maestro/accepted")
 
 var (
 	hex40      = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
@@ -412,12 +421,50 @@ func (g *Git) fetch(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	if err := g.fastForward(repo, commit); err != nil {
+		return nil, err
+	}
 	snap, err := g.snapshot(commit)
 	if err != nil {
 		return nil, err
 	}
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(acceptedRef, commit.Hash)); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", g.dir, err)
+	}
 	g.last, g.lastRemote = snap, remote
 	return snap, nil
+}
+
+// fastForward refuses, with RequireFastForward, a commit that does not
+// descend from the last one accepted.
+func (g *Git) fastForward(repo *git.Repository, commit *object.Commit) error {
+	if !g.opts.RequireFastForward {
+		return nil
+	}
+	ref, err := repo.Storer.Reference(acceptedRef)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return nil // the first commit: nothing to descend from
+	}
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", g.dir, err)
+	}
+	if ref.Hash() == commit.Hash {
+		return nil
+	}
+	prev, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		return fmt.Errorf("%w: commit %s: the last accepted commit %s cannot be read to check that it descends from it: %v",
+			ErrUntrusted, commit.Hash.String()[:12], ref.Hash().String()[:12], err)
+	}
+	ok, err := prev.IsAncestor(commit)
+	if err != nil {
+		return fmt.Errorf("%w: commit %s: %v", ErrUntrusted, commit.Hash.String()[:12], err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: commit %s does not descend from %s, the last one deployed (--require-fast-forward): a ref moved back or was rewritten",
+			ErrUntrusted, commit.Hash.String()[:12], prev.Hash.String()[:12])
+	}
+	return nil
 }
 
 // check lists the remote and returns the name and target of the tracked

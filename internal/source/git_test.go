@@ -779,3 +779,39 @@ func TestGitString(t *testing.T) {
 		}
 	}
 }
+
+// With RequireFastForward, moving the branch back to an older commit (a
+// replay) is refused, also after a restart; moving forward is accepted.
+func TestGitRequireFastForward(t *testing.T) {
+	repo := sourcetest.NewRepo(t)
+	first := repo.Commit(t, map[string]string{"manifest.yml": "name: a\n"}, "first")
+	second := repo.Commit(t, map[string]string{"manifest.yml": "name: b\n"}, "second")
+	srv := sourcetest.NewHTTPServer(t, repo, "", "")
+	cache := t.TempDir()
+	g, _ := newGit(t, source.GitOptions{URL: srv.URL, CacheDir: cache, RequireFastForward: true})
+	if snap := fetch(t, g); snap.Revision != second {
+		t.Fatalf("revision %s, want %s", snap.Revision, second)
+	}
+	repo.Git(t, "push", "-f", "origin", first+":refs/heads/main")
+	// A new process on the same cache remembers what it accepted.
+	g, _ = newGit(t, source.GitOptions{URL: srv.URL, CacheDir: cache, RequireFastForward: true})
+	_, err := g.Fetch(t.Context())
+	if !errors.Is(err, source.ErrUntrusted) || !strings.Contains(err.Error(), "does not descend from") {
+		t.Fatalf("a replayed older commit: %v", err)
+	}
+	if _, err := g.Fetch(t.Context()); !errors.Is(err, source.ErrUntrusted) {
+		t.Fatalf("the refused commit was accepted on the second try: %v", err)
+	}
+	repo.Git(t, "reset", "-q", "--hard", second)
+	third := repo.Commit(t, map[string]string{"manifest.yml": "name: c\n"}, "third")
+	if snap := fetch(t, g); snap.Revision != third {
+		t.Fatalf("a descendant: revision %s, want %s", snap.Revision, third)
+	}
+	// Without the option the same move back is followed.
+	plain, _ := newGit(t, source.GitOptions{URL: srv.URL})
+	fetch(t, plain)
+	repo.Git(t, "push", "-f", "origin", first+":refs/heads/main")
+	if snap := fetch(t, plain); snap.Revision != first {
+		t.Errorf("without the option: %s, want %s", snap.Revision, first)
+	}
+}
