@@ -97,7 +97,11 @@ func (r *review) run(g *globals, stderr io.Writer, path string) (p *plan.Plan, i
 	}
 	// The head is untrusted (anyone may open a pull request): its
 	// templates read only the variables the job names.
-	opts := manifest.Options{Environ: templateEnviron(r.templateEnv, nil), Strict: g.strict, Prefix: prefix}
+	pol, err := g.loadPolicy()
+	if err != nil {
+		return nil, false, err
+	}
+	opts := manifest.Options{Environ: templateEnviron(r.templateEnv, nil), Strict: g.strict, Prefix: prefix, Policy: pol}
 	baseEnvs, baseBad, err := loadTree(baseFS, opts)
 	if err != nil {
 		return nil, false, fmt.Errorf("base %s: %w", baseName, err)

@@ -25,6 +25,7 @@ type globals struct {
 	strict   bool
 	revision string
 	owner    string
+	policy   string
 }
 
 func newRoot() *cobra.Command {
@@ -44,6 +45,7 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "", "load this one manifest file (\"-\" reads stdin), as maestro -f does")
 	root.PersistentFlags().BoolVar(&g.strict, "strict", false, "treat warnings (such as unknown keys) as errors")
 	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: none)")
+	root.PersistentFlags().StringVar(&g.policy, "policy", "", "policy file: what containers may not do (privileged, host network, Docker socket, host paths); env MAESTRO_SYNC_POLICY")
 	root.PersistentFlags().StringVar(&g.owner, "owner", "", "identity of the source the environments come from (env MAESTRO_SYNC_OWNER; default: the Git remote and sub-path of PATH)")
 	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newRun(g), newVersion())
 	root.AddCommand(newLock(g))
@@ -82,7 +84,11 @@ type input struct {
 
 // input reads the manifests named by -f or PATH.
 func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
-	in := &input{opts: manifest.Options{Environ: environ(), Strict: g.strict, ReadFile: readFile}}
+	pol, err := g.loadPolicy()
+	if err != nil {
+		return nil, err
+	}
+	in := &input{opts: manifest.Options{Environ: environ(), Strict: g.strict, ReadFile: readFile, Policy: pol}}
 	target := "."
 	if len(args) > 0 {
 		target = args[0]
@@ -136,6 +142,26 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 	}
 	in.sources, err = manifest.ReadSources(in.fsys, names)
 	return in, err
+}
+
+// loadPolicy reads --policy (or MAESTRO_SYNC_POLICY); nil without one.
+func (g *globals) loadPolicy() (*manifest.Policy, error) {
+	name := g.policy
+	if name == "" {
+		name = os.Getenv("MAESTRO_SYNC_POLICY")
+	}
+	if name == "" {
+		return nil, nil
+	}
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	return manifest.ParsePolicy(name, data)
 }
 
 // readFile reads a file named by an absolute path (an env file, as

@@ -173,6 +173,9 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		Manifest: manifest.Options{Environ: templateEnviron(f.templateEnv, f.credential), Strict: g.strict, DenyExecChecks: !f.allowExec},
 		Logger:   log, Metrics: metrics,
 	}
+	if cfg.Manifest.Policy, err = g.loadPolicy(); err != nil {
+		return err
+	}
 	switch {
 	case f.repo != "" && f.dir != "":
 		return errors.New("--repo and --dir exclude each other")

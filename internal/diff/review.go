@@ -64,8 +64,12 @@ func byName(envs []*manifest.Environment) map[string]*manifest.Environment {
 }
 
 func reviewStep(env *manifest.Environment, in *manifest.Instance, a plan.Action, causes []string) plan.Step {
-	return plan.Step{ID: env.Name + "/" + in.Ship + "/" + in.Name, Action: a, Env: env.Name, Service: in.Service,
+	st := plan.Step{ID: env.Name + "/" + in.Ship + "/" + in.Name, Action: a, Env: env.Name, Service: in.Service,
 		Instance: in.Name, Ship: in.Ship, SpecHash: in.SpecHash, Causes: causes}
+	if a == plan.Create || a == plan.Replace {
+		st.Warnings = manifest.Risks(in)
+	}
+	return st
 }
 
 // compareEnv compares the instances of one environment in two revisions.
@@ -93,6 +97,9 @@ func compareEnv(b, h *manifest.Environment, m *secret.Matcher) []plan.Step {
 		}
 		if st.Action == plan.Replace && old.SpecHash == in.SpecHash && b.Ships[old.Ship].Address() == h.Ships[in.Ship].Address() {
 			st.Action = plan.Unchanged // defensive: equal specs never replace
+		}
+		if st.Action == plan.Replace {
+			st.Warnings = manifest.Risks(in)
 		}
 		out = append(out, st)
 	}

@@ -412,6 +412,7 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 	if in.Net == "" {
 		in.Hostname = in.Name
 	}
+	b.policy(f, in)
 	if e, ok := f.get("restart"); ok {
 		in.Restart, _ = b.parseRestart(e.V, f.sub("restart"))
 	}

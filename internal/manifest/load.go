@@ -25,6 +25,9 @@ type Options struct {
 	// daemon runs a repository's checks with its own credentials at hand,
 	// and only trusts a committer with that when told to.
 	DenyExecChecks bool
+	// Policy, when set, denies what containers may not do (privileged,
+	// the host's network, the Docker socket, host paths).
+	Policy *Policy
 	// Prefix is prepended to file names in Environment.File and in errors,
 	// so that they read as the user gave them (e.g. "apps/").
 	Prefix string

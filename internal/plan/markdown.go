@@ -60,6 +60,23 @@ func (p *Plan) WriteMarkdown(w io.Writer, opt MarkdownOptions) error {
 		fmt.Fprintf(&head, "| %s | %s | %d | %d | %d | %d |\n", mdCode(ec.Name), statusText(ec.Status), c.Create, c.Replace, c.Remove, c.Unchanged)
 	}
 	head.WriteString("\n")
+	var warned []string
+	for _, st := range p.Steps {
+		for _, w := range st.Warnings {
+			warned = append(warned, fmt.Sprintf("- ⚠ %s/%s: %s", mdCode(st.Env), mdCode(st.Instance), mdEscape(w)))
+		}
+	}
+	if len(warned) > 0 {
+		head.WriteString("**Reaches beyond its container** (check that this is intended):\n\n")
+		for i, w := range warned {
+			if i == 20 {
+				fmt.Fprintf(&head, "- … and %d more\n", len(warned)-i)
+				break
+			}
+			head.WriteString(w + "\n")
+		}
+		head.WriteString("\n")
+	}
 
 	var sections []string
 	for _, ec := range p.envList() {
@@ -191,6 +208,9 @@ func (p *Plan) serviceSection(env, svc string) string {
 			continue
 		}
 		var lines []string
+		for _, w := range st.Warnings {
+			lines = append(lines, "⚠ **"+mdEscape(w)+"**")
+		}
 		for _, c := range st.Changes {
 			lines = append(lines, mdCode(c.Field)+": "+mdEscape(c.Detail()))
 		}

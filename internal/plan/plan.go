@@ -54,6 +54,10 @@ type Step struct {
 	// (replace, remove, conflict), and LiveSpecHash its spec hash.
 	Container    string `json:"container,omitempty"`
 	LiveSpecHash string `json:"live_spec_hash,omitempty"`
+	// Warnings name what the new container does beyond itself
+	// (privileged, the host's network, the Docker socket, a system
+	// directory of the host), shown with ⚠ even when the policy allows it.
+	Warnings []string `json:"warnings,omitempty"`
 	// Adopt marks a replacement of a container maestro-sync did not make
 	// (no labels: MaestroNG's), taken over with apply --adopt.
 	Adopt bool `json:"adopt,omitempty"`

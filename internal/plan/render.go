@@ -103,12 +103,15 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 // details returns the lines that explain a step: its changes with values
 // when known, else its causes.
 func details(st Step) []string {
-	if len(st.Changes) == 0 {
-		return st.Causes
+	var out []string
+	for _, w := range st.Warnings {
+		out = append(out, "⚠ "+w)
 	}
-	out := make([]string, len(st.Changes))
-	for i, c := range st.Changes {
-		out[i] = c.Text()
+	if len(st.Changes) == 0 {
+		return append(out, st.Causes...)
+	}
+	for _, c := range st.Changes {
+		out = append(out, c.Text())
 	}
 	return out
 }
