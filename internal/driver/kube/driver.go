@@ -167,10 +167,19 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if err := d.checkName(ctx, c, ns, KindConfigMap, cmName, env.Name, svc.Name); err != nil {
 		return err
 	}
+	secName := ds.secretName()
+	if ds.hasSecret() {
+		if err := d.checkName(ctx, c, ns, KindSecret, secName, env.Name, svc.Name); err != nil {
+			return err
+		}
+	}
 
 	// Record the objects before they exist, so that an interrupted apply
 	// leaves nothing the inventory does not know.
 	newRefs := []objRef{refOf(ns, KindConfigMap, cmName), refOf(ns, ds.kind(), wlName), refOf(ns, KindService, svc.Name)}
+	if ds.hasSecret() {
+		newRefs = append(newRefs, refOf(ns, KindSecret, secName))
+	}
 	if err := d.updateInventory(ctx, c, ns, env.Name, svc.Name, newRefs, nil); err != nil {
 		return err
 	}
@@ -178,6 +187,12 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	progress("applying configmap " + cmName)
 	if _, err := c.CoreV1().ConfigMaps(ns).Apply(ctx, ds.configMap(), apply); err != nil {
 		return d.rollback(ctx, c, ds, servingHash, fmt.Errorf("apply configmap %s: %w", cmName, err))
+	}
+	if ds.hasSecret() {
+		progress("applying secret " + secName)
+		if _, err := c.CoreV1().Secrets(ns).Apply(ctx, ds.secret(), apply); err != nil {
+			return d.rollback(ctx, c, ds, servingHash, fmt.Errorf("apply secret %s: %w", secName, err))
+		}
 	}
 	progress("applying " + strings.ToLower(ds.kind()) + " " + wlName)
 	if err := d.applyWorkload(ctx, c, ds, apply); err != nil {
@@ -193,7 +208,8 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	}
 	progress("removing the old objects")
 	gone, err := d.prune(ctx, c, ns, env.Name, svc.Name, func(kind, name string) bool {
-		return kind == KindService || name == wlName && kind == ds.kind() || name == cmName && kind == KindConfigMap
+		return kind == KindService || name == wlName && kind == ds.kind() || name == cmName && kind == KindConfigMap ||
+			name == secName && kind == KindSecret
 	})
 	if err != nil {
 		return fmt.Errorf("service %s runs %s, but removing the old objects failed: %w", svc.Name, wlName, err)
@@ -239,6 +255,11 @@ func getMeta(ctx context.Context, c kubernetes.Interface, ns, kind, name string)
 	case KindService:
 		var o *corev1.Service
 		if o, err = c.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			m = o.ObjectMeta
+		}
+	case KindSecret:
+		var o *corev1.Secret
+		if o, err = c.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
 			m = o.ObjectMeta
 		}
 	default:
@@ -305,7 +326,7 @@ func (d *Driver) rollback(ctx context.Context, c kubernetes.Interface, ds *desir
 	defer cancel()
 	var errs []error
 	var gone []objRef
-	for _, o := range []struct{ kind, name string }{{ds.kind(), ds.workloadName()}, {KindConfigMap, ds.configMapName()}} {
+	for _, o := range []struct{ kind, name string }{{ds.kind(), ds.workloadName()}, {KindConfigMap, ds.configMapName()}, {KindSecret, ds.secretName()}} {
 		if err := d.deleteOwned(ctx, c, ds.namespace, o.kind, o.name, ds.env, ds.service); err != nil {
 			errs = append(errs, err)
 			continue
@@ -359,6 +380,8 @@ func (d *Driver) deleteUID(ctx context.Context, c kubernetes.Interface, ns, kind
 		err = c.CoreV1().ConfigMaps(ns).Delete(ctx, name, opts)
 	case KindService:
 		err = c.CoreV1().Services(ns).Delete(ctx, name, opts)
+	case KindSecret:
+		err = c.CoreV1().Secrets(ns).Delete(ctx, name, opts)
 	}
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete %s %s: %w", strings.ToLower(kind), name, err)

@@ -126,6 +126,7 @@ func TestInstallManifests(t *testing.T) {
 		"/services":                  {"create", "delete", "get", "list", "patch"},
 		"/configmaps":                {"create", "delete", "get", "list", "patch", "update"},
 		"coordination.k8s.io/leases": {"create", "delete", "get", "update"},
+		"/secrets":                   {"create", "delete", "get", "patch"},
 	}
 	got := map[string][]string{}
 	for _, r := range role.Rules {

@@ -311,9 +311,14 @@ func TestDeployAndUnchanged(t *testing.T) {
 	if len(cm.Data) != len(web.Env) {
 		t.Errorf("configmap holds %d variables, the workload %d", len(cm.Data), len(web.Env))
 	}
+	// db's password is sensitive: in its Secret, not in its ConfigMap.
 	dbCM, err := c.CoreV1().ConfigMaps(ns).Get(ctx, kube.ConfigMapName("db", db.SpecHash), metav1.GetOptions{})
-	if err != nil || dbCM.Data["POSTGRES_PASSWORD"] != "secret" {
+	if err != nil || dbCM.Data["POSTGRES_PASSWORD"] != "" || dbCM.Data["SERVICE_NAME"] != "db" {
 		t.Errorf("db configmap: %v %v", err, dbCM)
+	}
+	dbSecret, err := c.CoreV1().Secrets(ns).Get(ctx, kube.SecretName("db", db.SpecHash), metav1.GetOptions{})
+	if err != nil || string(dbSecret.Data["POSTGRES_PASSWORD"]) != "secret" {
+		t.Errorf("db secret: %v %v", err, dbSecret)
 	}
 
 	// Services select the spec hash; web has a node port.
@@ -342,9 +347,9 @@ func TestDeployAndUnchanged(t *testing.T) {
 		t.Errorf("service db: %v %+v", err, dbSvc)
 	}
 
-	// The inventory lists the six objects.
+	// The inventory lists the seven objects (db's Secret too).
 	inv := inventory(t, cp, ns)
-	if len(inv) != 6 {
+	if len(inv) != 7 {
 		t.Errorf("inventory: %v", inv)
 	}
 	if inv[ns+"_"+kube.WorkloadName("web", web.SpecHash)+"_apps_Deployment"] != "web" || inv[ns+"_db__Service"] != "db" {
@@ -536,7 +541,7 @@ func TestReplaceSwitchesAfterRollout(t *testing.T) {
 		t.Errorf("new configmap: %v %v", err, cm)
 	}
 	inv := inventory(t, cp, s.namespace)
-	if len(inv) != 6 || inv[s.namespace+"_"+newName+"_apps_Deployment"] != "web" || inv[s.namespace+"_"+oldName+"_apps_Deployment"] != "" {
+	if len(inv) != 7 || inv[s.namespace+"_"+newName+"_apps_Deployment"] != "web" || inv[s.namespace+"_"+oldName+"_apps_Deployment"] != "" {
 		t.Errorf("inventory after the replacement: %v", inv)
 	}
 	if p, _ := (run{}).do(t, text); len(p.Mutating()) != 0 {
@@ -595,7 +600,7 @@ func TestFailedRolloutKeepsOldPods(t *testing.T) {
 	if err != nil || old.Status.AvailableReplicas != 2 {
 		t.Errorf("old deployment after the failure: %v %+v", err, old.Status)
 	}
-	if inv := inventory(t, cp, ns); len(inv) != 6 || inv[ns+"_"+kube.WorkloadName("web", newWeb.SpecHash)+"_apps_Deployment"] != "" {
+	if inv := inventory(t, cp, ns); len(inv) != 7 || inv[ns+"_"+kube.WorkloadName("web", newWeb.SpecHash)+"_apps_Deployment"] != "" {
 		t.Errorf("inventory after the failure: %v", inv)
 	}
 	// The next reconcile tries again.
@@ -664,7 +669,7 @@ func TestPruneLeavesForeignObjects(t *testing.T) {
 			t.Errorf("inventory still lists %s", k)
 		}
 	}
-	if len(inv) != 6 {
+	if len(inv) != 7 {
 		t.Errorf("inventory after prune: %v", inv)
 	}
 	if p, _ := (run{prune: true}).do(t, text); len(p.Mutating()) != 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
+	"github.com/maestro-sync/maestro-sync/internal/secret"
 )
 
 // FieldManager is the server-side apply field manager of every object
@@ -30,6 +31,7 @@ const (
 	KindDeployment = "Deployment"
 	KindDaemonSet  = "DaemonSet"
 	KindConfigMap  = "ConfigMap"
+	KindSecret     = "Secret"
 	KindService    = "Service"
 )
 
@@ -48,6 +50,16 @@ func ConfigMapName(service, specHash string) string {
 	return service + "-env-" + specHash[:min(HashLen, len(specHash))]
 }
 
+// SecretName is the name of the immutable Secret holding the sensitive
+// env of a service's workload: <service>-secret-<hash8>.
+func SecretName(service, specHash string) string {
+	return service + "-secret-" + specHash[:min(HashLen, len(specHash))]
+}
+
+// sensitive tells the env variables that go into the Secret: names that
+// look secret (PASSWORD, TOKEN, KEY, …) and values from env files.
+var sensitive = secret.New(nil)
+
 // desired is everything the objects of one cluster service are built from.
 type desired struct {
 	env, service, revision string
@@ -61,6 +73,17 @@ type desired struct {
 func (d *desired) hash() string          { return d.w.SpecHash }
 func (d *desired) workloadName() string  { return WorkloadName(d.service, d.w.SpecHash) }
 func (d *desired) configMapName() string { return ConfigMapName(d.service, d.w.SpecHash) }
+func (d *desired) secretName() string    { return SecretName(d.service, d.w.SpecHash) }
+
+// hasSecret reports whether the workload has sensitive env values.
+func (d *desired) hasSecret() bool {
+	for _, v := range d.w.Env {
+		if !v.Unset && sensitive.Var(v) {
+			return true
+		}
+	}
+	return false
+}
 
 func (d *desired) kind() string {
 	if d.w.Mode == manifest.ModeDaemonSet {
@@ -113,7 +136,7 @@ func (d *desired) meta(name string) *metav1ac.ObjectMetaApplyConfiguration {
 func (d *desired) configMap() *corev1ac.ConfigMapApplyConfiguration {
 	data := map[string]string{}
 	for _, v := range d.w.Env {
-		if !v.Unset {
+		if !v.Unset && !sensitive.Var(v) {
 			data[v.Name] = v.Value
 		}
 	}
@@ -122,9 +145,26 @@ func (d *desired) configMap() *corev1ac.ConfigMapApplyConfiguration {
 	return cm
 }
 
+// secret is the immutable Secret with the workload's sensitive env values,
+// which never go into the ConfigMap.
+func (d *desired) secret() *corev1ac.SecretApplyConfiguration {
+	data := map[string]string{}
+	for _, v := range d.w.Env {
+		if !v.Unset && sensitive.Var(v) {
+			data[v.Name] = v.Value
+		}
+	}
+	s := corev1ac.Secret(d.secretName(), d.namespace).WithImmutable(true).WithType(corev1.SecretTypeOpaque).WithStringData(data)
+	s.ObjectMetaApplyConfiguration = d.meta(d.secretName())
+	return s
+}
+
 func (d *desired) podTemplate() (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
 	c := corev1ac.Container().WithName(d.service).WithImage(d.w.Image).
 		WithEnvFrom(corev1ac.EnvFromSource().WithConfigMapRef(corev1ac.ConfigMapEnvSource().WithName(d.configMapName())))
+	if d.hasSecret() {
+		c.WithEnvFrom(corev1ac.EnvFromSource().WithSecretRef(corev1ac.SecretEnvSource().WithName(d.secretName())))
+	}
 	if len(d.w.Command) > 0 {
 		// MaestroNG's command is Docker's Cmd: the image's entrypoint
 		// stays, as with Kubernetes' args.

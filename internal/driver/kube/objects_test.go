@@ -80,8 +80,11 @@ func TestObjects(t *testing.T) {
 		t.Errorf("names: %s %s", d.workloadName(), d.configMapName())
 	}
 	cm := d.configMap()
-	if !*cm.Immutable || len(cm.Data) != 2 || cm.Data["A"] != "1" || cm.Data["SECRET"] != "hunter2" {
+	if !*cm.Immutable || len(cm.Data) != 1 || cm.Data["A"] != "1" {
 		t.Errorf("configmap: %+v", cm)
+	}
+	if sec := d.secret(); !d.hasSecret() || !*sec.Immutable || len(sec.StringData) != 1 || sec.StringData["SECRET"] != "hunter2" || *sec.Name != "web-secret-"+w.SpecHash[:8] {
+		t.Errorf("secret: %+v", sec)
 	}
 	if cm.Labels[label.Revision] != "0123abc" || cm.Labels[label.SpecHash] != w.SpecHash || strings.Contains(cm.Annotations[label.Spec], "hunter2") {
 		t.Errorf("configmap metadata: %+v %+v", cm.Labels, cm.Annotations)

@@ -135,3 +135,67 @@ func TestOwnersShareANamespace(t *testing.T) {
 		t.Errorf("A's service changed hands: %s", got)
 	}
 }
+
+// Sensitive env values (names that look secret, values from env files)
+// land in an immutable Secret, never in the ConfigMap.
+func TestSensitiveEnvInASecret(t *testing.T) {
+	cp := kubetest.Start(t)
+	ns := cp.Namespace(t, "secret")
+	text := fmt.Sprintf(`name: sec
+clusters:
+  kc: {kubeconfig: %s, namespace: %s}
+services:
+  api:
+    image: nginx:1.27
+    cluster: kc
+    env: {API_TOKEN: tok-0a1b2c3d4e, DB_PASSWORD: hunter2-pw, LOG_LEVEL: info}
+`, cp.Kubeconfig, ns)
+	o := owner.New("git.example.com/acme/secrets")
+	if _, res := (run{owner: o}).do(t, text); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	w := workload(t, load(t, text), "api")
+	ctx := context.Background()
+	cm, err := cp.Client.CoreV1().ConfigMaps(ns).Get(ctx, kube.ConfigMapName("api", w.SpecHash), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["LOG_LEVEL"] != "info" || cm.Data["API_TOKEN"] != "" || cm.Data["DB_PASSWORD"] != "" {
+		t.Errorf("configmap data: %v", cm.Data)
+	}
+	for _, v := range cm.Data {
+		if strings.Contains(v, "tok-0a1b") || strings.Contains(v, "hunter2") {
+			t.Errorf("a sensitive value is in the configmap: %v", cm.Data)
+		}
+	}
+	sec, err := cp.Client.CoreV1().Secrets(ns).Get(ctx, kube.SecretName("api", w.SpecHash), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sec.Data["API_TOKEN"]) != "tok-0a1b2c3d4e" || string(sec.Data["DB_PASSWORD"]) != "hunter2-pw" || sec.Immutable == nil || !*sec.Immutable {
+		t.Errorf("secret: immutable %v, data %v", sec.Immutable, sec.Data)
+	}
+	if sec.Labels[label.Owner] != o.ID {
+		t.Errorf("secret labels: %v", sec.Labels)
+	}
+	dep, err := cp.Client.AppsV1().Deployments(ns).Get(ctx, kube.WorkloadName("api", w.SpecHash), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := dep.Spec.Template.Spec.Containers[0].EnvFrom
+	if len(refs) != 2 || refs[1].SecretRef == nil || refs[1].SecretRef.Name != sec.Name {
+		t.Errorf("envFrom: %+v", refs)
+	}
+	// A change replaces the Secret with the workload; the old one goes.
+	changed := strings.Replace(text, "tok-0a1b2c3d4e", "tok-ffffffffff", 1)
+	if _, res := (run{owner: o}).do(t, changed); res.Err() != nil {
+		t.Fatal(res.Err())
+	}
+	if _, err := cp.Client.CoreV1().Secrets(ns).Get(ctx, sec.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the old secret after a replacement: %v", err)
+	}
+	w2 := workload(t, load(t, changed), "api")
+	if _, err := cp.Client.CoreV1().Secrets(ns).Get(ctx, kube.SecretName("api", w2.SpecHash), metav1.GetOptions{}); err != nil {
+		t.Errorf("the new secret: %v", err)
+	}
+}
