@@ -255,11 +255,12 @@ services:
 		if strings.Contains(out, "release-42") {
 			t.Errorf("%s output shows APP_RELEASE, which --template-env did not allow", format)
 		}
-		// Allowed by name or by prefix, a variable is visible.
+		// Allowed by name or by prefix, a variable is read by the template,
+		// and its value is tainted: sensitive in every format.
 		for _, allow := range []string{"APP_RELEASE", "APP_*"} {
 			out, _, _ = cli(t, "plan", "--base-dir", filepath.Join(dir, "base"), "--head-dir", filepath.Join(dir, "head"), "-o", format, "--template-env", allow)
-			if !strings.Contains(out, "release-42") {
-				t.Errorf("%s with --template-env %s: the allowed variable is missing:\n%s", format, allow, out)
+			if strings.Contains(out, "release-42") {
+				t.Errorf("%s with --template-env %s shows the value read from the environment:\n%s", format, allow, out)
 			}
 			for name, value := range leaks {
 				if strings.Contains(out, value) {
@@ -267,6 +268,22 @@ services:
 				}
 			}
 		}
+	}
+	// The allowed variable did reach the template: the head's spec differs.
+	hash := func(args ...string) string {
+		out, _, _ := cli(t, append([]string{"plan", "--base-dir", filepath.Join(dir, "base"), "--head-dir", filepath.Join(dir, "head"), "-o", "json"}, args...)...)
+		var doc struct {
+			Steps []struct {
+				SpecHash string `json:"spec_hash"`
+			} `json:"steps"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || len(doc.Steps) != 1 {
+			t.Fatalf("json plan: %v\n%s", err, out)
+		}
+		return doc.Steps[0].SpecHash
+	}
+	if hash() == hash("--template-env", "APP_RELEASE") {
+		t.Error("--template-env APP_RELEASE did not reach the template")
 	}
 }
 

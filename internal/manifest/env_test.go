@@ -564,3 +564,28 @@ func TestTemplateBounds(t *testing.T) {
 		t.Errorf("range(3) gives %q", v)
 	}
 }
+
+func TestTemplateTaint(t *testing.T) {
+	environ := map[string]string{"REGION": "eu-west-9", "DEPLOY_KEY": "k3y-abcdef", "N": "1"}
+	load := func(tpl string) Env {
+		t.Helper()
+		text := "name: shop\nships: {s1: {ip: 10.0.0.1}}\nservices:\n  web:\n    image: web:1\n    env:\n" + tpl + "    instances: {web-1: {ship: s1}}\n"
+		repo := LoadSources(fstest.MapFS{}, []Source{{Name: "manifest.yml", Data: []byte(text)}}, Options{Environ: environ})
+		if err := repo.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return repo.Environments[0].Instance("web-1").Env
+	}
+	tainted := func(env Env, name string) bool {
+		v, _ := env.Lookup(name)
+		return v.FromEnv
+	}
+	env := load("      A: \"{{ env.REGION }}-a\"\n      B: static-value\n      C: \"{{ env.N }}\"\n")
+	if !tainted(env, "A") || tainted(env, "B") || tainted(env, "C") {
+		t.Errorf("by reference: A %v B %v C %v", tainted(env, "A"), tainted(env, "B"), tainted(env, "C"))
+	}
+	env = load("      A: \"{% for k, v in env.items() %}{% if k == 'DEPLOY_KEY' %}{{ v }}{% endif %}{% endfor %}\"\n      B: static-value\n")
+	if !tainted(env, "A") || tainted(env, "B") {
+		t.Errorf("by a loop over env: A %v B %v", tainted(env, "A"), tainted(env, "B"))
+	}
+}

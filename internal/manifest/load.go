@@ -214,6 +214,7 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 	env := b.build(doc.Content[0])
 	if env != nil {
 		env.File = d.file
+		taint(env, taintedValues(src.Data, opts.Environ))
 	}
 	if opts.Strict {
 		for _, e := range d.errs {

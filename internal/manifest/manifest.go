@@ -408,6 +408,10 @@ type EnvVar struct {
 	// FromFile is true when the value came from an env file. Such values
 	// are treated as sensitive.
 	FromFile bool
+	// FromEnv is true when the value carries a value of the process
+	// environment that a template copied in (taint, as Terraform's
+	// sensitive): such values are sensitive too.
+	FromEnv bool
 	// Source tells where an injected variable comes from: the name of the
 	// service whose link variables it is, or "maestro" for the fixed
 	// container variables. It is empty for the user's own variables.

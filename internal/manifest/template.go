@@ -340,3 +340,72 @@ func (w *boundedWriter) Write(p []byte) (int, error) {
 }
 
 func (w *boundedWriter) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
+
+// minTainted is the shortest process environment value that taints: a
+// shorter one ("1", "yes") would mark half the manifest.
+const minTainted = 4
+
+var (
+	bareEnv      = regexp.MustCompile(`\benv\b`)
+	templateLoad = regexp.MustCompile(`\{%-?\s*(include|import|from|extends)\b`)
+)
+
+// taintedValues returns the process environment values a template may have
+// copied into the manifest: those of the variables it names (env.NAME,
+// env['NAME']), or every one when it reads env otherwise (env.items(), a
+// loop, a filter) or loads other templates.
+func taintedValues(src []byte, environ map[string]string) []string {
+	if len(environ) == 0 || !hasTemplate(src) {
+		return nil
+	}
+	text := string(src)
+	refs := envReference.FindAllStringSubmatch(text, -1)
+	all := templateLoad.MatchString(text) || len(bareEnv.FindAllStringIndex(text, -1)) > len(refs)
+	var out []string
+	add := func(v string) {
+		if len(v) >= minTainted {
+			out = append(out, v)
+		}
+	}
+	if all {
+		for _, v := range environ {
+			add(v)
+		}
+		return out
+	}
+	for _, m := range refs {
+		name := m[1]
+		if name == "" {
+			name = m[2]
+		}
+		if v, ok := environ[name]; ok {
+			add(v)
+		}
+	}
+	return out
+}
+
+// taint marks the env variables whose values carry a tainted value.
+func taint(env *Environment, values []string) {
+	if len(values) == 0 {
+		return
+	}
+	mark := func(vars Env) {
+		for i := range vars {
+			for _, t := range values {
+				if strings.Contains(vars[i].Value, t) {
+					vars[i].FromEnv = true
+					break
+				}
+			}
+		}
+	}
+	for _, svc := range env.Services {
+		for _, in := range svc.Instances {
+			mark(in.Env)
+		}
+		if svc.Workload != nil {
+			mark(svc.Workload.Env)
+		}
+	}
+}

@@ -44,9 +44,10 @@ func (m *Matcher) Name(name string) bool {
 }
 
 // Var reports whether a variable is sensitive: its name looks secret, or
-// its value came from an env file.
+// its value came from an env file or (through a template) from the
+// process environment.
 func (m *Matcher) Var(v manifest.EnvVar) bool {
-	return v.FromFile || m.Name(v.Name)
+	return v.FromFile || v.FromEnv || m.Name(v.Name)
 }
 
 // Redacted is what is shown instead of a sensitive value.
