@@ -35,7 +35,7 @@ type runFlags struct {
 	sshKey, knownHosts               string
 	insecureHostKey                  bool
 	gitUser, gitPassFile, gitPassEnv string
-	keyring                          string
+	keyring, allowedSigners          string
 	fastForward                      bool
 	poll, resync                     time.Duration
 	listen                           string
@@ -87,6 +87,7 @@ flight and exits.`,
 	fl.StringVar(&f.gitPassFile, "git-password-file", "", "file holding the https password or token")
 	fl.StringVar(&f.gitPassEnv, "git-password-env", "", "environment variable holding the https password or token")
 	fl.BoolVar(&f.fastForward, "require-fast-forward", false, "refuse a commit that does not descend from the last one deployed (no replay of an old commit by moving the ref back)")
+	fl.StringVar(&f.allowedSigners, "verify-allowed-signers", "", "allowed signers file (git's gpg.ssh.allowedSignersFile): deploy only commits with an SSH signature by one of its keys (with --verify-keyring: or an OpenPGP one)")
 	fl.StringVar(&f.keyring, "verify-keyring", "", "armored OpenPGP public keys: deploy only commits signed by one of them")
 	fl.DurationVar(&f.poll, "poll", 10*time.Second, "interval between checks of the repository")
 	fl.DurationVar(&f.resync, "resync", 5*time.Minute, "interval between re-observations of the ships (drift repair)")
@@ -193,7 +194,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 			URL: f.repo, Ref: f.ref, Path: f.path, CacheDir: f.cacheDir,
 			SSHKeyFile: f.sshKey, KnownHostsFile: f.knownHosts, InsecureIgnoreHostKey: f.insecureHostKey,
 			Username: f.gitUser, PasswordFile: f.gitPassFile, PasswordEnv: f.gitPassEnv,
-			KeyringFile: f.keyring, RequireFastForward: f.fastForward, Observe: metrics.ObserveGit,
+			KeyringFile: f.keyring, AllowedSignersFile: f.allowedSigners, RequireFastForward: f.fastForward, Observe: metrics.ObserveGit,
 		})
 		if err != nil {
 			return err

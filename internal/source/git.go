@@ -29,6 +29,7 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/hiddeco/sshsig"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -79,6 +80,12 @@ type GitOptions struct {
 	// must be signed by one of them, else Fetch fails with ErrUntrusted.
 	KeyringFile string
 
+	// AllowedSignersFile lists the SSH keys whose commit signatures are
+	// trusted (git's gpg.ssh.allowedSignersFile format: principals, then
+	// the key). When set, with or without KeyringFile, the commit must be
+	// signed by one of its keys (or of the keyring), else ErrUntrusted.
+	AllowedSignersFile string
+
 	// RequireFastForward refuses (with ErrUntrusted) a commit that does
 	// not descend from the last one accepted, so that an old commit, even
 	// a signed one, cannot be replayed by moving the ref back.
@@ -100,7 +107,8 @@ type Git struct {
 	sub      string
 	ref      refSpec
 	dir      string             // the bare repository
-	keyring  openpgp.EntityList // nil when signatures are not verified
+	keyring  openpgp.EntityList // nil when OpenPGP signatures are not trusted
+	signers  []ssh.PublicKey    // nil when SSH signatures are not trusted
 	sshAuth  transport.AuthMethod
 	redact   redactor
 	sem      chan struct{} // serializes Fetch, shared by values using the same dir
@@ -210,6 +218,15 @@ func NewGit(opts GitOptions) (*Git, error) {
 		}
 		if g.keyring, err = readKeyring(string(data)); err != nil {
 			return fail("keyring %s: %w", opts.KeyringFile, err)
+		}
+	}
+	if opts.AllowedSignersFile != "" {
+		data, err := os.ReadFile(opts.AllowedSignersFile)
+		if err != nil {
+			return fail("allowed signers: %w", err)
+		}
+		if g.signers, err = readAllowedSigners(string(data)); err != nil {
+			return fail("allowed signers %s: %w", opts.AllowedSignersFile, err)
 		}
 	}
 
@@ -662,20 +679,26 @@ func (g *Git) snapshot(commit *object.Commit) (*Snapshot, error) {
 // made of several armored blocks (keys exported one by one and
 // concatenated), where Verify reads the first block only.
 func (g *Git) verify(commit *object.Commit) error {
-	if g.keyring == nil {
+	if g.keyring == nil && g.signers == nil {
 		return nil
 	}
 	id := commit.Hash.String()
 	sig := commit.PGPSignature
+	if strings.Contains(sig, "-----BEGIN SSH SIGNATURE-----") {
+		return g.verifySSH(commit)
+	}
 	switch strings.Count(sig, "-----BEGIN PGP SIGNATURE-----") {
 	case 0:
 		if sig == "" {
 			return fmt.Errorf("%w: commit %s is not signed", ErrUntrusted, id)
 		}
-		return fmt.Errorf("%w: commit %s has a signature that is not OpenPGP (SSH or X.509 signatures are not supported)", ErrUntrusted, id)
+		return fmt.Errorf("%w: commit %s has a signature that is neither OpenPGP nor SSH (X.509 signatures are not supported)", ErrUntrusted, id)
 	case 1:
 	default:
 		return fmt.Errorf("%w: commit %s carries several signatures", ErrUntrusted, id)
+	}
+	if g.keyring == nil {
+		return fmt.Errorf("%w: commit %s has an OpenPGP signature, and only SSH signers are trusted (--verify-allowed-signers)", ErrUntrusted, id)
 	}
 	encoded := &plumbing.MemoryObject{}
 	if err := commit.EncodeWithoutSignature(encoded); err != nil {
@@ -748,4 +771,66 @@ func signatureKey(armored string) string {
 		return fmt.Sprintf("%016X", *sig.IssuerKeyId)
 	}
 	return "(unknown)"
+}
+
+// verifySSH checks an SSH signature (git's gpg.format ssh, namespace
+// "git") of the commit against the allowed signers.
+func (g *Git) verifySSH(commit *object.Commit) error {
+	id := commit.Hash.String()
+	if g.signers == nil {
+		return fmt.Errorf("%w: commit %s has an SSH signature, and only OpenPGP keys are trusted (--verify-keyring)", ErrUntrusted, id)
+	}
+	sig, err := sshsig.Unarmor([]byte(commit.PGPSignature))
+	if err != nil {
+		return fmt.Errorf("%w: commit %s: unreadable SSH signature: %v", ErrUntrusted, id, err)
+	}
+	fp := ssh.FingerprintSHA256(sig.PublicKey)
+	var key ssh.PublicKey
+	for _, k := range g.signers {
+		if ssh.FingerprintSHA256(k) == fp {
+			key = k
+		}
+	}
+	if key == nil {
+		return fmt.Errorf("%w: commit %s is signed by SSH key %s, which is not in the allowed signers %s", ErrUntrusted, id, fp, g.opts.AllowedSignersFile)
+	}
+	encoded := &plumbing.MemoryObject{}
+	if err := commit.EncodeWithoutSignature(encoded); err != nil {
+		return fmt.Errorf("commit %s: %w", id, err)
+	}
+	signed, err := encoded.Reader()
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", id, err)
+	}
+	defer signed.Close()
+	if err := sshsig.Verify(signed, sig, key, sig.HashAlgorithm, "git"); err != nil {
+		return fmt.Errorf("%w: commit %s: bad SSH signature by key %s: %v", ErrUntrusted, id, fp, err)
+	}
+	return nil
+}
+
+// readAllowedSigners reads an allowed signers file: per line, principals,
+// then optional options, then the key ("alice@example.com ssh-ed25519
+// AAAA..."); # starts a comment.
+func readAllowedSigners(text string) ([]ssh.PublicKey, error) {
+	var keys []ssh.PublicKey
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			return nil, fmt.Errorf("line %d: want principals and a key", i+1)
+		}
+		key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.TrimSpace(rest)))
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key")
+	}
+	return keys, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -813,5 +814,52 @@ func TestGitRequireFastForward(t *testing.T) {
 	repo.Git(t, "push", "-f", "origin", first+":refs/heads/main")
 	if snap := fetch(t, plain); snap.Revision != first {
 		t.Errorf("without the option: %s, want %s", snap.Revision, first)
+	}
+}
+
+// SSH commit signatures (git's gpg.format ssh) verify against an allowed
+// signers file; a commit signed by another key, or unsigned, is refused.
+func TestGitSSHSignatures(t *testing.T) {
+	keygen, err := exec.LookPath("ssh-keygen")
+	if err != nil {
+		t.Fatal("ssh-keygen is needed (Debian's openssh-client): ", err)
+	}
+	dir := t.TempDir()
+	key := func(name string) (string, string) {
+		p := filepath.Join(dir, name)
+		if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", p).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v\n%s", err, out)
+		}
+		pub, err := os.ReadFile(p + ".pub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, strings.TrimSpace(string(pub))
+	}
+	good, goodPub := key("deployer")
+	forger, _ := key("forger")
+	signers := filepath.Join(dir, "allowed_signers")
+	if err := os.WriteFile(signers, []byte("# who may deploy\ndeployer@example.com "+goodPub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo := sourcetest.NewRepo(t)
+	repo.Commit(t, map[string]string{"manifest.yml": "name: a\n"}, "unsigned")
+	sign := func(keyFile, msg string) string {
+		repo.Git(t, "-c", "gpg.format=ssh", "-c", "user.signingkey="+keyFile, "commit", "-q", "--allow-empty", "-S", "-m", msg)
+		repo.Git(t, "push", "-q", "origin", "HEAD:main")
+		return repo.Git(t, "rev-parse", "HEAD")
+	}
+	srv := sourcetest.NewHTTPServer(t, repo, "", "")
+	g, _ := newGit(t, source.GitOptions{URL: srv.URL, AllowedSignersFile: signers})
+	if _, err := g.Fetch(t.Context()); !errors.Is(err, source.ErrUntrusted) || !strings.Contains(err.Error(), "not signed") {
+		t.Errorf("unsigned: %v", err)
+	}
+	signed := sign(good, "signed")
+	if snap, err := g.Fetch(t.Context()); err != nil || snap.Revision != signed {
+		t.Errorf("signed by an allowed key: %v", err)
+	}
+	sign(forger, "forged")
+	if _, err := g.Fetch(t.Context()); !errors.Is(err, source.ErrUntrusted) || !strings.Contains(err.Error(), "not in the allowed signers") {
+		t.Errorf("signed by another key: %v", err)
 	}
 }
