@@ -254,7 +254,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	req := reconcile.Request{
 		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
 		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
-		Holder: lock.Self(runID()),
+		Holder: lock.Self(runID()), SkipLocked: true,
 		Review: func(p *plan.Plan) error {
 			if t.reason == "resync" {
 				d.countDrift(p, snap.Revision)
@@ -299,7 +299,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	p, res, state := out.Plan, out.Apply, out.After
 	mutating := len(p.Mutating())
-	failed := d.applyStatus(envs, p, res, state, snap, envStatus)
+	failed := d.applyStatus(envs, p, res, state, snap, envStatus, out.Locked)
 	result := "success"
 	var runErr error
 	switch {

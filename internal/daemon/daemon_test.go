@@ -68,8 +68,10 @@ type fakeTarget struct {
 	delay      time.Duration
 	applied    []string
 	down       bool
-	// lockedBy, when set, is the holder of every lock.
-	lockedBy *lock.Holder
+	// lockedBy, when set, is the holder of the locks of lockedEnv (of
+	// every environment when lockedEnv is "").
+	lockedBy  *lock.Holder
+	lockedEnv string
 	locks    int // locks taken
 }
 
@@ -113,7 +115,7 @@ func (m fakeMutex) Where() string { return m.p.Host }
 func (m fakeMutex) TryLock(context.Context) (lock.Held, error) {
 	m.t.mu.Lock()
 	defer m.t.mu.Unlock()
-	if h := m.t.lockedBy; h != nil {
+	if h := m.t.lockedBy; h != nil && (m.t.lockedEnv == "" || m.t.lockedEnv == m.p.Key.Env) {
 		return nil, &lock.LockedError{Info: lock.Info{Key: m.p.Key, Where: m.p.Host, Holder: *h}}
 	}
 	m.t.locks++
@@ -449,21 +451,24 @@ func TestInstanceStatusOfClusterServices(t *testing.T) {
 	}
 }
 
-// A run that finds the environment locked by another run changes nothing,
-// says who holds the lock, and retries until the lock is free.
+// An environment another run holds the lock of is left out, says who holds
+// it, and is retried until the lock is free; the others deploy meanwhile.
 func TestLockedEnvironmentIsRetried(t *testing.T) {
 	src := &fakeSource{}
-	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1"), "b/manifest.yml": manifestText("b", "1")})
 	tgt := newFakeTarget()
-	tgt.lockedBy = &lock.Holder{Host: "laptop", PID: 42, Run: "r1"}
+	tgt.lockedBy, tgt.lockedEnv = &lock.Holder{Host: "laptop", PID: 42, Run: "r1"}, "a"
 	d, _, _ := newTestDaemon(t, src, tgt)
-	eventually(t, "a locked run", func() bool {
-		st := d.Status()
-		return st.LastResult == "failed" && strings.Contains(st.LastError, "locked by laptop pid 42 run r1")
+	eventually(t, "b deployed while a is locked", func() bool {
+		a := envState(d, "a")
+		return envState(d, "b").AppliedRevision == "rev1" && a.State == "failed" &&
+			len(a.Errors) > 0 && strings.Contains(a.Errors[0], "locked by laptop pid 42 run r1")
 	})
 	tgt.mu.Lock()
-	if len(tgt.applied) != 0 {
-		t.Errorf("applied while locked: %v", tgt.applied)
+	for _, s := range tgt.applied {
+		if strings.Contains(s, "a-1") {
+			t.Errorf("applied while locked: %v", tgt.applied)
+		}
 	}
 	tgt.lockedBy = nil
 	tgt.mu.Unlock()

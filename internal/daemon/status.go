@@ -9,6 +9,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/source"
@@ -119,9 +120,13 @@ func (d *Daemon) setAllStalled(revision, msg string) {
 
 // applyStatus records the outcome of a run per environment and returns
 // how many environments failed.
-func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *apply.Result, state *live.State, snap *source.Snapshot, invalid []EnvStatus) int {
+func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *apply.Result, state *live.State, snap *source.Snapshot, invalid []EnvStatus, locked map[string]*lock.LockedError) int {
 	failedSteps := map[string][]string{} // env → errors
-	failedInst := map[string]string{}    // env/instance → error
+	for env, err := range locked {
+		// Left out: another run holds its lock; retried with backoff.
+		failedSteps[env] = append(failedSteps[env], err.Error())
+	}
+	failedInst := map[string]string{} // env/instance → error
 	for _, o := range res.Outcomes {
 		if o.Err != nil {
 			failedSteps[o.Step.Env] = append(failedSteps[o.Step.Env], o.Err.Error())

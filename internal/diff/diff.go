@@ -34,6 +34,10 @@ type Options struct {
 	// every environment of the owner's repository and every manifest of it
 	// is valid (not with -f, nor when an environment is invalid).
 	PruneEnvs bool
+	// Hold names environments that are loaded but not planned this time
+	// (another run holds their lock): nothing of them is changed, and
+	// they are not "no longer in the repository" either.
+	Hold map[string]bool
 	// Adopt plans the replacement of a container without maestro-sync
 	// labels that holds an instance's name (made by MaestroNG, or by
 	// hand) instead of reporting a conflict.
@@ -50,6 +54,9 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 	index := indexHosts(state, opts.Owner)
 	for _, env := range envs {
 		known[env.Name] = true
+		if opts.Hold[env.Name] {
+			continue
+		}
 		p.Steps = append(p.Steps, computeEnv(env, state, index, opts)...)
 	}
 	if opts.Prune && opts.PruneEnvs && opts.Select == nil {

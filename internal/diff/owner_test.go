@@ -80,3 +80,18 @@ func TestComputeTakesOverContainersWithoutOwner(t *testing.T) {
 		t.Errorf("want every container taken over without a change, and no prune of legacy:\n%s", p)
 	}
 }
+
+// An environment held (its lock is another run's) is neither planned nor
+// pruned as missing from the repository.
+func TestComputeHold(t *testing.T) {
+	shop := loadEnv(t, shopManifest)
+	changed := loadEnv(t, strings.Replace(shopManifest, "postgres:16.1", "postgres:16.2", 1))
+	state := deploy(observed(h1, h2), shop)
+	p := Compute([]*manifest.Environment{changed}, state, Options{Prune: true, PruneEnvs: true, Hold: map[string]bool{"shop": true}})
+	if len(p.Steps) != 0 {
+		t.Errorf("a held environment is planned:\n%s", p)
+	}
+	if p := Compute([]*manifest.Environment{changed}, state, Options{Prune: true, PruneEnvs: true}); p.Summary().Replace == 0 {
+		t.Errorf("without Hold the change is planned:\n%s", p)
+	}
+}

@@ -67,6 +67,11 @@ type Request struct {
 	Holder   lock.Holder
 	LockWait time.Duration
 	Waiting  func(*lock.LockedError)
+	// SkipLocked locks each environment on its own: one whose lock
+	// another run holds is left out of this run (Result.Locked) and the
+	// others go on, as the daemon needs; without it the run takes every
+	// lock or fails.
+	SkipLocked bool
 	// Review sees the plan before anything is done; an error stops the
 	// run with nothing applied (the CLI prints the plan, checks a saved
 	// plan; the daemon counts drift).
@@ -82,17 +87,20 @@ type Result struct {
 	// left (Before when nothing was applied).
 	Before, After *live.State
 	Apply         *apply.Result
+	// Locked are the environments left out because another run holds
+	// their lock (SkipLocked), with that error.
+	Locked map[string]*lock.LockedError
 }
 
 // Plan observes and plans without locking or changing anything.
 func Plan(ctx context.Context, t Target, req Request) (*plan.Plan, *live.State) {
 	state := t.Observe(ctx, req.Envs)
-	return compute(req, state), state
+	return compute(req, state, nil), state
 }
 
-func compute(req Request, state *live.State) *plan.Plan {
+func compute(req Request, state *live.State, hold map[string]bool) *plan.Plan {
 	p := diff.Compute(req.Envs, state, diff.Options{
-		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select, Adopt: req.Adopt,
+		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select, Adopt: req.Adopt, Hold: hold,
 		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0,
 	})
 	p.Owner = req.Owner.Name
@@ -111,16 +119,21 @@ var ErrInvalidPlan = errors.New("internal error: invalid plan")
 // Review's error; failed steps are in Result.Apply, not in the error.
 func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	res := &Result{Apply: &apply.Result{}}
-	places := placesOf(req.Owner, req.Envs)
-	runCtx, held, err := lock.Acquire(ctx, t.Mutexes(req.Envs, places, req.Holder), lock.Options{Wait: req.LockWait, Waiting: req.Waiting})
+	runCtx, held, err := lockAll(ctx, t, req, res)
+	for _, s := range held {
+		defer s.Release(ctx)
+	}
 	if err != nil {
 		return res, err
 	}
-	defer held.Release(ctx)
+	hold := map[string]bool{}
+	for env := range res.Locked {
+		hold[env] = true
+	}
 
 	res.Before = t.Observe(runCtx, req.Envs)
 	res.After = res.Before
-	p := compute(req, res.Before)
+	p := compute(req, res.Before, hold)
 	res.Plan = p
 	if err := p.Validate(); err != nil {
 		return res, fmt.Errorf("%w: %w", ErrInvalidPlan, err)
@@ -151,6 +164,40 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 		res.After = t.Observe(ctx, req.Envs)
 	}
 	return res, nil
+}
+
+// lockAll takes the locks of the request's environments: all at once, or
+// with SkipLocked each on its own, recording those held elsewhere in
+// res.Locked.
+func lockAll(ctx context.Context, t Target, req Request, res *Result) (context.Context, []*lock.Set, error) {
+	opts := lock.Options{Wait: req.LockWait, Waiting: req.Waiting}
+	if !req.SkipLocked {
+		runCtx, held, err := lock.Acquire(ctx, t.Mutexes(req.Envs, placesOf(req.Owner, req.Envs), req.Holder), opts)
+		if err != nil {
+			return ctx, nil, err
+		}
+		return runCtx, []*lock.Set{held}, nil
+	}
+	var sets []*lock.Set
+	runCtx := ctx
+	for _, env := range req.Envs {
+		one := []*manifest.Environment{env}
+		c, held, err := lock.Acquire(runCtx, t.Mutexes(req.Envs, placesOf(req.Owner, one), req.Holder), opts)
+		var le *lock.LockedError
+		switch {
+		case errors.As(err, &le):
+			if res.Locked == nil {
+				res.Locked = map[string]*lock.LockedError{}
+			}
+			res.Locked[env.Name] = le
+			continue
+		case err != nil:
+			return runCtx, sets, err
+		}
+		runCtx = c
+		sets = append(sets, held)
+	}
+	return runCtx, sets, nil
 }
 
 // placesOf lists every host every environment declares: its ships and
