@@ -72,7 +72,7 @@ type fakeTarget struct {
 	// every environment when lockedEnv is "").
 	lockedBy  *lock.Holder
 	lockedEnv string
-	locks    int // locks taken
+	locks     int // locks taken
 }
 
 func newFakeTarget() *fakeTarget {
