@@ -24,8 +24,11 @@ services:
   app:
     image: maestro-test/busybox:1
     env: {API_TOKEN: "tok-9f8e7d6c5b4a", GREETING: hello}
+    ports: {http: "8080:18141"}
+    lifecycle:
+      running: [{type: http, port: http, path: /, max_wait: 2}]
     instances:
-      redact-app-1: {ship: s1, command: [sh, -c, 'echo "starting with token $API_TOKEN"; exit 3']}
+      redact-app-1: {ship: s1, stop_timeout: 1, command: [sh, -c, 'echo "starting with token $API_TOKEN"; sleep 30']}
 `
 	repo := manifest.LoadSources(fstest.MapFS{}, []manifest.Source{{Name: "manifest.yml", Data: []byte(text)}}, manifest.Options{})
 	if err := repo.Err(); err != nil {
@@ -38,7 +41,7 @@ services:
 	res := apply.Run(ctx, p, docker.NewDriver(pool, repo.Environments, "", nil), apply.Options{})
 	err := res.Err()
 	if err == nil {
-		t.Fatal("a container that exits at once was deployed")
+		t.Fatal("a container that fails its check was deployed")
 	}
 	msg := err.Error()
 	if !strings.Contains(msg, "starting with token ***") {
