@@ -158,7 +158,7 @@ func (b *builder) policy(f *fields, in *Instance) {
 	if in.Net == "host" && denied(RuleHostNetwork) {
 		b.errorf(f.byKey["net"].V, f.sub("net"), "the host's network"+why, where)
 	}
-	if e, ok := f.get("volumes"); ok {
+	if e, ok := f.get("volumes"); ok && resolve(e.V).Kind == yaml.MappingNode {
 		entries, _ := b.mapping(e.V, f.sub("volumes"))
 		for _, ve := range entries {
 			for _, bind := range in.Volumes {

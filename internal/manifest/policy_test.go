@@ -71,3 +71,26 @@ func TestPolicy(t *testing.T) {
 		t.Errorf("risks: %q", r)
 	}
 }
+
+// A YAML alias does not get a volume past the policy.
+func TestPolicyThroughAnAlias(t *testing.T) {
+	text := `__maestro: {schema: 2}
+name: ops
+ships: {s1: {ip: 10.0.0.1}}
+x-volumes: &vols
+  /var/run/docker.sock: /var/run/docker.sock
+services:
+  agent:
+    image: agent:1
+    instances:
+      agent-1: {ship: s1, volumes: *vols}
+`
+	pol, err := ParsePolicy("policy.yml", []byte("deny: [docker_socket]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := LoadSources(fstest.MapFS{}, []Source{{Name: "manifest.yml", Data: []byte(text)}}, Options{Policy: pol})
+	if err := repo.Err(); err == nil || !strings.Contains(err.Error(), "Docker socket") {
+		t.Errorf("err = %v", err)
+	}
+}
