@@ -149,6 +149,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 		}
 		if st.Action.Mutates() {
 			upStep[in.Name] = st.ID
+			st.Warnings = manifest.Risks(in)
 		}
 		changes = append(changes, st)
 	}

@@ -95,3 +95,17 @@ func TestComputeHold(t *testing.T) {
 		t.Errorf("without Hold the change is planned:\n%s", p)
 	}
 }
+
+// The live plan marks what reaches beyond a container, as the review does.
+func TestComputeWarnings(t *testing.T) {
+	env := loadEnv(t, strings.Replace(shopManifest, "      db-1: {ship: s1}", "      db-1: {ship: s1, privileged: true}", 1))
+	p := Compute([]*manifest.Environment{env}, observed(h1, h2), Options{})
+	for _, st := range p.Steps {
+		if want := st.Instance == "db-1"; (len(st.Warnings) > 0) != want {
+			t.Errorf("%s: warnings %q", st.Instance, st.Warnings)
+		}
+	}
+	if !strings.Contains(p.String(), "⚠ privileged container") {
+		t.Errorf("text plan:\n%s", p)
+	}
+}
