@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -281,7 +279,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 			w := cmd.OutOrStdout()
 			prog := newProgress(w)
 			req.Concurrency, req.Progress = concurrency, prog.event
-			req.Holder, req.LockWait = lock.Self(runID()), lockTimeout
+			req.Holder, req.LockWait = lock.Self(), lockTimeout
 			req.Waiting = func(e *lock.LockedError) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "waiting up to %s: %v\n", lockTimeout, e)
 			}
@@ -332,13 +330,6 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 	cmd.Flags().StringVar(&planFile, "plan", "", "apply this saved plan (plan -o json --out FILE), refusing if the manifests or the live state changed since")
 	sel.flags(cmd)
 	return cmd
-}
-
-// runID names one run on the locks it takes.
-func runID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // splitPath separates an optional leading PATH from THING arguments.

@@ -78,22 +78,13 @@ func (g *globals) eachLock(cmd *cobra.Command, args []string, f func(context.Con
 	}
 	defer s.close()
 	ctx := cmd.Context()
-	var places []reconcile.Place
-	for _, env := range s.repo.Environments {
-		key := lock.Key{Owner: s.owner, Env: env.Name}
-		for _, name := range env.ShipNames() {
-			places = append(places, reconcile.Place{Key: key, Host: env.Ships[name].Address()})
-		}
-		for _, cl := range env.Clusters {
-			places = append(places, reconcile.Place{Key: key, Host: cl.Address()})
-		}
-	}
+	places := reconcile.Places(s.owner, s.repo.Environments)
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 	defer w.Flush()
 	var errs []error
 	seen := map[string]bool{}
 	n := 0
-	for _, m := range s.hosts.Mutexes(s.repo.Environments, places, lock.Self("")) {
+	for _, m := range s.hosts.Mutexes(s.repo.Environments, places, lock.Self()) {
 		im, ok := m.(inspectable)
 		if !ok {
 			continue

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,21 +235,14 @@ func (g *globals) prepare(cmd *cobra.Command, args []string, f *verbFlags, k ver
 	// The verb changes containers: it holds the deploy locks of its
 	// environments, as apply does, so that it never races a run.
 	var envs []*manifest.Environment
-	var places []reconcile.Place
-	seen := map[*manifest.Environment]bool{}
 	for _, r := range refs {
-		if seen[r.Env] {
-			continue
-		}
-		seen[r.Env] = true
-		envs = append(envs, r.Env)
-		key := lock.Key{Owner: own, Env: r.Env.Name}
-		for _, name := range r.Env.ShipNames() {
-			places = append(places, reconcile.Place{Key: key, Host: r.Env.Ships[name].Address()})
+		if !slices.Contains(envs, r.Env) {
+			envs = append(envs, r.Env)
 		}
 	}
+	places := reconcile.Places(own, envs)
 	hosts := &reconcile.Hosts{Docker: v.pool, Kube: kube.NewPool(), Owner: own}
-	lctx, held, err := lock.Acquire(ctx, hosts.Mutexes(envs, places, lock.Self(runID())), lock.Options{Wait: 5 * time.Minute,
+	lctx, held, err := lock.Acquire(ctx, hosts.Mutexes(envs, places, lock.Self()), lock.Options{Wait: 5 * time.Minute,
 		Waiting: func(e *lock.LockedError) { fmt.Fprintf(cmd.ErrOrStderr(), "waiting up to 5m0s: %v\n", e) }})
 	if err != nil {
 		v.pool.Close()

@@ -11,8 +11,6 @@ package daemon
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -254,7 +252,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	req := reconcile.Request{
 		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
 		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
-		Holder: lock.Self(runID()), SkipLocked: true,
+		Holder: lock.Self(), SkipLocked: true,
 		Review: func(p *plan.Plan) error {
 			if t.reason == "resync" {
 				d.countDrift(p, snap.Revision)
@@ -340,13 +338,6 @@ func (d *Daemon) retryLater(ctx context.Context) {
 	d.status.NextRetry = d.retryAt
 	d.mu.Unlock()
 	d.scheduleRetry(ctx, delay)
-}
-
-// runID names one run on the locks it takes.
-func runID() string {
-	b := make([]byte, 6)
-	_, _ = crand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // scheduleRetry wakes the loop after delay. The timer goroutine ends with

@@ -13,6 +13,7 @@ package lock
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -56,10 +57,13 @@ type Holder struct {
 	Run string `json:"run"`
 }
 
-// Self returns the holder identity of this process for one run.
-func Self(run string) Holder {
+// Self returns the holder identity of this process for a new run: a
+// random run ID tells two runs of one process apart.
+func Self() Holder {
 	host, _ := os.Hostname()
-	return Holder{Host: host, PID: os.Getpid(), Run: run}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return Holder{Host: host, PID: os.Getpid(), Run: hex.EncodeToString(b)}
 }
 
 func (h Holder) String() string {

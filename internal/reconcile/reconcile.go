@@ -172,7 +172,7 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 func lockAll(ctx context.Context, t Target, req Request, res *Result) (context.Context, []*lock.Set, error) {
 	opts := lock.Options{Wait: req.LockWait, Waiting: req.Waiting}
 	if !req.SkipLocked {
-		runCtx, held, err := lock.Acquire(ctx, t.Mutexes(req.Envs, placesOf(req.Owner, req.Envs), req.Holder), opts)
+		runCtx, held, err := lock.Acquire(ctx, t.Mutexes(req.Envs, Places(req.Owner, req.Envs), req.Holder), opts)
 		if err != nil {
 			return ctx, nil, err
 		}
@@ -182,7 +182,7 @@ func lockAll(ctx context.Context, t Target, req Request, res *Result) (context.C
 	runCtx := ctx
 	for _, env := range req.Envs {
 		one := []*manifest.Environment{env}
-		c, held, err := lock.Acquire(runCtx, t.Mutexes(req.Envs, placesOf(req.Owner, one), req.Holder), opts)
+		c, held, err := lock.Acquire(runCtx, t.Mutexes(req.Envs, Places(req.Owner, one), req.Holder), opts)
 		var le *lock.LockedError
 		switch {
 		case errors.As(err, &le):
@@ -200,9 +200,9 @@ func lockAll(ctx context.Context, t Target, req Request, res *Result) (context.C
 	return runCtx, sets, nil
 }
 
-// placesOf lists every host every environment declares: its ships and
-// its clusters.
-func placesOf(own owner.Owner, envs []*manifest.Environment) []Place {
+// Places lists every host every environment declares, its ships and its
+// clusters: where the owner's lock of the environment is taken.
+func Places(own owner.Owner, envs []*manifest.Environment) []Place {
 	var out []Place
 	for _, env := range envs {
 		key := lock.Key{Owner: own, Env: env.Name}
