@@ -335,6 +335,22 @@ func sign(secret, body []byte) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
+// postTo sends a POST with headers and returns the status and body.
+func postTo(t *testing.T, url string, body []byte, headers map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func TestWebhooksAndAPI(t *testing.T) {
 	src := &fakeSource{}
 	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
@@ -345,17 +361,7 @@ func TestWebhooksAndAPI(t *testing.T) {
 	push := []byte(`{"ref":"refs/heads/main"}`)
 	other := []byte(`{"ref":"refs/heads/dev"}`)
 	post := func(path string, body []byte, headers map[string]string) (int, string) {
-		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
-		for k, v := range headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return postTo(t, srv.URL+path, body, headers)
 	}
 	for _, tc := range []struct {
 		name    string
@@ -508,16 +514,8 @@ func TestAuthenticatedRequestsOutliveAFlood(t *testing.T) {
 	defer srv.Close()
 	push := []byte(`{"ref":"refs/heads/main"}`)
 	do := func(path string, body []byte, headers map[string]string) int {
-		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
-		for k, v := range headers {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := postTo(t, srv.URL+path, body, headers)
+		return code
 	}
 	codes := map[int]int{}
 	for range 60 {

@@ -160,8 +160,7 @@ func (m *Mutex) read(ctx context.Context, c *client.Client) (lock.Info, string, 
 	}
 	info.Acquired, _ = time.Parse(time.RFC3339Nano, ct.Created)
 	info.Renewed = info.Acquired
-	beats, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", label.LockBeat+"="+m.key.ID()), filters.Arg("label", label.LockHolder+"="+info.Holder.Run))})
+	beats, err := m.beats(ctx, c, info.Holder.Run)
 	if err != nil {
 		return info, "", fmt.Errorf("ship %s: list lock renewals: %w", m.ship.Name, err)
 	}
@@ -179,9 +178,14 @@ func (m *Mutex) read(ctx context.Context, c *client.Client) (lock.Info, string, 
 	return info, ct.ID, nil
 }
 
-func (m *Mutex) removeBeats(ctx context.Context, c *client.Client, run string) {
-	beats, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+// beats lists the renewals of the lock by one run.
+func (m *Mutex) beats(ctx context.Context, c *client.Client, run string) ([]container.Summary, error) {
+	return c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("label", label.LockBeat+"="+m.key.ID()), filters.Arg("label", label.LockHolder+"="+run))})
+}
+
+func (m *Mutex) removeBeats(ctx context.Context, c *client.Client, run string) {
+	beats, err := m.beats(ctx, c, run)
 	if err != nil {
 		return
 	}
