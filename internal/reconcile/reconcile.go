@@ -182,7 +182,7 @@ func lockAll(ctx context.Context, t Target, req Request, res *Result) (context.C
 	runCtx := ctx
 	for _, env := range req.Envs {
 		one := []*manifest.Environment{env}
-		c, held, err := lock.Acquire(runCtx, t.Mutexes(req.Envs, Places(req.Owner, one), req.Holder), opts)
+		c, held, err := lock.Acquire(runCtx, t.Mutexes(one, Places(req.Owner, one), req.Holder), opts)
 		var le *lock.LockedError
 		switch {
 		case errors.As(err, &le):
