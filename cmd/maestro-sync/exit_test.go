@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,16 +10,7 @@ import (
 // unreachable ship, an invalid environment (also beside a valid one).
 func TestExitCodesTellTheTruth(t *testing.T) {
 	dir := t.TempDir()
-	write := func(rel, text string) {
-		t.Helper()
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(rel, text string) { t.Helper(); writeFile(t, dir, rel, text) }
 	down := "__maestro: {schema: 2}\nname: down\nships:\n  s1: {ip: 127.0.0.1, socket_path: " + filepath.Join(dir, "no.sock") + ", timeout: 2}\nservices:\n  web: {image: web:1, instances: {web-1: {ship: s1}}}\n"
 	write("down/manifest.yml", down)
 	r := runVerb(t, dir, nil, "plan", "down")

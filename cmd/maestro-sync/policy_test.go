@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,16 +12,7 @@ import (
 func TestPolicyGate(t *testing.T) {
 	dir := t.TempDir()
 	const manifest = "__maestro: {schema: 2}\nname: ops\nships: {s1: {ip: 10.0.0.1}}\nservices:\n  agent:\n    image: agent:%s\n    instances:\n      agent-1: {ship: s1%s}\n"
-	write := func(rel, text string) {
-		t.Helper()
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(rel, text string) { t.Helper(); writeFile(t, dir, rel, text) }
 	write("base/ops/manifest.yml", strings.NewReplacer("%s", "1").Replace(strings.Replace(manifest, "%s}", "}", 1)))
 	write("head/ops/manifest.yml", strings.Replace(strings.Replace(manifest, "%s", "2", 1), "%s", ", privileged: true", 1))
 	write("policy.yml", "deny: [privileged, docker_socket]\n")

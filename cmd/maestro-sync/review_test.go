@@ -217,16 +217,7 @@ func TestReviewTemplatesSeeNoProcessEnvironment(t *testing.T) {
 	}
 	t.Setenv("APP_RELEASE", "release-42")
 	dir := t.TempDir()
-	write := func(rel, text string) {
-		t.Helper()
-		p := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(rel, text string) { t.Helper(); writeFile(t, dir, rel, text) }
 	const manifest = `__maestro: {schema: 2}
 name: shop
 ships:
@@ -348,5 +339,17 @@ func TestLinksOutOfTheRepositoryAreRefused(t *testing.T) {
 	out, stderr, code := cli(t, "render", filepath.Join(dir, "head"))
 	if code != 1 || strings.Contains(out+stderr, "root:") || strings.Contains(out+stderr, strings.TrimSpace(string(hostname))) {
 		t.Errorf("render: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// writeFile writes text to dir/rel, creating the directories.
+func writeFile(t *testing.T, dir, rel, text string) {
+	t.Helper()
+	p := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
