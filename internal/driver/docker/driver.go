@@ -93,11 +93,7 @@ func (d *Driver) target(st plan.Step) (*target, error) {
 	}
 	t.ship = env.Ships[shipName]
 	if t.ship == nil {
-		for _, s := range env.Ships {
-			if s.Address() == st.Host {
-				t.ship = s
-			}
-		}
+		t.ship = shipAt(st.Host, env)
 	}
 	if t.ship == nil {
 		return nil, fmt.Errorf("no ship of environment %s has address %s", st.Env, st.Host)
@@ -118,19 +114,32 @@ func (d *Driver) hostTarget(st plan.Step) (*target, error) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	for _, n := range names {
-		for _, s := range d.envs[n].Ships {
-			if s.Address() != st.Host {
-				continue
+	envs := make([]*manifest.Environment, len(names))
+	for i, n := range names {
+		envs[i] = d.envs[n]
+	}
+	s := shipAt(st.Host, envs...)
+	if s == nil {
+		return nil, fmt.Errorf("environment %s: no loaded ship has address %s", st.Env, st.Host)
+	}
+	c, err := d.pool.Client(s)
+	if err != nil {
+		return nil, err
+	}
+	return &target{env: &manifest.Environment{Name: st.Env}, ship: s, c: c}, nil
+}
+
+// shipAt returns the first ship of envs (in ship name order) whose Docker
+// daemon has the address, or nil.
+func shipAt(addr string, envs ...*manifest.Environment) *manifest.Ship {
+	for _, env := range envs {
+		for _, name := range env.ShipNames() {
+			if s := env.Ships[name]; s.Address() == addr {
+				return s
 			}
-			c, err := d.pool.Client(s)
-			if err != nil {
-				return nil, err
-			}
-			return &target{env: &manifest.Environment{Name: st.Env}, ship: s, c: c}, nil
 		}
 	}
-	return nil, fmt.Errorf("environment %s: no loaded ship has address %s", st.Env, st.Host)
+	return nil
 }
 
 // short bounds a short request by the ship's timeout.
