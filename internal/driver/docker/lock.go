@@ -97,10 +97,9 @@ func (m *Mutex) TryLock(ctx context.Context) (lock.Held, error) {
 		}
 		// The holder fell silent: remove exactly that lock object (not
 		// one created since), then try again.
-		if err := c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		if err := m.drop(ctx, c, id, info.Holder.Run); err != nil {
 			return nil, fmt.Errorf("ship %s: take over expired lock: %w", m.ship.Name, err)
 		}
-		m.removeBeats(ctx, c, info.Holder.Run)
 	}
 	info, _, err := m.read(ctx, c)
 	if cerrdefs.IsNotFound(err) {
@@ -135,10 +134,16 @@ func (m *Mutex) Break(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return m.drop(ctx, c, id, info.Holder.Run)
+}
+
+// drop removes exactly the lock object with that ID (not one created
+// since under the name) and the renewals of its run.
+func (m *Mutex) drop(ctx context.Context, c *client.Client, id, run string) error {
 	if err := c.ContainerRemove(ctx, id, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return err
 	}
-	m.removeBeats(ctx, c, info.Holder.Run)
+	m.removeBeats(ctx, c, run)
 	return nil
 }
 
