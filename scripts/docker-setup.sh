@@ -7,7 +7,10 @@
 #   2. starts the default dockerd (/var/run/docker.sock) when nothing answers there,
 #      in the background, logging to /tmp/dockerd.log, choosing a storage driver
 #      (overlay2, falling back to vfs) and iptables mode that work on this machine;
-#   3. builds the offline test images maestro-test/busybox:1 and :2 when missing.
+#   3. builds the offline test images maestro-test/busybox:1 and :2 when missing;
+#   4. builds Caddy (the front proxy) from the Go module proxy into
+#      ~/.cache/maestro-sync/caddy once (about 4 minutes cold), and imports
+#      maestro-test/caddy:2 from it and the busybox rootfs when missing.
 #
 # It is idempotent: run it as often as you like. No registry is needed.
 #
@@ -27,6 +30,9 @@ readonly REPO=maestro-test/busybox
 # Bump when the content of the test images changes: images carrying another
 # value are rebuilt.
 readonly BED_VERSION=1
+readonly PROXY_REPO=maestro-test/caddy:2
+readonly CADDY_VERSION=v2.11.9
+readonly CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/maestro-sync
 
 started=$SECONDS
 
@@ -196,20 +202,10 @@ image_ok() {
 # The versions differ in a label and in /etc/maestro-test-version and
 # /www/index.html, so their image IDs differ and a container shows which one it runs.
 build_image() {
-	local version=$1 root tarball applet
+	local version=$1 root tarball
 	[ -n "$workdir" ] || workdir=$(mktemp -d)
 	root=$workdir/rootfs-$version
-	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,www,root,proc,sys,dev,var/run}
-	chmod 1777 "$root/tmp"
-	cp /bin/busybox "$root/bin/busybox"
-	while read -r applet; do
-		case "$applet" in
-		"" | bin/busybox | linuxrc) continue ;;
-		esac
-		ln -sf /bin/busybox "$root/$applet"
-	done < <(/bin/busybox --list-full)
-	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
-	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+	busybox_rootfs "$root"
 	echo "$version" >"$root/etc/maestro-test-version"
 	echo "$REPO:$version" >"$root/www/index.html"
 	tarball="$root.tar"
@@ -225,11 +221,72 @@ build_image() {
 	say "built $REPO:$version"
 }
 
+# busybox_rootfs DIR: a rootfs of busybox-static applets in DIR.
+busybox_rootfs() {
+	local root=$1 applet
+	mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,www,root,proc,sys,dev,var/run}
+	chmod 1777 "$root/tmp"
+	cp /bin/busybox "$root/bin/busybox"
+	while read -r applet; do
+		case "$applet" in
+		"" | bin/busybox | linuxrc) continue ;;
+		esac
+		ln -sf /bin/busybox "$root/$applet"
+	done < <(/bin/busybox --list-full)
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$root/etc/passwd"
+	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+}
+
+# caddy_binary prints the path of a static Caddy $CADDY_VERSION, built once
+# from the Go module proxy.
+caddy_binary() {
+	local bin=$CACHE/caddy/caddy-$CADDY_VERSION go
+	if [ ! -x "$bin" ]; then
+		go=$(command -v go || echo /usr/local/go/bin/go)
+		say "building caddy $CADDY_VERSION from the Go module proxy (once, about 4 minutes)"
+		mkdir -p "$CACHE/caddy"
+		CGO_ENABLED=0 GOBIN="$CACHE/caddy/build" "$go" install -trimpath -ldflags '-s -w' \
+			"github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION" >&2
+		mv "$CACHE/caddy/build/caddy" "$bin"
+		rmdir "$CACHE/caddy/build" 2>/dev/null || true
+	fi
+	echo "$bin"
+}
+
+# build_proxy_image imports PROXY_REPO: Caddy with busybox, as the official
+# caddy:2 image (Alpine) has both.
+build_proxy_image() {
+	local root bin
+	bin=$(caddy_binary)
+	[ -n "$workdir" ] || workdir=$(mktemp -d)
+	root=$workdir/rootfs-caddy
+	busybox_rootfs "$root"
+	mkdir -p "$root/etc/caddy" "$root/config" "$root/data"
+	cp "$bin" "$root/usr/bin/caddy"
+	tar -C "$root" --numeric-owner --owner=0 --group=0 -cf "$root.tar" .
+	dock import \
+		--change 'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]' \
+		--change 'ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data' \
+		--change 'WORKDIR /srv' \
+		--change "LABEL io.maestro-test.bed=$BED_VERSION io.maestro-test.caddy=$CADDY_VERSION" \
+		--message "maestro-sync test proxy image (caddy $CADDY_VERSION, busybox-static)" \
+		"$root.tar" "$PROXY_REPO" >/dev/null
+	rm -rf "$root" "$root.tar"
+	say "built $PROXY_REPO"
+}
+
+proxy_image_ok() {
+	local v
+	v=$(dock image inspect --format '{{index .Config.Labels "io.maestro-test.caddy"}}' "$PROXY_REPO" 2>/dev/null) || return 1
+	[ "$v" = "$CADDY_VERSION" ]
+}
+
 build_images() {
 	local v
 	for v in 1 2; do
 		image_ok "$REPO:$v" || build_image "$v"
 	done
+	proxy_image_ok || build_proxy_image
 	# Containers must really run here (cgroups, seccomp, mounts...).
 	local out
 	if ! out=$(dock run --rm --network none "$REPO:1" cat /etc/maestro-test-version 2>&1) || [ "$out" != 1 ]; then

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
@@ -97,24 +98,39 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 			blocked[in.Name] = true
 			continue
 		}
-		var current *live.Container
-		var before []string
+		var current, resumable *live.Container
+		var temps []*live.Container
 		hi := index[addr]
 		for _, c := range hi.owned[env.Name+"\x00"+in.Name] {
 			switch {
 			case c.Temporary():
-				id := stepID(env.Name, addr, c.Name)
-				leftovers = append(leftovers, plan.Step{ID: id, Action: plan.Remove, Env: env.Name, Service: in.Service,
-					Instance: c.Name, Ship: in.Ship, Host: addr, Container: c.ID, LiveSpecHash: c.SpecHash(),
-					Causes: []string{"leftover replacement container of an interrupted apply"}})
-				before = append(before, id)
+				temps = append(temps, c)
 			case c.Name == in.Name:
 				current = c
 			}
 		}
+		var before []string
+		for _, c := range temps {
+			// A routed replacement of the desired spec, left running by an
+			// interrupted apply, may already serve through the proxy: the
+			// driver resumes the replacement with it.
+			if in.Route != nil && c.SpecHash() == in.SpecHash && c.Running() && resumable == nil &&
+				(current == nil || current.SpecHash() != in.SpecHash || !current.Running()) {
+				resumable = c
+				continue
+			}
+			id := stepID(env.Name, addr, c.Name)
+			leftovers = append(leftovers, plan.Step{ID: id, Action: plan.Remove, Env: env.Name, Service: in.Service,
+				Instance: c.Name, Ship: in.Ship, Host: addr, Container: c.ID, LiveSpecHash: c.SpecHash(),
+				Causes: []string{"leftover replacement container of an interrupted apply"}})
+			before = append(before, id)
+		}
 		st := base
 		st.After = before
 		switch {
+		case current == nil && resumable != nil:
+			st.Action = plan.Create
+			st.Causes = []string{"finish the interrupted replacement " + resumable.Name}
 		case current == nil:
 			foreign := hi.named[in.Name]
 			if foreign != nil && opts.Adopt && !foreign.Owned() {
@@ -150,6 +166,11 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 		if st.Action.Mutates() {
 			upStep[in.Name] = st.ID
 			st.Warnings = manifest.Risks(in)
+			if st.Action == plan.Replace && current != nil {
+				if clash := downtime(current, in); clash != "" {
+					st.Warnings = append(st.Warnings, clash)
+				}
+			}
 		}
 		changes = append(changes, st)
 	}
@@ -463,4 +484,50 @@ func shortID(id string) string {
 		return "nothing"
 	}
 	return id[:min(12, len(id))]
+}
+
+// downtime tells why replacing the live container c by one of in leaves a
+// moment with neither running: the new one needs a host port the old one
+// holds (or the host's network), so the old one stops first. "" when the
+// replacement runs beside the old one.
+func downtime(c *live.Container, in *manifest.Instance) string {
+	if in.Net == "host" {
+		return "downtime: the host's network is shared, so the old container stops before the new one starts"
+	}
+	held := map[string]bool{}
+	for _, b := range c.Ports {
+		if i := strings.LastIndex(b, ":"); i >= 0 {
+			held[b[i+1:]] = true
+		}
+	}
+	var clash []string
+	for _, p := range in.Ports {
+		if in.Route != nil && p.Name == in.Route.Port {
+			continue
+		}
+		lo, hi := portRange(p.ExternalPort())
+		for n := lo; n > 0 && n <= hi && n-lo < 1024; n++ {
+			if key := strconv.Itoa(n) + "/" + p.Protocol(); held[key] {
+				clash = append(clash, key)
+			}
+		}
+	}
+	if len(clash) == 0 {
+		return ""
+	}
+	msg := "downtime: host ports clash (" + strings.Join(clash, ", ") + "), so the old container stops before the new one starts"
+	if in.Route == nil {
+		msg += "; route the service through the front proxy (proxy:) for zero downtime"
+	}
+	return msg
+}
+
+func portRange(s string) (int, int) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, _ := strconv.Atoi(a)
+	if !isRange {
+		return lo, lo
+	}
+	hi, _ := strconv.Atoi(b)
+	return lo, hi
 }

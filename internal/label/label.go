@@ -36,6 +36,18 @@ const (
 	LockEnv    = Prefix + "lock-env"
 	LockHolder = Prefix + "lock-holder"
 	LockTTL    = Prefix + "lock-ttl"
+	// Role marks a ship-level object maestro-sync runs for every
+	// environment of the ship: "proxy" for the front proxy container and
+	// its network. ProxySpec is a digest of the proxy container's
+	// settings (image, ports), to tell when it must be upgraded.
+	Role      = Prefix + "role"
+	ProxySpec = Prefix + "proxy-spec"
+	// Upstream is where the front proxy reaches a routed container
+	// (alias:port on the proxy network), and Route the route it serves
+	// (JSON: key, hosts, path, drain), from which the proxy's routes are
+	// rebuilt when the proxy itself is recreated.
+	Upstream = Prefix + "upstream"
+	Route    = Prefix + "route"
 	// Inventory marks an environment's inventory ConfigMap on a cluster.
 	Inventory = Prefix + "inventory"
 )

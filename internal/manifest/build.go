@@ -17,10 +17,10 @@ import (
 )
 
 var (
-	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit"}
+	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit", "proxy"}
 	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
 	shipKeys      = append([]string{"ip", "endpoint"}, defaultedKeys...)
-	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command"}
+	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
 		"volumes_from", "links", "username", "privileged", "cap_add", "cap_drop", "extra_hosts", "net", "restart", "dns",
 		"stop_timeout", "limits", "log_driver", "log_opt", "lxc_conf", "workdir", "security_opt", "ulimits", "labels", "lifecycle"}
@@ -53,6 +53,10 @@ type serviceDraft struct {
 	limits    *fields
 	lifecycle map[string][]*yaml.Node
 	instances []*instanceDraft
+	// route is the service's proxy key, and routeNode where it is.
+	route         *Route
+	routeNode     *yaml.Node
+	routePortNode *yaml.Node
 }
 
 // instanceDraft is an instance while it is being decoded.
@@ -91,6 +95,7 @@ func (b *builder) build(root *yaml.Node) *Environment {
 		}
 	}
 	b.registries(f)
+	b.proxySettings(f)
 	if e, ok := f.get("ship_defaults"); ok {
 		b.shipDefaults, _ = b.fields(e.V, "ship_defaults", append(slices.Clone(defaultedKeys), "ssh_timeout"))
 	}
@@ -105,6 +110,7 @@ func (b *builder) build(root *yaml.Node) *Environment {
 	if e, ok := f.get("services"); ok {
 		b.servicesSection(e.V)
 	}
+	b.routeClashes()
 	b.audit(f)
 	b.resolve()
 	return env
@@ -283,6 +289,9 @@ func (b *builder) service(s entry) *serviceDraft {
 	}
 	sd.lifecycle = b.lifecycleNodes(sf)
 	if sf.has("cluster") {
+		if sf.has("proxy") {
+			b.errorf(sf.byKey["proxy"].K, sf.sub("proxy"), "proxy applies to services on ships: a cluster service is reached through its Kubernetes Service")
+		}
 		b.workload(sd)
 		return sd
 	}
@@ -299,9 +308,11 @@ func (b *builder) service(s entry) *serviceDraft {
 	if !ok && !sf.has("instances") {
 		return sd
 	}
+	b.route(sd)
 	instances, _ := b.mapping(e.V, sf.sub("instances"))
 	for _, ie := range instances {
 		if id := b.instance(sd, ie); id != nil {
+			b.routeInstance(sd, id)
 			sd.instances = append(sd.instances, id)
 			svc.Instances = append(svc.Instances, id.in)
 		}

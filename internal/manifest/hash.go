@@ -45,6 +45,8 @@ type Spec struct {
 	Mode     string  `json:"mode,omitempty"`
 	Replicas int     `json:"replicas,omitempty"`
 	Probe    []Check `json:"probe,omitempty"`
+	// Proxy is the route of an instance behind the front proxy.
+	Proxy *Route `json:"proxy,omitempty"`
 }
 
 // SpecHash returns a digest of everything that shapes the instance's
@@ -70,7 +72,7 @@ func (in *Instance) Spec() Spec {
 		Links: in.Links, User: in.User, Privileged: in.Privileged, CapAdd: sortedSet(in.CapAdd), CapDrop: sortedSet(in.CapDrop),
 		ExtraHosts: in.ExtraHosts, Net: in.Net, Restart: in.Restart, DNS: in.DNS, StopTimeout: in.StopTimeout,
 		Limits: in.Limits, LogDriver: in.LogDriver, LogOpt: in.LogOpt, Workdir: in.Workdir, SecurityOpt: in.SecurityOpt,
-		Ulimits: in.Ulimits, Labels: in.Labels,
+		Ulimits: in.Ulimits, Labels: in.Labels, Proxy: in.Route,
 	}
 }
 

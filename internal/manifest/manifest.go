@@ -58,6 +58,8 @@ type Environment struct {
 	// Services in file order.
 	Services []*Service `json:"services"`
 	Audit    []Auditor  `json:"audit,omitempty"`
+	// Proxy configures the front proxy of the environment's ships.
+	Proxy Proxy `json:"proxy"`
 
 	graph             *graph
 	nameLine, nameCol int
@@ -269,6 +271,8 @@ type Instance struct {
 	// Lifecycle maps a state (running, stopped, pre-start, pre-stop) to its
 	// checks: the service's checks followed by the instance's.
 	Lifecycle map[string][]Check `json:"lifecycle,omitempty"`
+	// Route, when set, puts the instance behind its ship's front proxy.
+	Route *Route `json:"proxy,omitempty"`
 	// SpecHash is a digest of everything that shapes the container.
 	SpecHash string `json:"spec_hash"`
 

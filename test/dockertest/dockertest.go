@@ -50,8 +50,13 @@ const (
 	Busybox2 = "maestro-test/busybox:2"
 )
 
+// Proxy is the front proxy's test image: Caddy, built from the Go module
+// proxy by scripts/docker-setup.sh, with busybox (as the official caddy:2
+// image has).
+const Proxy = "maestro-test/caddy:2"
+
 // Images lists the images loaded into every ship.
-var Images = []string{Busybox1, Busybox2}
+var Images = []string{Busybox1, Busybox2, Proxy}
 
 const (
 	// DefaultHost is the default engine that holds the test images.
@@ -249,6 +254,9 @@ func startShips(n, first int) ([]*Ship, error) {
 		return nil, err
 	}
 	sweepOnce.Do(sweepStale)
+	if err := allowForward(); err != nil {
+		return nil, err
+	}
 	ships := make([]*Ship, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -269,6 +277,37 @@ func startShips(n, first int) ([]*Ship, error) {
 	}
 	return ships, nil
 }
+
+// shipNets are the subnets of the ships' bridges and of the networks
+// their engines create (--default-address-pool).
+var shipNets = []string{"10.201.0.0/16", "10.202.0.0/16"}
+
+// allowForward lets containers of a ship reach each other over a bridge
+// (the front proxy its upstreams): the default engine sets the host's
+// FORWARD policy to DROP, and bridged traffic passes through it. The
+// rules go first in FORWARD, once per boot.
+func allowForward() error {
+	forwardOnce.Do(func() {
+		for _, src := range shipNets {
+			for _, dst := range shipNets {
+				rule := []string{"FORWARD", "-s", src, "-d", dst, "-j", "ACCEPT"}
+				if run(context.Background(), "iptables", append([]string{"-C"}, rule...)...) == nil {
+					continue
+				}
+				if err := run(context.Background(), "iptables", append([]string{"-I"}, rule...)...); err != nil {
+					forwardErr = fmt.Errorf("dockertest: allow forwarding between ship containers: %w", err)
+					return
+				}
+			}
+		}
+	})
+	return forwardErr
+}
+
+var (
+	forwardOnce sync.Once
+	forwardErr  error
+)
 
 // stopShips stops the ships in parallel.
 func stopShips(ships []*Ship) error {
@@ -505,6 +544,9 @@ func (s *Ship) startDockerd(driver string) error {
 		"--storage-driver", driver,
 		"--bridge", s.Bridge,
 		"--ip", s.IP, // published ports bind to this ship's own address
+		// User-defined networks (the front proxy's) get subnets of their
+		// own: the ships share this host's routing table.
+		"--default-address-pool", fmt.Sprintf("base=10.202.%d.0/24,size=26", s.slot),
 		// The default engine owns iptables and the host's sysctls; ships
 		// publish through docker-proxy and are reached from this host only.
 		"--iptables=false",

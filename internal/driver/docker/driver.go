@@ -8,6 +8,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -23,6 +24,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/maestro-sync/maestro-sync/internal/health"
+	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
@@ -162,6 +164,9 @@ func (d *Driver) create(ctx context.Context, st plan.Step, progress func(string)
 	if t.in == nil {
 		return fmt.Errorf("instance %s is not in environment %s", st.Instance, st.Env)
 	}
+	if t.in.Route != nil {
+		return d.createRouted(ctx, t, progress)
+	}
 	if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
 		return err
 	}
@@ -204,6 +209,9 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 	} else if err := d.ours(old, st.Env, t.in.Name); err != nil {
 		return err
 	}
+	if t.in.Route != nil && !portsClash(old, t.in) {
+		return d.replaceRouted(ctx, st, t, old, progress)
+	}
 	if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
 		return err
 	}
@@ -231,7 +239,7 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 	}
 	clash := portsClash(old, t.in)
 	if clash {
-		progress("stopping the old container (host ports clash)")
+		progress("downtime: host ports clash, so the old container stops first")
 		if err := stopOld(); err != nil {
 			d.discard(ctx, t, id)
 			return err
@@ -285,6 +293,13 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 	if err := d.ours(info, st.Env, st.Instance); err != nil {
 		return err
 	}
+	if up := info.Config.Labels[label.Upstream]; up != "" {
+		var r proxyRoute
+		_ = json.Unmarshal([]byte(info.Config.Labels[label.Route]), &r)
+		if err := d.unroute(ctx, t, up, time.Duration(min(max(r.Drain, 0), 3600))*time.Second, progress); err != nil {
+			return err
+		}
+	}
 	if err := d.stop(ctx, t, info.ID, stopTimeout(info)); err != nil {
 		return err
 	}
@@ -294,7 +309,7 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 
 // createContainer makes sure the image is there and creates the container.
 func (d *Driver) createContainer(ctx context.Context, t *target, name string, temporary bool, progress func(string)) (string, error) {
-	if err := d.images.ensure(ctx, t, d.RefreshImages, progress); err != nil {
+	if err := d.images.ensure(ctx, t, t.in.Image, d.RefreshImages, progress); err != nil {
 		return "", err
 	}
 	progress("creating " + name)
@@ -313,6 +328,12 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 	}
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", name, err)
+	}
+	if t.in.Route != nil {
+		if err := connectProxy(ctx, t, resp.ID); err != nil {
+			d.discard(ctx, t, resp.ID)
+			return "", err
+		}
 	}
 	return resp.ID, nil
 }
@@ -552,7 +573,7 @@ func portsClash(old container.InspectResponse, in *manifest.Instance) bool {
 				continue
 			}
 			for _, p := range in.Ports {
-				if p.Protocol() != oldPort.Proto() {
+				if p.Protocol() != oldPort.Proto() || in.Route != nil && p.Name == in.Route.Port {
 					continue
 				}
 				lo, hi := hostRange(p.ExternalPort())

@@ -110,8 +110,7 @@ type imageCache struct {
 
 func newImageCache(auth *Auth) *imageCache { return &imageCache{auth: auth} }
 
-func (ic *imageCache) ensure(ctx context.Context, t *target, refresh bool, progress func(string)) error {
-	ref := t.in.Image
+func (ic *imageCache) ensure(ctx context.Context, t *target, ref string, refresh bool, progress func(string)) error {
 	key := t.ship.Address() + "|" + ref
 	_, err, _ := ic.group.Do(key, func() (any, error) {
 		if !refresh {

@@ -45,6 +45,11 @@ func containerConfig(envName, revision string, own owner.Owner, in *manifest.Ins
 		labels[label.Owner] = own.ID
 		labels[label.OwnerName] = own.Name
 	}
+	if in.Route != nil {
+		route, _ := json.Marshal(routeOf(own.ID, envName, in))
+		labels[label.Upstream] = upstream(in)
+		labels[label.Route] = string(route)
+	}
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
 	for _, p := range in.Ports {
@@ -54,7 +59,13 @@ func containerConfig(envName, revision string, own owner.Owner, in *manifest.Ins
 		if ip == "0.0.0.0" {
 			ip = ""
 		}
+		routed := in.Route != nil && in.Route.Port == p.Name
 		for _, b := range portBindings(p) {
+			if routed {
+				// The public port is the proxy's: the routed port is
+				// published on a random host port, for the checks.
+				b.host = ""
+			}
 			exposed[b.port] = struct{}{}
 			bindings[b.port] = append(bindings[b.port], nat.PortBinding{HostIP: ip, HostPort: b.host})
 		}

@@ -1,0 +1,266 @@
+package docker_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/test/dockertest"
+)
+
+// routedApp is a routed service on two ships behind the front proxy.
+// %GEN% is served at / and by a CGI script that answers after 3 s at
+// /cgi-bin/slow; %UP% is the health path's file (a replacement without it
+// never becomes healthy).
+const routedApp = `__maestro: {schema: 2}
+name: px
+%SHIPS%
+proxy: {image: maestro-test/caddy:2, http: 18090}
+services:
+  web:
+    image: maestro-test/busybox:1
+    env: {GEN: "%GEN%"}
+    ports: {http: "8080:8080"}
+    proxy: {hosts: [shop.test], health: /up, health_timeout: 4s, drain: 20s}
+    instances:
+      web-1:
+        ship: s1
+        stop_timeout: 1
+        command: [sh, -c, '%CMD%']
+      web-2:
+        ship: s2
+        stop_timeout: 1
+        command: [sh, -c, '%CMD%']
+`
+
+const routedCmd = `mkdir -p /www/cgi-bin && echo "$GEN" > /www/index.html && %UP% ` +
+	`printf "#!/bin/sh\nsleep 3\necho Content-Type: text/plain\necho\necho slow $GEN\n" > /www/cgi-bin/slow && ` +
+	`chmod +x /www/cgi-bin/slow && exec httpd -f -p 8080 -h /www`
+
+func newRouted(t *testing.T) *fixture {
+	f := newFixture(t)
+	for _, s := range f.ships {
+		s.RemoveAll(t)
+	}
+	t.Cleanup(func() {
+		for _, s := range f.ships {
+			s.RemoveAll(t)
+		}
+	})
+	f.text = routedApp
+	f.vars["%SHIPS%"] = shipsYAML(f.ships[:2])
+	f.vars["%GEN%"] = "gen-0"
+	f.vars["%CMD%"] = strings.ReplaceAll(routedCmd, "%UP%", "echo ok > /www/up &&")
+	return f
+}
+
+// loop requests / through the proxies of the ships every 10 ms until
+// stopped, counting failures (anything but 200).
+type loop struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	errs       []string
+	bodies     map[string]int
+	stop       chan struct{}
+	done       sync.WaitGroup
+}
+
+func startLoop(t *testing.T, ships []*dockertest.Ship) *loop {
+	l := &loop{bodies: map[string]int{}, stop: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, s := range ships {
+		url := "http://" + s.IP + ":18090/"
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Host = "shop.test"
+				resp, err := client.Do(req)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					l.fail(fmt.Sprintf("%s: status %d %q", url, resp.StatusCode, body))
+					continue
+				}
+				l.ok.Add(1)
+				l.mu.Lock()
+				l.bodies[strings.TrimSpace(string(body))]++
+				l.mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(l.end)
+	return l
+}
+
+func (l *loop) fail(msg string) {
+	l.failed.Add(1)
+	l.mu.Lock()
+	if len(l.errs) < 10 {
+		l.errs = append(l.errs, msg)
+	}
+	l.mu.Unlock()
+}
+
+func (l *loop) end() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.done.Wait()
+}
+
+func (l *loop) check(t *testing.T) {
+	t.Helper()
+	l.end()
+	t.Logf("requests: %d ok, %d failed; bodies %v", l.ok.Load(), l.failed.Load(), l.bodies)
+	if l.failed.Load() != 0 {
+		t.Errorf("%d requests failed, first: %v", l.failed.Load(), l.errs)
+	}
+	if l.ok.Load() == 0 {
+		t.Errorf("no request succeeded")
+	}
+}
+
+func viaProxy(t *testing.T, s *dockertest.Ship, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.IP+":18090"+path, nil)
+	req.Host = "shop.test"
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s through the proxy of %s: %v", path, s.Name, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body))
+}
+
+func TestProxySwapHasNoFailedRequest(t *testing.T) {
+	f := newRouted(t)
+	_, res, _ := f.apply(false)
+	if err := res.Err(); err != nil {
+		t.Fatalf("first apply: %v", err)
+	}
+	for _, s := range f.ships[:2] {
+		if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-0" {
+			out, _ := exec.Command("docker", "-H", s.Host, "logs", "--tail", "20", docker.ProxyName).CombinedOutput()
+			t.Logf("logs: %s", out)
+			out, _ = exec.Command("docker", "-H", s.Host, "exec", docker.ProxyName, "cat", "/etc/maestro-sync/routes.json").CombinedOutput()
+			t.Logf("routes: %s", out)
+			out, _ = exec.Command("docker", "-H", s.Host, "network", "inspect", "maestro-sync").CombinedOutput()
+			t.Logf("net: %s", out)
+			t.Fatalf("ship %s through the proxy: %d %q", s.Name, code, body)
+		}
+		// The routed port is not published on its fixed host port.
+		if out := s.Docker(t, "port", "web-"+s.Name[len(s.Name)-1:]); strings.Contains(out, ":8080") {
+			t.Errorf("the routed port is published on its fixed host port: %s", out)
+		}
+	}
+	l := startLoop(t, f.ships[:2])
+	// A request slower than the swap, started before it, completes
+	// (drain): the old container stops only once it is answered.
+	slow := make(chan string, 1)
+	go func() {
+		code, body := viaProxy(t, f.ships[0], "/cgi-bin/slow")
+		slow <- fmt.Sprint(code, " ", body)
+	}()
+	time.Sleep(300 * time.Millisecond)
+	for i := 1; i <= 10; i++ {
+		f.vars["%GEN%"] = fmt.Sprintf("gen-%d", i)
+		p, res, _ := f.apply(false)
+		if err := res.Err(); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+		if s := p.Summary(); s.Replace != 2 {
+			t.Fatalf("apply %d: plan %+v", i, s)
+		}
+		for _, st := range p.Steps {
+			for _, w := range st.Warnings {
+				if strings.Contains(w, "downtime") {
+					t.Errorf("a routed replacement warns of downtime: %s", w)
+				}
+			}
+		}
+		if i == 1 {
+			if got := <-slow; got != "200 slow gen-0" {
+				t.Errorf("the slow request started before the swap got %q, want the old container's answer", got)
+			}
+		}
+	}
+	l.check(t)
+	for _, s := range f.ships[:2] {
+		if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-10" {
+			t.Errorf("ship %s after 10 swaps: %d %q", s.Name, code, body)
+		}
+		if got := names(t, s); len(got) != 2 {
+			t.Errorf("ship %s runs %v: want the instance and the proxy only", s.Name, got)
+		}
+	}
+	if p, _ := f.plan(false); p.Summary().Changes() != 0 {
+		t.Errorf("plan after the swaps is not empty: %+v", p.Summary())
+	}
+}
+
+func TestProxyFailedReplacementKeepsServing(t *testing.T) {
+	f := newRouted(t)
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("first apply: %v", res.Err())
+	}
+	l := startLoop(t, f.ships[:2])
+	f.vars["%GEN%"] = "broken"
+	f.vars["%CMD%"] = strings.ReplaceAll(routedCmd, "%UP%", "")
+	_, res, _ := f.apply(false)
+	err := res.Err()
+	if err == nil || !strings.Contains(err.Error(), "proxy health check GET /up") {
+		t.Fatalf("apply of a replacement that never becomes healthy: %v", err)
+	}
+	l.check(t)
+	if l.bodies["broken"] != 0 {
+		t.Errorf("the unhealthy replacement got %d requests", l.bodies["broken"])
+	}
+	for _, s := range f.ships[:2] {
+		if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-0" {
+			t.Errorf("ship %s after the failed replacement: %d %q", s.Name, code, body)
+		}
+		if got := names(t, s); len(got) != 2 {
+			t.Errorf("ship %s runs %v after the rollback: want the old instance and the proxy", s.Name, got)
+		}
+	}
+}
+
+// TestProxyRecreated: a proxy removed by hand comes back, with the routes
+// of the containers running on the ship, at the next deploy.
+func TestProxyRecreated(t *testing.T) {
+	f := newRouted(t)
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("first apply: %v", res.Err())
+	}
+	s := f.ships[0]
+	s.Docker(t, "rm", "-f", docker.ProxyName)
+	f.vars["%GEN%"] = "gen-1"
+	_, res, _ := f.apply(false)
+	if err := res.Err(); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-1" {
+		t.Errorf("through the recreated proxy: %d %q", code, body)
+	}
+}

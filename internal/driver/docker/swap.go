@@ -1,0 +1,242 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
+)
+
+// createRouted brings up the first container of a routed instance: it is
+// created, started and checked, then added to the proxy's route. It also
+// finishes a replacement that was interrupted after its old container
+// went: the replacement, still running under its temporary name, is
+// checked, routed and renamed.
+func (d *Driver) createRouted(ctx context.Context, t *target, progress func(string)) error {
+	tmp := live.TempName(t.in.Name, t.in.SpecHash)
+	id, err := d.resume(ctx, t, tmp, progress)
+	if err != nil {
+		return err
+	}
+	resumed := id != ""
+	if !resumed {
+		if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
+			return err
+		}
+		if id, err = d.createContainer(ctx, t, t.in.Name, false, progress); err != nil {
+			return err
+		}
+		if err := d.startAndCheck(ctx, t, id, progress); err != nil {
+			d.discard(ctx, t, id)
+			return err
+		}
+	}
+	fail := func(err error) error {
+		if !resumed {
+			d.discard(ctx, t, id)
+		}
+		return err
+	}
+	if err := d.probe(ctx, t, id, progress); err != nil {
+		return fail(err)
+	}
+	progress("adding it to the front proxy")
+	route := routeOf(d.Owner.ID, t.env.Name, t.in)
+	if _, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.put(route, upstream(t.in), ""); return true }); err != nil {
+		return fail(err)
+	}
+	if resumed {
+		sctx, cancel := short(ctx, t.ship)
+		defer cancel()
+		if err := t.c.ContainerRename(sctx, id, t.in.Name); err != nil {
+			return fmt.Errorf("rename %s to %s: %w", tmp, t.in.Name, err)
+		}
+	}
+	return nil
+}
+
+// replaceRouted swaps a routed instance's container with no moment
+// without one: the replacement runs beside the old container, passes its
+// checks and the route's health check, then the proxy sends new requests
+// to it; the old container stops once its requests in flight are done
+// (drain). Until the switch, a failure only discards the replacement: the
+// old container never stopped serving. An interrupted replacement is
+// resumed where it stopped.
+func (d *Driver) replaceRouted(ctx context.Context, st plan.Step, t *target, old container.InspectResponse, progress func(string)) error {
+	tmp := live.TempName(t.in.Name, t.in.SpecHash)
+	id, err := d.resume(ctx, t, tmp, progress)
+	if err != nil {
+		return err
+	}
+	resumed := id != ""
+	fail := func(err error) error {
+		if !resumed {
+			progress("rolling back: the old container keeps serving")
+			d.discard(ctx, t, id)
+		}
+		return err
+	}
+	if !resumed {
+		if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
+			return err
+		}
+		if id, err = d.createContainer(ctx, t, tmp, true, progress); err != nil {
+			return err
+		}
+		if err := d.startAndCheck(ctx, t, id, progress); err != nil {
+			return fail(err)
+		}
+	}
+	if err := d.probe(ctx, t, id, progress); err != nil {
+		return fail(err)
+	}
+	wasRunning := old.State != nil && old.State.Running
+	if wasRunning {
+		if err := d.checks(ctx, t, "pre-stop", old.ID, &old, progress); err != nil {
+			return fail(err)
+		}
+	}
+	var oldUp string
+	if old.Config != nil {
+		oldUp = old.Config.Labels[label.Upstream]
+	}
+	progress("switching the front proxy to " + tmp)
+	route := routeOf(d.Owner.ID, t.env.Name, t.in)
+	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool {
+		rt.put(route, upstream(t.in), oldUp)
+		return true
+	})
+	if err != nil {
+		return fail(err)
+	}
+	// From here the new container serves: a failure no longer rolls back.
+	if wasRunning && oldUp != "" && oldUp != upstream(t.in) {
+		d.drain(ctx, t, proxyID, oldUp, t.in.Route.Drain, progress)
+	}
+	progress("stopping the old container")
+	if err := d.stop(ctx, t, old.ID, stopTimeout(old)); err != nil {
+		return fmt.Errorf("stop old container: %w (the new one serves as %s)", err, tmp)
+	}
+	if err := d.checks(ctx, t, "stopped", "", &old, progress); err != nil {
+		progress("stopped checks failed (ignored): " + err.Error())
+	}
+	progress("removing the old container")
+	if err := d.removeContainer(ctx, t, old.ID, !st.Adopt); err != nil {
+		return fmt.Errorf("remove old container: %w (the new one serves as %s)", err, tmp)
+	}
+	sctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	if err := t.c.ContainerRename(sctx, id, t.in.Name); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", tmp, t.in.Name, err)
+	}
+	return nil
+}
+
+// resume returns the ID of a replacement of this spec left running by an
+// interrupted apply under the temporary name, to carry on with it; a
+// replacement of another spec, or one that stopped, is removed. It
+// returns "" when there is nothing to resume.
+func (d *Driver) resume(ctx context.Context, t *target, tmp string, progress func(string)) (string, error) {
+	sctx, cancel := short(ctx, t.ship)
+	info, err := t.c.ContainerInspect(sctx, tmp)
+	cancel()
+	if cerrdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect %s: %w", tmp, err)
+	}
+	if err := d.ours(info, t.env.Name, tmp); err != nil {
+		return "", err
+	}
+	if info.State != nil && info.State.Running && info.Config.Labels[label.SpecHash] == t.in.SpecHash {
+		progress("resuming the interrupted replacement " + tmp)
+		return info.ID, nil
+	}
+	d.discard(ctx, t, info.ID)
+	return "", nil
+}
+
+// unroute takes an upstream out of the ship's proxy before its container
+// stops, and waits for its requests in flight.
+func (d *Driver) unroute(ctx context.Context, t *target, up string, drain time.Duration, progress func(string)) error {
+	progress("taking it out of the front proxy")
+	proxyID, err := d.withProxy(ctx, t, progress, false, func(rt *routeTable) bool {
+		if !rt.serves(up) {
+			return false
+		}
+		rt.drop(up)
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if proxyID != "" {
+		d.drain(ctx, t, proxyID, up, drain, progress)
+	}
+	return nil
+}
+
+// drain waits until the proxy has no request in flight to upstream, for up
+// to limit. Caddy's reload returns at once and lets the requests of the
+// previous configuration finish; its admin API counts them per upstream.
+func (d *Driver) drain(ctx context.Context, t *target, proxyID, up string, limit time.Duration, progress func(string)) {
+	deadline := time.Now().Add(limit)
+	e := &execer{c: t.c, id: proxyID}
+	said := false
+	for {
+		n, err := inFlight(ctx, t, e, up)
+		switch {
+		case err != nil:
+			progress("cannot count the requests in flight (" + err.Error() + "): not draining")
+			return
+		case n == 0:
+			return
+		case time.Now().After(deadline):
+			progress(fmt.Sprintf("drain: %d requests still in flight after %s: stopping anyway", n, limit))
+			return
+		case !said:
+			progress(fmt.Sprintf("draining: %d requests in flight", n))
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// inFlight asks the proxy's admin API how many requests are in flight to
+// upstream.
+func inFlight(ctx context.Context, t *target, e *execer, up string) (int, error) {
+	ctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	code, out, err := e.Exec(ctx, []string{"wget", "-q", "-O", "-", "http://" + proxyAdmin + "/reverse_proxy/upstreams"})
+	if err != nil {
+		return 0, err
+	}
+	if code != 0 {
+		return 0, fmt.Errorf("wget in the proxy: exit code %d: %s", code, lastLines(out, 2))
+	}
+	var ups []struct {
+		Address     string `json:"address"`
+		NumRequests int    `json:"num_requests"`
+	}
+	if err := json.Unmarshal([]byte(out), &ups); err != nil {
+		return 0, fmt.Errorf("proxy upstreams: %w", err)
+	}
+	for _, u := range ups {
+		if u.Address == up {
+			return u.NumRequests, nil
+		}
+	}
+	return 0, nil
+}

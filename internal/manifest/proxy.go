@@ -1,0 +1,288 @@
+package manifest
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Route is how the front proxy of a ship reaches a service's instances: a
+// maestro-sync extension (the service key proxy). A routed instance's
+// replacement runs beside the old container, the proxy switches new
+// requests to it once it is healthy, and the old container stops only
+// once its requests are done.
+type Route struct {
+	// Hosts are the host names routed to the service; none means any
+	// host the other routes of the ship do not claim.
+	Hosts []string `json:"hosts,omitempty"`
+	// Port is the name of the instance port the proxy forwards to.
+	Port string `json:"port"`
+	// Path is the path prefix routed, "/" for all.
+	Path string `json:"path"`
+	// Health is the HTTP path that must answer 2xx or 3xx before the
+	// proxy sends requests to a new container.
+	Health string `json:"health"`
+	// HealthTimeout bounds how long a new container may take to become
+	// healthy.
+	HealthTimeout time.Duration `json:"health_timeout"`
+	// Drain is how long requests in flight to a replaced container may
+	// take to finish before it is stopped.
+	Drain time.Duration `json:"drain"`
+	// TLS is "off": the proxy serves plain HTTP.
+	TLS string `json:"tls"`
+}
+
+// Proxy is an environment's front proxy settings (the top-level key
+// proxy): the container maestro-sync runs on each ship that hosts a routed
+// service.
+type Proxy struct {
+	// Image is the proxy's image: Caddy 2, with busybox for the
+	// checks run inside it.
+	Image string `json:"image"`
+	// HTTP is the host port where the proxy serves plain HTTP.
+	HTTP int `json:"http"`
+}
+
+// Proxy defaults.
+const (
+	DefaultProxyImage      = "caddy:2"
+	DefaultProxyHTTP       = 80
+	defaultHealth          = "/up"
+	defaultHealthTimeout   = 30 * time.Second
+	defaultDrain           = 30 * time.Second
+	maxDrain               = time.Hour
+	maxRouteHosts          = 100
+	routeKeysDocumentation = "hosts, port, path, health, health_timeout, drain, tls"
+)
+
+var (
+	routeKeys = strings.Split(strings.ReplaceAll(routeKeysDocumentation, " ", ""), ",")
+	proxyKeys = []string{"image", "http"}
+	// hostName is a DNS name, optionally with a leading wildcard label.
+	hostName = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	// routePath is a path prefix the proxy can match literally.
+	routePath = regexp.MustCompile(`^/[A-Za-z0-9._~!$&'()+,;=:@%/-]*$`)
+)
+
+// proxySettings decodes the environment's proxy section.
+func (b *builder) proxySettings(f *fields) {
+	b.env.Proxy = Proxy{Image: DefaultProxyImage, HTTP: DefaultProxyHTTP}
+	e, ok := f.get("proxy")
+	if !ok {
+		return
+	}
+	pf, ok := b.fields(e.V, "proxy", proxyKeys)
+	if !ok {
+		return
+	}
+	if v, ok := b.str(pf, "image"); ok {
+		if err := checkImage(v); err != nil {
+			pe, _ := pf.get("image")
+			b.errorf(pe.V, pf.sub("image"), "%v", err)
+		}
+		b.env.Proxy.Image = v
+	}
+	if v, ok := b.integer(pf, "http"); ok {
+		if v < 1 || v > 65535 {
+			pe, _ := pf.get("http")
+			b.errorf(pe.V, pf.sub("http"), "http must be a port number (1-65535), got %d", v)
+		}
+		b.env.Proxy.HTTP = int(v)
+	}
+}
+
+// route decodes a service's proxy key.
+func (b *builder) route(sd *serviceDraft) {
+	e, ok := sd.f.get("proxy")
+	if !ok {
+		return
+	}
+	p := sd.f.sub("proxy")
+	f, ok := b.fields(e.V, p, routeKeys)
+	if !ok {
+		return
+	}
+	r := &Route{Path: "/", Health: defaultHealth, HealthTimeout: defaultHealthTimeout, Drain: defaultDrain, TLS: "off"}
+	if hosts, ok := b.stringList(f, "hosts"); ok {
+		he, _ := f.get("hosts")
+		if len(hosts) > maxRouteHosts {
+			b.errorf(he.V, f.sub("hosts"), "at most %d hosts per service", maxRouteHosts)
+		}
+		for i, h := range hosts {
+			h = strings.ToLower(strings.TrimSuffix(h, "."))
+			if !hostName.MatchString(h) || len(h) > 253 {
+				b.errorf(he.V, fmt.Sprintf("%s[%d]", f.sub("hosts"), i), "invalid host name %q", hosts[i])
+				continue
+			}
+			r.Hosts = append(r.Hosts, h)
+		}
+		r.Hosts = sortedSet(r.Hosts)
+	}
+	r.Port, _ = b.str(f, "port")
+	sd.routePortNode = e.K
+	if pe, ok := f.get("port"); ok {
+		sd.routePortNode = pe.V
+	}
+	for _, key := range []string{"path", "health"} {
+		v, ok := b.str(f, key)
+		if !ok {
+			continue
+		}
+		if !routePath.MatchString(v) || len(v) > 1024 {
+			pe, _ := f.get(key)
+			b.errorf(pe.V, f.sub(key), "%s must be a path starting with / (letters, digits and -._~!$&'()+,;=:@%%/), got %q", key, v)
+			continue
+		}
+		if key == "path" {
+			r.Path = v
+		} else {
+			r.Health = v
+		}
+	}
+	r.HealthTimeout = b.duration(f, "health_timeout", r.HealthTimeout, maxDrain)
+	r.Drain = b.duration(f, "drain", r.Drain, maxDrain)
+	if v, ok := b.str(f, "tls"); ok {
+		if v != "off" {
+			te, _ := f.get("tls")
+			b.errorf(te.V, f.sub("tls"), "tls %q is not supported: the proxy serves plain HTTP (tls: off); terminate TLS in front of it", v)
+		}
+	}
+	sd.route = r
+	sd.routeNode = e.K
+}
+
+// duration decodes a duration given as Go text ("30s", "1m30s") or as a
+// number of seconds, between 0 and limit.
+func (b *builder) duration(f *fields, key string, def, limit time.Duration) time.Duration {
+	e, ok := f.get(key)
+	if !ok {
+		return def
+	}
+	s, ok := b.scalar(e.V, f.sub(key), "a duration")
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if n, nerr := strconv.Atoi(s); nerr == nil {
+		d, err = time.Duration(n)*time.Second, nil
+	}
+	switch {
+	case err != nil:
+		b.errorf(e.V, f.sub(key), "expected a duration such as 30s or 2m, got %q", s)
+		return def
+	case d < 0 || d > limit:
+		b.errorf(e.V, f.sub(key), "%s must be between 0s and %s, got %s", key, limit, d)
+		return def
+	}
+	return d
+}
+
+// routeInstance checks a routed instance against its route and sets its
+// Route: the port must be one TCP port of the instance, and the instance
+// must be on a bridge network the proxy can join.
+func (b *builder) routeInstance(sd *serviceDraft, id *instanceDraft) {
+	r := sd.route
+	if r == nil {
+		return
+	}
+	in := id.in
+	p := sd.f.sub("proxy")
+	if in.Net != "" && in.Net != "bridge" {
+		b.errorf(sd.routeNode, p, "instance %s uses net %q: a routed instance must be on a bridge network, which the proxy joins", in.Name, in.Net)
+		return
+	}
+	rr := *r
+	if rr.Port == "" {
+		var tcp []string
+		for _, port := range in.Ports {
+			if port.Protocol() == "tcp" {
+				tcp = append(tcp, port.Name)
+			}
+		}
+		switch len(tcp) {
+		case 1:
+			rr.Port = tcp[0]
+		case 0:
+			b.errorf(sd.routeNode, join(p, "port"), "instance %s has no TCP port for the proxy to forward to: declare one in ports", in.Name)
+			return
+		default:
+			b.errorf(sd.routeNode, join(p, "port"), "instance %s has %d TCP ports (%s): name the one the proxy forwards to with port",
+				in.Name, len(tcp), strings.Join(tcp, ", "))
+			return
+		}
+	}
+	port := in.Port(rr.Port)
+	switch {
+	case port == nil:
+		b.errorf(sd.routePortNode, join(p, "port"), "instance %s has no port %q (ports: %s)", in.Name, rr.Port, strings.Join(in.portNames(), ", "))
+		return
+	case port.Protocol() != "tcp":
+		b.errorf(sd.routePortNode, join(p, "port"), "port %q of instance %s is %s: the proxy forwards TCP (HTTP) only", rr.Port, in.Name, port.Protocol())
+		return
+	case strings.Contains(port.ExposedPort(), "-"):
+		b.errorf(sd.routePortNode, join(p, "port"), "port %q of instance %s is a range: the proxy forwards to one port", rr.Port, in.Name)
+		return
+	}
+	in.Route = &rr
+}
+
+// portNames lists the instance's port names.
+func (in *Instance) portNames() []string {
+	names := make([]string, len(in.Ports))
+	for i, p := range in.Ports {
+		names[i] = p.Name
+	}
+	if len(names) == 0 {
+		return []string{"none"}
+	}
+	return names
+}
+
+// routeClashes reports two services of the environment that claim the
+// same host and path on one ship: the proxy could not tell them apart.
+func (b *builder) routeClashes() {
+	type claim struct{ ship, host, path string }
+	owner := map[claim]string{}
+	for _, sd := range b.services {
+		if sd.route == nil {
+			continue
+		}
+		hosts := sd.route.Hosts
+		if len(hosts) == 0 {
+			hosts = []string{"*any*"}
+		}
+		seen := map[claim]bool{}
+		for _, id := range sd.instances {
+			for _, h := range hosts {
+				c := claim{id.in.Ship, h, sd.route.Path}
+				if seen[c] {
+					continue
+				}
+				seen[c] = true
+				if other, ok := owner[c]; ok && other != sd.svc.Name {
+					what := "host " + h
+					if h == "*any*" {
+						what = "every host"
+					}
+					b.errorf(sd.routeNode, sd.f.sub("proxy"), "service %s routes %s, path %s on ship %s, as service %s does: give one of them other hosts or another path",
+						sd.svc.Name, what, sd.route.Path, id.in.Ship, other)
+					continue
+				}
+				owner[c] = sd.svc.Name
+			}
+		}
+	}
+}
+
+// Routed reports whether any instance of the environment is behind the
+// front proxy.
+func (e *Environment) Routed() bool {
+	for _, in := range e.Instances() {
+		if in.Route != nil {
+			return true
+		}
+	}
+	return false
+}

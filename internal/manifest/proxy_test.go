@@ -1,0 +1,90 @@
+package manifest
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const routedEnv = `__maestro: {schema: 2}
+name: shop
+ships:
+  vm1: {ip: 10.0.0.1}
+  vm2: {ip: 10.0.0.2}
+proxy: {image: registry.example.com/caddy:2.11, http: 8000}
+services:
+  web:
+    image: shop/web:1.4
+    ports: {http: "80:8080", metrics: "9100/udp"}
+    proxy: {hosts: [Shop.Example.com., www.example.com], path: /shop, health: /healthz, drain: 45, health_timeout: 1m}
+    instances:
+      web-1: {ship: vm1}
+      web-2: {ship: vm2}
+  db:
+    image: postgres:16
+    ports: {pg: 5432}
+    instances:
+      db-1: {ship: vm1}
+`
+
+func TestProxyKeys(t *testing.T) {
+	env := mustEnv(t, routedEnv)
+	if env.Proxy != (Proxy{Image: "registry.example.com/caddy:2.11", HTTP: 8000}) {
+		t.Errorf("proxy settings %+v", env.Proxy)
+	}
+	r := env.Instance("web-2").Route
+	if r == nil {
+		t.Fatal("web-2 is not routed")
+	}
+	want := Route{Hosts: []string{"shop.example.com", "www.example.com"}, Port: "http", Path: "/shop", Health: "/healthz",
+		HealthTimeout: time.Minute, Drain: 45 * time.Second, TLS: "off"}
+	if !slices.Equal(r.Hosts, want.Hosts) || r.Port != want.Port || r.Path != want.Path || r.Health != want.Health ||
+		r.HealthTimeout != want.HealthTimeout || r.Drain != want.Drain || r.TLS != want.TLS {
+		t.Errorf("route %+v, want %+v", *r, want)
+	}
+	if env.Instance("db-1").Route != nil || !env.Routed() {
+		t.Errorf("db-1 routed %v, environment routed %v", env.Instance("db-1").Route, env.Routed())
+	}
+	// Defaults, as Kamal's: /up, 30 s.
+	def := mustEnv(t, `__maestro: {schema: 2}
+name: shop
+ships: {vm1: {ip: 10.0.0.1}}
+services:
+  web:
+    image: shop/web:1.4
+    ports: {http: 8080}
+    proxy: {}
+    instances: {web-1: {ship: vm1}}
+`)
+	if env := def; env.Proxy != (Proxy{Image: DefaultProxyImage, HTTP: 80}) {
+		t.Errorf("default proxy settings %+v", env.Proxy)
+	}
+	if r := def.Instance("web-1").Route; r == nil || r.Port != "http" || r.Path != "/" || r.Health != "/up" || r.Drain != 30*time.Second || len(r.Hosts) != 0 {
+		t.Errorf("default route %+v", r)
+	}
+}
+
+// A route is part of the spec, so a change of it reaches the proxy; an
+// environment without routes keeps the hashes it had before routes
+// existed.
+func TestProxySpecHash(t *testing.T) {
+	plain := `__maestro: {schema: 2}
+name: shop
+ships: {vm1: {ip: 10.0.0.1}}
+services:
+  web:
+    image: shop/web:1.4
+    ports: {http: 8080}
+    instances: {web-1: {ship: vm1}}
+`
+	before := hashOf(t, plain)
+	if again := hashOf(t, plain+"proxy: {http: 8080}\n"); again != before {
+		t.Errorf("proxy settings alone changed the hash of an unrouted instance")
+	}
+	routed := hashOf(t, strings.Replace(plain, "    ports: {http: 8080}\n", "    ports: {http: 8080}\n    proxy: {hosts: [a.test]}\n", 1))
+	other := hashOf(t, strings.Replace(plain, "    ports: {http: 8080}\n", "    ports: {http: 8080}\n    proxy: {hosts: [b.test]}\n", 1))
+	if routed == before || other == routed {
+		t.Errorf("hashes: unrouted %s, a.test %s, b.test %s", before, routed, other)
+	}
+}
