@@ -54,6 +54,7 @@ func (h *Hosts) Driver(envs []*manifest.Environment, revision string) apply.Targ
 	dd := docker.NewDriver(h.Docker, envs, revision, h.Auth)
 	dd.Owner = h.Owner
 	dd.RefreshImages = h.RefreshImages
+	dd.LockTTL = h.LockTTL
 	return Router{Docker: dd, Kube: kd}
 }
 

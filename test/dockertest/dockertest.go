@@ -498,7 +498,7 @@ func (s *Ship) cleanStale() error {
 			}
 		}
 	}
-	return errors.Join(s.delBridge(), removeDir(s.dir))
+	return errors.Join(s.delBridge(), s.delNetworks(), removeDir(s.dir))
 }
 
 func isDockerd(pid int) bool {
@@ -510,6 +510,9 @@ func (s *Ship) addBridge() error {
 	if err := s.delBridge(); err != nil {
 		return err
 	}
+	if err := s.delNetworks(); err != nil {
+		return err
+	}
 	for _, args := range [][]string{
 		{"link", "add", s.Bridge, "type", "bridge"},
 		{"addr", "add", s.IP + "/24", "dev", s.Bridge},
@@ -517,6 +520,29 @@ func (s *Ship) addBridge() error {
 	} {
 		if err := run(context.Background(), "ip", args...); err != nil {
 			return fmt.Errorf("bridge %s: %w", s.Bridge, err)
+		}
+	}
+	return nil
+}
+
+// pool is the subnet of the networks the ship's engine creates.
+func (s *Ship) pool() string { return fmt.Sprintf("10.202.%d.0/24", s.slot) }
+
+// delNetworks deletes the Linux bridges of networks a previous engine of
+// the slot created: they outlive it, and their routes would make the next
+// engine find no free subnet.
+func (s *Ship) delNetworks() error {
+	out, err := exec.Command("ip", "-o", "-4", "addr", "show", "to", s.pool()).Output()
+	if err != nil {
+		return fmt.Errorf("list bridges of %s: %w", s.pool(), err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.HasPrefix(f[1], "br-") {
+			continue
+		}
+		if err := run(context.Background(), "ip", "link", "del", f[1]); err != nil {
+			return fmt.Errorf("bridge %s: %w", f[1], err)
 		}
 	}
 	return nil
@@ -546,7 +572,7 @@ func (s *Ship) startDockerd(driver string) error {
 		"--ip", s.IP, // published ports bind to this ship's own address
 		// User-defined networks (the front proxy's) get subnets of their
 		// own: the ships share this host's routing table.
-		"--default-address-pool", fmt.Sprintf("base=10.202.%d.0/24,size=26", s.slot),
+		"--default-address-pool", "base=" + s.pool() + ",size=26",
 		// The default engine owns iptables and the host's sysctls; ships
 		// publish through docker-proxy and are reached from this host only.
 		"--iptables=false",
@@ -615,7 +641,7 @@ func (s *Ship) stop() error {
 			errs = append(errs, s.stopDockerd())
 		}
 	}
-	errs = append(errs, s.delBridge(), removeDir(s.dir))
+	errs = append(errs, s.delBridge(), s.delNetworks(), removeDir(s.dir))
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())
 		s.lock = nil

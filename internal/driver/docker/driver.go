@@ -46,6 +46,9 @@ type Driver struct {
 	RefreshImages bool
 	// CheckInterval is the pause between attempts of lifecycle checks.
 	CheckInterval time.Duration
+	// LockTTL is how long the lock of a ship's front proxy routes
+	// outlives a holder that fell silent (0: lock.DefaultTTL).
+	LockTTL time.Duration
 }
 
 // NewDriver returns a driver for the steps of envs.

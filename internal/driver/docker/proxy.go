@@ -89,7 +89,7 @@ func proxySpec(p manifest.Proxy) string {
 // without, a ship with no running proxy is left alone. It returns the
 // proxy container's ID ("" when left alone).
 func (d *Driver) withProxy(ctx context.Context, t *target, progress func(string), ensure bool, fn func(rt *routeTable) bool) (string, error) {
-	m := d.pool.Mutex(t.ship, proxyLock, lock.Self(), 0)
+	m := d.pool.Mutex(t.ship, proxyLock, lock.Self(), d.LockTTL)
 	lctx, held, err := lock.Acquire(ctx, []lock.Mutex{m}, lock.Options{Wait: 5 * time.Minute, Retry: 100 * time.Millisecond})
 	if err != nil {
 		return "", fmt.Errorf("front proxy of ship %s: %w", t.ship.Name, err)

@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/test/dockertest"
+)
+
+// routedManifest is one routed instance behind the front proxy. Its shell
+// ignores SIGTERM, so that stopping it takes stop_timeout; /cgi-bin/slow
+// answers after 8 s.
+const routedManifest = `__maestro: {schema: 2}
+name: swap
+ships:
+  s1: {ip: %s, socket_path: %s, timeout: 20}
+proxy: {image: maestro-test/caddy:2, http: 18190}
+services:
+  app:
+    image: maestro-test/busybox:1
+    env: {VERSION: "%s"}
+    ports: {http: "8080:8080"}
+    proxy: {health: /up, drain: 30s}
+    lifecycle:
+      running: [{type: sleep, wait: %d}]
+    instances:
+      app-1:
+        ship: s1
+        stop_timeout: 6
+        command:
+          - sh
+          - -c
+          - >-
+            trap "" TERM;
+            mkdir -p /www/cgi-bin && echo "$VERSION" > /www/index.html && echo ok > /www/up &&
+            printf "#!/bin/sh\nsleep 8\necho Content-Type: text/plain\necho\necho slow\n" > /www/cgi-bin/slow &&
+            chmod +x /www/cgi-bin/slow && httpd -f -p 8080 -h /www & wait
+`
+
+func writeRouted(t *testing.T, dir string, ship *dockertest.Ship, version string, wait int) {
+	t.Helper()
+	text := fmt.Sprintf(routedManifest, ship.IP, ship.Socket, version, wait)
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// requestLoop GETs url every 10 ms until stop, counting what fails.
+type requestLoop struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	first      []string
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startRequests(url string) *requestLoop {
+	l := &requestLoop{stop: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second}
+	l.wg.Go(func() {
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			resp, err := client.Get(url)
+			msg := ""
+			if err != nil {
+				msg = err.Error()
+			} else {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					msg = resp.Status
+				}
+			}
+			if msg == "" {
+				l.ok.Add(1)
+				continue
+			}
+			l.failed.Add(1)
+			l.mu.Lock()
+			if len(l.first) < 5 {
+				l.first = append(l.first, msg)
+			}
+			l.mu.Unlock()
+		}
+	})
+	return l
+}
+
+func (l *requestLoop) end() (ok, failed int64, first []string) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.ok.Load(), l.failed.Load(), l.first
+}
+
+// TestKillDuringProxiedSwap kills apply at each phase of a proxied swap
+// (before the switch, while draining, while the old container stops, and
+// once it is gone), then applies again: the next apply converges, the
+// proxy routes to exactly one healthy container, and no request through
+// the proxy failed at any time.
+func TestKillDuringProxiedSwap(t *testing.T) {
+	bin := binary(t)
+	for _, tc := range []struct {
+		name, phase string
+		wait        int  // running sleep check of the new version
+		slow        bool // a slow request in flight at the switch
+		removeOld   bool // the old container is gone when apply resumes
+	}{
+		{name: "before the switch", phase: "checking sleep", wait: 60},
+		{name: "while draining", phase: "draining", slow: true},
+		{name: "while the old container stops", phase: "stopping the old container"},
+		{name: "after the old container went", phase: "stopping the old container", removeOld: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ship := dockertest.Shared(t, 1)[0]
+			ship.RemoveAll(t)
+			t.Cleanup(func() { ship.RemoveAll(t) })
+			dir := t.TempDir()
+			writeRouted(t, dir, ship, "1", 0)
+			if out, err := run(t, bin, "apply", dir); err != nil {
+				t.Fatalf("first apply: %v\n%s", err, out)
+			}
+			url := "http://" + ship.IP + ":18190/"
+			loop := startRequests(url)
+			if tc.slow {
+				go func() { _, _ = http.Get(url + "cgi-bin/slow") }()
+				time.Sleep(300 * time.Millisecond)
+			}
+			writeRouted(t, dir, ship, "2", tc.wait)
+			// A short lock TTL: the next apply takes over the locks of the
+			// killed one after 5 s.
+			cmd := exec.Command(bin, "apply", "--lock-ttl", "5s", dir)
+			var out syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			for !strings.Contains(out.String(), tc.phase) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !strings.Contains(out.String(), tc.phase) {
+				t.Fatalf("apply never reached %q:\n%s", tc.phase, out.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			if tc.removeOld {
+				ship.Docker(t, "rm", "-f", "app-1")
+			}
+
+			writeRouted(t, dir, ship, "2", 0)
+			if out, err := run(t, bin, "apply", dir); err != nil {
+				t.Fatalf("apply after the kill: %v\n%s", err, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+			ok, failed, first := loop.end()
+			t.Logf("requests through the proxy: %d ok, %d failed", ok, failed)
+			if failed != 0 || ok == 0 {
+				t.Errorf("%d requests failed (first: %v), %d succeeded", failed, first, ok)
+			}
+			names := strings.Fields(ship.Docker(t, "ps", "-a", "--format", "{{.Names}}"))
+			slices.Sort(names)
+			if !slices.Equal(names, []string{"app-1", "maestro-sync-proxy"}) {
+				t.Fatalf("containers after recovery: %v, want app-1 and the proxy", names)
+			}
+			state := ship.Docker(t, "inspect", "-f", `{{.State.Running}} {{index .Config.Labels "io.maestro-sync/upstream"}} {{range .Config.Env}}{{println .}}{{end}}`, "app-1")
+			fields := strings.Fields(state)
+			if len(fields) < 2 || fields[0] != "true" || !strings.Contains(state, "VERSION=2") {
+				t.Fatalf("app-1 after recovery: %s", state)
+			}
+			var table struct {
+				Routes []struct{ Upstreams []string }
+			}
+			raw := ship.Docker(t, "exec", "maestro-sync-proxy", "cat", "/etc/maestro-sync/routes.json")
+			if err := json.Unmarshal([]byte(raw), &table); err != nil {
+				t.Fatalf("route table: %v\n%s", err, raw)
+			}
+			if len(table.Routes) != 1 || !slices.Equal(table.Routes[0].Upstreams, []string{fields[1]}) {
+				t.Errorf("route table after recovery: %s; want one route to %s", raw, fields[1])
+			}
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.TrimSpace(string(body)) != "2" {
+				t.Errorf("through the proxy after recovery: %q", body)
+			}
+			if out, err := run(t, bin, "plan", dir); err != nil || !strings.Contains(out, "0 to create, 0 to replace, 0 to remove, 1 unchanged") {
+				t.Errorf("plan after recovery: %v\n%s", err, out)
+			}
+		})
+	}
+}
