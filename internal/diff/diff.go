@@ -58,6 +58,12 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 		if opts.Hold[env.Name] {
 			continue
 		}
+		if rb, ok := rolledBack(env, state, opts); ok {
+			p.Environments = append(p.Environments, plan.EnvChange{Name: env.Name, File: env.File, Status: plan.RolledBack,
+				Note: fmt.Sprintf("rolled back from %s to %s at %s: nothing is planned while the source desires what was rolled back (a new commit that changes it, or maestro-sync rollback --release, deploys again)",
+					shortRev(rb.From), shortRev(rb.To), rb.At.Format("2006-01-02 15:04:05 MST"))})
+			continue
+		}
 		p.Steps = append(p.Steps, computeEnv(env, state, index, opts)...)
 	}
 	if opts.Prune && opts.PruneEnvs && opts.Select == nil {
@@ -204,8 +210,8 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 				continue
 			}
 			want, desired := desiredHost[c.Instance()]
-			if desired && want == addr && (c.Name == c.Instance() || c.Temporary()) {
-				continue // the instance's own container, or a leftover planned above
+			if desired && want == addr && (c.Name == c.Instance() || c.Temporary() || c.Kept()) {
+				continue // the instance's own container, a leftover planned above, or one kept for a rollback
 			}
 			in := env.Instance(c.Instance())
 			if in != nil && !selected(in) || in == nil && opts.Select != nil {
@@ -530,4 +536,41 @@ func portRange(s string) (int, int) {
 	}
 	hi, _ := strconv.Atoi(b)
 	return lo, hi
+}
+
+// rolledBack returns the rollback marker that holds env: one of the
+// owner's, on a ship of env, made while the source desired what it
+// desires now.
+func rolledBack(env *manifest.Environment, state *live.State, opts Options) (live.Rollback, bool) {
+	if state == nil {
+		return live.Rollback{}, false
+	}
+	digest := ""
+	for _, name := range env.ShipNames() {
+		h := state.Host(env.Ships[name].Address())
+		if h == nil {
+			continue
+		}
+		for i := range h.Containers {
+			c := &h.Containers[i]
+			rb, ok := c.Rollback()
+			if !ok || rb.Env != env.Name || c.Owner() != opts.Owner {
+				continue
+			}
+			if digest == "" {
+				digest = Digest([]*manifest.Environment{env})
+			}
+			if rb.Digest == digest {
+				return rb, true
+			}
+		}
+	}
+	return live.Rollback{}, false
+}
+
+func shortRev(r string) string {
+	if r == "" {
+		return "(unknown revision)"
+	}
+	return r[:min(12, len(r))]
 }

@@ -48,6 +48,10 @@ const (
 	// rebuilt when the proxy itself is recreated.
 	Upstream = Prefix + "upstream"
 	Route    = Prefix + "route"
+	// Rollback marks an environment's rollback marker (a never-started
+	// container on a ship); its value is JSON: environment, the revision
+	// rolled back from and to, and when.
+	Rollback = Prefix + "rollback"
 	// Inventory marks an environment's inventory ConfigMap on a cluster.
 	Inventory = Prefix + "inventory"
 )

@@ -4,6 +4,7 @@
 package live
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -73,7 +74,7 @@ func (c *Container) Ours(owner string) bool {
 	if !c.Owned() || c.Owner() != owner && c.Owner() != "" {
 		return false
 	}
-	return c.Name == c.Instance() || c.Temporary()
+	return c.Name == c.Instance() || c.Temporary() || c.Kept()
 }
 
 // Instance returns the instance the container implements.
@@ -102,6 +103,45 @@ func TempName(instance, specHash string) string {
 // or one left behind by an interrupted apply.
 func (c *Container) Temporary() bool {
 	return c.Owned() && strings.HasPrefix(c.Name, c.Instance()+TempSuffix)
+}
+
+// KeptSuffix separates an instance name from the spec hash in the name of
+// a previous container kept stopped for a rollback.
+const KeptSuffix = ".prev-"
+
+// KeptName is the name of an instance's previous container of a spec,
+// kept stopped after a replacement so that a rollback can swap back to it.
+func KeptName(instance, specHash string) string {
+	return instance + KeptSuffix + specHash[:min(12, len(specHash))]
+}
+
+// Kept reports whether the container is a previous container of its
+// instance, kept for a rollback: neither drift nor a leftover.
+func (c *Container) Kept() bool {
+	return c.Owned() && strings.HasPrefix(c.Name, c.Instance()+KeptSuffix)
+}
+
+// Rollback is a rollback marker: the environment was rolled back from a
+// revision to another, and is held there until its desired state
+// changes.
+type Rollback struct {
+	Env string `json:"env"`
+	// Digest is the environment's desired state rolled back from (see
+	// diff.Digest): the hold lasts while the source still desires it.
+	Digest string    `json:"digest"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	At     time.Time `json:"at"`
+}
+
+// Rollback returns the rollback the container marks, if it is a marker.
+func (c *Container) Rollback() (Rollback, bool) {
+	var r Rollback
+	v := c.Labels[label.Rollback]
+	if v == "" || json.Unmarshal([]byte(v), &r) != nil || r.Env == "" {
+		return r, false
+	}
+	return r, true
 }
 
 // Running reports whether the container runs.

@@ -32,6 +32,10 @@ type Route struct {
 	Drain time.Duration `json:"drain"`
 	// TLS is "off": the proxy serves plain HTTP.
 	TLS string `json:"tls"`
+	// Keep is how many previous containers of each instance are kept
+	// stopped after a replacement, for maestro-sync rollback. It does not
+	// shape the container: it is left out of the spec.
+	Keep int `json:"-"`
 }
 
 // Proxy is an environment's front proxy settings (the top-level key
@@ -54,7 +58,9 @@ const (
 	defaultDrain           = 30 * time.Second
 	maxDrain               = time.Hour
 	maxRouteHosts          = 100
-	routeKeysDocumentation = "hosts, port, path, health, health_timeout, drain, tls"
+	routeKeysDocumentation = "hosts, port, path, health, health_timeout, drain, tls, keep"
+	defaultKeep            = 1
+	maxKeep                = 5
 )
 
 var (
@@ -104,7 +110,7 @@ func (b *builder) route(sd *serviceDraft) {
 	if !ok {
 		return
 	}
-	r := &Route{Path: "/", Health: defaultHealth, HealthTimeout: defaultHealthTimeout, Drain: defaultDrain, TLS: "off"}
+	r := &Route{Path: "/", Health: defaultHealth, HealthTimeout: defaultHealthTimeout, Drain: defaultDrain, TLS: "off", Keep: defaultKeep}
 	if hosts, ok := b.stringList(f, "hosts"); ok {
 		he, _ := f.get("hosts")
 		if len(hosts) > maxRouteHosts {
@@ -140,6 +146,13 @@ func (b *builder) route(sd *serviceDraft) {
 		} else {
 			r.Health = v
 		}
+	}
+	if v, ok := b.integer(f, "keep"); ok {
+		if v < 0 || v > maxKeep {
+			ke, _ := f.get("keep")
+			b.errorf(ke.V, f.sub("keep"), "keep must be between 0 and %d, got %d", maxKeep, v)
+		}
+		r.Keep = int(min(max(v, 0), maxKeep))
 	}
 	r.HealthTimeout = b.duration(f, "health_timeout", r.HealthTimeout, maxDrain)
 	r.Drain = b.duration(f, "drain", r.Drain, maxDrain)

@@ -142,11 +142,18 @@ type Plan struct {
 type EnvChange struct {
 	Name string `json:"name"`
 	File string `json:"file,omitempty"`
-	// Status is added, removed, changed, unchanged or invalid.
+	// Status is added, removed, changed, unchanged, invalid or rolled
+	// back (held on a rollback until its source moves on).
 	Status string `json:"status"`
 	// Errors are the validation errors of an invalid environment.
 	Errors []string `json:"errors,omitempty"`
+	// Note explains a status: for "rolled back", from and to which
+	// revision, and until when nothing is planned.
+	Note string `json:"note,omitempty"`
 }
+
+// RolledBack is the status of an environment held on a rollback.
+const RolledBack = "rolled back"
 
 // Summary counts the steps by action.
 type Summary struct {

@@ -53,11 +53,15 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 		fmt.Fprintf(&b, "owner %s\n\n", p.Owner)
 	}
 	for _, ec := range p.Environments {
-		if ec.Status == "invalid" {
+		switch ec.Status {
+		case "invalid":
 			header(ec.Name)
 			for _, e := range ec.Errors {
 				fmt.Fprintf(&b, "  %s\n", e)
 			}
+		case RolledBack:
+			header(ec.Name)
+			fmt.Fprintf(&b, "  %s\n", ec.Note)
 		}
 	}
 	for _, st := range p.Steps {

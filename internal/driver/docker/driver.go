@@ -317,22 +317,27 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 	}
 	progress("creating " + name)
 	cfg := containerConfig(t.env.Name, d.revision, d.Owner, t.in)
+	if t.in.Route != nil {
+		if err := ensureNetwork(ctx, t); err != nil {
+			return "", err
+		}
+	}
 	sctx, cancel := slow(ctx, t.ship)
 	defer cancel()
-	resp, err := t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
+	resp, err := t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, cfg.Net, nil, name)
 	if cerrdefs.IsConflict(err) && temporary {
 		// A leftover of an interrupted apply with the same spec, if it
 		// is ours: its labels are read again before it goes.
 		if info, ierr := t.c.ContainerInspect(sctx, name); ierr == nil && d.ours(info, t.env.Name, name) == nil {
 			if rerr := t.c.ContainerRemove(sctx, info.ID, container.RemoveOptions{RemoveVolumes: true, Force: true}); rerr == nil {
-				resp, err = t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, nil, nil, name)
+				resp, err = t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, cfg.Net, nil, name)
 			}
 		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
-	if t.in.Route != nil {
+	if cfg.Net == nil && t.in.Route != nil {
 		if err := connectProxy(ctx, t, resp.ID); err != nil {
 			d.discard(ctx, t, resp.ID)
 			return "", err
@@ -634,7 +639,9 @@ func (e *execer) Exec(ctx context.Context, cmd []string) (int, string, error) {
 	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(att.Reader, 64<<10))
 	stop()
 	att.Close()
-	for {
+	// The output ends just before the process does: the first polls
+	// come quickly.
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
 		info, err := e.c.ContainerExecInspect(ctx, created.ID)
 		if err != nil {
 			return -1, out.String(), err
@@ -645,7 +652,7 @@ func (e *execer) Exec(ctx context.Context, cmd []string) (int, string, error) {
 		select {
 		case <-ctx.Done():
 			return -1, out.String(), ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }

@@ -416,14 +416,21 @@ func connectProxy(ctx context.Context, t *target, id string) error {
 // timeout. It connects where the port is published on the ship (a random
 // host port: the public port belongs to the proxy).
 func (d *Driver) probe(ctx context.Context, t *target, id string, progress func(string)) error {
-	r := t.in.Route
 	sctx, cancel := short(ctx, t.ship)
 	info, err := t.c.ContainerInspect(sctx, id)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
-	port := boundPorts(info, t.in)[r.Port]
+	return d.probeAt(ctx, t, id, boundPorts(info, t.in)[t.in.Route.Port], progress)
+}
+
+// probeAt is probe with the host port known.
+func (d *Driver) probeAt(ctx context.Context, t *target, id, port string, progress func(string)) error {
+	r := t.in.Route
+	if port == "" {
+		return fmt.Errorf("proxy health check: port %s is not published", r.Port)
+	}
 	url := "http://" + net.JoinHostPort(t.ship.IP, port) + r.Health
 	progress("checking " + r.Health + " before the proxy sends requests")
 	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -450,7 +457,7 @@ func (d *Driver) probe(ctx context.Context, t *target, id string, progress func(
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("proxy health check GET %s: %w (last: %v)", r.Health, ctx.Err(), last)
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

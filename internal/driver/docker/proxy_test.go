@@ -210,8 +210,8 @@ func TestProxySwapHasNoFailedRequest(t *testing.T) {
 		if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-10" {
 			t.Errorf("ship %s after 10 swaps: %d %q", s.Name, code, body)
 		}
-		if got := names(t, s); len(got) != 2 {
-			t.Errorf("ship %s runs %v: want the instance and the proxy only", s.Name, got)
+		if got := names(t, s); len(got) != 3 {
+			t.Errorf("ship %s has %v: want the instance, the one kept for a rollback (keep: 1) and the proxy", s.Name, got)
 		}
 	}
 	if p, _ := f.plan(false); p.Summary().Changes() != 0 {

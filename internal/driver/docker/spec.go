@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 	"github.com/docker/go-units"
 
@@ -23,6 +24,7 @@ import (
 type config struct {
 	Config *container.Config
 	Host   *container.HostConfig
+	Net    *network.NetworkingConfig
 }
 
 // containerConfig turns a resolved instance into Docker's create request.
@@ -127,7 +129,17 @@ func containerConfig(envName, revision string, own owner.Owner, in *manifest.Ins
 	if in.LogDriver != "" {
 		host.LogConfig = container.LogConfig{Type: in.LogDriver, Config: in.LogOpt}
 	}
-	return config{Config: cfg, Host: host}
+	out := config{Config: cfg, Host: host}
+	if in.Route != nil && len(in.Links) == 0 {
+		// A routed container lives on the proxy's network alone, under
+		// its upstream alias (legacy links need the default bridge: a
+		// routed container with links joins the proxy network as well).
+		host.NetworkMode = container.NetworkMode(ProxyNetwork)
+		out.Net = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			ProxyNetwork: {Aliases: []string{alias(upstream(in))}},
+		}}
+	}
+	return out
 }
 
 type portBinding struct {

@@ -127,9 +127,8 @@ func (d *Driver) replaceRouted(ctx context.Context, st plan.Step, t *target, old
 	if err := d.checks(ctx, t, "stopped", "", &old, progress); err != nil {
 		progress("stopped checks failed (ignored): " + err.Error())
 	}
-	progress("removing the old container")
-	if err := d.removeContainer(ctx, t, old.ID, !st.Adopt); err != nil {
-		return fmt.Errorf("remove old container: %w (the new one serves as %s)", err, tmp)
+	if err := d.keepOld(ctx, t, old, st.Adopt, progress); err != nil {
+		return fmt.Errorf("old container: %w (the new one serves as %s)", err, tmp)
 	}
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()

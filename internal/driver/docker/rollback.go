@@ -1,0 +1,287 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+)
+
+// keepOld keeps a replaced routed container stopped under its kept name
+// (live.KeptName), with no restart policy so that a restart of the ship
+// does not bring it back, for a rollback; kept containers beyond the
+// route's keep are removed, oldest first. With keep 0 it is removed.
+func (d *Driver) keepOld(ctx context.Context, t *target, old container.InspectResponse, adopted bool, progress func(string)) error {
+	hash := ""
+	if old.Config != nil {
+		hash = old.Config.Labels[label.SpecHash]
+	}
+	if t.in.Route.Keep == 0 || adopted || hash == "" {
+		progress("removing the old container")
+		return d.removeContainer(ctx, t, old.ID, !adopted)
+	}
+	progress("keeping the old container stopped for a rollback")
+	name := live.KeptName(t.in.Name, hash)
+	sctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	if prev, err := t.c.ContainerInspect(sctx, name); err == nil && prev.ID != old.ID {
+		// A container kept earlier of the same spec gives way.
+		if err := d.ours(prev, t.env.Name, name); err != nil {
+			return err
+		}
+		if err := d.removeContainer(ctx, t, prev.ID, true); err != nil {
+			return err
+		}
+	}
+	if _, err := t.c.ContainerUpdate(sctx, old.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
+		return fmt.Errorf("keep old container: %w", err)
+	}
+	if err := t.c.ContainerRename(sctx, old.ID, name); err != nil {
+		return fmt.Errorf("keep old container as %s: %w", name, err)
+	}
+	return d.pruneKept(ctx, t, t.in.Route.Keep)
+}
+
+// kept lists the instance's kept containers, the one that stopped
+// serving last first.
+func (d *Driver) kept(ctx context.Context, t *target) ([]container.InspectResponse, error) {
+	sctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	list, err := t.c.ContainerList(sctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", label.Instance+"="+t.in.Name), filters.Arg("label", label.Env+"="+t.env.Name))})
+	if err != nil {
+		return nil, fmt.Errorf("list kept containers of %s: %w", t.in.Name, err)
+	}
+	var out []container.InspectResponse
+	for _, c := range list {
+		lc := live.Container{Labels: c.Labels}
+		if len(c.Names) > 0 {
+			lc.Name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		if !lc.Kept() || !lc.Ours(d.Owner.ID) {
+			continue
+		}
+		info, err := t.c.ContainerInspect(sctx, c.ID)
+		if cerrdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", lc.Name, err)
+		}
+		out = append(out, info)
+	}
+	finished := func(i container.InspectResponse) time.Time {
+		if i.State == nil {
+			return time.Time{}
+		}
+		t, _ := time.Parse(time.RFC3339Nano, i.State.FinishedAt)
+		return t
+	}
+	slices.SortFunc(out, func(a, b container.InspectResponse) int {
+		if c := finished(b).Compare(finished(a)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out, nil
+}
+
+// pruneKept removes the kept containers of the instance beyond keep.
+func (d *Driver) pruneKept(ctx context.Context, t *target, keep int) error {
+	list, err := d.kept(ctx, t)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range list[min(keep, len(list)):] {
+		errs = append(errs, d.removeContainer(ctx, t, c.ID, true))
+	}
+	return errors.Join(errs...)
+}
+
+// Rollback swaps a routed instance back to its newest kept container,
+// through the proxy and with no pull or build: the kept container starts,
+// passes the route's health check, the proxy switches to it, and the
+// current container drains, stops and is kept in its turn. It returns the
+// revisions rolled back from and to.
+func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (from, to string, err error) {
+	ship, c, err := d.pool.refClient(r)
+	if err != nil {
+		return "", "", err
+	}
+	t := &target{env: r.Env, in: r.In, ship: ship, c: c}
+	if t.in.Route == nil {
+		return "", "", fmt.Errorf("%s is not behind the front proxy (proxy:): only routed instances keep their previous container", t.in.Name)
+	}
+	sctx, cancel := short(ctx, t.ship)
+	cur, err := t.c.ContainerInspect(sctx, t.in.Name)
+	cancel()
+	if err != nil {
+		return "", "", fmt.Errorf("inspect %s: %w", t.in.Name, err)
+	}
+	if err := d.ours(cur, t.env.Name, t.in.Name); err != nil {
+		return "", "", err
+	}
+	list, err := d.kept(ctx, t)
+	if err != nil {
+		return "", "", err
+	}
+	if len(list) == 0 {
+		return "", "", fmt.Errorf("%s has no kept container to roll back to (keep: 0, or no replacement since it was created)", t.in.Name)
+	}
+	prev := list[0]
+	prevName := strings.TrimPrefix(prev.Name, "/")
+	if err := d.ours(prev, t.env.Name, prevName); err != nil {
+		return "", "", err
+	}
+	from, to = cur.Config.Labels[label.Revision], prev.Config.Labels[label.Revision]
+	prevUp, curUp := prev.Config.Labels[label.Upstream], cur.Config.Labels[label.Upstream]
+	var route proxyRoute
+	if json.Unmarshal([]byte(prev.Config.Labels[label.Route]), &route) != nil || prevUp == "" {
+		return "", "", fmt.Errorf("%s carries no route labels: it cannot be swapped in through the proxy", prevName)
+	}
+
+	progress("starting " + prevName)
+	if policy := restartPolicy(prev); policy.Name != container.RestartPolicyDisabled {
+		sctx, cancel = short(ctx, t.ship)
+		_, err = t.c.ContainerUpdate(sctx, prev.ID, container.UpdateConfig{RestartPolicy: policy})
+		cancel()
+		if err != nil {
+			return "", "", fmt.Errorf("restore the restart policy of %s: %w", prevName, err)
+		}
+	}
+	sctx, cancel = slow(ctx, t.ship)
+	err = t.c.ContainerStart(sctx, prev.ID, container.StartOptions{})
+	cancel()
+	if err != nil {
+		return "", "", fmt.Errorf("start %s: %w", prevName, err)
+	}
+	running, err := d.waitRunning(ctx, t, prev.ID)
+	if err == nil {
+		_, portName, _ := strings.Cut(prevUp, ":")
+		err = d.probeAt(ctx, t, prev.ID, hostPort(running, portName), progress)
+	}
+	if err != nil {
+		d.restop(ctx, t, prev.ID)
+		return "", "", fmt.Errorf("%s: %w", prevName, err)
+	}
+	progress("switching the front proxy to " + prevName)
+	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.put(route, prevUp, curUp); return true })
+	if err != nil {
+		d.restop(ctx, t, prev.ID)
+		return "", "", err
+	}
+	if curUp != "" && curUp != prevUp {
+		d.drain(ctx, t, proxyID, curUp, t.in.Route.Drain, progress)
+	}
+	progress("stopping " + t.in.Name)
+	if err := d.stop(ctx, t, cur.ID, stopTimeout(cur)); err != nil {
+		return from, to, err
+	}
+	sctx, cancel = short(ctx, t.ship)
+	defer cancel()
+	keptName := live.KeptName(t.in.Name, cur.Config.Labels[label.SpecHash])
+	if _, err := t.c.ContainerUpdate(sctx, cur.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
+		return from, to, fmt.Errorf("keep %s: %w", t.in.Name, err)
+	}
+	if err := t.c.ContainerRename(sctx, cur.ID, keptName); err != nil {
+		return from, to, fmt.Errorf("keep %s as %s: %w", t.in.Name, keptName, err)
+	}
+	if err := t.c.ContainerRename(sctx, prev.ID, t.in.Name); err != nil {
+		return from, to, fmt.Errorf("rename %s to %s: %w", prevName, t.in.Name, err)
+	}
+	return from, to, nil
+}
+
+// restop stops a kept container again after a failed rollback.
+func (d *Driver) restop(ctx context.Context, t *target, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*shipTimeout(t.ship))
+	defer cancel()
+	timeout := 1
+	_ = t.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
+	_, _ = t.c.ContainerUpdate(ctx, id, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}})
+}
+
+// restartPolicy is the restart policy a container's spec asks for (a kept
+// container has none while it is kept).
+func restartPolicy(info container.InspectResponse) container.RestartPolicy {
+	var spec manifest.Spec
+	if info.Config == nil || json.Unmarshal([]byte(info.Config.Labels[label.Spec]), &spec) != nil || spec.Restart.Name == "" {
+		return container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	}
+	return container.RestartPolicy{Name: container.RestartPolicyMode(spec.Restart.Name), MaximumRetryCount: spec.Restart.MaxRetries}
+}
+
+// hostPort is the host port a running container's TCP port is published
+// on, or "".
+func hostPort(info container.InspectResponse, port string) string {
+	if info.NetworkSettings == nil {
+		return ""
+	}
+	if b := info.NetworkSettings.Ports[nat.Port(port+"/tcp")]; len(b) > 0 {
+		return b[0].HostPort
+	}
+	return ""
+}
+
+// Rollback markers: after a rollback, the environment is held on what it
+// was rolled back to while its source desires what it was rolled back
+// from, so that
+// the next reconcile does not undo the rollback. A marker is a container
+// that never starts (like a lock), named after the owner's environment,
+// on each ship where the environment was rolled back.
+
+// RollbackName is the name of an environment's rollback marker.
+func RollbackName(k lock.Key) string { return "maestro-sync-rollback." + k.ID() }
+
+// MarkRollback records on the ship that the environment of the key was
+// rolled back from its desired state of digest (revision from) to the
+// revision to.
+func (d *Driver) MarkRollback(ctx context.Context, ship *manifest.Ship, k lock.Key, digest, from, to string) error {
+	c, err := d.pool.Client(ship)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := slow(ctx, ship)
+	defer cancel()
+	if err := ensureLockImage(sctx, c); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(live.Rollback{Env: k.Env, Digest: digest, From: from, To: to, At: time.Now().UTC()})
+	labels := map[string]string{label.Rollback: string(data), label.Owner: k.Owner.ID, label.OwnerName: k.Owner.Name}
+	name := RollbackName(k)
+	if err := c.ContainerRemove(sctx, name, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("replace rollback marker: %w", err)
+	}
+	if _, err := c.ContainerCreate(sctx, &container.Config{Image: LockImage, Labels: labels, Cmd: []string{"rollback"}}, nil, nil, nil, name); err != nil {
+		return fmt.Errorf("rollback marker: %w", err)
+	}
+	return nil
+}
+
+// ReleaseRollback removes the environment's rollback marker from the ship.
+func (d *Driver) ReleaseRollback(ctx context.Context, ship *manifest.Ship, k lock.Key) error {
+	c, err := d.pool.Client(ship)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := short(ctx, ship)
+	defer cancel()
+	if err := c.ContainerRemove(sctx, RollbackName(k), container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("release rollback marker: %w", err)
+	}
+	return nil
+}
