@@ -8,8 +8,9 @@ export PATH="/usr/local/go/bin:$PATH"
 
 ./scripts/docker-setup.sh
 
-# The demo image: the offline busybox image the test bed builds.
+# The demo images: the offline busybox and Caddy images the test bed builds.
 docker tag maestro-test/busybox:1 maestro-demo/busybox:1
+docker tag maestro-test/caddy:2 maestro-demo/caddy:2
 
 bin=bin/maestro-sync
 echo "== maestro-sync validate examples"
@@ -31,5 +32,50 @@ else
   docker ps --filter label=io.maestro-sync/env --format 'table {{.Names}}\t{{.Status}}\t{{.Ports}}'
 fi
 echo
-echo "== the shop answers"
+echo "== the shop answers, through the front proxy"
 curl -fsS http://127.0.0.1:28080/index.html
+
+# A change goes out while a request loop hits the shop every 20 ms: the new
+# web container runs beside the old one, the proxy switches once it is
+# healthy, and no request fails.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r examples/. "$work/"
+# The copy deploys as the same owner as examples/ (see README, Owners).
+owner=$({ "$bin" plan examples -o json || true; } | sed -n 's/^ *"owner": *"\([^"]*\)".*/\1/p' | head -1)
+export MAESTRO_SYNC_OWNER=$owner
+sed -i 's/hello from the shop/hello again from the shop/' "$work/shop/manifest.yml"
+loop() {
+  local ok=0 failed=0
+  while [ ! -e "$work/stop" ]; do
+    if curl -fsS -m 5 -o /dev/null http://127.0.0.1:28080/index.html; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+    sleep 0.02
+  done
+  echo "$ok $failed" >"$work/counts"
+}
+echo
+echo "== a change goes out (GREETING), with requests every 20 ms through the proxy"
+loop &
+"$bin" apply "$work" -c 4
+touch "$work/stop"
+wait
+read -r ok failed <"$work/counts"
+echo "requests during the deploy: $ok answered, $failed failed"
+curl -fsS http://127.0.0.1:28080/index.html
+
+echo
+echo "== maestro-sync rollback: back to the previous web container, through the proxy"
+rm -f "$work/stop"
+loop &
+"$bin" rollback "$work" web
+touch "$work/stop"
+wait
+read -r ok failed <"$work/counts"
+echo "requests during the rollback: $ok answered, $failed failed"
+curl -fsS http://127.0.0.1:28080/index.html
+
+
+echo
+echo "== the environment is held on the rollback until its source changes"
+"$bin" plan "$work" || [ $? -eq 2 ]
+"$bin" rollback "$work" --release web

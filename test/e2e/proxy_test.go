@@ -57,7 +57,8 @@ func writeRouted(t *testing.T, dir string, ship *dockertest.Ship, version string
 	}
 }
 
-// requestLoop GETs url every 10 ms until stop, counting what fails.
+// requestLoop GETs url every 10 ms until stop, counting what fails; every
+// other request opens a new connection, as browsers and curl loops do.
 type requestLoop struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
@@ -68,9 +69,14 @@ type requestLoop struct {
 
 func startRequests(url string) *requestLoop {
 	l := &requestLoop{stop: make(chan struct{})}
-	client := &http.Client{Timeout: 10 * time.Second}
+	keep := &http.Client{Timeout: 10 * time.Second}
+	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	l.wg.Go(func() {
-		for {
+		for i := 0; ; i++ {
+			client := keep
+			if i%2 == 1 {
+				client = fresh
+			}
 			select {
 			case <-l.stop:
 				return
@@ -189,13 +195,13 @@ func TestKillDuringProxiedSwap(t *testing.T) {
 				t.Fatalf("app-1 after recovery: %s", state)
 			}
 			var table struct {
-				Routes []struct{ Upstreams []string }
+				Routes []struct{ Slots map[string]string }
 			}
 			raw := ship.Docker(t, "exec", "maestro-sync-proxy", "cat", "/etc/maestro-sync/routes.json")
 			if err := json.Unmarshal([]byte(raw), &table); err != nil {
 				t.Fatalf("route table: %v\n%s", err, raw)
 			}
-			if len(table.Routes) != 1 || !slices.Equal(table.Routes[0].Upstreams, []string{fields[1]}) {
+			if len(table.Routes) != 1 || len(table.Routes[0].Slots) != 1 || table.Routes[0].Slots["app-1"] != fields[1] {
 				t.Errorf("route table after recovery: %s; want one route to %s", raw, fields[1])
 			}
 			resp, err := http.Get(url)

@@ -2,6 +2,8 @@ package docker
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -10,9 +12,15 @@ import (
 )
 
 // routeTable is the front proxy's state: what each routed service of
-// every environment on the ship is reached by, and which containers serve
-// it. It is kept in the proxy container (proxyTable), and the proxy's
-// Caddy configuration is computed from it.
+// every environment on the ship is reached by, and which container serves
+// each of its instances. It is kept in the proxy container (proxyTable);
+// the proxy's Caddy configuration and its slot files are computed from it.
+//
+// Each instance is a slot of its route: Caddy dials the address written
+// in the slot's file (a {file.*} placeholder, read for every request), so
+// that a swap rewrites one file and never reloads Caddy. A reload, which
+// opens the listening socket anew, happens only when routes or slots come
+// or go.
 type routeTable struct {
 	Routes []proxyRoute `json:"routes"`
 }
@@ -26,10 +34,15 @@ type proxyRoute struct {
 	// Drain is how long requests in flight to a replaced container may
 	// take, in seconds.
 	Drain int `json:"drain"`
-	// Upstreams are the containers serving the route, as alias:port on
-	// the proxy network.
-	Upstreams []string `json:"upstreams"`
+	// Slots maps each instance on the ship to the container serving it,
+	// as alias:port on the proxy network; "" while it serves none.
+	Slots map[string]string `json:"slots,omitempty"`
 }
+
+// refused is what an empty slot's file holds: an address inside the proxy
+// container where nothing listens, so that a request tried there fails at
+// once and is retried on another slot.
+const refused = "127.0.0.1:1"
 
 // route returns the route of key, or nil.
 func (rt *routeTable) route(key string) *proxyRoute {
@@ -41,49 +54,75 @@ func (rt *routeTable) route(key string) *proxyRoute {
 	return nil
 }
 
-// serves reports whether upstream serves any route.
+// serves reports whether upstream serves any slot.
 func (rt *routeTable) serves(upstream string) bool {
 	for _, r := range rt.Routes {
-		if slices.Contains(r.Upstreams, upstream) {
-			return true
+		for _, up := range r.Slots {
+			if up == upstream {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// put sets the route's settings from r, adds the upstream add and drops
-// the upstream drop (either may be ""). A route left without upstreams
-// is removed.
-func (rt *routeTable) put(r proxyRoute, add, drop string) {
+// serve sets the route's settings from r and puts upstream in the
+// instance's slot.
+func (rt *routeTable) serve(r proxyRoute, instance, upstream string) {
 	cur := rt.route(r.Key)
 	if cur == nil {
 		rt.Routes = append(rt.Routes, proxyRoute{Key: r.Key})
 		cur = &rt.Routes[len(rt.Routes)-1]
 	}
-	if r.Path != "" {
-		cur.Hosts, cur.Path, cur.Drain = r.Hosts, r.Path, r.Drain
+	cur.Hosts, cur.Path, cur.Drain = r.Hosts, r.Path, r.Drain
+	if cur.Slots == nil {
+		cur.Slots = map[string]string{}
 	}
-	ups := slices.DeleteFunc(slices.Clone(cur.Upstreams), func(u string) bool { return u == drop || u == add })
-	if add != "" {
-		ups = append(ups, add)
-	}
-	slices.Sort(ups)
-	cur.Upstreams = ups
-	rt.compact()
-}
-
-// drop removes the upstream from every route.
-func (rt *routeTable) drop(upstream string) {
-	for i := range rt.Routes {
-		rt.Routes[i].Upstreams = slices.DeleteFunc(rt.Routes[i].Upstreams, func(u string) bool { return u == upstream })
-	}
-	rt.compact()
-}
-
-// compact removes routes without upstreams and sorts the rest by key.
-func (rt *routeTable) compact() {
-	rt.Routes = slices.DeleteFunc(rt.Routes, func(r proxyRoute) bool { return len(r.Upstreams) == 0 })
+	cur.Slots[instance] = upstream
 	slices.SortFunc(rt.Routes, func(a, b proxyRoute) int { return cmp.Compare(a.Key, b.Key) })
+}
+
+// unserve empties every slot that upstream serves.
+func (rt *routeTable) unserve(upstream string) {
+	for i := range rt.Routes {
+		for inst, up := range rt.Routes[i].Slots {
+			if up == upstream {
+				rt.Routes[i].Slots[inst] = ""
+			}
+		}
+	}
+}
+
+// compact removes empty slots, and routes left without slots.
+func (rt *routeTable) compact() {
+	for i := range rt.Routes {
+		for inst, up := range rt.Routes[i].Slots {
+			if up == "" {
+				delete(rt.Routes[i].Slots, inst)
+			}
+		}
+	}
+	rt.Routes = slices.DeleteFunc(rt.Routes, func(r proxyRoute) bool { return len(r.Slots) == 0 })
+}
+
+// slotFile is the file holding the address of a slot.
+func slotFile(key, instance string) string {
+	sum := sha256.Sum256([]byte(key))
+	return proxyDir + "/slots/" + hex.EncodeToString(sum[:8]) + "/" + instance
+}
+
+// slotFiles are the contents of every slot file of the table.
+func (rt *routeTable) slotFiles() map[string]string {
+	out := map[string]string{}
+	for _, r := range rt.Routes {
+		for inst, up := range r.Slots {
+			if up == "" {
+				up = refused
+			}
+			out[slotFile(r.Key, inst)] = up + "\n"
+		}
+	}
+	return out
 }
 
 // Caddy's JSON configuration, the subset maestro-sync writes.
@@ -125,9 +164,8 @@ const proxyAdmin = "localhost:2019"
 // caddyJSON is the proxy's Caddy configuration for the table: one route
 // per routed service, the most specific first (with hosts before without,
 // longer paths before shorter), and a 404 for every other request.
-// Requests whose upstream cannot be reached are retried on the route's
-// other upstreams for a few seconds, so that a container that just
-// stopped costs no request.
+// Requests whose slot cannot be reached are retried on the route's other
+// slots for a few seconds, so that an empty slot costs no request.
 func caddyJSON(rt routeTable) []byte {
 	var cfg caddyConfig
 	cfg.Admin.Listen = proxyAdmin
@@ -156,22 +194,31 @@ func caddyJSON(rt routeTable) []byte {
 		if p := strings.TrimSuffix(r.Path, "/"); p != "" {
 			match["path"] = []string{p, p + "/*"}
 		}
-		ups := make([]map[string]string, len(r.Upstreams))
-		for i, u := range r.Upstreams {
-			ups[i] = map[string]string{"dial": u}
+		insts := make([]string, 0, len(r.Slots))
+		for inst := range r.Slots {
+			insts = append(insts, inst)
+		}
+		slices.Sort(insts)
+		ups := make([]map[string]string, len(insts))
+		for i, inst := range insts {
+			ups[i] = map[string]string{"dial": "{file." + slotFile(r.Key, inst) + "}"}
 		}
 		cr := caddyRoute{
 			ID: "maestro-sync:" + r.Key,
 			Handle: []map[string]any{{
 				"handler":   "reverse_proxy",
 				"upstreams": ups,
+				// Idle connections to a container close soon, so that
+				// the connections left to a replaced one are its
+				// requests in flight (see drain).
+				"transport": map[string]any{"protocol": "http", "keep_alive": map[string]string{"idle_timeout": "2s"}},
 				"load_balancing": map[string]any{
 					"selection_policy": map[string]string{"policy": "round_robin"},
 					"try_duration":     "5s",
-					"try_interval":     "100ms",
+					"try_interval":     "10ms",
 				},
 				"health_checks": map[string]any{
-					"passive": map[string]any{"fail_duration": "2s"},
+					"passive": map[string]any{"fail_duration": "1s"},
 				},
 			}},
 			Terminal: true,

@@ -2,7 +2,10 @@ package docker
 
 import (
 	"encoding/json"
+	"maps"
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -11,35 +14,50 @@ import (
 func TestRouteTable(t *testing.T) {
 	var rt routeTable
 	web := proxyRoute{Key: "o/e/web", Hosts: []string{"shop.test"}, Path: "/", Drain: 30}
-	rt.put(web, "ms-web-1-a:80", "")
-	rt.put(web, "ms-web-2-a:80", "")
-	rt.put(proxyRoute{Key: "o/e/api", Path: "/api", Drain: 5}, "ms-api-1-a:80", "")
-	// A swap replaces one upstream by another in one change.
-	rt.put(web, "ms-web-1-b:80", "ms-web-1-a:80")
-	if got, want := rt.route("o/e/web").Upstreams, []string{"ms-web-1-b:80", "ms-web-2-a:80"}; !slices.Equal(got, want) {
-		t.Errorf("upstreams after the swap: %v, want %v", got, want)
+	rt.serve(web, "web-1", "ms-web-1-a:80")
+	rt.serve(web, "web-2", "ms-web-2-a:80")
+	rt.serve(proxyRoute{Key: "o/e/api", Path: "/api", Drain: 5}, "api-1", "ms-api-1-a:80")
+	before := caddyJSON(rt)
+	// A swap puts another container in the instance's slot: Caddy's
+	// configuration is unchanged (no reload), only the slot's file.
+	rt.serve(web, "web-1", "ms-web-1-b:80")
+	if string(caddyJSON(rt)) != string(before) {
+		t.Errorf("a swap changed the Caddy configuration")
+	}
+	files := rt.slotFiles()
+	if got := files[slotFile("o/e/web", "web-1")]; got != "ms-web-1-b:80\n" {
+		t.Errorf("slot file of web-1: %q", got)
 	}
 	if !rt.serves("ms-api-1-a:80") || rt.serves("ms-web-1-a:80") {
 		t.Errorf("serves: %+v", rt)
 	}
-	// A route left without upstreams goes.
-	rt.drop("ms-api-1-a:80")
-	if rt.route("o/e/api") != nil || len(rt.Routes) != 1 {
-		t.Errorf("route without upstreams kept: %+v", rt)
+	// An emptied slot refuses at once, and stays until the next reload.
+	rt.unserve("ms-api-1-a:80")
+	if got := rt.slotFiles()[slotFile("o/e/api", "api-1")]; got != refused+"\n" {
+		t.Errorf("emptied slot file: %q", got)
 	}
-	// Settings follow the latest put; put without settings keeps them.
-	rt.put(proxyRoute{Key: "o/e/web", Hosts: []string{"www.test"}, Path: "/", Drain: 1}, "", "")
-	rt.put(proxyRoute{Key: "o/e/web"}, "", "ms-web-2-a:80")
-	if r := rt.route("o/e/web"); r == nil || !slices.Equal(r.Hosts, []string{"www.test"}) || r.Drain != 1 || len(r.Upstreams) != 1 {
-		t.Errorf("route after settings change: %+v", r)
+	if string(caddyJSON(rt)) != string(before) {
+		t.Errorf("emptying a slot changed the Caddy configuration")
+	}
+	rt.compact()
+	if rt.route("o/e/api") != nil || len(rt.Routes) != 1 {
+		t.Errorf("route without slots kept: %+v", rt)
+	}
+	// Settings follow the latest serve.
+	rt.serve(proxyRoute{Key: "o/e/web", Hosts: []string{"www.test"}, Path: "/", Drain: 1}, "web-2", "ms-web-2-a:80")
+	if r := rt.route("o/e/web"); r == nil || !slices.Equal(r.Hosts, []string{"www.test"}) || r.Drain != 1 || len(r.Slots) != 2 {
+		t.Errorf("route after a settings change: %+v", r)
+	}
+	if slotFile("o/e/web", "web-1") == slotFile("o/f/web", "web-1") || !strings.HasPrefix(slotFile("o/e/web", "web-1"), proxyDir+"/slots/") {
+		t.Errorf("slot files of two routes: %s, %s", slotFile("o/e/web", "web-1"), slotFile("o/f/web", "web-1"))
 	}
 }
 
 func TestCaddyJSON(t *testing.T) {
 	rt := routeTable{Routes: []proxyRoute{
-		{Key: "o/e/any", Path: "/", Drain: 10, Upstreams: []string{"a:80"}},
-		{Key: "o/e/api", Hosts: []string{"shop.test"}, Path: "/api/", Drain: 60, Upstreams: []string{"b:80", "c:80"}},
-		{Key: "o/e/web", Hosts: []string{"shop.test"}, Path: "/", Drain: 5, Upstreams: []string{"d:80"}},
+		{Key: "o/e/any", Path: "/", Drain: 10, Slots: map[string]string{"a-1": "a:80"}},
+		{Key: "o/e/api", Hosts: []string{"shop.test"}, Path: "/api/", Drain: 60, Slots: map[string]string{"c-1": "c:80", "b-1": "b:80"}},
+		{Key: "o/e/web", Hosts: []string{"shop.test"}, Path: "/", Drain: 5, Slots: map[string]string{"d-1": "d:80"}},
 	}}
 	var cfg struct {
 		Admin struct{ Listen string }
@@ -81,10 +99,29 @@ func TestCaddyJSON(t *testing.T) {
 	if srv.Routes[2].Match != nil {
 		t.Errorf("a route of every host and path matches %v", srv.Routes[2].Match)
 	}
-	if h := srv.Routes[0].Handle[0]; h.Handler != "reverse_proxy" || len(h.Upstreams) != 2 || h.Upstreams[1].Dial != "c:80" {
+	h := srv.Routes[0].Handle[0]
+	if h.Handler != "reverse_proxy" || len(h.Upstreams) != 2 || h.Upstreams[0].Dial != "{file."+slotFile("o/e/api", "b-1")+"}" {
 		t.Errorf("api handler %+v", h)
 	}
 	if srv.Routes[3].Handle[0].Handler != "static_response" {
 		t.Errorf("last route %+v", srv.Routes[3])
+	}
+	if n := len(slices.Collect(maps.Keys(rt.slotFiles()))); n != 4 {
+		t.Errorf("%d slot files, want 4", n)
+	}
+}
+
+func TestCountEstablished(t *testing.T) {
+	listing := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0B00007F:A627 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1610376 1
+   1: 030017AC:8006 020017AC:0050 01 00000000:00000000 03:00000E9B 00000000     0        0 0 3
+   2: 030017AC:800C 020017AC:0050 06 00000000:00000000 03:00000262 00000000     0        0 0 3
+   3: 030017AC:800D 020017AC:0051 01 00000000:00000000 03:00000262 00000000     0        0 0 3
+   4: 030017AC:800E 040017AC:0050 01 00000000:00000000 03:00000262 00000000     0        0 0 3
+  sl  local_address                         remote_address                        st
+   0: 0000000000000000FFFF0000030017AC:8010 0000000000000000FFFF0000020017AC:0050 01 00000000:00000000
+`
+	if n := countEstablished(listing, netip.MustParseAddr("172.23.0.2"), 80); n != 2 {
+		t.Errorf("established connections to 172.23.0.2:80: %d, want 2 (one of them IPv4-mapped; TIME_WAIT, other ports and hosts left out)", n)
 	}
 }

@@ -299,7 +299,7 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 	if up := info.Config.Labels[label.Upstream]; up != "" {
 		var r proxyRoute
 		_ = json.Unmarshal([]byte(info.Config.Labels[label.Route]), &r)
-		if err := d.unroute(ctx, t, up, time.Duration(min(max(r.Drain, 0), 3600))*time.Second, progress); err != nil {
+		if err := d.unroute(ctx, t, info, time.Duration(min(max(r.Drain, 0), 3600))*time.Second, progress); err != nil {
 			return err
 		}
 	}

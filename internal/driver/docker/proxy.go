@@ -3,6 +3,7 @@ package docker
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +13,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,8 +115,19 @@ func (d *Driver) withProxy(ctx context.Context, t *target, progress func(string)
 	if !fn(&rt) {
 		return id, nil
 	}
+	// Caddy reloads only when its configuration changes (a route or a
+	// slot comes or goes): a reload opens the listening socket anew, and
+	// a connection arriving at that moment may be reset. Emptied slots are
+	// dropped then, and not before.
+	reload := !bytes.Equal(caddyJSON(before), caddyJSON(rt))
+	if reload {
+		rt.compact()
+	}
 	if err := writeTable(lctx, t, id, rt); err != nil {
 		return "", err
+	}
+	if !reload {
+		return id, nil
 	}
 	if err := reloadProxy(lctx, t, id); err != nil {
 		if werr := writeTable(context.WithoutCancel(ctx), t, id, before); werr != nil {
@@ -144,7 +158,11 @@ func clone(rs []proxyRoute) []proxyRoute {
 	out := make([]proxyRoute, len(rs))
 	for i, r := range rs {
 		r.Hosts = append([]string(nil), r.Hosts...)
-		r.Upstreams = append([]string(nil), r.Upstreams...)
+		slots := make(map[string]string, len(r.Slots))
+		for k, v := range r.Slots {
+			slots[k] = v
+		}
+		r.Slots = slots
 		out[i] = r
 	}
 	return out
@@ -337,27 +355,49 @@ func readTable(ctx context.Context, t *target, id string) (routeTable, error) {
 	return rt, nil
 }
 
-// writeTable copies the table and its Caddy configuration into the proxy
-// container.
+// writeTable copies the table, its Caddy configuration and its slot
+// files into the proxy container.
 func writeTable(ctx context.Context, t *target, id string, rt routeTable) error {
 	table, err := json.MarshalIndent(rt, "", "  ")
 	if err != nil {
 		return err
 	}
+	files := rt.slotFiles()
+	files[proxyTable] = string(table)
+	files[proxyConfig] = string(caddyJSON(rt))
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	// Slot files first, the configuration that reads them last.
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(strings.Count(b, "/"), strings.Count(a, "/")), cmp.Compare(a, b))
+	})
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	now := time.Now()
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(proxyDir, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
-		return err
+	dirs := map[string]bool{}
+	for _, name := range names {
+		for dir := path.Dir(name); dir != "/" && !dirs[dir]; dir = path.Dir(dir) {
+			dirs[dir] = true
+		}
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{proxyTable, table}, {proxyConfig, caddyJSON(rt)}} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(f.name, "/"), Mode: 0o644, Size: int64(len(f.data)), ModTime: now}); err != nil {
+	dirList := make([]string, 0, len(dirs))
+	for dir := range dirs {
+		dirList = append(dirList, dir)
+	}
+	slices.Sort(dirList) // parents first
+	for _, dir := range dirList {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(dir, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
 			return err
 		}
-		if _, err := tw.Write(f.data); err != nil {
+	}
+	for _, name := range names {
+		data := files[name]
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(name, "/"), Mode: 0o644, Size: int64(len(data)), ModTime: now}); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(tw, data); err != nil {
 			return err
 		}
 	}
@@ -391,7 +431,7 @@ func liveTable(ctx context.Context, t *target) (routeTable, error) {
 		if json.Unmarshal([]byte(c.Labels[label.Route]), &r) != nil || r.Key == "" || r.Path == "" {
 			continue
 		}
-		rt.put(r, c.Labels[label.Upstream], "")
+		rt.serve(r, c.Labels[label.Instance], c.Labels[label.Upstream])
 	}
 	return rt, nil
 }

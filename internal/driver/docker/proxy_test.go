@@ -74,13 +74,20 @@ type loop struct {
 
 func startLoop(t *testing.T, ships []*dockertest.Ship) *loop {
 	l := &loop{bodies: map[string]int{}, stop: make(chan struct{})}
-	client := &http.Client{Timeout: 10 * time.Second}
+	keep := &http.Client{Timeout: 10 * time.Second}
+	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, s := range ships {
 		url := "http://" + s.IP + ":18090/"
 		l.done.Add(1)
 		go func() {
 			defer l.done.Done()
-			for {
+			for i := 0; ; i++ {
+				// Every other request opens a new connection, as
+				// browsers and curl loops do.
+				client := keep
+				if i%2 == 1 {
+					client = fresh
+				}
 				select {
 				case <-l.stop:
 					return

@@ -179,13 +179,13 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 		return "", "", fmt.Errorf("%s: %w", prevName, err)
 	}
 	progress("switching the front proxy to " + prevName)
-	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.put(route, prevUp, curUp); return true })
+	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, prevUp); return true })
 	if err != nil {
 		d.restop(ctx, t, prev.ID)
 		return "", "", err
 	}
-	if curUp != "" && curUp != prevUp {
-		d.drain(ctx, t, proxyID, curUp, t.in.Route.Drain, progress)
+	if curUp != "" {
+		d.drain(ctx, t, proxyID, cur, t.in.Route.Drain, progress)
 	}
 	progress("stopping " + t.in.Name)
 	if err := d.stop(ctx, t, cur.ID, stopTimeout(cur)); err != nil {

@@ -2,8 +2,11 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/hex"
 	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -49,7 +52,7 @@ func (d *Driver) createRouted(ctx context.Context, t *target, progress func(stri
 	}
 	progress("adding it to the front proxy")
 	route := routeOf(d.Owner.ID, t.env.Name, t.in)
-	if _, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.put(route, upstream(t.in), ""); return true }); err != nil {
+	if _, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, upstream(t.in)); return true }); err != nil {
 		return fail(err)
 	}
 	if resumed {
@@ -103,22 +106,18 @@ func (d *Driver) replaceRouted(ctx context.Context, st plan.Step, t *target, old
 			return fail(err)
 		}
 	}
-	var oldUp string
-	if old.Config != nil {
-		oldUp = old.Config.Labels[label.Upstream]
-	}
 	progress("switching the front proxy to " + tmp)
 	route := routeOf(d.Owner.ID, t.env.Name, t.in)
 	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool {
-		rt.put(route, upstream(t.in), oldUp)
+		rt.serve(route, t.in.Name, upstream(t.in))
 		return true
 	})
 	if err != nil {
 		return fail(err)
 	}
 	// From here the new container serves: a failure no longer rolls back.
-	if wasRunning && oldUp != "" && oldUp != upstream(t.in) {
-		d.drain(ctx, t, proxyID, oldUp, t.in.Route.Drain, progress)
+	if wasRunning && old.ID != id {
+		d.drain(ctx, t, proxyID, old, t.in.Route.Drain, progress)
 	}
 	progress("stopping the old container")
 	if err := d.stop(ctx, t, old.ID, stopTimeout(old)); err != nil {
@@ -163,46 +162,58 @@ func (d *Driver) resume(ctx context.Context, t *target, tmp string, progress fun
 	return "", nil
 }
 
-// unroute takes an upstream out of the ship's proxy before its container
-// stops, and waits for its requests in flight.
-func (d *Driver) unroute(ctx context.Context, t *target, up string, drain time.Duration, progress func(string)) error {
+// unroute takes a container out of the ship's proxy before it stops, and
+// waits for its requests in flight.
+func (d *Driver) unroute(ctx context.Context, t *target, info container.InspectResponse, drain time.Duration, progress func(string)) error {
+	up := info.Config.Labels[label.Upstream]
 	progress("taking it out of the front proxy")
 	proxyID, err := d.withProxy(ctx, t, progress, false, func(rt *routeTable) bool {
 		if !rt.serves(up) {
 			return false
 		}
-		rt.drop(up)
+		rt.unserve(up)
 		return true
 	})
 	if err != nil {
 		return err
 	}
 	if proxyID != "" {
-		d.drain(ctx, t, proxyID, up, drain, progress)
+		d.drain(ctx, t, proxyID, info, drain, progress)
 	}
 	return nil
 }
 
-// drain waits until the proxy has no request in flight to upstream, for up
-// to limit. Caddy's reload returns at once and lets the requests of the
-// previous configuration finish; its admin API counts them per upstream.
-func (d *Driver) drain(ctx context.Context, t *target, proxyID, up string, limit time.Duration, progress func(string)) {
+// drain waits until the proxy has no connection left to the replaced
+// container old, for up to limit. The proxy closes idle connections to a
+// container after 2 s and opens none to one that left its slot, so the
+// connections left are its requests in flight.
+func (d *Driver) drain(ctx context.Context, t *target, proxyID string, old container.InspectResponse, limit time.Duration, progress func(string)) {
+	var ip, port string
+	if old.NetworkSettings != nil && old.NetworkSettings.Networks[ProxyNetwork] != nil {
+		ip = old.NetworkSettings.Networks[ProxyNetwork].IPAddress
+	}
+	if old.Config != nil {
+		_, port, _ = strings.Cut(old.Config.Labels[label.Upstream], ":")
+	}
+	if ip == "" || port == "" {
+		return // it was not behind the proxy
+	}
 	deadline := time.Now().Add(limit)
 	e := &execer{c: t.c, id: proxyID}
 	said := false
 	for {
-		n, err := inFlight(ctx, t, e, up)
+		n, err := connections(ctx, t, e, ip, port)
 		switch {
 		case err != nil:
-			progress("cannot count the requests in flight (" + err.Error() + "): not draining")
+			progress("cannot count the proxy's connections (" + err.Error() + "): not draining")
 			return
 		case n == 0:
 			return
 		case time.Now().After(deadline):
-			progress(fmt.Sprintf("drain: %d requests still in flight after %s: stopping anyway", n, limit))
+			progress(fmt.Sprintf("drain: %d connections still open after %s: stopping anyway", n, limit))
 			return
 		case !said:
-			progress(fmt.Sprintf("draining: %d requests in flight", n))
+			progress(fmt.Sprintf("draining: %d connections open", n))
 			said = true
 		}
 		select {
@@ -213,29 +224,60 @@ func (d *Driver) drain(ctx context.Context, t *target, proxyID, up string, limit
 	}
 }
 
-// inFlight asks the proxy's admin API how many requests are in flight to
-// upstream.
-func inFlight(ctx context.Context, t *target, e *execer, up string) (int, error) {
+// connections counts the proxy's established TCP connections to ip:port,
+// read from its /proc/net/tcp and tcp6.
+func connections(ctx context.Context, t *target, e *execer, ip, port string) (int, error) {
 	ctx, cancel := short(ctx, t.ship)
 	defer cancel()
-	code, out, err := e.Exec(ctx, []string{"wget", "-q", "-O", "-", "http://" + proxyAdmin + "/reverse_proxy/upstreams"})
+	_, out, err := e.Exec(ctx, []string{"cat", "/proc/net/tcp", "/proc/net/tcp6"})
 	if err != nil {
 		return 0, err
 	}
-	if code != 0 {
-		return 0, fmt.Errorf("wget in the proxy: exit code %d: %s", code, lastLines(out, 2))
+	want, err := netip.ParseAddr(ip)
+	if err != nil {
+		return 0, err
 	}
-	var ups []struct {
-		Address     string `json:"address"`
-		NumRequests int    `json:"num_requests"`
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return 0, err
 	}
-	if err := json.Unmarshal([]byte(out), &ups); err != nil {
-		return 0, fmt.Errorf("proxy upstreams: %w", err)
-	}
-	for _, u := range ups {
-		if u.Address == up {
-			return u.NumRequests, nil
+	return countEstablished(out, want, p), nil
+}
+
+// countEstablished counts the sockets of a /proc/net/tcp{,6} listing in
+// state ESTABLISHED whose remote end is addr:port.
+func countEstablished(listing string, addr netip.Addr, port int) int {
+	n := 0
+	for _, line := range strings.Split(listing, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "01" {
+			continue
+		}
+		hexAddr, hexPort, ok := strings.Cut(f[2], ":")
+		if !ok {
+			continue
+		}
+		pp, err := strconv.ParseUint(hexPort, 16, 16)
+		if err != nil || int(pp) != port {
+			continue
+		}
+		if a, ok := procAddr(hexAddr); ok && a.Unmap() == addr.Unmap() {
+			n++
 		}
 	}
-	return 0, nil
+	return n
+}
+
+// procAddr decodes an address of /proc/net/tcp: 4-byte words in host
+// (little-endian) order.
+func procAddr(h string) (netip.Addr, bool) {
+	raw, err := hex.DecodeString(h)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.Addr{}, false
+	}
+	for i := 0; i+4 <= len(raw); i += 4 {
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	a, ok := netip.AddrFromSlice(raw)
+	return a, ok
 }
