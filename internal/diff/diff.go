@@ -59,9 +59,7 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 			continue
 		}
 		if rb, ok := rolledBack(env, state, opts); ok {
-			p.Environments = append(p.Environments, plan.EnvChange{Name: env.Name, File: env.File, Status: plan.RolledBack,
-				Note: fmt.Sprintf("rolled back from %s to %s at %s: nothing is planned while the source desires what was rolled back (a new commit that changes it, or maestro-sync rollback --release, deploys again)",
-					shortRev(rb.From), shortRev(rb.To), rb.At.Format("2006-01-02 15:04:05 MST"))})
+			p.Environments = append(p.Environments, plan.EnvChange{Name: env.Name, File: env.File, Status: plan.RolledBack, Note: rollbackNote(rb)})
 			continue
 		}
 		p.Steps = append(p.Steps, computeEnv(env, state, index, opts)...)
@@ -568,9 +566,14 @@ func rolledBack(env *manifest.Environment, state *live.State, opts Options) (liv
 	return live.Rollback{}, false
 }
 
-func shortRev(r string) string {
-	if r == "" {
-		return "(unknown revision)"
+// rollbackNote says what a rollback marker holds.
+func rollbackNote(rb live.Rollback) string {
+	what := "rolled back to the previous containers"
+	if rb.From != "" && rb.To != "" {
+		what = "rolled back from " + shortRev(rb.From) + " to " + shortRev(rb.To)
 	}
-	return r[:min(12, len(r))]
+	return what + " at " + rb.At.Format("2006-01-02 15:04:05 MST") +
+		": nothing is planned while the source desires what was rolled back (a new commit that changes it, or maestro-sync rollback --release, deploys again)"
 }
+
+func shortRev(r string) string { return r[:min(12, len(r))] }

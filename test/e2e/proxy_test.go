@@ -293,7 +293,7 @@ func TestRollback(t *testing.T) {
 	}
 
 	out, err = run(t, bin, "plan", dir)
-	if err != nil || !strings.Contains(out, "rolled back from") || !strings.Contains(out, "0 to create, 0 to replace, 0 to remove") {
+	if err != nil || !strings.Contains(out, "(rolled back)") || !strings.Contains(out, "0 to create, 0 to replace, 0 to remove") {
 		t.Errorf("plan after the rollback: %v\n%s", err, out)
 	}
 	if out, err := run(t, bin, "apply", dir); err != nil || getBody(url) != "1" {
