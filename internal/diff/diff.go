@@ -198,6 +198,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 			}
 		}
 	}
+	changes = stage(env, changes)
 	// Containers of this environment that are not desired where they run.
 	removedSvc := map[string][]string{} // service → remove step IDs
 	for _, addr := range sortedHosts(state) {
@@ -577,3 +578,54 @@ func rollbackNote(rb live.Rollback) string {
 }
 
 func shortRev(r string) string { return r[:min(12, len(r))] }
+
+// stage splits the replacements of each service with a rollout into
+// batches, in instance order across ships: a bake step after each batch
+// but the last watches it, and the next batch runs after that step.
+func stage(env *manifest.Environment, changes []plan.Step) []plan.Step {
+	for _, svc := range env.Services {
+		if svc.Rollout == nil {
+			continue
+		}
+		var idx []int
+		for i, st := range changes {
+			if st.Action == plan.Replace && st.Service == svc.Name {
+				idx = append(idx, i)
+			}
+		}
+		size := svc.Rollout.Size(len(svc.Instances))
+		if len(idx) <= size {
+			continue
+		}
+		batches := (len(idx) + size - 1) / size
+		gates := map[int]plan.Step{} // position in changes → gate after it
+		for b := 0; b < batches-1; b++ {
+			batch := idx[b*size : (b+1)*size]
+			next := idx[(b+1)*size : min((b+2)*size, len(idx))]
+			gate := plan.Step{
+				ID: env.Name + "/rollout/" + svc.Name + "/" + strconv.Itoa(b+1), Action: plan.Bake, Env: env.Name, Service: svc.Name,
+				Instance: fmt.Sprintf("%s batch %d/%d", svc.Name, b+1, batches), Host: changes[batch[0]].Host,
+				Gate: &plan.Gate{Batch: b + 1, Batches: batches, Bake: svc.Rollout.Bake.String()},
+			}
+			for _, i := range batch {
+				gate.After = append(gate.After, changes[i].ID)
+				gate.Gate.Instances = append(gate.Gate.Instances, changes[i].Instance)
+			}
+			gate.Causes = []string{fmt.Sprintf("%s must keep running and healthy for %s before batch %d starts; if not, the batch is swapped back and the rollout stops",
+				strings.Join(gate.Gate.Instances, ", "), svc.Rollout.Bake, b+2)}
+			for _, i := range next {
+				changes[i].After = append(changes[i].After, gate.ID)
+			}
+			gates[batch[len(batch)-1]] = gate
+		}
+		out := make([]plan.Step, 0, len(changes)+len(gates))
+		for i, st := range changes {
+			out = append(out, st)
+			if g, ok := gates[i]; ok {
+				out = append(out, g)
+			}
+		}
+		changes = out
+	}
+	return changes
+}

@@ -174,6 +174,9 @@ type Service struct {
 	// Dependencies is the sorted set of services this one depends on for
 	// ordering: requires plus the services of volumes_from containers.
 	Dependencies []string `json:"-"`
+	// Rollout, when set, replaces the instances in batches, each watched
+	// for a while before the next (a maestro-sync extension).
+	Rollout *Rollout `json:"rollout,omitempty"`
 }
 
 // Cluster is a Kubernetes cluster and the namespace maestro-sync deploys to.

@@ -299,3 +299,63 @@ func (e *Environment) Routed() bool {
 	}
 	return false
 }
+
+// Rollout is a service's staged rollout (the service key rollout): its
+// instances are replaced a batch at a time, and each batch must keep
+// running and healthy for Bake before the next one starts; a batch that
+// fails is swapped back to its previous containers and the rollout stops.
+type Rollout struct {
+	// Batch is the number of instances per batch, or, when Percent is
+	// set, 0.
+	Batch int `json:"batch,omitempty"`
+	// Percent is the batch size as a percentage of the instances.
+	Percent int           `json:"percent,omitempty"`
+	Bake    time.Duration `json:"bake"`
+}
+
+// Size returns the batch size for n instances: at least 1.
+func (r Rollout) Size(n int) int {
+	if r.Percent > 0 {
+		return max(1, (n*r.Percent+99)/100)
+	}
+	return max(1, r.Batch)
+}
+
+var rolloutKeys = []string{"batch", "bake"}
+
+// rollout decodes a service's rollout key: it needs the front proxy (a
+// failed batch swaps back to the containers the proxy kept).
+func (b *builder) rollout(sd *serviceDraft) {
+	e, ok := sd.f.get("rollout")
+	if !ok {
+		return
+	}
+	p := sd.f.sub("rollout")
+	f, ok := b.fields(e.V, p, rolloutKeys)
+	if !ok {
+		return
+	}
+	r := &Rollout{Batch: 1}
+	if be, ok := f.get("batch"); ok {
+		v, _ := b.scalar(be.V, f.sub("batch"), "a number or a percentage")
+		if pct, isPct := strings.CutSuffix(strings.TrimSpace(v), "%"); isPct {
+			n, err := strconv.Atoi(pct)
+			if err != nil || n < 1 || n > 100 {
+				b.errorf(be.V, f.sub("batch"), "batch must be a number of instances or a percentage from 1%% to 100%%, got %q", v)
+			}
+			r.Batch, r.Percent = 0, n
+		} else if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			b.errorf(be.V, f.sub("batch"), "batch must be a number of instances or a percentage from 1%% to 100%%, got %q", v)
+		} else {
+			r.Batch = n
+		}
+	}
+	r.Bake = b.duration(f, "bake", 0, maxDrain)
+	switch {
+	case sd.route == nil:
+		b.errorf(e.K, p, "rollout needs proxy: a failed batch is swapped back to its previous containers through the front proxy")
+	case sd.route.Keep == 0:
+		b.errorf(e.K, p, "rollout needs proxy.keep of 1 or more: a failed batch is swapped back to the containers kept")
+	}
+	sd.svc.Rollout = r
+}

@@ -88,3 +88,19 @@ services:
 		t.Errorf("hashes: unrouted %s, a.test %s, b.test %s", before, routed, other)
 	}
 }
+
+func TestRolloutKeys(t *testing.T) {
+	env := mustEnv(t, strings.Replace(routedEnv, "    instances:\n      web-1", "    rollout: {batch: 25%, bake: 1m}\n    instances:\n      web-1", 1))
+	r := env.Service("web").Rollout
+	if r == nil || r.Percent != 25 || r.Bake != time.Minute {
+		t.Fatalf("rollout %+v", r)
+	}
+	for n, want := range map[int]int{1: 1, 2: 1, 4: 1, 5: 2, 8: 2, 9: 3} {
+		if got := r.Size(n); got != want {
+			t.Errorf("25%% of %d instances: batches of %d, want %d", n, got, want)
+		}
+	}
+	if got := (Rollout{Batch: 3}).Size(10); got != 3 {
+		t.Errorf("batch 3 of 10: %d", got)
+	}
+}

@@ -252,8 +252,8 @@ func (b *builder) checkHostPorts() {
 			key := ship.Address()
 			for _, p := range in.Ports {
 				lo, hi := portRange(p.External)
-				if lo == 0 {
-					continue // a random host port
+				if lo == 0 || in.Route != nil && in.Route.Port == p.Name {
+					continue // a random host port (the routed port's is)
 				}
 				ip, _ := netip.ParseAddr(p.ExternalIP)
 				nb := binding{in, p, ip, lo, hi}

@@ -30,10 +30,15 @@ const (
 	Orphan Action = "orphan"
 	// Unknown means the host could not be observed.
 	Unknown Action = "unknown"
+	// Bake is the gate between two batches of a staged rollout: the batch
+	// just replaced must keep running and healthy for a while, or it is
+	// swapped back and the rollout stops.
+	Bake Action = "bake"
 )
 
-// Mutates reports whether the action changes anything live.
-func (a Action) Mutates() bool { return a == Create || a == Replace || a == Remove }
+// Mutates reports whether the action changes anything live (a bake swaps
+// its batch back when it fails).
+func (a Action) Mutates() bool { return a == Create || a == Replace || a == Remove || a == Bake }
 
 // Step is one action on one instance.
 type Step struct {
@@ -61,11 +66,25 @@ type Step struct {
 	// Adopt marks a replacement of a container maestro-sync did not make
 	// (no labels: MaestroNG's), taken over with apply --adopt.
 	Adopt bool `json:"adopt,omitempty"`
+	// Gate is what a bake step watches.
+	Gate *Gate `json:"gate,omitempty"`
 	// After lists the IDs of steps that must succeed before this one.
 	After []string `json:"after,omitempty"`
 	// Changes lists the differing fields, with values, when both specs
 	// are known (a plan between two revisions).
 	Changes []Change `json:"changes,omitempty"`
+}
+
+// Gate is a batch of a staged rollout that a bake step watches.
+type Gate struct {
+	// Batch is the batch's number, from 1, of Batches.
+	Batch   int `json:"batch"`
+	Batches int `json:"batches"`
+	// Instances are the instances of the batch.
+	Instances []string `json:"instances"`
+	// Bake is how long they must keep running and healthy, as text
+	// ("1m0s").
+	Bake string `json:"bake"`
 }
 
 // Change is one field that differs between two specs of an instance.
@@ -227,7 +246,7 @@ func (p *Plan) Validate() error {
 			errs = append(errs, fmt.Errorf("step %s: duplicate id", st.ID))
 		}
 		index[st.ID] = i
-		if !slices.Contains([]Action{Create, Replace, Remove, Unchanged, Conflict, Orphan, Unknown}, st.Action) {
+		if !slices.Contains([]Action{Create, Replace, Remove, Unchanged, Conflict, Orphan, Unknown, Bake}, st.Action) {
 			errs = append(errs, fmt.Errorf("step %s: unknown action %q", st.ID, st.Action))
 		}
 		if st.Action == Create || st.Action == Replace {

@@ -8,7 +8,7 @@ import (
 )
 
 var symbols = map[Action]string{
-	Create: "+", Replace: "~", Remove: "-", Conflict: "!", Orphan: "?", Unknown: "?", Unchanged: "=",
+	Create: "+", Replace: "~", Remove: "-", Conflict: "!", Orphan: "?", Unknown: "?", Unchanged: "=", Bake: "⏸",
 }
 
 var colors = map[Action]string{
@@ -75,6 +75,9 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 		where := "on " + st.Ship
 		if st.Service != "" {
 			where = st.Service + " " + where
+		}
+		if st.Action == Bake {
+			where = st.Service
 		}
 		line += " " + where
 		if opt.Color && colors[st.Action] != "" {

@@ -30,6 +30,9 @@ type Pool struct {
 
 	mu      sync.Mutex
 	entries map[string]*poolEntry
+	// netMu serialises creating the proxy network: Docker does not refuse
+	// two networks of one name created at once.
+	netMu sync.Mutex
 }
 
 // poolEntry is the connection to one daemon. Its own lock serialises

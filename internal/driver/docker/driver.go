@@ -69,6 +69,8 @@ func (d *Driver) Apply(ctx context.Context, st plan.Step, progress func(string))
 		return d.replace(ctx, st, progress)
 	case plan.Remove:
 		return d.remove(ctx, st, progress)
+	case plan.Bake:
+		return d.bake(ctx, st, progress)
 	}
 	return fmt.Errorf("the docker driver cannot %s", st.Action)
 }
@@ -318,7 +320,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 	progress("creating " + name)
 	cfg := containerConfig(t.env.Name, d.revision, d.Owner, t.in)
 	if t.in.Route != nil {
-		if err := ensureNetwork(ctx, t); err != nil {
+		if err := d.ensureNetwork(ctx, t); err != nil {
 			return "", err
 		}
 	}
@@ -338,7 +340,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
 	if cfg.Net == nil && t.in.Route != nil {
-		if err := connectProxy(ctx, t, resp.ID); err != nil {
+		if err := d.connectProxy(ctx, t, resp.ID); err != nil {
 			d.discard(ctx, t, resp.ID)
 			return "", err
 		}

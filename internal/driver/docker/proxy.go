@@ -174,7 +174,7 @@ func clone(rs []proxyRoute) []proxyRoute {
 // containers running on the ship; one whose settings changed is replaced
 // (the public port is closed for about a second).
 func (d *Driver) ensureProxy(ctx context.Context, t *target, progress func(string)) (string, error) {
-	if err := ensureNetwork(ctx, t); err != nil {
+	if err := d.ensureNetwork(ctx, t); err != nil {
 		return "", err
 	}
 	want := proxySpec(t.env.Proxy)
@@ -219,30 +219,48 @@ func (d *Driver) ensureProxy(ctx context.Context, t *target, progress func(strin
 	return info.ID, nil
 }
 
-// ensureNetwork creates the proxy network when the ship has none.
-func ensureNetwork(ctx context.Context, t *target) error {
+// ensureNetwork creates the proxy network when the ship has none. Docker
+// does not refuse two networks of one name created at once, so creations
+// are serialised here, and duplicates another process made at the same
+// moment are removed but the oldest.
+func (d *Driver) ensureNetwork(ctx context.Context, t *target) error {
+	d.pool.netMu.Lock()
+	defer d.pool.netMu.Unlock()
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()
 	_, err := t.c.NetworkInspect(sctx, ProxyNetwork, network.InspectOptions{})
 	if err == nil {
 		return nil
 	}
-	if !cerrdefs.IsNotFound(err) {
+	if !cerrdefs.IsNotFound(err) && !strings.Contains(err.Error(), "ambiguous") {
 		return fmt.Errorf("inspect network %s: %w", ProxyNetwork, err)
 	}
-	// Published ports of a user-defined network bind where the
-	// network's option says, not where dockerd --ip does for the default
-	// bridge: the proxy's public port binds where every other published
-	// port of the ship binds.
-	opts := map[string]string{}
-	if def, err := t.c.NetworkInspect(sctx, "bridge", network.InspectOptions{}); err == nil {
-		if ip := def.Options[hostBinding]; ip != "" {
-			opts[hostBinding] = ip
+	if cerrdefs.IsNotFound(err) {
+		// Published ports of a user-defined network bind where the
+		// network's option says, not where dockerd --ip does for the
+		// default bridge: the proxy's public port binds where every
+		// other published port of the ship binds.
+		opts := map[string]string{}
+		if def, err := t.c.NetworkInspect(sctx, "bridge", network.InspectOptions{}); err == nil {
+			if ip := def.Options[hostBinding]; ip != "" {
+				opts[hostBinding] = ip
+			}
+		}
+		_, err = t.c.NetworkCreate(sctx, ProxyNetwork, network.CreateOptions{Driver: "bridge", Options: opts, Labels: map[string]string{label.Role: "proxy"}})
+		if err != nil && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
+			return fmt.Errorf("create network %s: %w", ProxyNetwork, err)
 		}
 	}
-	_, err = t.c.NetworkCreate(sctx, ProxyNetwork, network.CreateOptions{Driver: "bridge", Options: opts, Labels: map[string]string{label.Role: "proxy"}})
-	if err != nil && !cerrdefs.IsConflict(err) && !strings.Contains(err.Error(), "already exists") {
-		return fmt.Errorf("create network %s: %w", ProxyNetwork, err)
+	list, err := t.c.NetworkList(sctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", ProxyNetwork), filters.Arg("label", label.Role+"=proxy"))})
+	if err != nil {
+		return fmt.Errorf("list networks %s: %w", ProxyNetwork, err)
+	}
+	list = slices.DeleteFunc(list, func(n network.Summary) bool { return n.Name != ProxyNetwork })
+	slices.SortFunc(list, func(a, b network.Summary) int { return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.ID, b.ID)) })
+	for _, n := range list[min(1, len(list)):] {
+		if err := t.c.NetworkRemove(sctx, n.ID); err != nil {
+			return fmt.Errorf("remove duplicate network %s (%s): %w", ProxyNetwork, n.ID[:12], err)
+		}
 	}
 	return nil
 }
@@ -438,10 +456,10 @@ func liveTable(ctx context.Context, t *target) (routeTable, error) {
 
 // connectProxy attaches a routed container to the proxy network under its
 // upstream alias, before it starts.
-func connectProxy(ctx context.Context, t *target, id string) error {
+func (d *Driver) connectProxy(ctx context.Context, t *target, id string) error {
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()
-	if err := ensureNetwork(ctx, t); err != nil {
+	if err := d.ensureNetwork(ctx, t); err != nil {
 		return err
 	}
 	err := t.c.NetworkConnect(sctx, ProxyNetwork, id, &network.EndpointSettings{Aliases: []string{alias(upstream(t.in))}})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/test/dockertest"
 )
 
@@ -269,5 +270,75 @@ func TestProxyRecreated(t *testing.T) {
 	}
 	if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-1" {
 		t.Errorf("through the recreated proxy: %d %q", code, body)
+	}
+}
+
+// stagedApp is a routed service of four instances on two ships, rolled out
+// one instance at a time with a 5 s bake.
+const stagedApp = `__maestro: {schema: 2}
+name: staged
+%SHIPS%
+proxy: {image: maestro-test/caddy:2, http: 18090}
+services:
+  web:
+    image: maestro-test/busybox:1
+    env: {GEN: "%GEN%"}
+    ports: {http: "8080:8080"}
+    proxy: {health: /up, health_timeout: 4s, drain: 5s}
+    rollout: {batch: 1, bake: 5s}
+    instances:
+      web-1: {ship: s1, stop_timeout: 1, command: [sh, -c, '%CMD%']}
+      web-2: {ship: s2, stop_timeout: 1, command: [sh, -c, '%CMD%']}
+      web-3: {ship: s1, stop_timeout: 1, command: [sh, -c, '%CMD%']}
+      web-4: {ship: s2, stop_timeout: 1, command: [sh, -c, '%CMD%']}
+`
+
+// TestStagedRolloutStopsAtAFailedBatch: a new version that dies 3 s after
+// it started fails the bake of the first batch; that batch is swapped back
+// to its previous container, and the other three instances never change.
+func TestStagedRolloutStopsAtAFailedBatch(t *testing.T) {
+	f := newRouted(t)
+	f.text = stagedApp
+	f.vars["%CMD%"] = `echo "$GEN" > /www/index.html && echo ok > /www/up && exec httpd -f -p 8080 -h /www`
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("first apply: %v", res.Err())
+	}
+	ids := map[string]string{}
+	for i, name := range []string{"web-1", "web-2", "web-3", "web-4"} {
+		ids[name] = inspect(t, f.ships[i%2], name).ID
+	}
+	f.vars["%GEN%"] = "gen-1"
+	f.vars["%CMD%"] = `echo "$GEN" > /www/index.html && echo ok > /www/up && httpd -p 8080 -h /www && sleep 3 && exit 1`
+	p, _ := f.plan(false)
+	var bakes []string
+	for _, st := range p.Steps {
+		if st.Action == plan.Bake {
+			bakes = append(bakes, st.Instance+" after "+strings.Join(st.After, ","))
+		}
+	}
+	if len(bakes) != 3 || !strings.Contains(p.String(), "⏸ web batch 1/4") {
+		t.Fatalf("plan has bakes %v:\n%s", bakes, p)
+	}
+	_, res, _ := f.apply(false)
+	err := res.Err()
+	if err == nil || !strings.Contains(err.Error(), "web-1 failed") || !strings.Contains(err.Error(), "bake of batch 1/4") {
+		t.Fatalf("apply of a version that dies after 3 s: %v", err)
+	}
+	for i, name := range []string{"web-1", "web-2", "web-3", "web-4"} {
+		s := f.ships[i%2]
+		c := inspect(t, s, name)
+		if c.ID != ids[name] || !c.State.Running || envOf(c)["GEN"] != "gen-0" {
+			t.Errorf("%s after the failed rollout: %s running %v GEN %s, want the first container %s", name, c.ID[:12], c.State.Running, envOf(c)["GEN"], ids[name][:12])
+		}
+	}
+	for _, s := range f.ships[:2] {
+		all := strings.Join(names(t, s), " ")
+		replaced := strings.Count(all, ".prev-")
+		if strings.Contains(all, ".next-") || (s == f.ships[0]) != (replaced == 1) || replaced > 1 {
+			t.Errorf("ship %s has %s: want only web-1 replaced (and kept)", s.Name, all)
+		}
+		if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-0" {
+			t.Errorf("ship %s through the proxy: %d %q", s.Name, code, body)
+		}
 	}
 }

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
 )
 
 // keepOld keeps a replaced routed container stopped under its kept name
@@ -282,6 +287,140 @@ func (d *Driver) ReleaseRollback(ctx context.Context, ship *manifest.Ship, k loc
 	defer cancel()
 	if err := c.ContainerRemove(sctx, RollbackName(k), container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("release rollback marker: %w", err)
+	}
+	return nil
+}
+
+// bake watches a batch of a staged rollout for the gate's time: every
+// container of the batch must keep running, without restarting, and keep
+// answering its route's health path (three failures in a row fail it).
+// When one does not, the whole batch is swapped back to the containers it
+// replaced (as rollback does) and the error names the instance and why;
+// the rollout's later batches, which run after this step, never start.
+func (d *Driver) bake(ctx context.Context, st plan.Step, progress func(string)) error {
+	env := d.envs[st.Env]
+	if env == nil || st.Gate == nil {
+		return fmt.Errorf("bake %s: environment %s is not loaded", st.Instance, st.Env)
+	}
+	wait, err := time.ParseDuration(st.Gate.Bake)
+	if err != nil {
+		return fmt.Errorf("bake %s: %w", st.Instance, err)
+	}
+	var batch []*watched
+	for _, name := range st.Gate.Instances {
+		in := env.Instance(name)
+		if in == nil || in.Route == nil {
+			return fmt.Errorf("bake %s: %s is not a routed instance of environment %s", st.Instance, name, env.Name)
+		}
+		ship := env.Ships[in.Ship]
+		c, err := d.pool.Client(ship)
+		if err != nil {
+			return err
+		}
+		t := &target{env: env, in: in, ship: ship, c: c}
+		sctx, cancel := short(ctx, ship)
+		info, err := c.ContainerInspect(sctx, in.Name)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("bake: inspect %s: %w", in.Name, err)
+		}
+		batch = append(batch, &watched{t: t, id: info.ID, restarts: info.RestartCount})
+	}
+	progress(fmt.Sprintf("baking batch %d/%d (%s) for %s", st.Gate.Batch, st.Gate.Batches, strings.Join(st.Gate.Instances, ", "), wait))
+	start := time.Now()
+	deadline := start.Add(wait)
+	client := &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var failed *watched
+	var why error
+	for failed == nil {
+		for _, w := range batch {
+			if err := w.check(ctx, client); err != nil {
+				w.misses++
+				if w.misses >= 3 || errors.Is(err, errGone) {
+					failed, why = w, err
+					break
+				}
+			} else {
+				w.misses = 0
+			}
+		}
+		if failed != nil || !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(500*time.Millisecond, time.Until(deadline)+time.Millisecond)):
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	err = fmt.Errorf("%s failed %s into the bake of batch %d/%d of %s: %w", failed.t.in.Name, time.Since(start).Round(100*time.Millisecond),
+		st.Gate.Batch, st.Gate.Batches, st.Service, d.withLogs(ctx, failed.t, failed.id, why))
+	progress("rolling back batch " + strconv.Itoa(st.Gate.Batch) + ": " + why.Error())
+	var errs []error
+	for _, w := range batch {
+		// A rollback must finish even when the run is cancelled.
+		rctx := context.WithoutCancel(ctx)
+		if _, _, rerr := d.Rollback(rctx, Ref{Env: env, In: w.t.in, Owner: d.Owner.ID}, progress); rerr != nil {
+			errs = append(errs, fmt.Errorf("roll back %s: %w", w.t.in.Name, rerr))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w; and the batch could not be rolled back in full: %w", err, errors.Join(errs...))
+	}
+	return fmt.Errorf("%w; batch %d was swapped back to its previous containers and the rollout stops", err, st.Gate.Batch)
+}
+
+// watched is a container of a batch being baked.
+type watched struct {
+	t        *target
+	id       string
+	restarts int
+	// misses counts the health checks failed in a row.
+	misses int
+}
+
+// errGone marks a batch container that stopped, restarted or was
+// replaced: it fails the bake at once.
+var errGone = errors.New("container gone")
+
+// check looks at a baked container once: still the same, running, never
+// restarted, and answering its route's health path with 2xx or 3xx.
+func (w *watched) check(ctx context.Context, client *http.Client) error {
+	t := w.t
+	sctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	info, err := t.c.ContainerInspect(sctx, w.id)
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("%w: removed", errGone)
+	case err != nil:
+		return err
+	case info.State == nil || !info.State.Running:
+		code := 0
+		if info.State != nil {
+			code = info.State.ExitCode
+		}
+		return fmt.Errorf("%w: the container exited with code %d", errGone, code)
+	case info.RestartCount != w.restarts:
+		return fmt.Errorf("%w: the container restarted %d times", errGone, info.RestartCount-w.restarts)
+	}
+	port := boundPorts(info, t.in)[t.in.Route.Port]
+	url := "http://" + net.JoinHostPort(t.ship.IP, port) + t.in.Route.Health
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("health check GET %s: %w", t.in.Route.Health, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("health check GET %s: status %d", t.in.Route.Health, resp.StatusCode)
 	}
 	return nil
 }
