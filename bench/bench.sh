@@ -8,7 +8,11 @@
 #   (b) a no-op plan (Observe + diff.Compute) over 200 live containers on 4
 #       dockertest ships (internal/driver/docker BenchmarkNoopPlan);
 #   (c) the pure diff of 10,000 instances in memory (internal/diff
-#       BenchmarkCompute), and the manifest load benchmark.
+#       BenchmarkCompute), and the manifest load benchmark;
+#   (d) downtime: failed requests and latency under a constant vegeta
+#       attack during 10 replacements of a web service, behind the front
+#       proxy, on a host port, and with docker compose up -d; and the time
+#       of maestro-sync rollback (bench/downtime).
 #
 # It installs what it needs: the Docker test bed (scripts/docker-setup.sh,
 # when the default engine or the test images are missing) and Docker
@@ -21,7 +25,7 @@
 #   BENCH_SHIP_TIMEOUT the ship's timeout in seconds in the generated
 #                      manifest (default 60; see README.md)
 #   BENCH_COUNT        go test -count of the pure benchmarks (default 3)
-#   BENCH_ONLY         "a", "b", "c" or a combination such as "bc"
+#   BENCH_ONLY         "a", "b", "c", "d" or a combination such as "bc"
 #                      (default: all); results.txt is still written
 #   BENCH_RESULTS      output file (default bench/results.txt)
 #   COMPOSE_VERSION    Docker Compose version to build (default v5.5.1)
@@ -38,7 +42,7 @@ readonly N=${BENCH_INSTANCES:-100}
 readonly ROUNDS=${BENCH_ROUNDS:-3}
 readonly CONC=${BENCH_CONCURRENCY:-16}
 readonly SHIP_TIMEOUT=${BENCH_SHIP_TIMEOUT:-60}
-readonly ONLY=${BENCH_ONLY:-abc}
+readonly ONLY=${BENCH_ONLY:-abcd}
 readonly COUNT=${BENCH_COUNT:-3}
 readonly RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.txt}
 readonly COMPOSE_VERSION=${COMPOSE_VERSION:-v5.5.1}
@@ -353,6 +357,23 @@ gobench() {
 	grep -E '^Benchmark' "$log" >>"$OUT" || true
 }
 
+# bench_d measures requests failed and latency during replacements
+# (bench/downtime, vegeta as a library).
+bench_d() {
+	install_compose
+	say "building maestro-sync and bench/downtime"
+	go build -o "$WORK/maestro-sync" ./cmd/maestro-sync
+	go build -o "$WORK/downtime" ./bench/downtime
+	emit ""
+	emit "== (d) downtime during replacements of one web service (busybox httpd), same engine, same run"
+	"$WORK/downtime" -maestro-sync "$WORK/maestro-sync" -compose "$COMPOSE" -work "$WORK" >"$WORK/downtime.log" 2>&1 ||
+		{ cat "$WORK/downtime.log" >&2; die "bench/downtime failed; output in $WORK/downtime.log"; }
+	cat "$WORK/downtime.log" >>"$OUT"
+	# Leave the engine as it was.
+	dock rm -f $(dock ps -aq --filter label=io.maestro-sync/env=dtproxied --filter label=io.maestro-sync/env=dtclash) >/dev/null 2>&1 || true
+	dock rm -f $(dock ps -aq --filter label=com.docker.compose.project=dtcompose) >/dev/null 2>&1 || true
+}
+
 # ---------------------------------------------------------------- main
 
 setup_docker
@@ -371,6 +392,7 @@ want c && gobench "(c) pure diff.Compute, 10,000 instances in memory (and 1,000 
 want c && gobench "manifest.Load, 1,000 services × 2 instances" "$WORK/manifest.log" ./internal/manifest/ -count "$COUNT"
 want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships" "$WORK/docker.log" ./internal/driver/docker/ -timeout 30m
 want a && bench_a
+want d && bench_d
 
 emit ""
 emit "load:    $(loadavg) at end; logs in $WORK"

@@ -300,6 +300,20 @@ build_images() {
 install_packages
 command -v docker >/dev/null 2>&1 || die "no docker CLI in PATH"
 engine_up || start_dockerd
+# An engine whose default bridge interface was deleted under it (by hand, or
+# by a network cleanup) answers but cannot start a container on the default
+# network: restart it, which creates the bridge again.
+if engine_up && ! ip link show docker0 >/dev/null 2>&1 &&
+	[ "$(dock network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null)" = docker0 ]; then
+	say "the default bridge docker0 is missing: restarting dockerd"
+	pid=$(cat "$PIDFILE" 2>/dev/null || true)
+	[ -n "$pid" ] && "${SUDO[@]}" kill "$pid" 2>/dev/null || true
+	for ((i = 0; i < TIMEOUT * 10; i++)); do
+		{ [ -n "$pid" ] && alive "$pid"; } || break
+		sleep 0.1
+	done
+	start_dockerd
+fi
 build_images
 
 info=$(dock info --format '{{.ServerVersion}} {{.Driver}}')
