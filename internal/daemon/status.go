@@ -42,9 +42,12 @@ type Status struct {
 type EnvStatus struct {
 	Name string `json:"name"`
 	File string `json:"file,omitempty"`
-	// State is synced, progressing, failed (retried with backoff) or
-	// stalled (waiting for a new commit).
-	State           string           `json:"state"`
+	// State is synced, progressing, failed (retried with backoff),
+	// stalled (waiting for a new commit) or rolled back (held by
+	// maestro-sync rollback until its desired state changes; see Note).
+	State string `json:"state"`
+	// Note explains a rolled back state: from and to what, since when.
+	Note            string           `json:"note,omitempty"`
 	DesiredRevision string           `json:"desired_revision,omitempty"`
 	AppliedRevision string           `json:"applied_revision,omitempty"`
 	LastRun         time.Time        `json:"last_run,omitzero"`
@@ -139,12 +142,21 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 			unknown[st.Env] = append(unknown[st.Env], st.Instance+": "+strings.Join(st.Causes, "; "))
 		}
 	}
+	held := map[string]string{} // env → note of its rollback
+	for _, ec := range p.Environments {
+		if ec.Status == plan.RolledBack {
+			held[ec.Name] = ec.Note
+		}
+	}
 	failed := 0
 	out := slices.Clone(invalid)
 	for _, env := range envs {
 		d.metrics.stalled.WithLabelValues(env.Name).Set(0)
 		es := EnvStatus{Name: env.Name, File: env.File, DesiredRevision: snap.Revision, LastRun: time.Now(), State: "synced"}
 		es.Errors = append(failedSteps[env.Name], unknown[env.Name]...)
+		if note, ok := held[env.Name]; ok {
+			es.State, es.Note = plan.RolledBack, note
+		}
 		if len(es.Errors) > 0 {
 			es.State = "failed"
 			failed++
