@@ -194,11 +194,20 @@ func (d *Driver) ensureProxy(ctx context.Context, t *target, progress func(strin
 	case info.Config == nil || info.Config.Labels[label.Role] != "proxy":
 		return "", fmt.Errorf("ship %s: a container maestro-sync did not make holds the front proxy's name %s: left alone", t.ship.Name, ProxyName)
 	case info.Config.Labels[label.ProxySpec] != want:
-		progress("upgrading the front proxy (its image or ports changed): its port closes for a moment")
 		rt, err := readTable(ctx, t, info.ID)
 		if err != nil {
 			return "", err
 		}
+		// The proxy belongs to the ship: environments that share it
+		// must agree on its settings.
+		mine := d.Owner.ID + "/" + t.env.Name + "/"
+		for _, r := range rt.Routes {
+			if !strings.HasPrefix(r.Key, mine) {
+				return "", fmt.Errorf("ship %s: the front proxy runs %s on port %s for other environments, and environment %s asks for %s on port %d: give every environment of the ship the same proxy settings",
+					t.ship.Name, info.Config.Image, hostPortOf(info), t.env.Name, t.env.Proxy.Image, t.env.Proxy.HTTP)
+			}
+		}
+		progress("upgrading the front proxy (its image or ports changed): its port closes for a moment")
 		if err := d.stop(ctx, t, info.ID, 10); err != nil {
 			return "", err
 		}
@@ -518,4 +527,15 @@ func (d *Driver) probeAt(ctx context.Context, t *target, id, port string, progre
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// hostPortOf is the host port the proxy container publishes its HTTP port
+// on, or "?".
+func hostPortOf(info container.InspectResponse) string {
+	if info.HostConfig != nil {
+		if b := info.HostConfig.PortBindings[nat.Port(strconv.Itoa(proxyHTTPPort)+"/tcp")]; len(b) > 0 {
+			return b[0].HostPort
+		}
+	}
+	return "?"
 }
