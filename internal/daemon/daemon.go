@@ -91,9 +91,12 @@ type Daemon struct {
 	pending   *trigger // the earliest trigger not yet served
 	ready     bool
 	lastApply map[string]string // env → revision fully applied
-	failures  int               // consecutive reconciles with failed steps
-	retryAt   time.Time
-	lastRev   string // the revision of the last snapshot
+	// rollouts is the progress of staged rollouts, by environment and
+	// service: shown in the status while and after they run.
+	rollouts map[string]map[string]RolloutStatus
+	failures int // consecutive reconciles with failed steps
+	retryAt  time.Time
+	lastRev  string // the revision of the last snapshot
 	// awaited is the revision whose commit-to-healthy time is not yet
 	// recorded, and awaitedFrom when it counts from.
 	awaited     string
@@ -263,6 +266,9 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 			return nil
 		},
 		Progress: func(e apply.Event) {
+			if e.Step.Action == plan.Bake {
+				d.rolloutProgress(e)
+			}
 			if !e.Done {
 				return
 			}

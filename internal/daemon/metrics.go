@@ -20,6 +20,9 @@ type Metrics struct {
 	drift           *prometheus.CounterVec
 	commitToHealthy prometheus.Histogram
 	stalled         *prometheus.GaugeVec
+	rolloutBatch    *prometheus.GaugeVec
+	rolloutBatches  *prometheus.GaugeVec
+	rolloutFailed   *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics on a new registry, with the Go and
@@ -59,7 +62,17 @@ func NewMetrics() *Metrics {
 			Name: "maestro_sync_environment_stalled", Help: "1 when an environment waits for a new commit (invalid manifest or untrusted commit).",
 		}, []string{"env"}),
 	}
+	m.rolloutBatch = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "maestro_sync_rollout_batch", Help: "The batch of a staged rollout being baked, or the last one baked, by environment and service.",
+	}, []string{"env", "service"})
+	m.rolloutBatches = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "maestro_sync_rollout_batches", Help: "The number of batches of a service's staged rollout.",
+	}, []string{"env", "service"})
+	m.rolloutFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "maestro_sync_rollout_failed_total", Help: "Staged rollouts stopped by a batch that failed its bake (and was swapped back).",
+	}, []string{"env", "service"})
 	reg.MustRegister(m.runs, m.runDuration, m.steps, m.gitDuration, m.gitErrors, m.appliedRevision, m.drift, m.commitToHealthy, m.stalled,
+		m.rolloutBatch, m.rolloutBatches, m.rolloutFailed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -47,12 +47,76 @@ type EnvStatus struct {
 	// maestro-sync rollback until its desired state changes; see Note).
 	State string `json:"state"`
 	// Note explains a rolled back state: from and to what, since when.
-	Note            string           `json:"note,omitempty"`
+	Note string `json:"note,omitempty"`
+	// Rollouts are the staged rollouts of the environment's services in
+	// the last run (or the one running).
+	Rollouts        []RolloutStatus  `json:"rollouts,omitempty"`
 	DesiredRevision string           `json:"desired_revision,omitempty"`
 	AppliedRevision string           `json:"applied_revision,omitempty"`
 	LastRun         time.Time        `json:"last_run,omitzero"`
 	Errors          []string         `json:"errors,omitempty"`
 	Instances       []InstanceStatus `json:"instances,omitempty"`
+}
+
+// RolloutStatus is the progress of a service's staged rollout.
+type RolloutStatus struct {
+	Service string `json:"service"`
+	// Batch is the batch being baked, or the last one baked.
+	Batch   int `json:"batch"`
+	Batches int `json:"batches"`
+	// State is baking, passed (the batch is good: the next one goes) or
+	// failed (the batch was swapped back: the rollout stopped).
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+// rolloutProgress records a bake step's start and outcome.
+func (d *Daemon) rolloutProgress(e apply.Event) {
+	g := e.Step.Gate
+	if g == nil {
+		return
+	}
+	rs := RolloutStatus{Service: e.Step.Service, Batch: g.Batch, Batches: g.Batches, State: "baking"}
+	switch {
+	case e.Done && e.Err != nil:
+		rs.State, rs.Error = "failed", e.Err.Error()
+	case e.Done:
+		rs.State = "passed"
+	}
+	if e.Done && e.Status == apply.Aborted {
+		return
+	}
+	d.metrics.rolloutBatch.WithLabelValues(e.Step.Env, e.Step.Service).Set(float64(g.Batch))
+	d.metrics.rolloutBatches.WithLabelValues(e.Step.Env, e.Step.Service).Set(float64(g.Batches))
+	if rs.State == "failed" {
+		d.metrics.rolloutFailed.WithLabelValues(e.Step.Env, e.Step.Service).Inc()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.rollouts == nil {
+		d.rollouts = map[string]map[string]RolloutStatus{}
+	}
+	if d.rollouts[e.Step.Env] == nil {
+		d.rollouts[e.Step.Env] = map[string]RolloutStatus{}
+	}
+	d.rollouts[e.Step.Env][e.Step.Service] = rs
+	for i := range d.status.Environments {
+		if es := &d.status.Environments[i]; es.Name == e.Step.Env {
+			es.Rollouts = rolloutList(d.rollouts[e.Step.Env])
+			if rs.State == "baking" {
+				es.State = "progressing"
+			}
+		}
+	}
+}
+
+func rolloutList(m map[string]RolloutStatus) []RolloutStatus {
+	out := make([]RolloutStatus, 0, len(m))
+	for _, rs := range m {
+		out = append(out, rs)
+	}
+	slices.SortFunc(out, func(a, b RolloutStatus) int { return strings.Compare(a.Service, b.Service) })
+	return out
 }
 
 // InstanceStatus is the state of one instance.
@@ -163,6 +227,7 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 		}
 		es.Instances = instanceStatus(env, state, failedInst)
 		d.mu.Lock()
+		es.Rollouts = rolloutList(d.rollouts[env.Name])
 		if es.State == "synced" {
 			d.lastApply[env.Name] = snap.Revision
 		}
