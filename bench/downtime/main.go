@@ -63,7 +63,7 @@ func run(bin, composeBin, work string, n, rate int, image, proxyImage string) er
 	manifest := func(dir string, gen int, proxied bool, port int) error {
 		var b strings.Builder
 		fmt.Fprintf(&b, "__maestro: {schema: 2}\nname: %s\nships:\n  local: {ip: 127.0.0.1, socket_path: /var/run/docker.sock}\n", filepath.Base(dir))
-		ports := fmt.Sprintf("%d:8080", port)
+		ports := fmt.Sprintf("8080:%d", port) // container:host, as MaestroNG
 		if proxied {
 			fmt.Fprintf(&b, "proxy: {image: %s, http: %d}\n", proxyImage, port)
 			ports = "8080"
