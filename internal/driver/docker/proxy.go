@@ -503,7 +503,9 @@ func (d *Driver) probeAt(ctx context.Context, t *target, id, port string, progre
 	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	deadline := time.Now().Add(r.HealthTimeout)
 	var last error
-	for {
+	// A container that just started listens within moments: the first
+	// attempts come quickly.
+	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
@@ -524,7 +526,7 @@ func (d *Driver) probeAt(ctx context.Context, t *target, id, port string, progre
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("proxy health check GET %s: %w (last: %v)", r.Health, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }

@@ -160,14 +160,6 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 	}
 
 	progress("starting " + prevName)
-	if policy := restartPolicy(prev); policy.Name != container.RestartPolicyDisabled {
-		sctx, cancel = short(ctx, t.ship)
-		_, err = t.c.ContainerUpdate(sctx, prev.ID, container.UpdateConfig{RestartPolicy: policy})
-		cancel()
-		if err != nil {
-			return "", "", fmt.Errorf("restore the restart policy of %s: %w", prevName, err)
-		}
-	}
 	sctx, cancel = slow(ctx, t.ship)
 	err = t.c.ContainerStart(sctx, prev.ID, container.StartOptions{})
 	cancel()
@@ -188,6 +180,16 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 	if err != nil {
 		d.restop(ctx, t, prev.ID)
 		return "", "", err
+	}
+	// It serves: its restart policy comes back (a kept container has
+	// none).
+	if policy := restartPolicy(prev); policy.Name != container.RestartPolicyDisabled {
+		sctx, cancel = short(ctx, t.ship)
+		_, err = t.c.ContainerUpdate(sctx, prev.ID, container.UpdateConfig{RestartPolicy: policy})
+		cancel()
+		if err != nil {
+			return from, to, fmt.Errorf("restore the restart policy of %s: %w", prevName, err)
+		}
 	}
 	if curUp != "" {
 		d.drain(ctx, t, proxyID, cur, t.in.Route.Drain, progress)
