@@ -69,12 +69,9 @@ dock() { env -u DOCKER_CONTEXT DOCKER_HOST=unix://$SOCK docker "$@"; }
 # ---------------------------------------------------------------- setup
 
 setup_docker() {
-	if dock version --format '{{.Server.Version}}' >/dev/null 2>&1 &&
-		dock image inspect maestro-test/busybox:1 maestro-test/busybox:2 >/dev/null 2>&1; then
-		return
-	fi
-	say "the Docker test bed is not ready: running scripts/docker-setup.sh"
-	./scripts/docker-setup.sh
+	# Idempotent and quick when all is there; it also restarts an engine
+	# whose default bridge went missing.
+	./scripts/docker-setup.sh >&2
 }
 
 install_compose() {
