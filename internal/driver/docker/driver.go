@@ -243,6 +243,16 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 		return nil
 	}
 	clash := portsClash(old, t.in)
+	if up := upstreamOf(old); up != "" && t.in.Route == nil {
+		// The service leaves the front proxy: the old container leaves
+		// its slot before it stops.
+		var r proxyRoute
+		_ = json.Unmarshal([]byte(old.Config.Labels[label.Route]), &r)
+		if err := d.unroute(ctx, t, old, time.Duration(min(max(r.Drain, 0), 3600))*time.Second, progress); err != nil {
+			d.discard(ctx, t, id)
+			return err
+		}
+	}
 	if clash {
 		progress("downtime: host ports clash, so the old container stops first")
 		if err := stopOld(); err != nil {
@@ -259,6 +269,14 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 			}
 		}
 		return err
+	}
+	if t.in.Route != nil {
+		// A routed instance whose other ports clash: the proxy follows
+		// the new container.
+		route := routeOf(d.Owner.ID, t.env.Name, t.in)
+		if _, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, upstream(t.in)); return true }); err != nil {
+			return fmt.Errorf("%w (the new one runs as %s)", err, tmp)
+		}
 	}
 	if !clash {
 		progress("stopping the old container")

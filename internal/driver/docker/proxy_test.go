@@ -342,3 +342,29 @@ func TestStagedRolloutStopsAtAFailedBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyLeave: a service that loses its proxy key takes its host port
+// back, and its old container leaves the proxy before it stops.
+func TestProxyLeave(t *testing.T) {
+	f := newRouted(t)
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("first apply: %v", res.Err())
+	}
+	f.text = strings.Replace(f.text, "    proxy: {hosts: [shop.test], health: /up, health_timeout: 4s, drain: 20s}\n", "", 1)
+	f.text = strings.Replace(f.text, `ports: {http: "8080:8080"}`, `ports: {http: "8080:18095"}`, 1)
+	f.vars["%GEN%"] = "direct"
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("apply without proxy: %v", res.Err())
+	}
+	s := f.ships[0]
+	if got := strings.TrimSpace(get(t, "http://"+s.IP+":18095/")); got != "direct" {
+		t.Errorf("on the host port: %q", got)
+	}
+	table := s.Docker(t, "exec", docker.ProxyName, "cat", "/etc/maestro-sync/routes.json")
+	if strings.Contains(table, "ms-web-1-") {
+		t.Errorf("the proxy still routes to web-1: %s", table)
+	}
+	if code, _ := viaProxy(t, s, "/"); code == 200 {
+		t.Errorf("the proxy still answers for the service: %d", code)
+	}
+}

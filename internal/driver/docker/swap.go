@@ -281,3 +281,11 @@ func procAddr(h string) (netip.Addr, bool) {
 	a, ok := netip.AddrFromSlice(raw)
 	return a, ok
 }
+
+// upstreamOf is the proxy upstream a container serves as, or "".
+func upstreamOf(info container.InspectResponse) string {
+	if info.Config == nil {
+		return ""
+	}
+	return info.Config.Labels[label.Upstream]
+}
