@@ -510,7 +510,7 @@ func downtime(c *live.Container, in *manifest.Instance) string {
 		if in.Route != nil && p.Name == in.Route.Port {
 			continue
 		}
-		lo, hi := portRange(p.ExternalPort())
+		lo, hi := p.ExternalRange()
 		for n := lo; n > 0 && n <= hi && n-lo < 1024; n++ {
 			if key := strconv.Itoa(n) + "/" + p.Protocol(); held[key] {
 				clash = append(clash, key)
@@ -525,16 +525,6 @@ func downtime(c *live.Container, in *manifest.Instance) string {
 		msg += "; route the service through the front proxy (proxy:) for zero downtime"
 	}
 	return msg
-}
-
-func portRange(s string) (int, int) {
-	a, b, isRange := strings.Cut(s, "-")
-	lo, _ := strconv.Atoi(a)
-	if !isRange {
-		return lo, lo
-	}
-	hi, _ := strconv.Atoi(b)
-	return lo, hi
 }
 
 // rolledBack returns the rollback marker that holds env: one of the

@@ -310,6 +310,10 @@ func (p Port) ExposedPort() string { return stripProto(p.Exposed) }
 // ExternalPort returns the external port number or range without protocol.
 func (p Port) ExternalPort() string { return stripProto(p.External) }
 
+// ExternalRange returns the first and last external port numbers; 0, 0
+// for a random host port.
+func (p Port) ExternalRange() (lo, hi int) { return portRange(p.External) }
+
 // PortList is a list of ports sorted by name; it renders as a JSON object.
 type PortList []Port
 

@@ -51,20 +51,19 @@ type Proxy struct {
 
 // Proxy defaults.
 const (
-	DefaultProxyImage      = "caddy:2"
-	DefaultProxyHTTP       = 80
-	defaultHealth          = "/up"
-	defaultHealthTimeout   = 30 * time.Second
-	defaultDrain           = 30 * time.Second
-	maxDrain               = time.Hour
-	maxRouteHosts          = 100
-	routeKeysDocumentation = "hosts, port, path, health, health_timeout, drain, tls, keep"
-	defaultKeep            = 1
-	maxKeep                = 5
+	DefaultProxyImage    = "caddy:2"
+	DefaultProxyHTTP     = 80
+	defaultHealth        = "/up"
+	defaultHealthTimeout = 30 * time.Second
+	defaultDrain         = 30 * time.Second
+	maxDrain             = time.Hour
+	maxRouteHosts        = 100
+	defaultKeep          = 1
+	maxKeep              = 5
 )
 
 var (
-	routeKeys = strings.Split(strings.ReplaceAll(routeKeysDocumentation, " ", ""), ",")
+	routeKeys = []string{"hosts", "port", "path", "health", "health_timeout", "drain", "tls", "keep"}
 	proxyKeys = []string{"image", "http"}
 	// hostName is a DNS name, optionally with a leading wildcard label.
 	hostName = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
