@@ -8,7 +8,6 @@ package docker
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
@@ -24,7 +23,6 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/maestro-sync/maestro-sync/internal/health"
-	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
@@ -243,12 +241,10 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 		return nil
 	}
 	clash := portsClash(old, t.in)
-	if up := upstreamOf(old); up != "" && t.in.Route == nil {
-		// The service leaves the front proxy: the old container leaves
-		// its slot before it stops.
-		var r proxyRoute
-		_ = json.Unmarshal([]byte(old.Config.Labels[label.Route]), &r)
-		if err := d.unroute(ctx, t, old, time.Duration(min(max(r.Drain, 0), 3600))*time.Second, progress); err != nil {
+	if t.in.Route == nil {
+		// A service that leaves the front proxy: the old container
+		// leaves its slot before it stops.
+		if err := d.unroute(ctx, t, old, progress); err != nil {
 			d.discard(ctx, t, id)
 			return err
 		}
@@ -316,12 +312,8 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 	if err := d.ours(info, st.Env, st.Instance); err != nil {
 		return err
 	}
-	if up := info.Config.Labels[label.Upstream]; up != "" {
-		var r proxyRoute
-		_ = json.Unmarshal([]byte(info.Config.Labels[label.Route]), &r)
-		if err := d.unroute(ctx, t, info, time.Duration(min(max(r.Drain, 0), 3600))*time.Second, progress); err != nil {
-			return err
-		}
+	if err := d.unroute(ctx, t, info, progress); err != nil {
+		return err
 	}
 	if err := d.stop(ctx, t, info.ID, stopTimeout(info)); err != nil {
 		return err

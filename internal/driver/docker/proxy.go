@@ -498,26 +498,16 @@ func (d *Driver) probeAt(ctx context.Context, t *target, id, port string, progre
 	if port == "" {
 		return fmt.Errorf("proxy health check: port %s is not published", r.Port)
 	}
-	url := "http://" + net.JoinHostPort(t.ship.IP, port) + r.Health
 	progress("checking " + r.Health + " before the proxy sends requests")
-	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := healthClient(5 * time.Second)
 	deadline := time.Now().Add(r.HealthTimeout)
 	var last error
 	// A container that just started listens within moments: the first
 	// attempts come quickly.
 	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 250*time.Millisecond) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
+		err := healthGet(ctx, client, t, port)
 		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-			if resp.StatusCode >= 200 && resp.StatusCode < 400 {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
+			return nil
 		}
 		last = err
 		if time.Now().After(deadline) {
@@ -529,6 +519,32 @@ func (d *Driver) probeAt(ctx context.Context, t *target, id, port string, progre
 		case <-time.After(pause):
 		}
 	}
+}
+
+// healthClient is the HTTP client of route health checks: redirects are
+// answers, not followed.
+func healthClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// healthGet GETs the route's health path once on the ship's host port of
+// the instance's container: nil for a 2xx or 3xx answer.
+func healthGet(ctx context.Context, client *http.Client, t *target, port string) error {
+	url := "http://" + net.JoinHostPort(t.ship.IP, port) + t.in.Route.Health
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // hostPortOf is the host port the proxy container publishes its HTTP port

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -51,7 +49,7 @@ func (d *Driver) keepOld(ctx context.Context, t *target, old container.InspectRe
 			return err
 		}
 	}
-	if _, err := t.c.ContainerUpdate(sctx, old.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
+	if _, err := t.c.ContainerUpdate(sctx, old.ID, noRestart); err != nil {
 		return fmt.Errorf("keep old container: %w", err)
 	}
 	if err := t.c.ContainerRename(sctx, old.ID, name); err != nil {
@@ -59,6 +57,10 @@ func (d *Driver) keepOld(ctx context.Context, t *target, old container.InspectRe
 	}
 	return d.pruneKept(ctx, t, t.in.Route.Keep)
 }
+
+// noRestart takes a kept container's restart policy away, so that an
+// engine restart leaves it stopped.
+var noRestart = container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}
 
 // kept lists the instance's kept containers, the one that stopped
 // serving last first.
@@ -201,7 +203,7 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 	sctx, cancel = short(ctx, t.ship)
 	defer cancel()
 	keptName := live.KeptName(t.in.Name, cur.Config.Labels[label.SpecHash])
-	if _, err := t.c.ContainerUpdate(sctx, cur.ID, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}}); err != nil {
+	if _, err := t.c.ContainerUpdate(sctx, cur.ID, noRestart); err != nil {
 		return from, to, fmt.Errorf("keep %s: %w", t.in.Name, err)
 	}
 	if err := t.c.ContainerRename(sctx, cur.ID, keptName); err != nil {
@@ -219,7 +221,7 @@ func (d *Driver) restop(ctx context.Context, t *target, id string) {
 	defer cancel()
 	timeout := 1
 	_ = t.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
-	_, _ = t.c.ContainerUpdate(ctx, id, container.UpdateConfig{RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled}})
+	_, _ = t.c.ContainerUpdate(ctx, id, noRestart)
 }
 
 // restartPolicy is the restart policy a container's spec asks for (a kept
@@ -331,7 +333,7 @@ func (d *Driver) bake(ctx context.Context, st plan.Step, progress func(string)) 
 	progress(fmt.Sprintf("baking batch %d/%d (%s) for %s", st.Gate.Batch, st.Gate.Batches, strings.Join(st.Gate.Instances, ", "), wait))
 	start := time.Now()
 	deadline := start.Add(wait)
-	client := &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := healthClient(2 * time.Second)
 	var failed *watched
 	var why error
 	for failed == nil {
@@ -409,20 +411,8 @@ func (w *watched) check(ctx context.Context, client *http.Client) error {
 	case info.RestartCount != w.restarts:
 		return fmt.Errorf("%w: the container restarted %d times", errGone, info.RestartCount-w.restarts)
 	}
-	port := boundPorts(info, t.in)[t.in.Route.Port]
-	url := "http://" + net.JoinHostPort(t.ship.IP, port) + t.in.Route.Health
-	req, err := http.NewRequestWithContext(sctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
+	if err := healthGet(sctx, client, t, boundPorts(info, t.in)[t.in.Route.Port]); err != nil {
 		return fmt.Errorf("health check GET %s: %w", t.in.Route.Health, err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("health check GET %s: status %d", t.in.Route.Health, resp.StatusCode)
 	}
 	return nil
 }

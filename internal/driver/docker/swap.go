@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -162,10 +163,17 @@ func (d *Driver) resume(ctx context.Context, t *target, tmp string, progress fun
 	return "", nil
 }
 
-// unroute takes a container out of the ship's proxy before it stops, and
-// waits for its requests in flight.
-func (d *Driver) unroute(ctx context.Context, t *target, info container.InspectResponse, drain time.Duration, progress func(string)) error {
-	up := info.Config.Labels[label.Upstream]
+// unroute takes a container that served through the proxy out of its
+// slot before it stops, and waits for its requests in flight for its
+// route's drain time. A container the proxy never served is left as is.
+func (d *Driver) unroute(ctx context.Context, t *target, info container.InspectResponse, progress func(string)) error {
+	up := upstreamOf(info)
+	if up == "" {
+		return nil
+	}
+	var r proxyRoute
+	_ = json.Unmarshal([]byte(info.Config.Labels[label.Route]), &r)
+	drain := time.Duration(min(max(r.Drain, 0), 3600)) * time.Second
 	progress("taking it out of the front proxy")
 	proxyID, err := d.withProxy(ctx, t, progress, false, func(rt *routeTable) bool {
 		if !rt.serves(up) {
