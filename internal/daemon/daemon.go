@@ -357,15 +357,11 @@ func (d *Daemon) scheduleRetry(ctx context.Context, delay time.Duration) {
 // commit, which waits for a new one.
 func (d *Daemon) sourceFailed(err error, start time.Time) {
 	log := d.log.With("source", d.cfg.Source.String())
-	d.mu.Lock()
-	d.status.SourceError, d.status.LastCheck = err.Error(), time.Now()
-	d.mu.Unlock()
+	result := "source_error" // the next poll checks the source again
 	if errors.Is(err, source.ErrUntrusted) {
-		d.finishRun(log, "stalled", start, err)
-		return
+		result = "stalled"
 	}
-	// The next poll checks the source again.
-	d.finishRun(log, "source_error", start, err)
+	d.finishRun(log, result, start, err)
 }
 
 func (d *Daemon) finishRun(log *slog.Logger, result string, start time.Time, err error, attrs ...any) {
@@ -377,6 +373,11 @@ func (d *Daemon) finishRun(log *slog.Logger, result string, start time.Time, err
 	attrs = append(attrs, "result", result, "duration", dur.Round(time.Millisecond).String())
 	d.mu.Lock()
 	d.status.LastRun, d.status.LastResult = start, result
+	if result == "source_error" || errors.Is(err, source.ErrUntrusted) {
+		// One update, so a reader never sees the source's error
+		// beside the previous run's result.
+		d.status.SourceError, d.status.LastCheck = err.Error(), time.Now()
+	}
 	if err != nil {
 		d.status.LastError = err.Error()
 	} else {
