@@ -161,26 +161,30 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 		return "", "", fmt.Errorf("%s carries no route labels: it cannot be swapped in through the proxy", prevName)
 	}
 
+	// The kept container starts while the proxy's lock is taken and its
+	// table read: the switch waits for the health check only.
 	progress("starting " + prevName)
-	sctx, cancel = slow(ctx, t.ship)
-	err = t.c.ContainerStart(sctx, prev.ID, container.StartOptions{})
-	cancel()
-	if err != nil {
-		return "", "", fmt.Errorf("start %s: %w", prevName, err)
+	ready := make(chan error, 1)
+	go func() { ready <- d.startKept(ctx, t, prev.ID, prevUp, progress) }()
+	var startErr error
+	waited := false
+	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool {
+		waited, startErr = true, <-ready
+		if startErr != nil {
+			return false
+		}
+		progress("switching the front proxy to " + prevName)
+		rt.serve(route, t.in.Name, prevUp)
+		return true
+	})
+	if !waited {
+		startErr = <-ready
 	}
-	running, err := d.waitRunning(ctx, t, prev.ID)
-	if err == nil {
-		_, portName, _ := strings.Cut(prevUp, ":")
-		err = d.probeAt(ctx, t, prev.ID, hostPort(running, portName), progress)
-	}
-	if err != nil {
+	if startErr != nil || err != nil {
 		d.restop(ctx, t, prev.ID)
-		return "", "", fmt.Errorf("%s: %w", prevName, err)
-	}
-	progress("switching the front proxy to " + prevName)
-	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, prevUp); return true })
-	if err != nil {
-		d.restop(ctx, t, prev.ID)
+		if startErr != nil {
+			return "", "", fmt.Errorf("%s: %w", prevName, startErr)
+		}
 		return "", "", err
 	}
 	// It serves: its restart policy comes back (a kept container has
@@ -213,6 +217,23 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 		return from, to, fmt.Errorf("rename %s to %s: %w", prevName, t.in.Name, err)
 	}
 	return from, to, nil
+}
+
+// startKept starts a kept container and waits until it answers its
+// route's health check.
+func (d *Driver) startKept(ctx context.Context, t *target, id, upstream string, progress func(string)) error {
+	sctx, cancel := slow(ctx, t.ship)
+	err := t.c.ContainerStart(sctx, id, container.StartOptions{})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	running, err := d.waitRunning(ctx, t, id)
+	if err != nil {
+		return err
+	}
+	_, portName, _ := strings.Cut(upstream, ":")
+	return d.probeAt(ctx, t, id, hostPort(running, portName), progress)
 }
 
 // restop stops a kept container again after a failed rollback.
