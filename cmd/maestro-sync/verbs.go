@@ -523,17 +523,21 @@ func newStop(g *globals) *cobra.Command {
 		Short: "Stop the containers of instances (dependents first)",
 		Long: `stop stops the running containers of the given instances (service names
 need -s, every service needs -a), dependents first, giving each its
-stop_timeout. The containers are kept: start replaces them, clean removes
-them. Failures are shown but do not change the exit status.`,
+stop_timeout. An instance behind the front proxy leaves it first and
+drains its requests in flight. The containers are kept: start replaces
+them, clean removes them. Failures are shown but do not change the exit
+status.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, done, err := g.prepare(cmd, args, &f, kindStop)
 			if err != nil {
 				return err
 			}
 			defer done()
+			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, nil)
+			drv.Owner = v.owner
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindStop, false)
 			docker.Play(v.ctx, f.waits(v.refs, kindStop), f.concurrency, func(ctx context.Context, i int) error {
-				_ = v.stop(ctx, i) // failures are shown, and not fatal (MaestroNG)
+				_ = v.stop(ctx, drv, i) // failures are shown, and not fatal (MaestroNG)
 				return nil
 			})
 			return v.finish(nil)
@@ -545,7 +549,7 @@ them. Failures are shown but do not change the exit status.`,
 
 // stop stops the container of refs[i] if it runs. The error says why it
 // could not.
-func (v *verbRun) stop(ctx context.Context, i int) error {
+func (v *verbRun) stop(ctx context.Context, drv *docker.Driver, i int) error {
 	r := v.refs[i]
 	obs, err := v.pool.Inspect(ctx, r)
 	if err != nil {
@@ -558,7 +562,7 @@ func (v *verbRun) stop(ctx context.Context, i int) error {
 		return nil
 	}
 	cf := containerField(r, c)
-	if err := v.pool.Stop(ctx, r, c, func(s string) { v.table.set(i, cf, s+"...", none) }); err != nil {
+	if err := drv.Stop(ctx, r, c, func(s string) { v.table.set(i, cf, s+"...", none) }); err != nil {
 		v.table.set(i, cf, "failed: "+err.Error(), red)
 		return err
 	}
@@ -577,7 +581,9 @@ func newRestart(g *globals) *cobra.Command {
 		Short: "Stop the containers of instances and start new ones",
 		Long: `restart stops each instance's container and starts it again as start does
 (a new container from the manifest), dependents first. Service names need
--s, every service needs -a. Rolling restart: -c 1 --step-delay N.
+-s, every service needs -a. Rolling restart: -c 1 --step-delay N. An
+instance behind the front proxy is swapped instead, as apply replaces it:
+the new container serves before the old one drains and stops.
 --only-if-changed skips instances whose container already runs the
 manifest's spec and the ship's image.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -645,7 +651,26 @@ func (v *verbRun) restart(ctx context.Context, drv *docker.Driver, i int, o rest
 			return err
 		}
 	}
-	if err := v.stop(ctx, i); err != nil {
+	if r.In.Route != nil {
+		// Behind the front proxy, a restart is a swap: the new container
+		// serves before the old one stops.
+		obs, err := v.pool.Inspect(ctx, r)
+		if err != nil {
+			v.table.set(i, "-", "host down", red)
+			return fmt.Errorf("%s: %w", r.In.Name, err)
+		}
+		cf := containerField(r, obs.Container)
+		swapped, err := drv.Restart(ctx, r, obs.Container, func(s string) { v.table.set(i, cf, s+"...", none) })
+		if err != nil {
+			v.table.set(i, cf, "failed: "+err.Error(), red)
+			return fmt.Errorf("%s: %w", r.In.Name, err)
+		}
+		if swapped {
+			v.showUp(ctx, i)
+			return nil
+		}
+	}
+	if err := v.stop(ctx, drv, i); err != nil {
 		return fmt.Errorf("%s: %w", r.In.Name, err)
 	}
 	if o.ssDelay > 0 {

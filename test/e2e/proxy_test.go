@@ -308,3 +308,83 @@ func TestRollback(t *testing.T) {
 		t.Errorf("after a new deploy: %q", got)
 	}
 }
+
+// TestRoutedVerbs: behind the front proxy, restart is a swap (no request
+// fails, and the old container is kept for a rollback), and stop takes
+// the instance out of the proxy and lets a request in flight finish
+// before the container stops; start brings it back.
+func TestRoutedVerbs(t *testing.T) {
+	bin := binary(t)
+	ship := dockertest.Shared(t, 1)[0]
+	ship.RemoveAll(t)
+	t.Cleanup(func() { ship.RemoveAll(t) })
+	dir := t.TempDir()
+	url := "http://" + ship.IP + ":18190/"
+	writeRouted(t, dir, ship, "1", 0)
+	if out, err := run(t, bin, "apply", dir); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	id := func() string { return strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.Id}}", "app-1")) }
+	before := id()
+
+	loop := startRequests(url)
+	out, err := run(t, bin, "restart", dir, "app-1")
+	time.Sleep(300 * time.Millisecond)
+	ok, failed, first := loop.end()
+	t.Logf("restart: %d requests ok, %d failed", ok, failed)
+	if err != nil {
+		t.Fatalf("restart: %v\n%s", err, out)
+	}
+	if failed != 0 || ok == 0 {
+		t.Errorf("restart of a routed instance: %d requests failed (first: %v), %d ok\n%s", failed, first, ok, out)
+	}
+	if after := id(); after == before {
+		t.Errorf("restart left the same container %s", before)
+	}
+	if kept := ship.Docker(t, "ps", "-a", "--filter", "id="+before, "--format", "{{.Names}} {{.State}}"); !strings.HasPrefix(kept, "app-1.prev-") || !strings.HasSuffix(kept, "exited") {
+		t.Errorf("the restarted container: %q, want it kept stopped", kept)
+	}
+
+	// A request that takes 8 s is in flight when stop runs.
+	slow := make(chan string, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url + "cgi-bin/slow")
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		slow <- strings.TrimSpace(string(body))
+	}()
+	time.Sleep(500 * time.Millisecond)
+	out, err = run(t, bin, "stop", dir, "app-1")
+	if err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	if got := <-slow; got != "slow" {
+		t.Errorf("the request in flight during stop got %q, want it answered", got)
+	}
+	if state := strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.State.Running}}", "app-1")); state != "false" {
+		t.Errorf("app-1 after stop: running %s", state)
+	}
+	var table struct {
+		Routes []struct{ Slots map[string]string }
+	}
+	raw := ship.Docker(t, "exec", "maestro-sync-proxy", "cat", "/etc/maestro-sync/routes.json")
+	if err := json.Unmarshal([]byte(raw), &table); err != nil {
+		t.Fatalf("route table: %v\n%s", err, raw)
+	}
+	for _, r := range table.Routes {
+		if r.Slots["app-1"] != "" {
+			t.Errorf("the stopped instance is still served by the proxy:\n%s", raw)
+		}
+	}
+
+	if out, err := run(t, bin, "start", dir, "app-1"); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	if got := getBody(url); got != "1" {
+		t.Errorf("after start: %q", got)
+	}
+}

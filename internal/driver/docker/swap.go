@@ -297,3 +297,38 @@ func upstreamOf(info container.InspectResponse) string {
 	}
 	return info.Config.Labels[label.Upstream]
 }
+
+// Stop stops the instance's running container ct as Pool.Stop does; a
+// container behind the front proxy first leaves it and drains, so that
+// no request is cut short.
+func (d *Driver) Stop(ctx context.Context, r Ref, ct *Container, progress func(string)) error {
+	if ct.Labels[label.Upstream] != "" {
+		ship, c, err := d.pool.refClient(r)
+		if err != nil {
+			return err
+		}
+		t := &target{env: r.Env, in: r.In, ship: ship, c: c}
+		sctx, cancel := short(ctx, ship)
+		info, err := c.ContainerInspect(sctx, ct.ID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", r.In.Name, err)
+		}
+		if err := d.unroute(ctx, t, info, progress); err != nil {
+			return err
+		}
+	}
+	return d.pool.Stop(ctx, r, ct, progress)
+}
+
+// Restart replaces the instance's running container ct by a new one. A
+// routed instance is swapped through the front proxy, as apply replaces
+// it, and never stops serving; it returns false for any other instance,
+// which the caller stops and starts.
+func (d *Driver) Restart(ctx context.Context, r Ref, ct *Container, progress func(string)) (bool, error) {
+	if r.In.Route == nil || ct == nil || !ct.Running {
+		return false, nil
+	}
+	st := plan.Step{Action: plan.Replace, Env: r.Env.Name, Instance: r.In.Name, Ship: r.In.Ship, Container: ct.ID, Causes: []string{"restart"}}
+	return true, d.Apply(ctx, st, progress)
+}
