@@ -291,7 +291,16 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 	if err := t.c.ContainerRename(sctx, id, t.in.Name); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, t.in.Name, err)
 	}
-	return nil
+	if t.in.Route != nil || upstreamOf(old) == "" {
+		return nil
+	}
+	// It left the front proxy: its kept containers, which only a rollback
+	// through the proxy could use, go, and so does the proxy when nothing
+	// else on the ship is routed.
+	if err := d.pruneKept(ctx, t, 0); err != nil {
+		return err
+	}
+	return d.retireProxy(ctx, t, progress)
 }
 
 func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)) error {
@@ -319,7 +328,13 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 		return err
 	}
 	progress("removing")
-	return d.removeContainer(ctx, t, info.ID, true)
+	if err := d.removeContainer(ctx, t, info.ID, true); err != nil {
+		return err
+	}
+	if upstreamOf(info) == "" {
+		return nil
+	}
+	return d.retireProxy(ctx, t, progress)
 }
 
 // createContainer makes sure the image is there and creates the container.

@@ -92,12 +92,11 @@ func proxySpec(p manifest.Proxy) string {
 // without, a ship with no running proxy is left alone. It returns the
 // proxy container's ID ("" when left alone).
 func (d *Driver) withProxy(ctx context.Context, t *target, progress func(string), ensure bool, fn func(rt *routeTable) bool) (string, error) {
-	m := d.pool.Mutex(t.ship, proxyLock, lock.Self(), d.LockTTL)
-	lctx, held, err := lock.Acquire(ctx, []lock.Mutex{m}, lock.Options{Wait: 5 * time.Minute, Retry: 100 * time.Millisecond})
+	lctx, release, err := d.lockProxy(ctx, t)
 	if err != nil {
-		return "", fmt.Errorf("front proxy of ship %s: %w", t.ship.Name, err)
+		return "", err
 	}
-	defer func() { _ = held.Release(context.WithoutCancel(ctx)) }()
+	defer release()
 	var id string
 	if ensure {
 		id, err = d.ensureProxy(lctx, t, progress)
@@ -136,6 +135,51 @@ func (d *Driver) withProxy(ctx context.Context, t *target, progress func(string)
 		return "", err
 	}
 	return id, nil
+}
+
+// lockProxy takes the ship's proxy lock, which serialises every change
+// of its container and its route table across processes.
+func (d *Driver) lockProxy(ctx context.Context, t *target) (context.Context, func(), error) {
+	m := d.pool.Mutex(t.ship, proxyLock, lock.Self(), d.LockTTL)
+	lctx, held, err := lock.Acquire(ctx, []lock.Mutex{m}, lock.Options{Wait: 5 * time.Minute, Retry: 100 * time.Millisecond})
+	if err != nil {
+		return nil, nil, fmt.Errorf("front proxy of ship %s: %w", t.ship.Name, err)
+	}
+	return lctx, func() { _ = held.Release(context.WithoutCancel(ctx)) }, nil
+}
+
+// retireProxy removes the ship's proxy container once no container on
+// the ship, of any environment or owner and kept ones included, is routed
+// through it: a ship that no longer hosts a routed service has no public
+// port held by maestro-sync. The network stays (it holds nothing, and a
+// deploy may be joining it).
+func (d *Driver) retireProxy(ctx context.Context, t *target, progress func(string)) error {
+	lctx, release, err := d.lockProxy(ctx, t)
+	if err != nil {
+		return err
+	}
+	defer release()
+	sctx, cancel := short(lctx, t.ship)
+	defer cancel()
+	routed, err := t.c.ContainerList(sctx, container.ListOptions{All: true, Limit: 1, Filters: filters.NewArgs(filters.Arg("label", label.Upstream))})
+	if err != nil {
+		return fmt.Errorf("list routed containers: %w", err)
+	}
+	if len(routed) > 0 {
+		return nil
+	}
+	info, err := t.c.ContainerInspect(sctx, ProxyName)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect front proxy: %w", err)
+	}
+	if info.Config == nil || info.Config.Labels[label.Role] != "proxy" {
+		return nil // a container of that name that is not ours
+	}
+	progress("removing the front proxy: no routed container is left on the ship")
+	return d.removeContainer(lctx, t, info.ID, true)
 }
 
 // runningProxy returns the ID of the ship's proxy when it runs, or "".

@@ -3,6 +3,7 @@ package docker_test
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -273,6 +274,34 @@ func TestProxyRecreated(t *testing.T) {
 	}
 }
 
+// TestProxyRetiredWithItsLastRoute: pruning the only routed instance of a
+// ship (its kept container too) removes that ship's proxy; the other
+// ship's proxy keeps serving.
+func TestProxyRetiredWithItsLastRoute(t *testing.T) {
+	f := newRouted(t)
+	for _, gen := range []string{"gen-0", "gen-1"} {
+		f.vars["%GEN%"] = gen
+		if _, res, _ := f.apply(false); res.Err() != nil {
+			t.Fatalf("apply %s: %v", gen, res.Err())
+		}
+	}
+	i := strings.Index(f.text, "      web-2:")
+	f.text = f.text[:i]
+	p, res, _ := f.apply(true)
+	if err := res.Err(); err != nil {
+		t.Fatalf("apply --prune: %v", err)
+	}
+	if sum := p.Summary(); sum.Remove != 2 {
+		t.Errorf("plan: %+v, want web-2 and its kept container removed", sum)
+	}
+	if names := f.ships[1].Docker(t, "ps", "-a", "--format", "{{.Names}}"); strings.TrimSpace(names) != "" {
+		t.Errorf("s2 after its last routed instance went:\n%s", names)
+	}
+	if code, body := viaProxy(t, f.ships[0], "/"); code != 200 || body != "gen-1" {
+		t.Errorf("s1 through its proxy: %d %q", code, body)
+	}
+}
+
 // stagedApp is a routed service of four instances on two ships, rolled out
 // one instance at a time with a 5 s bake.
 const stagedApp = `__maestro: {schema: 2}
@@ -345,10 +374,19 @@ func TestStagedRolloutStopsAtAFailedBatch(t *testing.T) {
 
 // TestProxyLeave: a service that loses its proxy key takes its host port
 // back, and its old container leaves the proxy before it stops.
+// TestProxyLeave: a service that leaves the proxy is served on its host
+// port; its kept containers go, and so does the proxy of each ship, which
+// routes nothing any more.
 func TestProxyLeave(t *testing.T) {
 	f := newRouted(t)
-	if _, res, _ := f.apply(false); res.Err() != nil {
-		t.Fatalf("first apply: %v", res.Err())
+	for _, gen := range []string{"gen-0", "gen-1"} {
+		f.vars["%GEN%"] = gen
+		if _, res, _ := f.apply(false); res.Err() != nil {
+			t.Fatalf("apply %s: %v", gen, res.Err())
+		}
+	}
+	if kept := f.ships[0].Docker(t, "ps", "-aq", "--filter", "name=web-1.prev-"); kept == "" {
+		t.Fatal("no kept container after a replacement")
 	}
 	f.text = strings.Replace(f.text, "    proxy: {hosts: [shop.test], health: /up, health_timeout: 4s, drain: 20s}\n", "", 1)
 	f.text = strings.Replace(f.text, `ports: {http: "8080:8080"}`, `ports: {http: "8080:18095"}`, 1)
@@ -356,15 +394,16 @@ func TestProxyLeave(t *testing.T) {
 	if _, res, _ := f.apply(false); res.Err() != nil {
 		t.Fatalf("apply without proxy: %v", res.Err())
 	}
-	s := f.ships[0]
-	if got := strings.TrimSpace(get(t, "http://"+s.IP+":18095/")); got != "direct" {
-		t.Errorf("on the host port: %q", got)
-	}
-	table := s.Docker(t, "exec", docker.ProxyName, "cat", "/etc/maestro-sync/routes.json")
-	if strings.Contains(table, "ms-web-1-") {
-		t.Errorf("the proxy still routes to web-1: %s", table)
-	}
-	if code, _ := viaProxy(t, s, "/"); code == 200 {
-		t.Errorf("the proxy still answers for the service: %d", code)
+	for _, s := range f.ships[:2] {
+		if got := strings.TrimSpace(get(t, "http://"+s.IP+":18095/")); got != "direct" {
+			t.Errorf("%s: on the host port: %q", s.Name, got)
+		}
+		if names := s.Docker(t, "ps", "-a", "--format", "{{.Names}}"); strings.Contains(names, ".prev-") || strings.Contains(names, docker.ProxyName) {
+			t.Errorf("%s: containers after leaving the proxy:\n%s", s.Name, names)
+		}
+		if conn, err := net.DialTimeout("tcp", s.IP+":18090", 2*time.Second); err == nil {
+			conn.Close()
+			t.Errorf("%s: the proxy's public port still accepts connections", s.Name)
+		}
 	}
 }
