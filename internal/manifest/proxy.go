@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Route is how the front proxy of a ship reaches a service's instances: a
@@ -30,7 +32,10 @@ type Route struct {
 	// Drain is how long requests in flight to a replaced container may
 	// take to finish before it is stopped.
 	Drain time.Duration `json:"drain"`
-	// TLS is "off": the proxy serves plain HTTP.
+	// TLS is "off" (plain HTTP), "auto" (HTTPS with certificates from
+	// ACME: Let's Encrypt, then ZeroSSL) or "internal" (HTTPS with
+	// certificates of the proxy's own CA). With HTTPS, plain HTTP requests
+	// are redirected to it.
 	TLS string `json:"tls"`
 	// Keep is how many previous containers of each instance are kept
 	// stopped after a replacement, for maestro-sync rollback. It does not
@@ -47,7 +52,17 @@ type Proxy struct {
 	Image string `json:"image"`
 	// HTTP is the host port where the proxy serves plain HTTP.
 	HTTP int `json:"http"`
+	// HTTPS is the host port where the proxy serves HTTPS, for the
+	// routes with tls; 0 when it serves none.
+	HTTPS int `json:"https,omitempty"`
 }
+
+// TLS modes of a route.
+const (
+	TLSOff      = "off"
+	TLSAuto     = "auto"
+	TLSInternal = "internal"
+)
 
 // Proxy defaults.
 const (
@@ -64,7 +79,7 @@ const (
 
 var (
 	routeKeys = []string{"hosts", "port", "path", "health", "health_timeout", "drain", "tls", "keep"}
-	proxyKeys = []string{"image", "http"}
+	proxyKeys = []string{"image", "http", "https"}
 	// hostName is a DNS name, optionally with a leading wildcard label.
 	hostName = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	// routePath is a path prefix the proxy can match literally.
@@ -89,12 +104,24 @@ func (b *builder) proxySettings(f *fields) {
 		}
 		b.env.Proxy.Image = v
 	}
-	if v, ok := b.integer(pf, "http"); ok {
-		if v < 1 || v > 65535 {
-			pe, _ := pf.get("http")
-			b.errorf(pe.V, pf.sub("http"), "http must be a port number (1-65535), got %d", v)
+	for _, key := range []string{"http", "https"} {
+		v, ok := b.integer(pf, key)
+		if !ok {
+			continue
 		}
-		b.env.Proxy.HTTP = int(v)
+		if v < 1 || v > 65535 {
+			pe, _ := pf.get(key)
+			b.errorf(pe.V, pf.sub(key), "%s must be a port number (1-65535), got %d", key, v)
+		}
+		if key == "http" {
+			b.env.Proxy.HTTP = int(v)
+		} else {
+			b.env.Proxy.HTTPS = int(v)
+		}
+	}
+	if p := b.env.Proxy; p.HTTP == p.HTTPS {
+		pe, _ := pf.get("https")
+		b.errorf(pe.V, pf.sub("https"), "https and http are both port %d: they need a port each", p.HTTP)
 	}
 }
 
@@ -109,7 +136,7 @@ func (b *builder) route(sd *serviceDraft) {
 	if !ok {
 		return
 	}
-	r := &Route{Path: "/", Health: defaultHealth, HealthTimeout: defaultHealthTimeout, Drain: defaultDrain, TLS: "off", Keep: defaultKeep}
+	r := &Route{Path: "/", Health: defaultHealth, HealthTimeout: defaultHealthTimeout, Drain: defaultDrain, TLS: TLSOff, Keep: defaultKeep}
 	if hosts, ok := b.stringList(f, "hosts"); ok {
 		he, _ := f.get("hosts")
 		if len(hosts) > maxRouteHosts {
@@ -156,13 +183,36 @@ func (b *builder) route(sd *serviceDraft) {
 	r.HealthTimeout = b.duration(f, "health_timeout", r.HealthTimeout, maxDrain)
 	r.Drain = b.duration(f, "drain", r.Drain, maxDrain)
 	if v, ok := b.str(f, "tls"); ok {
-		if v != "off" {
-			te, _ := f.get("tls")
-			b.errorf(te.V, f.sub("tls"), "tls %q is not supported: the proxy serves plain HTTP (tls: off); terminate TLS in front of it", v)
+		te, _ := f.get("tls")
+		switch v {
+		case TLSOff:
+		case TLSAuto, TLSInternal:
+			b.routeTLS(te.V, f.sub("tls"), v, r.Hosts)
+		default:
+			b.errorf(te.V, f.sub("tls"), "tls must be off, auto or internal, got %q", v)
+			v = TLSOff
 		}
+		r.TLS = v
 	}
 	sd.route = r
 	sd.routeNode = e.K
+}
+
+// routeTLS checks a route's HTTPS: it names its hosts (certificates are
+// issued per name), ACME cannot issue wildcards over HTTP, and the proxy
+// must have an HTTPS port.
+func (b *builder) routeTLS(n *yaml.Node, path, mode string, hosts []string) {
+	switch {
+	case len(hosts) == 0:
+		b.errorf(n, path, "tls: %s needs hosts: certificates are issued for host names", mode)
+	case b.env.Proxy.HTTPS == 0:
+		b.errorf(n, path, "tls: %s needs the front proxy's HTTPS port: set it at the top level, e.g. proxy: {https: 443}", mode)
+	}
+	for _, h := range hosts {
+		if mode == TLSAuto && strings.HasPrefix(h, "*.") {
+			b.errorf(n, path, "tls: auto cannot get a certificate for the wildcard host %q (ACME needs a DNS challenge for it): use tls: internal, or name the hosts", h)
+		}
+	}
 }
 
 // duration decodes a duration given as Go text ("30s", "1m30s") or as a

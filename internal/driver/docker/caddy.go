@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
 )
 
 // routeTable is the front proxy's state: what each routed service of
@@ -23,6 +25,9 @@ import (
 // or go.
 type routeTable struct {
 	Routes []proxyRoute `json:"routes"`
+	// HTTPS is the ship's public HTTPS port of the proxy, 0 for none:
+	// plain HTTP requests for a route with TLS are redirected there.
+	HTTPS int `json:"https,omitempty"`
 }
 
 // proxyRoute is one routed service on a ship.
@@ -34,6 +39,9 @@ type proxyRoute struct {
 	// Drain is how long requests in flight to a replaced container may
 	// take, in seconds.
 	Drain int `json:"drain"`
+	// TLS is the route's manifest.TLSAuto or manifest.TLSInternal, ""
+	// for plain HTTP.
+	TLS string `json:"tls,omitempty"`
 	// Slots maps each instance on the ship to the container serving it,
 	// as alias:port on the proxy network; "" while it serves none.
 	Slots map[string]string `json:"slots,omitempty"`
@@ -74,7 +82,7 @@ func (rt *routeTable) serve(r proxyRoute, instance, upstream string) {
 		rt.Routes = append(rt.Routes, proxyRoute{Key: r.Key})
 		cur = &rt.Routes[len(rt.Routes)-1]
 	}
-	cur.Hosts, cur.Path, cur.Drain = r.Hosts, r.Path, r.Drain
+	cur.Hosts, cur.Path, cur.Drain, cur.TLS = r.Hosts, r.Path, r.Drain, r.TLS
 	if cur.Slots == nil {
 		cur.Slots = map[string]string{}
 	}
@@ -133,7 +141,18 @@ type (
 		} `json:"admin"`
 		Apps struct {
 			HTTP caddyHTTP `json:"http"`
+			TLS  *caddyTLS `json:"tls,omitempty"`
+			PKI  any       `json:"pki,omitempty"`
 		} `json:"apps"`
+	}
+	caddyTLS struct {
+		Automation struct {
+			Policies []caddyTLSPolicy `json:"policies"`
+		} `json:"automation"`
+	}
+	caddyTLSPolicy struct {
+		Subjects []string         `json:"subjects"`
+		Issuers  []map[string]any `json:"issuers"`
 	}
 	caddyHTTP struct {
 		GracePeriod string                 `json:"grace_period,omitempty"`
@@ -143,7 +162,8 @@ type (
 		Listen         []string     `json:"listen"`
 		Routes         []caddyRoute `json:"routes"`
 		AutomaticHTTPS struct {
-			Disable bool `json:"disable"`
+			Disable          bool `json:"disable,omitempty"`
+			DisableRedirects bool `json:"disable_redirects,omitempty"`
 		} `json:"automatic_https"`
 	}
 	caddyRoute struct {
@@ -154,8 +174,12 @@ type (
 	}
 )
 
-// proxyHTTPPort is where Caddy serves HTTP inside the proxy container.
-const proxyHTTPPort = 80
+// proxyHTTPPort and proxyHTTPSPort are where Caddy serves HTTP and HTTPS
+// inside the proxy container (Caddy's own defaults).
+const (
+	proxyHTTPPort  = 80
+	proxyHTTPSPort = 443
+)
 
 // proxyAdmin is where Caddy's admin API listens, inside the proxy
 // container only.
@@ -166,6 +190,11 @@ const proxyAdmin = "localhost:2019"
 // longer paths before shorter), and a 404 for every other request.
 // Requests whose slot cannot be reached are retried on the route's other
 // slots for a few seconds, so that an empty slot costs no request.
+//
+// Routes with TLS are served by a second server on the HTTPS port, whose
+// host names Caddy gets certificates for (automatic HTTPS: ACME, or its
+// own CA for internal ones); on plain HTTP they redirect to it. Caddy
+// answers ACME's HTTP challenges on the HTTP server itself.
 func caddyJSON(rt routeTable) []byte {
 	var cfg caddyConfig
 	cfg.Admin.Listen = proxyAdmin
@@ -183,56 +212,56 @@ func caddyJSON(rt routeTable) []byte {
 		}
 		return cmp.Compare(a.Key, b.Key)
 	})
-	srv := caddyServer{Listen: []string{":" + strconv.Itoa(proxyHTTPPort)}}
-	srv.AutomaticHTTPS.Disable = true
+	plain := caddyServer{Listen: []string{":" + strconv.Itoa(proxyHTTPPort)}}
+	plain.AutomaticHTTPS.Disable = true
+	secure := caddyServer{Listen: []string{":" + strconv.Itoa(proxyHTTPSPort)}}
+	secure.AutomaticHTTPS.DisableRedirects = true
+	var internal []string
 	for _, r := range routes {
 		drain = max(drain, r.Drain)
-		match := map[string]any{}
-		if len(r.Hosts) > 0 {
-			match["host"] = r.Hosts
+		cr := caddyRoute{ID: "maestro-sync:" + r.Key, Handle: []map[string]any{proxyHandler(r)}, Terminal: true}
+		if m := routeMatch(r); m != nil {
+			cr.Match = []map[string]any{m}
 		}
-		if p := strings.TrimSuffix(r.Path, "/"); p != "" {
-			match["path"] = []string{p, p + "/*"}
+		if r.TLS == "" || rt.HTTPS == 0 {
+			plain.Routes = append(plain.Routes, cr)
+			continue
 		}
-		insts := make([]string, 0, len(r.Slots))
-		for inst := range r.Slots {
-			insts = append(insts, inst)
+		secure.Routes = append(secure.Routes, cr)
+		if r.TLS == manifest.TLSInternal {
+			internal = append(internal, r.Hosts...)
 		}
-		slices.Sort(insts)
-		ups := make([]map[string]string, len(insts))
-		for i, inst := range insts {
-			ups[i] = map[string]string{"dial": "{file." + slotFile(r.Key, inst) + "}"}
+		port := ""
+		if rt.HTTPS != 443 {
+			port = ":" + strconv.Itoa(rt.HTTPS)
 		}
-		cr := caddyRoute{
-			ID: "maestro-sync:" + r.Key,
+		plain.Routes = append(plain.Routes, caddyRoute{
+			Match: cr.Match,
 			Handle: []map[string]any{{
-				"handler":   "reverse_proxy",
-				"upstreams": ups,
-				// Idle connections to a container close soon, so that
-				// the connections left to a replaced one are its
-				// requests in flight (see drain).
-				"transport": map[string]any{"protocol": "http", "keep_alive": map[string]string{"idle_timeout": "2s"}},
-				"load_balancing": map[string]any{
-					"selection_policy": map[string]string{"policy": "round_robin"},
-					"try_duration":     "5s",
-					"try_interval":     "10ms",
-				},
-				"health_checks": map[string]any{
-					"passive": map[string]any{"fail_duration": "1s"},
-				},
+				"handler":     "static_response",
+				"status_code": 308,
+				"headers":     map[string][]string{"Location": {"https://{http.request.host}" + port + "{http.request.uri}"}},
 			}},
 			Terminal: true,
-		}
-		if len(match) > 0 {
-			cr.Match = []map[string]any{match}
-		}
-		srv.Routes = append(srv.Routes, cr)
+		})
 	}
-	srv.Routes = append(srv.Routes, caddyRoute{
+	notFound := caddyRoute{
 		Handle:   []map[string]any{{"handler": "static_response", "status_code": 404, "body": "no route\n"}},
 		Terminal: true,
-	})
-	cfg.Apps.HTTP.Servers = map[string]caddyServer{"maestro-sync": srv}
+	}
+	plain.Routes = append(plain.Routes, notFound)
+	cfg.Apps.HTTP.Servers = map[string]caddyServer{"maestro-sync": plain}
+	if len(secure.Routes) > 0 {
+		secure.Routes = append(secure.Routes, notFound)
+		cfg.Apps.HTTP.Servers["maestro-sync-tls"] = secure
+		// The proxy's own CA is never installed into a trust store.
+		cfg.Apps.PKI = map[string]any{"certificate_authorities": map[string]any{"local": map[string]any{"install_trust": false}}}
+	}
+	if len(internal) > 0 {
+		slices.Sort(internal)
+		cfg.Apps.TLS = &caddyTLS{}
+		cfg.Apps.TLS.Automation.Policies = []caddyTLSPolicy{{Subjects: slices.Compact(internal), Issuers: []map[string]any{{"module": "internal"}}}}
+	}
 	if drain > 0 {
 		cfg.Apps.HTTP.GracePeriod = (time.Duration(drain) * time.Second).String()
 	}
@@ -241,4 +270,50 @@ func caddyJSON(rt routeTable) []byte {
 		panic("docker: caddy config: " + err.Error()) // plain values only
 	}
 	return data
+}
+
+// routeMatch is the Caddy matcher of a route's hosts and path, nil for
+// every request.
+func routeMatch(r proxyRoute) map[string]any {
+	match := map[string]any{}
+	if len(r.Hosts) > 0 {
+		match["host"] = r.Hosts
+	}
+	if p := strings.TrimSuffix(r.Path, "/"); p != "" {
+		match["path"] = []string{p, p + "/*"}
+	}
+	if len(match) == 0 {
+		return nil
+	}
+	return match
+}
+
+// proxyHandler is the reverse_proxy handler of a route: round robin over
+// its slots, each dialled at the address its slot file holds.
+func proxyHandler(r proxyRoute) map[string]any {
+	insts := make([]string, 0, len(r.Slots))
+	for inst := range r.Slots {
+		insts = append(insts, inst)
+	}
+	slices.Sort(insts)
+	ups := make([]map[string]string, len(insts))
+	for i, inst := range insts {
+		ups[i] = map[string]string{"dial": "{file." + slotFile(r.Key, inst) + "}"}
+	}
+	return map[string]any{
+		"handler":   "reverse_proxy",
+		"upstreams": ups,
+		// Idle connections to a container close soon, so that the
+		// connections left to a replaced one are its requests in flight
+		// (see drain).
+		"transport": map[string]any{"protocol": "http", "keep_alive": map[string]string{"idle_timeout": "2s"}},
+		"load_balancing": map[string]any{
+			"selection_policy": map[string]string{"policy": "round_robin"},
+			"try_duration":     "5s",
+			"try_interval":     "10ms",
+		},
+		"health_checks": map[string]any{
+			"passive": map[string]any{"fail_duration": "1s"},
+		},
+	}
 }

@@ -125,3 +125,72 @@ func TestCountEstablished(t *testing.T) {
 		t.Errorf("established connections to 172.23.0.2:80: %d, want 2 (one of them IPv4-mapped; TIME_WAIT, other ports and hosts left out)", n)
 	}
 }
+
+// TestCaddyTLS: routes with TLS move to the HTTPS server and redirect on
+// plain HTTP (to the public HTTPS port); internal ones get the internal
+// issuer, auto ones Caddy's default (ACME); a table with no TLS route has
+// no HTTPS server at all.
+func TestCaddyTLS(t *testing.T) {
+	var rt routeTable
+	rt.serve(proxyRoute{Key: "o/e/shop", Hosts: []string{"shop.test"}, Path: "/", TLS: "auto"}, "shop-1", "a:80")
+	rt.serve(proxyRoute{Key: "o/e/admin", Hosts: []string{"admin.test"}, Path: "/", TLS: "internal"}, "admin-1", "b:80")
+	rt.serve(proxyRoute{Key: "o/e/plain", Hosts: []string{"plain.test"}, Path: "/"}, "plain-1", "c:80")
+	if strings.Contains(string(caddyJSON(rt)), "maestro-sync-tls") {
+		t.Errorf("routes with TLS but no HTTPS port got an HTTPS server")
+	}
+	for _, port := range []int{443, 8443} {
+		rt.HTTPS = port
+		var cfg struct {
+			Apps struct {
+				HTTP struct {
+					Servers map[string]struct {
+						Listen []string
+						Routes []struct {
+							ID     string `json:"@id"`
+							Handle []map[string]any
+						}
+					}
+				}
+				TLS struct {
+					Automation struct {
+						Policies []struct {
+							Subjects []string
+							Issuers  []map[string]any
+						}
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal(caddyJSON(rt), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		handlers := func(server string) []string {
+			var out []string
+			for _, r := range cfg.Apps.HTTP.Servers[server].Routes {
+				h := r.Handle[0]["handler"].(string)
+				if loc, ok := r.Handle[0]["headers"].(map[string]any); ok {
+					h += " " + loc["Location"].([]any)[0].(string)
+				}
+				out = append(out, strings.TrimPrefix(r.ID, "maestro-sync:")+" "+h)
+			}
+			return out
+		}
+		suffix := ""
+		if port != 443 {
+			suffix = ":8443"
+		}
+		redirect := " static_response https://{http.request.host}" + suffix + "{http.request.uri}"
+		wantPlain := []string{redirect, "o/e/plain reverse_proxy", redirect, " static_response"}
+		if diff := cmp.Diff(wantPlain, handlers("maestro-sync")); diff != "" {
+			t.Errorf("HTTPS port %d: plain server (-want +got):\n%s", port, diff)
+		}
+		wantTLS := []string{"o/e/admin reverse_proxy", "o/e/shop reverse_proxy", " static_response"}
+		if diff := cmp.Diff(wantTLS, handlers("maestro-sync-tls")); diff != "" {
+			t.Errorf("HTTPS port %d: TLS server (-want +got):\n%s", port, diff)
+		}
+		pol := cfg.Apps.TLS.Automation.Policies
+		if len(pol) != 1 || !slices.Equal(pol[0].Subjects, []string{"admin.test"}) || pol[0].Issuers[0]["module"] != "internal" {
+			t.Errorf("TLS policies: %+v, want the internal issuer for admin.test only", pol)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 
@@ -44,6 +45,9 @@ import (
 const (
 	ProxyName    = "maestro-sync-proxy"
 	ProxyNetwork = "maestro-sync"
+	// ProxyVolume keeps the proxy's certificates across its containers.
+	ProxyVolume  = "maestro-sync-proxy-data"
+	proxyData    = "/data"
 	proxyDir     = "/etc/maestro-sync"
 	proxyTable   = proxyDir + "/routes.json"
 	proxyConfig  = proxyDir + "/caddy.json"
@@ -75,12 +79,20 @@ func alias(up string) string { a, _, _ := strings.Cut(up, ":"); return a }
 // routeOf is the route of an instance on its ship, without upstreams. Its
 // key is owner/environment/service.
 func routeOf(ownerID, env string, in *manifest.Instance) proxyRoute {
-	return proxyRoute{Key: ownerID + "/" + env + "/" + in.Service, Hosts: in.Route.Hosts, Path: in.Route.Path, Drain: int(in.Route.Drain / time.Second)}
+	r := proxyRoute{Key: ownerID + "/" + env + "/" + in.Service, Hosts: in.Route.Hosts, Path: in.Route.Path, Drain: int(in.Route.Drain / time.Second)}
+	if in.Route.TLS != manifest.TLSOff {
+		r.TLS = in.Route.TLS
+	}
+	return r
 }
 
 // proxySpec is a digest of the proxy container's settings.
 func proxySpec(p manifest.Proxy) string {
-	sum := sha256.Sum256([]byte(p.Image + "\x00" + strconv.Itoa(p.HTTP)))
+	s := p.Image + "\x00" + strconv.Itoa(p.HTTP)
+	if p.HTTPS != 0 {
+		s += "\x00" + strconv.Itoa(p.HTTPS)
+	}
+	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:8])
 }
 
@@ -247,8 +259,8 @@ func (d *Driver) ensureProxy(ctx context.Context, t *target, progress func(strin
 		mine := d.Owner.ID + "/" + t.env.Name + "/"
 		for _, r := range rt.Routes {
 			if !strings.HasPrefix(r.Key, mine) {
-				return "", fmt.Errorf("ship %s: the front proxy runs %s on port %s for other environments, and environment %s asks for %s on port %d: give every environment of the ship the same proxy settings",
-					t.ship.Name, info.Config.Image, hostPortOf(info), t.env.Name, t.env.Proxy.Image, t.env.Proxy.HTTP)
+				return "", fmt.Errorf("ship %s: the front proxy runs %s on port %s for other environments, and environment %s asks for %s on ports http %d, https %d: give every environment of the ship the same proxy settings",
+					t.ship.Name, info.Config.Image, hostPortOf(info), t.env.Name, t.env.Proxy.Image, t.env.Proxy.HTTP, t.env.Proxy.HTTPS)
 			}
 		}
 		progress("upgrading the front proxy (its image or ports changed): its port closes for a moment")
@@ -326,8 +338,11 @@ func (d *Driver) createProxy(ctx context.Context, t *target, rt routeTable, prog
 	}
 	port := nat.Port(strconv.Itoa(proxyHTTPPort) + "/tcp")
 	cfg := &container.Config{
-		Image:        p.Image,
-		Cmd:          []string{"caddy", "run", "--config", proxyConfig},
+		Image: p.Image,
+		Cmd:   []string{"caddy", "run", "--config", proxyConfig},
+		// Certificates and the internal CA live in the data volume, so
+		// that a new proxy container keeps them.
+		Env:          []string{"XDG_DATA_HOME=" + proxyData},
 		Labels:       map[string]string{label.Role: "proxy", label.ProxySpec: proxySpec(p)},
 		ExposedPorts: nat.PortSet{port: {}},
 	}
@@ -335,7 +350,14 @@ func (d *Driver) createProxy(ctx context.Context, t *target, rt routeTable, prog
 		NetworkMode:   container.NetworkMode(ProxyNetwork),
 		PortBindings:  nat.PortMap{port: {{HostPort: strconv.Itoa(p.HTTP)}}},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		Mounts:        []mount.Mount{{Type: mount.TypeVolume, Source: ProxyVolume, Target: proxyData}},
 	}
+	if p.HTTPS != 0 {
+		tls := nat.Port(strconv.Itoa(proxyHTTPSPort) + "/tcp")
+		cfg.ExposedPorts[tls] = struct{}{}
+		host.PortBindings[tls] = []nat.PortBinding{{HostPort: strconv.Itoa(p.HTTPS)}}
+	}
+	rt.HTTPS = p.HTTPS
 	sctx, cancel := slow(ctx, t.ship)
 	defer cancel()
 	resp, err := t.c.ContainerCreate(sctx, cfg, host, nil, nil, ProxyName)

@@ -1,6 +1,8 @@
 package docker_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -75,11 +77,22 @@ type loop struct {
 }
 
 func startLoop(t *testing.T, ships []*dockertest.Ship) *loop {
-	l := &loop{bodies: map[string]int{}, stop: make(chan struct{})}
-	keep := &http.Client{Timeout: 10 * time.Second}
-	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var urls []string
 	for _, s := range ships {
-		url := "http://" + s.IP + ":18090/"
+		urls = append(urls, "http://"+s.IP+":18090/")
+	}
+	return startLoopOn(t, urls, &http.Transport{})
+}
+
+// startLoopOn requests each of urls, for the host shop.test, through
+// clients made from transport.
+func startLoopOn(t *testing.T, urls []string, transport *http.Transport) *loop {
+	l := &loop{bodies: map[string]int{}, stop: make(chan struct{})}
+	keep := &http.Client{Timeout: 10 * time.Second, Transport: transport}
+	once := transport.Clone()
+	once.DisableKeepAlives = true
+	fresh := &http.Client{Timeout: 10 * time.Second, Transport: once}
+	for _, url := range urls {
 		l.done.Add(1)
 		go func() {
 			defer l.done.Done()
@@ -271,6 +284,74 @@ func TestProxyRecreated(t *testing.T) {
 	}
 	if code, body := viaProxy(t, s, "/"); code != 200 || body != "gen-1" {
 		t.Errorf("through the recreated proxy: %d %q", code, body)
+	}
+}
+
+// TestProxyTLSInternal: a route with tls: internal is served over HTTPS
+// with a certificate of the proxy's own CA for its host, plain HTTP
+// redirects there, and a replacement under an HTTPS request loop fails no
+// request.
+func TestProxyTLSInternal(t *testing.T) {
+	f := newRouted(t)
+	f.text = strings.Replace(f.text, "http: 18090}", "http: 18090, https: 18443}", 1)
+	f.text = strings.Replace(f.text, "drain: 20s}", "drain: 20s, tls: internal}", 1)
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("first apply: %v", res.Err())
+	}
+	roots := x509.NewCertPool()
+	var urls []string
+	for _, s := range f.ships[:2] {
+		pem := s.Docker(t, "exec", docker.ProxyName, "cat", "/data/caddy/pki/authorities/local/root.crt")
+		if !roots.AppendCertsFromPEM([]byte(pem)) {
+			t.Fatalf("%s: no root certificate in the proxy: %q", s.Name, pem)
+		}
+		urls = append(urls, "https://"+s.IP+":18443/")
+
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.IP+":18090/a/b?c=1", nil)
+		req.Host = "shop.test"
+		noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusPermanentRedirect || loc != "https://shop.test:18443/a/b?c=1" {
+			t.Errorf("%s: plain HTTP answers %d, Location %q; want a redirect to HTTPS", s.Name, resp.StatusCode, loc)
+		}
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "shop.test", RootCAs: roots}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+	for _, url := range urls {
+		// The certificate is issued in the background once the
+		// configuration is loaded.
+		var last string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Host = "shop.test"
+			resp, err := client.Do(req)
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if last = fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body))); last == "200 gen-0" {
+				break
+			}
+		}
+		if last != "200 gen-0" {
+			t.Fatalf("GET %s over verified HTTPS: %s", url, last)
+		}
+	}
+	l := startLoopOn(t, urls, tr)
+	f.vars["%GEN%"] = "gen-1"
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("apply gen-1: %v", res.Err())
+	}
+	time.Sleep(300 * time.Millisecond)
+	l.check(t)
+	if l.bodies["gen-1"] == 0 {
+		t.Errorf("gen-1 never answered over HTTPS: %v", l.bodies)
 	}
 }
 
