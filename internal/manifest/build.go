@@ -23,7 +23,7 @@ var (
 	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy", "rollout"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
 		"volumes_from", "links", "username", "privileged", "cap_add", "cap_drop", "extra_hosts", "net", "restart", "dns",
-		"stop_timeout", "limits", "log_driver", "log_opt", "lxc_conf", "workdir", "security_opt", "ulimits", "labels", "lifecycle"}
+		"stop_timeout", "limits", "log_driver", "log_opt", "lxc_conf", "workdir", "security_opt", "ulimits", "labels", "lifecycle", "proxy"}
 	limitKeys  = []string{"memory", "swap", "cpu"}
 	logDrivers = []string{"json-file", "local", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "gcplogs", "logentries", "etwlogs", "none"}
 )
@@ -65,6 +65,8 @@ type instanceDraft struct {
 	f         *fields
 	env       *envMap
 	portNodes map[string]*yaml.Node // where each port is defined
+	// routeNode is where the instance's own proxy key is, if any.
+	routeNode *yaml.Node
 }
 
 func (b *builder) build(root *yaml.Node) *Environment {

@@ -37,6 +37,11 @@ type Route struct {
 	// certificates of the proxy's own CA). With HTTPS, plain HTTP requests
 	// are redirected to it.
 	TLS string `json:"tls"`
+	// Own is set when the instance has a proxy key of its own: its
+	// route is apart from the service's in the proxy. It is part of the
+	// spec, so that an instance that takes a route of its own (or gives
+	// it up) is swapped onto it.
+	Own bool `json:"own,omitempty"`
 	// Keep is how many previous containers of each instance are kept
 	// stopped after a replacement, for maestro-sync rollback. It does not
 	// shape the container: it is left out of the spec.
@@ -131,17 +136,29 @@ func (b *builder) route(sd *serviceDraft) {
 	if !ok {
 		return
 	}
-	p := sd.f.sub("proxy")
+	sd.route, sd.routePortNode = b.parseRoute(e, sd.f.sub("proxy"), nil)
+	sd.routeNode = e.K
+}
+
+// parseRoute decodes the proxy key e at path p, over base (the service's
+// route, for an instance's key: the keys it sets replace the service's)
+// or the defaults. It returns nil when e is not a mapping, and the node
+// that names the route's port.
+func (b *builder) parseRoute(e entry, p string, base *Route) (*Route, *yaml.Node) {
 	f, ok := b.fields(e.V, p, routeKeys)
 	if !ok {
-		return
+		return nil, nil
 	}
 	r := &Route{Path: "/", Health: defaultHealth, HealthTimeout: defaultHealthTimeout, Drain: defaultDrain, TLS: TLSOff, Keep: defaultKeep}
+	if base != nil {
+		*r = *base
+	}
 	if hosts, ok := b.stringList(f, "hosts"); ok {
 		he, _ := f.get("hosts")
 		if len(hosts) > maxRouteHosts {
 			b.errorf(he.V, f.sub("hosts"), "at most %d hosts per service", maxRouteHosts)
 		}
+		r.Hosts = nil
 		for i, h := range hosts {
 			h = strings.ToLower(strings.TrimSuffix(h, "."))
 			if !hostName.MatchString(h) || len(h) > 253 {
@@ -152,10 +169,12 @@ func (b *builder) route(sd *serviceDraft) {
 		}
 		r.Hosts = sortedSet(r.Hosts)
 	}
-	r.Port, _ = b.str(f, "port")
-	sd.routePortNode = e.K
+	if v, ok := b.str(f, "port"); ok {
+		r.Port = v
+	}
+	portNode := e.K
 	if pe, ok := f.get("port"); ok {
-		sd.routePortNode = pe.V
+		portNode = pe.V
 	}
 	for _, key := range []string{"path", "health"} {
 		v, ok := b.str(f, key)
@@ -183,19 +202,21 @@ func (b *builder) route(sd *serviceDraft) {
 	r.HealthTimeout = b.duration(f, "health_timeout", r.HealthTimeout, maxDrain)
 	r.Drain = b.duration(f, "drain", r.Drain, maxDrain)
 	if v, ok := b.str(f, "tls"); ok {
-		te, _ := f.get("tls")
-		switch v {
-		case TLSOff:
-		case TLSAuto, TLSInternal:
-			b.routeTLS(te.V, f.sub("tls"), v, r.Hosts)
-		default:
+		if v != TLSOff && v != TLSAuto && v != TLSInternal {
+			te, _ := f.get("tls")
 			b.errorf(te.V, f.sub("tls"), "tls must be off, auto or internal, got %q", v)
 			v = TLSOff
 		}
 		r.TLS = v
 	}
-	sd.route = r
-	sd.routeNode = e.K
+	if r.TLS != TLSOff {
+		n, at := e.K, p
+		if te, ok := f.get("tls"); ok {
+			n, at = te.V, f.sub("tls")
+		}
+		b.routeTLS(n, at, r.TLS, r.Hosts)
+	}
+	return r, portNode
 }
 
 // routeTLS checks a route's HTTPS: it names its hosts (certificates are
@@ -245,14 +266,20 @@ func (b *builder) duration(f *fields, key string, def, limit time.Duration) time
 // Route: the port must be one TCP port of the instance, and the instance
 // must be on a bridge network the proxy can join.
 func (b *builder) routeInstance(sd *serviceDraft, id *instanceDraft) {
-	r := sd.route
+	r, node, portNode, p := sd.route, sd.routeNode, sd.routePortNode, sd.f.sub("proxy")
+	if e, ok := id.f.get("proxy"); ok {
+		p, node = id.f.sub("proxy"), e.K
+		if r, portNode = b.parseRoute(e, p, sd.route); r != nil {
+			r.Own = true
+		}
+		id.routeNode = node
+	}
 	if r == nil {
 		return
 	}
 	in := id.in
-	p := sd.f.sub("proxy")
 	if in.Net != "" && in.Net != "bridge" {
-		b.errorf(sd.routeNode, p, "instance %s uses net %q: a routed instance must be on a bridge network, which the proxy joins", in.Name, in.Net)
+		b.errorf(node, p, "instance %s uses net %q: a routed instance must be on a bridge network, which the proxy joins", in.Name, in.Net)
 		return
 	}
 	rr := *r
@@ -267,10 +294,10 @@ func (b *builder) routeInstance(sd *serviceDraft, id *instanceDraft) {
 		case 1:
 			rr.Port = tcp[0]
 		case 0:
-			b.errorf(sd.routeNode, join(p, "port"), "instance %s has no TCP port for the proxy to forward to: declare one in ports", in.Name)
+			b.errorf(node, join(p, "port"), "instance %s has no TCP port for the proxy to forward to: declare one in ports", in.Name)
 			return
 		default:
-			b.errorf(sd.routeNode, join(p, "port"), "instance %s has %d TCP ports (%s): name the one the proxy forwards to with port",
+			b.errorf(node, join(p, "port"), "instance %s has %d TCP ports (%s): name the one the proxy forwards to with port",
 				in.Name, len(tcp), strings.Join(tcp, ", "))
 			return
 		}
@@ -278,13 +305,13 @@ func (b *builder) routeInstance(sd *serviceDraft, id *instanceDraft) {
 	port := in.Port(rr.Port)
 	switch {
 	case port == nil:
-		b.errorf(sd.routePortNode, join(p, "port"), "instance %s has no port %q (ports: %s)", in.Name, rr.Port, strings.Join(in.portNames(), ", "))
+		b.errorf(portNode, join(p, "port"), "instance %s has no port %q (ports: %s)", in.Name, rr.Port, strings.Join(in.portNames(), ", "))
 		return
 	case port.Protocol() != "tcp":
-		b.errorf(sd.routePortNode, join(p, "port"), "port %q of instance %s is %s: the proxy forwards TCP (HTTP) only", rr.Port, in.Name, port.Protocol())
+		b.errorf(portNode, join(p, "port"), "port %q of instance %s is %s: the proxy forwards TCP (HTTP) only", rr.Port, in.Name, port.Protocol())
 		return
 	case strings.Contains(port.ExposedPort(), "-"):
-		b.errorf(sd.routePortNode, join(p, "port"), "port %q of instance %s is a range: the proxy forwards to one port", rr.Port, in.Name)
+		b.errorf(portNode, join(p, "port"), "port %q of instance %s is a range: the proxy forwards to one port", rr.Port, in.Name)
 		return
 	}
 	in.Route = &rr
@@ -307,35 +334,52 @@ func (in *Instance) portNames() []string {
 func (b *builder) routeClashes() {
 	type claim struct{ ship, host, path string }
 	owner := map[claim]string{}
+	reported := map[string]bool{}
 	for _, sd := range b.services {
-		if sd.route == nil {
-			continue
-		}
-		hosts := sd.route.Hosts
-		if len(hosts) == 0 {
-			hosts = []string{"*any*"}
-		}
-		seen := map[claim]bool{}
 		for _, id := range sd.instances {
+			r := id.in.Route
+			if r == nil {
+				continue
+			}
+			// Instances with the service's route share it; one with its
+			// own route is apart.
+			name, node, p := sd.svc.Name, sd.routeNode, sd.f.sub("proxy")
+			if r.Own {
+				name, node, p = "instance "+id.in.Name, id.routeNode, id.f.sub("proxy")
+			}
+			hosts := r.Hosts
+			if len(hosts) == 0 {
+				hosts = []string{"*any*"}
+			}
 			for _, h := range hosts {
-				c := claim{id.in.Ship, h, sd.route.Path}
-				if seen[c] {
+				c := claim{id.in.Ship, h, r.Path}
+				other, ok := owner[c]
+				if !ok {
+					owner[c] = name
 					continue
 				}
-				seen[c] = true
-				if other, ok := owner[c]; ok && other != sd.svc.Name {
-					what := "host " + h
-					if h == "*any*" {
-						what = "every host"
-					}
-					b.errorf(sd.routeNode, sd.f.sub("proxy"), "service %s routes %s, path %s on ship %s, as service %s does: give one of them other hosts or another path",
-						sd.svc.Name, what, sd.route.Path, id.in.Ship, other)
+				if other == name || reported[name+"\x00"+other+"\x00"+h+"\x00"+c.ship] {
 					continue
 				}
-				owner[c] = sd.svc.Name
+				reported[name+"\x00"+other+"\x00"+h+"\x00"+c.ship] = true
+				what := "host " + h
+				if h == "*any*" {
+					what = "every host"
+				}
+				b.errorf(node, p, "%s routes %s, path %s on ship %s, as %s does: give one of them other hosts or another path",
+					routeOwner(name), what, r.Path, id.in.Ship, routeOwner(other))
 			}
 		}
 	}
+}
+
+// routeOwner names a route's owner in a message: a service, or an
+// instance with a route of its own.
+func routeOwner(name string) string {
+	if strings.HasPrefix(name, "instance ") {
+		return name
+	}
+	return "service " + name
 }
 
 // Routed reports whether any instance of the environment is behind the

@@ -104,3 +104,30 @@ func TestRolloutKeys(t *testing.T) {
 		t.Errorf("batch 3 of 10: %d", got)
 	}
 }
+
+// TestInstanceProxy: an instance's proxy key replaces the keys it sets of
+// the service's route and sets its route apart; an instance may be routed
+// when its service is not; and an instance route that claims what another
+// route of its ship claims is an error at the instance's key.
+func TestInstanceProxy(t *testing.T) {
+	env := mustEnv(t, strings.Replace(routedEnv, "      web-2: {ship: vm2}", "      web-2: {ship: vm2, proxy: {hosts: [beta.example.com], drain: 5s}}", 1))
+	web1, web2 := env.Instance("web-1").Route, env.Instance("web-2").Route
+	if web1 == nil || web1.Own || !slices.Equal(web1.Hosts, []string{"shop.example.com", "www.example.com"}) {
+		t.Errorf("web-1 route %+v, want the service's", web1)
+	}
+	if web2 == nil || !web2.Own || !slices.Equal(web2.Hosts, []string{"beta.example.com"}) || web2.Drain != 5*time.Second ||
+		web2.Path != "/shop" || web2.Health != "/healthz" || web2.HealthTimeout != time.Minute {
+		t.Errorf("web-2 route %+v, want beta.example.com with the service's other keys and drain 5s", web2)
+	}
+	db := mustEnv(t, strings.Replace(routedEnv, "      db-1: {ship: vm1}", "      db-1: {ship: vm1, proxy: {hosts: [db.example.com]}}", 1)).Instance("db-1").Route
+	if db == nil || db.Port != "pg" || db.Path != "/" || !db.Own {
+		t.Errorf("db-1 route %+v, want its own with the defaults", db)
+	}
+
+	repo := loadText(t, strings.Replace(routedEnv, "      db-1: {ship: vm1}", "      db-1: {ship: vm1, proxy: {hosts: [www.example.com], path: /shop}}", 1))
+	errs := messages(repo, SeverityError)
+	if len(errs) != 1 || !strings.Contains(errs[0], "manifest.yml:19:25:") ||
+		!strings.Contains(errs[0], "services.db.instances.db-1.proxy: instance db-1 routes host www.example.com, path /shop on ship vm1, as service web does") {
+		t.Errorf("errors: %q", errs)
+	}
+}

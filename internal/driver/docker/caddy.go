@@ -75,8 +75,19 @@ func (rt *routeTable) serves(upstream string) bool {
 }
 
 // serve sets the route's settings from r and puts upstream in the
-// instance's slot.
+// instance's slot. An instance that moves to another route of its
+// environment (it takes a proxy key of its own, or gives it up) leaves
+// its former one.
 func (rt *routeTable) serve(r proxyRoute, instance, upstream string) {
+	env := envPrefix(r.Key)
+	for i := range rt.Routes {
+		if rt.Routes[i].Key != r.Key && envPrefix(rt.Routes[i].Key) == env {
+			delete(rt.Routes[i].Slots, instance)
+		}
+	}
+	rt.Routes = slices.DeleteFunc(rt.Routes, func(x proxyRoute) bool {
+		return len(x.Slots) == 0 && x.Key != r.Key && envPrefix(x.Key) == env
+	})
 	cur := rt.route(r.Key)
 	if cur == nil {
 		rt.Routes = append(rt.Routes, proxyRoute{Key: r.Key})
@@ -88,6 +99,13 @@ func (rt *routeTable) serve(r proxyRoute, instance, upstream string) {
 	}
 	cur.Slots[instance] = upstream
 	slices.SortFunc(rt.Routes, func(a, b proxyRoute) int { return cmp.Compare(a.Key, b.Key) })
+}
+
+// envPrefix is the owner/environment/ part of a route key.
+func envPrefix(key string) string {
+	owner, rest, _ := strings.Cut(key, "/")
+	env, _, _ := strings.Cut(rest, "/")
+	return owner + "/" + env + "/"
 }
 
 // unserve empties every slot that upstream serves.

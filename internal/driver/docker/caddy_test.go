@@ -194,3 +194,32 @@ func TestCaddyTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteMove: an instance that takes a route of its own leaves its
+// service's route; the other environment's instance of the same name
+// stays where it is.
+func TestRouteMove(t *testing.T) {
+	var rt routeTable
+	web := proxyRoute{Key: "o/e/web", Path: "/"}
+	rt.serve(web, "web-1", "a:80")
+	rt.serve(web, "web-2", "b:80")
+	rt.serve(proxyRoute{Key: "o/f/web", Path: "/"}, "web-1", "c:80")
+	rt.serve(proxyRoute{Key: "o/e/web/web-1", Hosts: []string{"beta.test"}, Path: "/"}, "web-1", "d:80")
+	got := map[string]map[string]string{}
+	for _, r := range rt.Routes {
+		got[r.Key] = r.Slots
+	}
+	want := map[string]map[string]string{
+		"o/e/web":       {"web-2": "b:80"},
+		"o/e/web/web-1": {"web-1": "d:80"},
+		"o/f/web":       {"web-1": "c:80"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
+	}
+	// Back to the service's route: the route of its own goes.
+	rt.serve(web, "web-1", "e:80")
+	if rt.route("o/e/web/web-1") != nil || rt.route("o/e/web").Slots["web-1"] != "e:80" {
+		t.Errorf("routes after moving back: %+v", rt.Routes)
+	}
+}

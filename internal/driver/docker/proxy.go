@@ -79,7 +79,11 @@ func alias(up string) string { a, _, _ := strings.Cut(up, ":"); return a }
 // routeOf is the route of an instance on its ship, without upstreams. Its
 // key is owner/environment/service.
 func routeOf(ownerID, env string, in *manifest.Instance) proxyRoute {
-	r := proxyRoute{Key: ownerID + "/" + env + "/" + in.Service, Hosts: in.Route.Hosts, Path: in.Route.Path, Drain: int(in.Route.Drain / time.Second)}
+	key := ownerID + "/" + env + "/" + in.Service
+	if in.Route.Own {
+		key += "/" + in.Name
+	}
+	r := proxyRoute{Key: key, Hosts: in.Route.Hosts, Path: in.Route.Path, Drain: int(in.Route.Drain / time.Second)}
 	if in.Route.TLS != manifest.TLSOff {
 		r.TLS = in.Route.TLS
 	}

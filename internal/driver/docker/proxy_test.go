@@ -355,6 +355,39 @@ func TestProxyTLSInternal(t *testing.T) {
 	}
 }
 
+// TestInstanceRoute: an instance with a proxy key of its own is reached
+// by its own hosts only, and moves back to its service's route when the
+// key goes.
+func TestInstanceRoute(t *testing.T) {
+	f := newRouted(t)
+	plain := f.text
+	f.text = strings.Replace(plain, "      web-2:\n        ship: s2\n", "      web-2:\n        ship: s2\n        proxy: {hosts: [beta.test]}\n", 1)
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("apply: %v", res.Err())
+	}
+	s2 := f.ships[1]
+	hostGet := func(host string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s2.IP+":18090/", nil)
+		req.Host = host
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", host, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if beta, shop := hostGet("beta.test"), hostGet("shop.test"); beta != 200 || shop != 404 {
+		t.Errorf("web-2 on its own route: beta.test %d, shop.test %d; want 200 and 404", beta, shop)
+	}
+	f.text = plain
+	if _, res, _ := f.apply(false); res.Err() != nil {
+		t.Fatalf("apply without the instance's key: %v", res.Err())
+	}
+	if beta, shop := hostGet("beta.test"), hostGet("shop.test"); beta != 404 || shop != 200 {
+		t.Errorf("web-2 back on the service's route: beta.test %d, shop.test %d; want 404 and 200", beta, shop)
+	}
+}
+
 // TestProxyRetiredWithItsLastRoute: pruning the only routed instance of a
 // ship (its kept container too) removes that ship's proxy; the other
 // ship's proxy keeps serving.
