@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/kballard/go-shellquote"
 	"gopkg.in/yaml.v3"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
@@ -504,13 +503,14 @@ func (b *builder) command(f *fields, in *Instance) {
 	in.Command = b.argv(e.V, f.sub(key))
 }
 
-// argv decodes a command: a string split with shell rules, or a list.
+// argv decodes a command: a string split as MaestroNG splits it (Python's
+// shlex.split), or a list.
 func (b *builder) argv(n *yaml.Node, p string) []string {
 	n = resolve(n)
 	if n.Kind == yaml.ScalarNode && n.ShortTag() != "!!null" {
-		words, err := shellquote.Split(n.Value)
+		words, err := shlexSplit(n.Value)
 		if err != nil {
-			b.errorf(n, p, "cannot split command %q: %v", n.Value, err)
+			b.errorf(n, p, "cannot split command %q as MaestroNG does (Python's shlex.split): %v", n.Value, err)
 		}
 		return words
 	}
