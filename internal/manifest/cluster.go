@@ -162,7 +162,7 @@ func parseCPU(n *yaml.Node) (int64, error) {
 
 // workloadEnv finishes a workload's environment: the service env, the
 // fixed variables and the link variables.
-func (b *builder) workloadEnv(sd *serviceDraft, services map[string]*serviceDraft) {
+func (b *builder) workloadEnv(sd *serviceDraft, services map[string]*serviceDraft, warned map[string]bool) {
 	w := sd.svc.Workload
 	cl := b.env.Clusters[w.Cluster]
 	if cl == nil {
@@ -174,12 +174,7 @@ func (b *builder) workloadEnv(sd *serviceDraft, services map[string]*serviceDraf
 	m.set(EnvVar{Name: "CONTAINER_HOST_ADDRESS", Value: DNSName(sd.svc.Name, cl), Source: SourceFixed})
 	m.set(EnvVar{Name: "DOCKER_IMAGE", Value: w.Image, Source: SourceFixed})
 	m.set(EnvVar{Name: "DOCKER_TAG", Value: tag, Source: SourceFixed})
-	for _, dep := range b.linkServices(sd) {
-		if dep != sd.svc.Name {
-			linkVars(m, services[dep], b.env, false, true)
-		}
-	}
-	linkVars(m, sd, b.env, true, true)
+	b.applyLinks(m, sd, services, true, warned)
 	w.Env = m.env()
 	w.SpecHash = w.Spec().Hash()
 }

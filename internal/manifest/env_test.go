@@ -596,3 +596,49 @@ func TestTemplateTaint(t *testing.T) {
 		t.Errorf("by a loop over env: A %v B %v", tainted(env, "A"), tainted(env, "B"))
 	}
 }
+
+// TestLinkVariableOrder: MaestroNG writes a container's own service's link
+// variables first and its dependencies' after (maestro.py, Conductor
+// __init__: container.env.update(service_link_vars), then one update per
+// dependency), so when two variables get the same name the dependency's
+// value wins; the clash is a warning that names the variable.
+func TestLinkVariableOrder(t *testing.T) {
+	repo := loadText(t, `__maestro: {schema: 2}
+name: clash
+ships:
+  a: {ip: 10.0.0.1}
+  b: {ip: 10.0.0.2}
+services:
+  web:
+    image: web:1
+    requires: [web-api]
+    env: {KEEP: mine}
+    instances:
+      api-1x: {ship: a}
+  web-api:
+    image: api:1
+    instances:
+      1x: {ship: b}
+`)
+	env := envOf(t, repo)
+	got, _ := env.Instance("api-1x").Env.Get("WEB_API_1X_HOST")
+	if got != "10.0.0.2" {
+		t.Errorf("WEB_API_1X_HOST of api-1x = %q, want the dependency's 10.0.0.2 (MaestroNG's order)", got)
+	}
+	if keep, _ := env.Instance("api-1x").Env.Get("KEEP"); keep != "mine" {
+		t.Errorf("KEEP = %q", keep)
+	}
+	warns := messages(repo, SeverityWarning)
+	found := false
+	for _, w := range warns {
+		if strings.Contains(w, "WEB_API_1X_HOST: the link variable of service web-api overwrites the link variable of service web") {
+			found = true
+		}
+		if strings.Contains(w, "10.0.0.") {
+			t.Errorf("a warning shows a value: %s", w)
+		}
+	}
+	if !found {
+		t.Errorf("no clash warning: %q", warns)
+	}
+}

@@ -164,54 +164,81 @@ func intersect(a, b []string) []string {
 // for its own service (with internal ports), the transitive requires and the
 // direct wants_info services (without internal ports).
 func (b *builder) injectLinks(services map[string]*serviceDraft) {
+	warned := map[string]bool{}
 	for _, sd := range b.services {
 		if sd.svc.Workload != nil {
-			b.workloadEnv(sd, services)
+			b.workloadEnv(sd, services, warned)
 			continue
 		}
-		infos := b.linkServices(sd)
 		for _, id := range sd.instances {
-			for _, dep := range infos {
-				if dep != sd.svc.Name {
-					linkVars(id.env, services[dep], b.env, false, false)
-				}
-			}
-			linkVars(id.env, sd, b.env, true, false)
+			b.applyLinks(id.env, sd, services, false, warned)
 		}
 	}
 }
 
-// linkVars writes the link variables of the service sd into m. internal
+// applyLinks writes the link variables sd's containers get into m in
+// MaestroNG's order: the service's own first, then its dependencies' (so
+// that a dependency's variable wins a clash of names), over the user's
+// variables. Every overwrite that changes a value is a warning, once per
+// service and variable; values are never shown (they may be secrets).
+func (b *builder) applyLinks(m *envMap, sd *serviceDraft, services map[string]*serviceDraft, onCluster bool, warned map[string]bool) {
+	vars := linkVars(sd, b.env, true, onCluster)
+	for _, dep := range b.linkServices(sd) {
+		if dep != sd.svc.Name {
+			vars = append(vars, linkVars(services[dep], b.env, false, onCluster)...)
+		}
+	}
+	for _, v := range vars {
+		prev, ok := m.vals[v.Name]
+		if ok && !prev.Unset && prev.Value != v.Value && prev.Source != v.Source && !warned[sd.svc.Name+"\x00"+v.Name] {
+			warned[sd.svc.Name+"\x00"+v.Name] = true
+			was := "the env variable of the manifest"
+			switch prev.Source {
+			case "":
+			case SourceFixed:
+				was = "maestro-sync's own variable"
+			default:
+				was = "the link variable of service " + prev.Source
+			}
+			b.warnf(sd.f.node, sd.f.path, "%s: the link variable of service %s overwrites %s with another value, as in MaestroNG: rename a service or instance to keep both",
+				v.Name, v.Source, was)
+		}
+		m.set(v)
+	}
+}
+
+// linkVars returns the link variables of the service sd. internal
 // adds the _INTERNAL_PORT variables (a service's own). onCluster tells
 // where the consumer runs: a cluster service is reached by its Service DNS
 // name from the cluster, and from ships by the cluster's node address and
 // node ports when the cluster declares them.
-func linkVars(m *envMap, sd *serviceDraft, env *Environment, internal, onCluster bool) {
+func linkVars(sd *serviceDraft, env *Environment, internal, onCluster bool) []EnvVar {
+	var out []EnvVar
 	svc := ToEnv(sd.svc.Name)
 	src := sd.svc.Name
 	if w := sd.svc.Workload; w != nil {
 		cl := env.Clusters[w.Cluster]
 		if cl == nil {
-			return
+			return nil
 		}
 		prefix := svc + "_" + svc + "_"
 		host, nodePorts := DNSName(sd.svc.Name, cl), false
 		if !onCluster && cl.NodeAddress != "" {
 			host, nodePorts = cl.NodeAddress, true
 		}
-		m.set(EnvVar{Name: prefix + "HOST", Value: host, Source: src})
+		out = append(out, EnvVar{Name: prefix + "HOST", Value: host, Source: src})
 		for _, p := range w.Ports {
 			port := p.ExposedPort()
 			if nodePorts && p.External != p.Exposed {
 				port = p.ExternalPort()
 			}
-			m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: port, Source: src})
+			out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: port, Source: src})
 			if internal {
-				m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
+				out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
 			}
 		}
-		m.set(EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src})
-		return
+		out = append(out, EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src})
+		return out
 	}
 	names := make([]string, 0, len(sd.instances))
 	for _, peer := range sd.instances {
@@ -219,17 +246,18 @@ func linkVars(m *envMap, sd *serviceDraft, env *Environment, internal, onCluster
 		names = append(names, in.Name)
 		prefix := svc + "_" + ToEnv(in.Name) + "_"
 		if ship := env.Ships[in.Ship]; ship != nil {
-			m.set(EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src})
+			out = append(out, EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src})
 		}
 		for _, p := range in.Ports {
-			m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: p.ExternalPort(), Source: src})
+			out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: p.ExternalPort(), Source: src})
 			if internal {
-				m.set(EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
+				out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
 			}
 		}
 	}
 	slices.Sort(names)
-	m.set(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: src})
+	out = append(out, EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: src})
+	return out
 }
 
 // checkHostPorts reports two instances that bind the same host address,
