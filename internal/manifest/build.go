@@ -58,6 +58,28 @@ type serviceDraft struct {
 	routePortNode *yaml.Node
 }
 
+// schemaOne reports whether a schema value is 1 as MaestroNG compares it
+// (Python's == 1): the integer 1, the float 1.0, or true.
+func schemaOne(v *yaml.Node) bool {
+	if v.Kind != yaml.ScalarNode {
+		return false
+	}
+	switch v.ShortTag() {
+	case "!!int":
+		var i int64
+		return v.Decode(&i) == nil && i == 1
+	case "!!float":
+		var f float64
+		return yaml11Float.MatchString(v.Value) && v.Decode(&f) == nil && f == 1
+	case "!!bool":
+		b, _ := parseBool(v)
+		return b
+	case "!!str":
+		return v.Style == 0 && (strings.EqualFold(v.Value, "yes") || strings.EqualFold(v.Value, "on"))
+	}
+	return false
+}
+
 // instanceDraft is an instance while it is being decoded.
 type instanceDraft struct {
 	in        *Instance
@@ -78,10 +100,8 @@ func (b *builder) build(root *yaml.Node) *Environment {
 	if e, ok := f.get("__maestro"); ok {
 		if mf, ok := b.mapping(e.V, "__maestro"); ok {
 			for _, m := range mf {
-				if m.Key == "schema" {
-					if v := resolve(m.V); !(v.Kind == yaml.ScalarNode && v.ShortTag() == "!!int" && v.Value == "1") {
-						env.Schema = 2
-					}
+				if m.Key == "schema" && !schemaOne(resolve(m.V)) {
+					env.Schema = 2
 				}
 			}
 		}
@@ -280,7 +300,7 @@ func (b *builder) service(s entry) *serviceDraft {
 		b.envSources(e.V, sf.sub("envfile"), sd.env)
 	}
 	if e, ok := sf.get("env"); ok {
-		b.envMapping(e.V, sf.sub("env"), sd.env)
+		b.env_(e.V, sf.sub("env"), sd.env)
 	}
 	sd.env.set(EnvVar{Name: "MAESTRO_ENVIRONMENT_NAME", Value: b.env.Name, Source: SourceFixed})
 	sd.env.set(EnvVar{Name: "SERVICE_NAME", Value: s.Key, Source: SourceFixed})
@@ -456,7 +476,7 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 		b.envSources(e.V, f.sub("envfile"), id.env)
 	}
 	if e, ok := f.get("env"); ok {
-		b.envMapping(e.V, f.sub("env"), id.env)
+		b.env_(e.V, f.sub("env"), id.env)
 	}
 	_, tag := ParseImage(in.Image)
 	id.env.set(EnvVar{Name: "CONTAINER_NAME", Value: in.Name, Source: SourceFixed})
@@ -814,6 +834,18 @@ func (m *envMap) env() Env {
 
 // envSources applies env file sources: a path, a (nested) list of them, or
 // a mapping of values. Later sources win.
+// env_ applies an env key. A mapping is the usual form; like MaestroNG,
+// which hands env to the same code as envfile, a file path or a list of
+// sources works too, with a warning that envfile says it better.
+func (b *builder) env_(n *yaml.Node, p string, m *envMap) {
+	if v := resolve(n); v.Kind == yaml.ScalarNode || v.Kind == yaml.SequenceNode {
+		if !isNull(v) {
+			b.warnf(n, p, "env given as %s is read as env file sources, as MaestroNG does: write it as envfile", kindName(v))
+		}
+	}
+	b.envSources(n, p, m)
+}
+
 func (b *builder) envSources(n *yaml.Node, p string, m *envMap) {
 	n = resolve(n)
 	switch {

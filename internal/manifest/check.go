@@ -115,9 +115,17 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 		}
 		return def
 	}
+	// MaestroNG's retrying checks take `attempts or 180`: 0 is the
+	// default too.
+	attemptsOr := func(key string) int {
+		if v := intOr(key, 180); v != 0 {
+			return v
+		}
+		return 180
+	}
 	switch typ {
 	case CheckTCP:
-		c.MaxWait = intOr("max_wait", 180)
+		c.MaxWait = attemptsOr("max_wait")
 		good = b.checkPort(f, in, &c, false) && good
 	case CheckHTTP:
 		c.MaxWait = intOr("max_wait", 300)
@@ -158,7 +166,7 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 			}
 		}
 	case CheckExec, CheckRexec:
-		c.Attempts = intOr("attempts", 180)
+		c.Attempts = attemptsOr("attempts")
 		key := "command"
 		if !f.has(key) && f.has("cmd") {
 			key = "cmd"

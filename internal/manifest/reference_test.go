@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -393,6 +394,12 @@ func TestSchema(t *testing.T) {
 		{"__maestro: {schema: \"2\"}\n", 2},
 		{"__maestro: {schema: \"1\"}\n", 2}, // the check is "equals integer 1"
 		{"__maestro: {schema: {version: 2}}\n", 2},
+		// Python's 1.0 == 1 and True == 1.
+		{"__maestro: {schema: 1.0}\n", 1},
+		{"__maestro: {schema: 1.5}\n", 2},
+		{"__maestro: {schema: 0x1}\n", 1},
+		{"__maestro: {schema: true}\n", 1},
+		{"__maestro: {schema: 1e0}\n", 2}, // a string in YAML 1.1
 		// base_dir is injected by MaestroNG (a user value is overwritten);
 		// we have no use for it and ignore it.
 		{"__maestro: {schema: 2, base_dir: /elsewhere}\n", 2},
@@ -1865,4 +1872,79 @@ func TestB19YAML12Reading(t *testing.T) {
 			t.Error("yes/on not read as true for boolean keys")
 		}
 	})
+}
+
+// TestDeliberateEnvAndLinks backs the deliberate differences 34 to 37 and
+// MaestroNG's reading of env as env file sources (docs/manifest.md).
+func TestDeliberateEnvAndLinks(t *testing.T) {
+	t.Run("34: an empty env file line is skipped", func(t *testing.T) {
+		repo := loadFS(t, mapFS(containerManifest("envfile: a.env"), "a.env", "A=1\n\nB=2\n"), Options{})
+		env := envOf(t, repo)
+		a, _ := env.Instance("foo1").Env.Get("A")
+		b, _ := env.Instance("foo1").Env.Get("B")
+		if a != "1" || b != "2" {
+			t.Errorf("A=%q B=%q", a, b)
+		}
+	})
+	t.Run("35: merge keys work", func(t *testing.T) {
+		env := mustEnv(t, `__maestro: {schema: 2}
+name: m
+ships: {s: {ip: 10.0.0.1}}
+_common: &c {ship: s, env: {X: "1"}}
+services:
+  foo:
+    image: foo:1
+    instances:
+      foo1:
+        <<: *c
+        command: [run]
+`)
+		if in := env.Instance("foo1"); in.Ship != "s" || !slices.Equal(in.Command, []string{"run"}) {
+			t.Errorf("foo1: ship %q, command %q", in.Ship, in.Command)
+		}
+	})
+	t.Run("36: a link without alias uses the name", func(t *testing.T) {
+		repo := loadText(t, `__maestro: {schema: 2}
+name: l
+ships: {s: {ip: 10.0.0.1}}
+services:
+  db:
+    image: db:1
+    instances: {db-1: {ship: s}}
+  web:
+    image: web:1
+    requires: [db]
+    instances: {web-1: {ship: s, links: {db-1: }}}
+`)
+		if got := envOf(t, repo).Instance("web-1").Links; got["db-1"] != "db-1" {
+			t.Errorf("links %v, want db-1 as its own alias", got)
+		}
+	})
+	t.Run("37: a host name as binding address is an error", func(t *testing.T) {
+		_, repo := container(t, "ports: {http: {exposed: 80, external: [localhost, 8080]}}")
+		wantErrors(t, repo, `invalid host IP "localhost"`)
+	})
+	t.Run("env as a string is an env file, as in MaestroNG", func(t *testing.T) {
+		repo := loadFS(t, mapFS(containerManifest("env: a.env"), "a.env", "A=from-file\n"), Options{})
+		env := envOf(t, repo)
+		if a, _ := env.Instance("foo1").Env.Get("A"); a != "from-file" {
+			t.Errorf("A=%q", a)
+		}
+		wantWarning(t, repo, `env given as the string "a.env" is read as env file sources, as MaestroNG does: write it as envfile`)
+	})
+}
+
+// TestZeroAttemptsMeanTheDefault: MaestroNG's retrying checks (tcp, exec,
+// rexec) take `int(attempts or 180)` (lifecycle.py,
+// RetryingLifecycleHelper), so 0 means 180.
+func TestZeroAttemptsMeanTheDefault(t *testing.T) {
+	in := mustContainer(t, `lifecycle:
+  running:
+    - {type: tcp, port: server, max_wait: 0}
+    - {type: rexec, command: "true", attempts: 0}
+    - {type: exec, command: "true", attempts: 3}`)
+	checks := in.Lifecycle["running"]
+	if len(checks) != 3 || checks[0].MaxWait != 180 || checks[1].Attempts != 180 || checks[2].Attempts != 3 {
+		t.Errorf("checks %+v, want 180, 180 and 3", checks)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"gopkg.in/yaml.v3"
@@ -184,6 +185,11 @@ func (d *decoder) checkRestart(rp RestartPolicy, n *yaml.Node, path string) bool
 // envString renders a scalar the way the container sees it under
 // MaestroNG: Python's str() of the YAML value. ok is false for null.
 func envString(n *yaml.Node) (s string, set bool) {
+	if n.Style&^yaml.FlowStyle == 0 {
+		if ts, ok := pythonTimestamp(n.Value); ok {
+			return ts, true
+		}
+	}
 	switch n.ShortTag() {
 	case "!!null":
 		return "", false
@@ -210,6 +216,54 @@ func envString(n *yaml.Node) (s string, set bool) {
 		}
 	}
 	return n.Value, true
+}
+
+// yaml11Timestamp is PyYAML's implicit timestamp: a plain scalar that
+// matches it is a date or a datetime in MaestroNG.
+var yaml11Timestamp = regexp.MustCompile(`^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|` +
+	`([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[Tt]|[ \t]+)([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]*))?` +
+	`(?:[ \t]*(Z|([-+])([0-9]{1,2})(?::([0-9]{2}))?))?)$`)
+
+// pythonTimestamp renders a YAML 1.1 timestamp as Python's str() of the
+// datetime PyYAML makes of it (2001-12-14t21:59:43.10-05:00 becomes
+// 2001-12-14 21:59:43.100000-05:00); a date alone is unchanged. ok is
+// false for anything else, and for a date PyYAML would refuse.
+func pythonTimestamp(s string) (string, bool) {
+	m := yaml11Timestamp.FindStringSubmatch(s)
+	if m == nil {
+		return "", false
+	}
+	if m[1] == "" {
+		_, err := time.Parse(time.DateOnly, s)
+		return s, err == nil
+	}
+	num := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+	year, month, day, hour, minute, second := num(1), num(2), num(3), num(4), num(5), num(6)
+	if t := time.Date(year, time.Month(month), day, hour, minute, second, 0, time.UTC); t.Day() != day || t.Hour() != hour || minute > 59 || second > 59 {
+		return "", false // out of range: PyYAML fails
+	}
+	out := fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d", year, month, day, hour, minute, second)
+	if frac := m[7]; frac != "" {
+		frac = (frac + "000000")[:6]
+		if frac != "000000" {
+			out += "." + frac
+		}
+	}
+	switch {
+	case m[9] != "":
+		h, mins := num(10), num(11)
+		sign := m[9]
+		switch {
+		case h*60+mins >= 24*60:
+			return "", false // out of range: PyYAML fails
+		case h == 0 && mins == 0:
+			sign = "+"
+		}
+		out += fmt.Sprintf("%s%02d:%02d", sign, h+mins/60, mins%60)
+	case m[8] == "Z":
+		out += "+00:00"
+	}
+	return out, true
 }
 
 // yaml11Float matches what YAML 1.1 (PyYAML) reads as a float: a dot is

@@ -6,11 +6,13 @@ package manifest
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 )
 
 // TestPortTable covers every row of the §2.1 table of verified examples,
@@ -409,8 +411,10 @@ func TestEnvNames(t *testing.T) {
 	wantErrors(t, repo, `invalid environment variable name "A=B"`)
 	_, repo = container(t, "env: {'': x}")
 	wantErrors(t, repo, `invalid environment variable name ""`)
+	// A list is a list of env file sources, as in MaestroNG: A=1 is a
+	// file name.
 	_, repo = container(t, "env: [A=1]")
-	wantErrors(t, repo, "env: expected a mapping, got a list")
+	wantErrors(t, repo, "env[0]: env file A=1: ")
 }
 
 // TestEnvFileFormat covers the env-file rules of §2.5 (docker-py's
@@ -667,4 +671,41 @@ func TestOtherConversions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPyScalarCorpus: an env value written as each YAML scalar of
+// testdata/pyscalars/cases.json reaches the container as it does under
+// MaestroNG (gen.py recorded PyYAML's reading, formatted by Python).
+func TestPyScalarCorpus(t *testing.T) {
+	data, err := os.ReadFile("testdata/pyscalars/cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		YAML string  `json:"yaml"`
+		Env  *string `json:"env"`
+	}
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	// Deliberate differences (docs/manifest.md, with a warning at load):
+	// YAML 1.2 keeps these as the text written.
+	deliberate := map[string]bool{"yes": true, "no": true, "on": true, "off": true, "1:30": true, "12:30:45": true}
+	for _, c := range cases {
+		if deliberate[c.YAML] {
+			c.Env = &c.YAML
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte("v: "+c.YAML), &doc); err != nil {
+			t.Errorf("%q: %v", c.YAML, err)
+			continue
+		}
+		got, set := envString(doc.Content[0].Content[1])
+		switch {
+		case c.Env == nil && set:
+			t.Errorf("%q: got %q, MaestroNG: unset (None)", c.YAML, got)
+		case c.Env != nil && (!set || got != *c.Env):
+			t.Errorf("%q: got %q (set %v), MaestroNG: %q", c.YAML, got, set, *c.Env)
+		}
+	}
 }
