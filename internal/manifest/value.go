@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 
 	"gopkg.in/yaml.v3"
 )
@@ -48,14 +52,25 @@ func checkImage(image string) error {
 }
 
 // ToEnv turns a service, instance or port name into its form in environment
-// variable names: every non-word character becomes "_", then upper case.
+// variable names as MaestroNG does (Python 3's re.sub(r'[^\w]', '_',
+// name).upper()): every character but a letter, a number or "_" becomes
+// "_" (a combining accent too), then Unicode's full upper case mapping
+// applies ("straße" becomes STRASSE, "ﬁ" FI).
 func ToEnv(name string) string {
-	return strings.ToUpper(strings.Map(func(r rune) rune {
-		if r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) {
+	ascii := true
+	mapped := strings.Map(func(r rune) rune {
+		if r >= utf8.RuneSelf {
+			ascii = false
+		}
+		if r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r) {
 			return r
 		}
 		return '_'
-	}, name))
+	}, name)
+	if ascii {
+		return strings.ToUpper(mapped)
+	}
+	return cases.Upper(language.Und).String(mapped)
 }
 
 // parseSize parses a memory or swap size: an integer, or a string of digits

@@ -709,3 +709,21 @@ func TestPyScalarCorpus(t *testing.T) {
 		}
 	}
 }
+
+// TestToEnvCorpus: names become variable name parts as MaestroNG makes
+// them (testdata/envnames/gen.py recorded Python 3's result).
+func TestToEnvCorpus(t *testing.T) {
+	data, err := os.ReadFile("testdata/envnames/cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct{ Name, Env string }
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		if got := ToEnv(c.Name); got != c.Env {
+			t.Errorf("ToEnv(%q) = %q, MaestroNG: %q", c.Name, got, c.Env)
+		}
+	}
+}
