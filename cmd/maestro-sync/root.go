@@ -49,7 +49,7 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	root.PersistentFlags().StringVar(&g.owner, "owner", "", "identity of the source the environments come from (env MAESTRO_SYNC_OWNER; default: the Git remote and sub-path of PATH)")
 	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newRun(g), newVersion())
 	root.AddCommand(newLock(g))
-	root.AddCommand(newStatus(g), newStart(g), newStop(g), newRestart(g), newClean(g), newPull(g), newLogs(g), newRollback(g))
+	root.AddCommand(newStatus(g), newStart(g), newStop(g), newKill(g), newRestart(g), newClean(g), newPull(g), newLogs(g), newRollback(g))
 	return root
 }
 

@@ -54,6 +54,7 @@ var (
 	kindStatus  = verbKind{name: "status", omitted: true}
 	kindStart   = verbKind{name: "start", mutates: true}
 	kindStop    = verbKind{name: "stop", reverse: true, needExpand: true, mutates: true}
+	kindKill    = verbKind{name: "kill", reverse: true, needExpand: true, mutates: true}
 	kindRestart = verbKind{name: "restart", reverse: true, needExpand: true, mutates: true}
 	kindClean   = verbKind{name: "clean", mutates: true}
 	kindPull    = verbKind{name: "pull"}
@@ -69,6 +70,9 @@ type verbFlags struct {
 	all             bool
 	containerFilter string
 	shipFilter      string
+	// reuse starts an existing stopped container of the current spec
+	// again instead of replacing it (start and restart).
+	reuse bool
 }
 
 func (f *verbFlags) register(cmd *cobra.Command, k verbKind) {
@@ -402,8 +406,10 @@ func newStart(g *globals) *cobra.Command {
 new containers (as apply does: pull when needed, create, start, running
 checks), in dependency order, at most -c at a time. A running container is
 left as it is, even when the manifest changed (use restart or apply). With
-no THING, every service but omit: true ones is started, with what they
-require.`,
+--reuse, a stopped container made from the manifest's current spec is
+started again as it is (MaestroNG's --reuse; one of another spec is still
+replaced). With no THING, every service but omit: true ones is started,
+with what they require.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, done, err := g.prepare(cmd, args, &f, kindStart)
 			if err != nil {
@@ -423,6 +429,8 @@ require.`,
 	}
 	f.register(cmd, kindStart)
 	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull the image of every container created, even when the ship has it")
+	cmd.Flags().BoolVar(&f.reuse, "reuse", false, "start a stopped container of the current spec again instead of replacing it")
+	cmd.MarkFlagsMutuallyExclusive("refresh-images", "reuse")
 	return cmd
 }
 
@@ -433,6 +441,18 @@ func (v *verbRun) start(ctx context.Context, drv *docker.Driver, revision string
 	row := map[string]int{}
 	envs := map[*manifest.Environment]bool{}
 	for i, r := range v.refs {
+		if f.reuse {
+			reused, err := drv.Reuse(ctx, r, func(s string) { v.table.set(i, "-", s+"...", none) })
+			switch {
+			case err != nil:
+				errs[i] = fmt.Errorf("%s: %w", r.In.Name, err)
+				v.table.set(i, "-", "failed!", red)
+				continue
+			case reused:
+				v.showStarted(ctx, i)
+				continue
+			}
+		}
 		row[r.Env.Name+"/"+r.In.Name] = i
 		envs[r.Env] = true
 	}
@@ -570,6 +590,56 @@ func (v *verbRun) stop(ctx context.Context, drv *docker.Driver, i int) error {
 	return nil
 }
 
+func newKill(g *globals) *cobra.Command {
+	var f verbFlags
+	cmd := &cobra.Command{
+		Use:   "kill [PATH] [THING...]",
+		Short: "Kill the containers of instances (dependents first)",
+		Long: `kill kills the running containers of the given instances at once (SIGKILL:
+no pre-stop checks, no stop_timeout), dependents first, then runs their
+stopped checks, as MaestroNG's kill does. Service names need -s, every
+service needs -a. The containers are kept: start replaces them, clean
+removes them. Failures are shown but do not change the exit status.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, done, err := g.prepare(cmd, args, &f, kindKill)
+			if err != nil {
+				return err
+			}
+			defer done()
+			v.table = newTable(cmd.OutOrStdout(), v.refs, kindKill, false)
+			docker.Play(v.ctx, f.waits(v.refs, kindKill), f.concurrency, func(ctx context.Context, i int) error {
+				_ = v.kill(ctx, i) // failures are shown, and not fatal (MaestroNG)
+				return nil
+			})
+			return v.finish(nil)
+		},
+	}
+	f.register(cmd, kindKill)
+	return cmd
+}
+
+// kill kills the container of refs[i] if it runs.
+func (v *verbRun) kill(ctx context.Context, i int) error {
+	r := v.refs[i]
+	obs, err := v.pool.Inspect(ctx, r)
+	if err != nil {
+		v.table.set(i, "-", "host down", red)
+		return err
+	}
+	c := obs.Container
+	if c == nil || !c.Running {
+		v.table.set(i, containerField(r, c), "down", blue)
+		return nil
+	}
+	cf := containerField(r, c)
+	if err := v.pool.Kill(ctx, r, c, func(s string) { v.table.set(i, cf, s+"...", none) }); err != nil {
+		v.table.set(i, cf, "failed: "+err.Error(), red)
+		return err
+	}
+	v.table.set(i, cf, "killed", green)
+	return nil
+}
+
 func newRestart(g *globals) *cobra.Command {
 	var (
 		f                    verbFlags
@@ -600,13 +670,15 @@ manifest's spec and the ship's image.`,
 			drv.Owner = v.owner
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindRestart, false)
 			errs := docker.Play(v.ctx, f.waits(v.refs, kindRestart), f.concurrency, func(ctx context.Context, i int) error {
-				return v.restart(ctx, drv, i, restartOptions{refresh, onlyChanged, stepDelay, ssDelay, g.revision})
+				return v.restart(ctx, drv, i, restartOptions{refresh, onlyChanged, f.reuse, stepDelay, ssDelay, g.revision})
 			})
 			return v.finish(errs)
 		},
 	}
 	f.register(cmd, kindRestart)
 	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull the image before stopping")
+	cmd.Flags().BoolVar(&f.reuse, "reuse", false, "start the stopped container again instead of a new one, when it has the current spec (no swap through the front proxy)")
+	cmd.MarkFlagsMutuallyExclusive("refresh-images", "reuse")
 	cmd.Flags().BoolVar(&onlyChanged, "only-if-changed", false, "skip instances whose running container matches the manifest and the ship's image")
 	cmd.Flags().IntVar(&stepDelay, "step-delay", 0, "seconds to wait before restarting each instance but the first")
 	cmd.Flags().IntVar(&ssDelay, "stop-start-delay", 0, "seconds to wait between stop and start")
@@ -614,9 +686,9 @@ manifest's spec and the ship's image.`,
 }
 
 type restartOptions struct {
-	refresh, onlyChanged bool
-	stepDelay, ssDelay   int
-	revision             string
+	refresh, onlyChanged, reuse bool
+	stepDelay, ssDelay          int
+	revision                    string
 }
 
 func (v *verbRun) restart(ctx context.Context, drv *docker.Driver, i int, o restartOptions) error {
@@ -651,7 +723,7 @@ func (v *verbRun) restart(ctx context.Context, drv *docker.Driver, i int, o rest
 			return err
 		}
 	}
-	if r.In.Route != nil {
+	if r.In.Route != nil && !o.reuse {
 		// Behind the front proxy, a restart is a swap: the new container
 		// serves before the old one stops.
 		obs, err := v.pool.Inspect(ctx, r)
@@ -682,7 +754,7 @@ func (v *verbRun) restart(ctx context.Context, drv *docker.Driver, i int, o rest
 	// Start as start does, for this instance alone: it is down now, so
 	// the plan replaces (or creates) its container.
 	one := &verbRun{cmd: v.cmd, ctx: ctx, repo: v.repo, pool: v.pool, refs: v.refs[i : i+1], owner: v.owner, table: v.table.sub(i)}
-	errs := one.start(ctx, drv, o.revision, verbFlags{ignoreDeps: true})
+	errs := one.start(ctx, drv, o.revision, verbFlags{ignoreDeps: true, reuse: o.reuse})
 	return errs[0]
 }
 

@@ -353,6 +353,52 @@ func TestVerbsStartStatusStopRestart(t *testing.T) {
 	}
 }
 
+// TestVerbsKillAndReuse: kill kills (SIGKILL: exit code 137, where a stop
+// lets the containers' TERM trap exit 0) and keeps the containers; start
+// --reuse starts the same containers again, and one whose manifest changed
+// is replaced.
+func TestVerbsKillAndReuse(t *testing.T) {
+	f := newVerbFixture(t)
+	f.mustRun(0, "start", "db-1", "web-1", "web-2")
+	up := f.ids("db-1", "web-1", "web-2")
+	r := f.mustRun(0, "kill", "-a")
+	if got := r.order("killed"); !cmp.Equal(got, []string{"web-1", "web-2", "db-1"}) && !cmp.Equal(got, []string{"web-2", "web-1", "db-1"}) {
+		t.Errorf("kill -a killed %v, want the web instances, then db-1\n%s", got, r)
+	}
+	for n, c := range f.ids("db-1", "web-1", "web-2") {
+		if c.ID != up[n].ID || c.Running {
+			t.Errorf("kill: %s is %+v, want %s kept, stopped", n, c, up[n].ID)
+		}
+	}
+	for n, ship := range where {
+		if _, ok := up[n]; !ok {
+			continue
+		}
+		if code := strings.TrimSpace(f.ships[ship].Docker(t, "inspect", "-f", "{{.State.ExitCode}}", n)); code != "137" {
+			t.Errorf("%s exited with %s after kill, want 137 (SIGKILL)", n, code)
+		}
+	}
+	if st := f.mustRun(0, "kill", "web-1").status("web-1"); st != "down" {
+		t.Errorf("kill of a stopped web-1: %q, want down", st)
+	}
+
+	f.vars["MODE: one"] = "MODE: two" // db's spec changes; web's does not
+	f.write()
+	r = f.mustRun(0, "start", "--reuse", "db-1", "web-1", "web-2")
+	now := f.ids("db-1", "web-1", "web-2")
+	for _, n := range []string{"web-1", "web-2"} {
+		if now[n].ID != up[n].ID || !now[n].Running || r.status(n) != "started" {
+			t.Errorf("start --reuse: %s is %+v (%q), want %s running again", n, now[n], r.status(n), up[n].ID)
+		}
+	}
+	if now["db-1"].ID == up["db-1"].ID || !now["db-1"].Running {
+		t.Errorf("start --reuse of db-1 whose spec changed: %+v, want a new container", now["db-1"])
+	}
+	if r := f.mustRun(1, "start", "--reuse", "-r", "web-1"); !strings.Contains(r.stderr, "none of the others can be") && !strings.Contains(r.stderr, "[refresh-images reuse]") {
+		t.Errorf("--reuse with -r: %s", r)
+	}
+}
+
 func TestVerbsClean(t *testing.T) {
 	f := newVerbFixture(t)
 	f.mustRun(0, "start", "db-1", "web-1", "web-2")

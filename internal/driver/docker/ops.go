@@ -199,6 +199,51 @@ func (p *Pool) Stop(ctx context.Context, r Ref, ct *Container, progress func(str
 	return nil
 }
 
+// Kill kills the instance's running container ct at once (SIGKILL, no
+// pre-stop checks and no stop timeout), then runs the stopped checks, as
+// MaestroNG's kill does. The container is kept.
+func (p *Pool) Kill(ctx context.Context, r Ref, ct *Container, progress func(string)) error {
+	ship, c, err := p.refClient(r)
+	if err != nil {
+		return err
+	}
+	progress("killing the service")
+	sctx, cancel := short(ctx, ship)
+	err = c.ContainerKill(sctx, ct.ID, "KILL")
+	cancel()
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("kill %s: %w", shortID(ct.ID), err)
+	}
+	// Docker answers once the signal is sent: wait until it stopped.
+	for deadline := time.Now().Add(shipTimeout(ship)); ; {
+		sctx, cancel := short(ctx, ship)
+		info, err := c.ContainerInspect(sctx, ct.ID)
+		cancel()
+		if cerrdefs.IsNotFound(err) || err == nil && (info.State == nil || !info.State.Running) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", shortID(ct.ID), err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still runs %s after it was killed", shortID(ct.ID), shipTimeout(ship))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if checks := r.In.Lifecycle["stopped"]; len(checks) > 0 {
+		progress("checking stopped")
+		ht := health.Target{Name: r.In.Name, Host: ship.IP, Ports: ct.Ports, Env: r.In.Env.List()}
+		if err := health.Run(ctx, checks, ht, health.Options{}); err != nil {
+			return fmt.Errorf("failed killed lifecycle checks: %w", err)
+		}
+	}
+	return nil
+}
+
 // Remove removes the instance's stopped container ct with its anonymous
 // volumes. It fails, rather than kill it, when the container runs.
 func (p *Pool) Remove(ctx context.Context, r Ref, ct *Container) error {

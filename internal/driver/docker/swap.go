@@ -332,3 +332,47 @@ func (d *Driver) Restart(ctx context.Context, r Ref, ct *Container, progress fun
 	st := plan.Step{Action: plan.Replace, Env: r.Env.Name, Instance: r.In.Name, Ship: r.In.Ship, Container: ct.ID, Causes: []string{"restart"}}
 	return true, d.Apply(ctx, st, progress)
 }
+
+// Reuse starts the instance's existing stopped container again, as
+// MaestroNG's start --reuse does, instead of replacing it: only when it is
+// ours and was made from the instance's current spec (MaestroNG reused it
+// whatever the manifest said). It runs the pre-start and running checks,
+// and a routed instance goes back into its slot once healthy. It returns
+// false, having done nothing, when the container cannot be reused.
+func (d *Driver) Reuse(ctx context.Context, r Ref, progress func(string)) (bool, error) {
+	ship, c, err := d.pool.refClient(r)
+	if err != nil {
+		return false, err
+	}
+	t := &target{env: r.Env, in: r.In, ship: ship, c: c}
+	sctx, cancel := short(ctx, ship)
+	info, err := c.ContainerInspect(sctx, r.In.Name)
+	cancel()
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("inspect %s: %w", r.In.Name, err)
+	case info.State == nil || info.State.Running || info.Config == nil || info.Config.Labels[label.SpecHash] != r.In.SpecHash:
+		return false, nil
+	}
+	if err := d.ours(info, r.Env.Name, r.In.Name); err != nil {
+		return false, err
+	}
+	if err := d.checks(ctx, t, "pre-start", "", nil, progress); err != nil {
+		return true, err
+	}
+	if err := d.startAndCheck(ctx, t, info.ID, progress); err != nil {
+		return true, err
+	}
+	if r.In.Route == nil {
+		return true, nil
+	}
+	if err := d.probe(ctx, t, info.ID, progress); err != nil {
+		return true, err
+	}
+	progress("adding it to the front proxy")
+	route := routeOf(d.Owner.ID, t.env.Name, t.in)
+	_, err = d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, upstream(t.in)); return true })
+	return true, err
+}
