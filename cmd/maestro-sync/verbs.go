@@ -357,6 +357,12 @@ func (v *verbRun) status(ctx context.Context, i int, full bool) []string {
 	col := green
 	if c.Running {
 		state = "running" + forTime(c.StartedAt, time.Now())
+		if c.Health != "" {
+			state += ", " + c.Health
+		}
+		if c.Health == "unhealthy" {
+			col = red
+		}
 	} else {
 		state, col = "down"+forTime(c.FinishedAt, time.Now()), red
 	}

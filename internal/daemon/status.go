@@ -129,7 +129,10 @@ type InstanceStatus struct {
 	State     string `json:"state"`
 	Container string `json:"container,omitempty"`
 	// InSync is true when the container runs the desired spec.
-	InSync   bool   `json:"in_sync"`
+	InSync bool `json:"in_sync"`
+	// Health is the state of the container's own Docker HEALTHCHECK
+	// (starting, healthy, unhealthy), when it has one.
+	Health   string `json:"health,omitempty"`
 	Revision string `json:"revision,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
@@ -258,6 +261,7 @@ func instanceStatus(env *manifest.Environment, state *live.State, failed map[str
 				if c.Name == in.Name && c.Env() == env.Name {
 					is.Container = c.ID[:min(12, len(c.ID))]
 					is.State = c.State
+					is.Health = c.Health
 					is.Revision = c.Revision()
 					is.InSync = c.SpecHash() == in.SpecHash && c.Running()
 				}

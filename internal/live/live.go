@@ -49,6 +49,9 @@ type Container struct {
 	Labels  map[string]string
 	// Ports are the published host bindings, as "ip:port/proto".
 	Ports []string
+	// Health is the state of the container's own Docker HEALTHCHECK:
+	// starting, healthy or unhealthy; "" when it has none.
+	Health string
 }
 
 // Owned reports whether maestro-sync manages the container.

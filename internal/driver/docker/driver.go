@@ -8,6 +8,7 @@ package docker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -431,6 +432,15 @@ func (d *Driver) startAndCheck(ctx context.Context, t *target, id string, progre
 	if err != nil {
 		return d.withLogs(ctx, t, id, err)
 	}
+	if err := d.runningChecks(ctx, t, id, info, progress); err != nil {
+		return err
+	}
+	return d.waitHealthy(ctx, t, id, info, progress)
+}
+
+// runningChecks runs the instance's running checks on its started
+// container.
+func (d *Driver) runningChecks(ctx context.Context, t *target, id string, info container.InspectResponse, progress func(string)) error {
 	checks := t.in.Lifecycle["running"]
 	if len(checks) == 0 {
 		return nil
@@ -480,6 +490,76 @@ func (d *Driver) checks(ctx context.Context, t *target, state, id string, info *
 		return fmt.Errorf("%s checks failed: %w", state, err)
 	}
 	return nil
+}
+
+// waitHealthy waits, when the container has a Docker HEALTHCHECK of its
+// own (in its image or its spec), until Docker reports it healthy: an
+// unhealthy container fails as a failed running check does, with the last
+// output of its health check. The wait is bounded by what Docker needs to
+// decide (start period, then retries intervals) plus a margin.
+func (d *Driver) waitHealthy(ctx context.Context, t *target, id string, info container.InspectResponse, progress func(string)) error {
+	if info.State == nil || info.State.Health == nil || info.State.Health.Status == container.NoHealthcheck {
+		return nil
+	}
+	hc := &container.HealthConfig{}
+	if info.Config != nil && info.Config.Healthcheck != nil {
+		hc = info.Config.Healthcheck
+	}
+	or := func(v, def time.Duration) time.Duration {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	interval, timeout := or(hc.Interval, 30*time.Second), or(hc.Timeout, 30*time.Second)
+	retries := hc.Retries
+	if retries <= 0 {
+		retries = 3
+	}
+	limit := hc.StartPeriod + time.Duration(retries+1)*(interval+timeout) + 10*time.Second
+	progress("waiting for the container's HEALTHCHECK")
+	deadline := time.Now().Add(limit)
+	pause := 100 * time.Millisecond
+	for {
+		sctx, cancel := short(ctx, t.ship)
+		info, err := t.c.ContainerInspect(sctx, id)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
+		switch {
+		case info.State == nil || !info.State.Running:
+			return d.withLogs(ctx, t, id, errors.New("the container stopped while its HEALTHCHECK was starting"))
+		case info.State.Health == nil:
+			return nil
+		case info.State.Health.Status == container.Healthy:
+			return nil
+		case info.State.Health.Status == container.Unhealthy:
+			return fmt.Errorf("the container's HEALTHCHECK reports it unhealthy%s", lastHealthOutput(info.State.Health))
+		case time.Now().After(deadline):
+			return fmt.Errorf("the container's HEALTHCHECK is still starting after %s%s", limit.Round(time.Second), lastHealthOutput(info.State.Health))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// lastHealthOutput is the last output of a HEALTHCHECK, bounded, to end
+// an error with.
+func lastHealthOutput(h *container.Health) string {
+	if h == nil || len(h.Log) == 0 {
+		return ""
+	}
+	last := h.Log[len(h.Log)-1]
+	out := strings.TrimSpace(lastLines(last.Output, 3))
+	if len(out) > 500 {
+		out = out[:500] + "…"
+	}
+	return fmt.Sprintf(" (last check: exit code %d: %q)", last.ExitCode, out)
 }
 
 // waitRunning waits until the container runs (about 5 s, as MaestroNG).

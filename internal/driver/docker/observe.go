@@ -55,7 +55,7 @@ func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container,
 	}
 	out := make([]live.Container, 0, len(list))
 	for _, s := range list {
-		lc := live.Container{ID: s.ID, Image: s.Image, State: s.State, Created: time.Unix(s.Created, 0), Labels: s.Labels}
+		lc := live.Container{ID: s.ID, Image: s.Image, State: s.State, Created: time.Unix(s.Created, 0), Labels: s.Labels, Health: listHealth(s.Status)}
 		if len(s.Names) > 0 {
 			lc.Name = strings.TrimPrefix(s.Names[0], "/")
 			for _, n := range s.Names {
@@ -83,4 +83,18 @@ func shipTimeout(ship *manifest.Ship) time.Duration {
 		return 5 * time.Second
 	}
 	return time.Duration(ship.Timeout * float64(time.Second))
+}
+
+// listHealth reads the HEALTHCHECK state from a container list's status
+// text ("Up 5 minutes (healthy)", "Up 2 seconds (health: starting)").
+func listHealth(status string) string {
+	switch {
+	case strings.HasSuffix(status, "(healthy)"):
+		return "healthy"
+	case strings.HasSuffix(status, "(unhealthy)"):
+		return "unhealthy"
+	case strings.HasSuffix(status, "(health: starting)"):
+		return "starting"
+	}
+	return ""
 }

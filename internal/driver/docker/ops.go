@@ -60,6 +60,9 @@ type Container struct {
 	// Ports maps the instance's port names to the host ports bound (or,
 	// when not running, the ports of the manifest).
 	Ports map[string]string
+	// Health is the state of its own Docker HEALTHCHECK (starting,
+	// healthy, unhealthy), "" when it has none.
+	Health string
 
 	tty bool
 }
@@ -151,6 +154,9 @@ func fromInspect(info container.InspectResponse, in *manifest.Instance) *Contain
 		ct.Running = info.State.Running
 		ct.StartedAt = dockerTime(info.State.StartedAt)
 		ct.FinishedAt = dockerTime(info.State.FinishedAt)
+		if info.State.Health != nil && info.State.Health.Status != container.NoHealthcheck {
+			ct.Health = info.State.Health.Status
+		}
 	}
 	ct.Ports = boundPorts(info, in)
 	return ct
