@@ -163,6 +163,13 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 			st.Action = plan.Replace
 			st.Container, st.LiveSpecHash = current.ID, current.SpecHash()
 			st.Causes = []string{"container is " + current.State}
+		case len(current.Drift) > 0:
+			// Changed under its labels (docker update, by hand).
+			st.Action = plan.Replace
+			st.Container, st.LiveSpecHash = current.ID, current.SpecHash()
+			for _, d := range current.Drift {
+				st.Causes = append(st.Causes, "drift: "+d)
+			}
 		default:
 			st.Action = plan.Unchanged
 			st.Container, st.LiveSpecHash = current.ID, current.SpecHash()

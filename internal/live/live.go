@@ -52,6 +52,10 @@ type Container struct {
 	// Health is the state of the container's own Docker HEALTHCHECK:
 	// starting, healthy or unhealthy; "" when it has none.
 	Health string
+	// Drift names what of a running instance's configuration differs
+	// from the spec it was made from (changed by hand, e.g. docker
+	// update), one entry per field.
+	Drift []string
 }
 
 // Owned reports whether maestro-sync manages the container.

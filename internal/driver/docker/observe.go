@@ -74,6 +74,24 @@ func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container,
 		out = append(out, lc)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	// The configuration of each running instance container, for drift
+	// that leaves its labels as they were.
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range out {
+		lc := &out[i]
+		if lc.State != "running" || !lc.Owned() || lc.Name != lc.Instance() {
+			continue
+		}
+		g.Go(func() error {
+			info, err := c.ContainerInspect(ctx, lc.ID)
+			if err == nil {
+				lc.Drift = drift(info)
+			}
+			return nil // gone since the list: the next run sees it
+		})
+	}
+	_ = g.Wait()
 	return out, nil
 }
 
