@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -973,5 +974,72 @@ func TestVerbsRollingRestart(t *testing.T) {
 	wait := slices.Index(events, second+" waiting 1s before restart...")
 	if done < 0 || wait < done || slices.Index(events, first+" waiting 1s before starting...") < 0 {
 		t.Errorf("not a rolling restart:\n%s", strings.Join(events, "\n"))
+	}
+}
+
+// TestVerbsPullWithCredentialHelper: with no credentials in the manifest,
+// a pull asks the credential helper the Docker configuration names for
+// the registry (credHelpers), a docker-credential-* program on PATH, and
+// the registry gets the helper's credentials; a helper that fails is
+// named in the error, without its output.
+func TestVerbsPullWithCredentialHelper(t *testing.T) {
+	f := newVerbFixture(t)
+	reg := newFakeRegistry(t, "helper-user", "helper-s3cret")
+	reg.add(t, "maestro-test/busybox", "2", dockertest.Busybox2)
+	ref := reg.host + "/maestro-test/busybox:2"
+	f.vars["%DBIMAGE%"] = ref
+	f.vars["%REGISTRIES%"] = ""
+	f.write()
+
+	bin := t.TempDir()
+	asked := filepath.Join(bin, "asked")
+	helper := fmt.Sprintf(`#!/bin/sh
+[ "$1" = get ] || exit 1
+read server
+echo "$server" >> %s
+[ -f %s/fail ] && { echo "helper secret-detail boom" >&2; exit 1; }
+printf '{"ServerURL":"%%s","Username":"helper-user","Secret":"helper-s3cret"}' "$server"
+`, asked, bin)
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-mstest"), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if err := os.MkdirAll(filepath.Join(f.dir, ".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"credHelpers": {%q: "mstest"}}`, reg.host)
+	if err := os.WriteFile(filepath.Join(f.dir, ".docker", "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if r := f.mustRun(0, "pull", "db-1"); r.status("db-1") != "done" {
+		t.Errorf("pull through the credential helper:\n%s", r)
+	}
+	if got, _ := os.ReadFile(asked); strings.TrimSpace(string(got)) != reg.host {
+		t.Errorf("the helper was asked for %q, want %s", got, reg.host)
+	}
+	if id := f.ships[0].Docker(t, "image", "inspect", "--format", "{{.Id}}", ref); id == "" {
+		t.Errorf("%s is not on the ship", ref)
+	}
+
+	// Without a helper, the auths entry of the configuration.
+	f.ships[0].Docker(t, "rmi", ref)
+	auths := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, "http://"+reg.host, base64.StdEncoding.EncodeToString([]byte("helper-user:helper-s3cret")))
+	if err := os.WriteFile(filepath.Join(f.dir, ".docker", "config.json"), []byte(auths), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.mustRun(0, "pull", "db-1"); r.status("db-1") != "done" {
+		t.Errorf("pull with the auths entry:\n%s", r)
+	}
+
+	if err := os.WriteFile(filepath.Join(f.dir, ".docker", "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "fail"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := f.mustRun(1, "pull", "db-1")
+	if !strings.Contains(r.stderr, "the Docker credential helper mstest for "+reg.host+" failed") || strings.Contains(r.stderr+r.out, "secret-detail") {
+		t.Errorf("pull with a failing helper:\n%s", r)
 	}
 }

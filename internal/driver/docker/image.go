@@ -2,16 +2,20 @@ package docker
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/cli/cli/config/configfile"
+	"github.com/docker/cli/cli/config/credentials"
+	"github.com/docker/docker-credential-helpers/client"
+	helpercreds "github.com/docker/docker-credential-helpers/credentials"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
 	"golang.org/x/sync/singleflight"
@@ -21,43 +25,92 @@ import (
 
 // Auth resolves registry credentials as MaestroNG does: the manifest's
 // registries section first, then the Docker client configuration
-// (~/.docker/config.json). Credentials never appear in errors or logs.
+// (~/.docker/config.json), read by Docker's own configuration package:
+// its auths entries, and its credential helpers (credHelpers per
+// registry, credsStore for the rest: docker-credential-<name> programs
+// on PATH, such as the ECR, GCR and ACR ones), asked at each pull so that
+// short-lived tokens are fresh. Credentials never appear in errors or
+// logs.
 type Auth struct {
-	config map[string]registry.AuthConfig // by registry host
+	cf *configfile.ConfigFile
 }
 
 // LoadAuth reads a Docker client configuration file; a missing file gives
-// an empty configuration. Credential helpers are not supported.
+// an empty configuration.
 func LoadAuth(path string) (*Auth, error) {
-	a := &Auth{config: map[string]registry.AuthConfig{}}
-	data, err := os.ReadFile(path)
+	cf := configfile.New(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return a, nil
+		return &Auth{cf: cf}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("docker config: %w", err)
 	}
-	var cfg struct {
-		Auths map[string]struct {
-			Auth     string `json:"auth"`
-			Username string `json:"username"`
-			Password string `json:"password"`
-		} `json:"auths"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
+	defer f.Close()
+	// The decoder's error may quote the file: say only where it is.
+	if err := cf.LoadFromReader(io.LimitReader(f, 4<<20)); err != nil {
 		return nil, fmt.Errorf("docker config %s: invalid JSON", path)
 	}
-	for key, e := range cfg.Auths {
-		ac := registry.AuthConfig{Username: e.Username, Password: e.Password, ServerAddress: key}
-		if e.Auth != "" {
-			if raw, err := base64.StdEncoding.DecodeString(e.Auth); err == nil {
-				ac.Username, ac.Password, _ = strings.Cut(string(raw), ":")
-			}
-		}
-		a.config[registryHost(key)] = ac
-	}
-	return a, nil
+	return &Auth{cf: cf}, nil
 }
+
+// fromConfig returns the Docker configuration's credentials for a
+// registry host: from its credential helper when one is configured, as
+// the docker CLI does, else from its auths entries.
+func (a *Auth) fromConfig(host string) (registry.AuthConfig, bool, error) {
+	if a == nil || a.cf == nil {
+		return registry.AuthConfig{}, false, nil
+	}
+	key := host
+	if host == "docker.io" || host == "index.docker.io" {
+		key = hubConfigKey
+	}
+	helper := a.cf.CredentialHelpers[key]
+	if helper == "" {
+		helper = a.cf.CredentialsStore
+	}
+	out := registry.AuthConfig{ServerAddress: host}
+	if helper != "" {
+		creds, err := client.Get(quietProgram("docker-credential-"+helper), key)
+		switch {
+		case helpercreds.IsErrCredentialsNotFound(err):
+			return out, false, nil
+		case err != nil:
+			// The helper's own words may hold anything: name it only.
+			return out, false, fmt.Errorf("the Docker credential helper %s for %s failed", helper, host)
+		case creds.Username == "<token>":
+			out.IdentityToken = creds.Secret // the helpers' way to pass a token
+		default:
+			out.Username, out.Password = creds.Username, creds.Secret
+		}
+		return out, creds.Secret != "", nil
+	}
+	ac, err := credentials.NewFileStore(a.cf).Get(key)
+	if err != nil {
+		return out, false, nil
+	}
+	out.Username, out.Password, out.IdentityToken, out.RegistryToken = ac.Username, ac.Password, ac.IdentityToken, ac.RegistryToken
+	return out, ac.Username != "" || ac.IdentityToken != "" || ac.RegistryToken != "", nil
+}
+
+// hubConfigKey is Docker Hub's key in a Docker configuration.
+const hubConfigKey = "https://index.docker.io/v1/"
+
+// quietProgram runs a credential helper with its standard error kept from
+// ours (it could hold a secret, and ours may be a daemon's log).
+func quietProgram(name string) client.ProgramFunc {
+	return func(args ...string) client.Program {
+		return &helperCmd{cmd: exec.Command(name, args...)}
+	}
+}
+
+type helperCmd struct{ cmd *exec.Cmd }
+
+// Output runs the helper; its standard error goes nowhere.
+func (h *helperCmd) Output() ([]byte, error) { return h.cmd.Output() }
+
+// Input sets what the helper reads.
+func (h *helperCmd) Input(in io.Reader) { h.cmd.Stdin = in }
 
 // registryHost returns host[:port] of a registry URL or bare host.
 func registryHost(s string) string {
@@ -68,7 +121,7 @@ func registryHost(s string) string {
 }
 
 // credentials returns the encoded credentials for pulling ref, or "".
-func (a *Auth) credentials(env *manifest.Environment, ref string) string {
+func (a *Auth) credentials(env *manifest.Environment, ref string) (string, error) {
 	repo, _ := manifest.ParseImage(ref)
 	host := "index.docker.io"
 	first, _, hasSlash := strings.Cut(repo, "/")
@@ -88,17 +141,20 @@ func (a *Auth) credentials(env *manifest.Environment, ref string) string {
 			}
 		}
 	}
-	if !found && a != nil {
-		ac, found = a.config[host]
+	if !found {
+		var err error
+		if ac, found, err = a.fromConfig(host); err != nil {
+			return "", err
+		}
 	}
 	if !found {
-		return ""
+		return "", nil
 	}
 	enc, err := registry.EncodeAuthConfig(ac)
 	if err != nil {
-		return ""
+		return "", nil
 	}
-	return enc
+	return enc, nil
 }
 
 // imageCache makes sure images are present, pulling each image at most once
@@ -147,7 +203,11 @@ func (ic *imageCache) pull(ctx context.Context, t *target, ref string) error {
 }
 
 func (ic *imageCache) pullOnce(ctx context.Context, t *target, ref string) error {
-	rc, err := t.c.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: ic.auth.credentials(t.env, ref)})
+	creds, err := ic.auth.credentials(t.env, ref)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	rc, err := t.c.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: creds})
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
