@@ -96,7 +96,7 @@ func (g *globals) session(cmd *cobra.Command, args []string) (*session, error) {
 		return nil, err
 	}
 	report(cmd.ErrOrStderr(), repo)
-	hosts := &reconcile.Hosts{Docker: docker.NewPool(), Kube: kube.NewPool(), Owner: own}
+	hosts := &reconcile.Hosts{Docker: g.newPool(), Kube: kube.NewPool(), Owner: own}
 	return &session{owner: own, whole: g.wholeTree(args), repo: repo, hosts: hosts}, nil
 }
 

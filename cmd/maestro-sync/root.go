@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/source"
@@ -26,6 +27,19 @@ type globals struct {
 	revision string
 	owner    string
 	policy   string
+	// shipKnownHosts is the known_hosts file of SSH tunnels to ships.
+	shipKnownHosts string
+}
+
+// newPool opens a pool of ship connections with the command's host key
+// settings.
+func (g *globals) newPool() *docker.Pool {
+	p := docker.NewPool()
+	p.KnownHosts = g.shipKnownHosts
+	if p.KnownHosts == "" {
+		p.KnownHosts = os.Getenv("MAESTRO_SYNC_SHIP_KNOWN_HOSTS")
+	}
+	return p
 }
 
 func newRoot() *cobra.Command {
@@ -47,6 +61,7 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: none)")
 	root.PersistentFlags().StringVar(&g.policy, "policy", "", "policy file: what containers may not do (privileged, host network, Docker socket, host paths); env MAESTRO_SYNC_POLICY")
 	root.PersistentFlags().StringVar(&g.owner, "owner", "", "identity of the source the environments come from (env MAESTRO_SYNC_OWNER; default: the Git remote and sub-path of PATH)")
+	root.PersistentFlags().StringVar(&g.shipKnownHosts, "ship-known-hosts", "", "known_hosts file the host keys of ships reached over SSH (ssh_tunnel) must be in (env MAESTRO_SYNC_SHIP_KNOWN_HOSTS; default ~/.ssh/known_hosts)")
 	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newRun(g), newVersion())
 	root.AddCommand(newLock(g))
 	root.AddCommand(newStatus(g), newStart(g), newStop(g), newKill(g), newRestart(g), newClean(g), newPull(g), newLogs(g), newRollback(g))

@@ -81,7 +81,7 @@ flight and exits.`,
 	fl.StringVar(&f.path, "path", "", "sub-path of the repository that holds the manifests")
 	fl.StringVar(&f.cacheDir, "cache-dir", defaultCacheDir(), "where the clone is kept across restarts")
 	fl.StringVar(&f.sshKey, "ssh-key", "", "private key for ssh repository URLs")
-	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for ssh (default ~/.ssh/known_hosts)")
+	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for ssh: the Git source's, and the ships' unless --ship-known-hosts is given (default ~/.ssh/known_hosts)")
 	fl.BoolVar(&f.insecureHostKey, "insecure-ignore-host-key", false, "do not verify the ssh host key (insecure)")
 	fl.StringVar(&f.gitUser, "git-username", "", "https user (default git when a token is given)")
 	fl.StringVar(&f.gitPassFile, "git-password-file", "", "file holding the https password or token")
@@ -212,7 +212,11 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return err
 	}
-	hosts := &reconcile.Hosts{Docker: docker.NewPool(), Kube: kube.NewPool(), Auth: auth, Owner: cfg.Owner, RolloutTimeout: f.rolloutTimeout, LockTTL: f.lockTTL}
+	pool := g.newPool()
+	if pool.KnownHosts == "" {
+		pool.KnownHosts = f.knownHosts // one known_hosts for the source and the ships
+	}
+	hosts := &reconcile.Hosts{Docker: pool, Kube: kube.NewPool(), Auth: auth, Owner: cfg.Owner, RolloutTimeout: f.rolloutTimeout, LockTTL: f.lockTTL}
 	defer hosts.Docker.Close()
 	defer hosts.Kube.Close()
 	cfg.Target = hosts

@@ -232,7 +232,7 @@ func (g *globals) prepare(cmd *cobra.Command, args []string, f *verbFlags, k ver
 		refs[i].Owner = own.ID
 	}
 	ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
-	v := &verbRun{cmd: cmd, ctx: ctx, repo: repo, pool: docker.NewPool(), refs: refs, owner: own}
+	v := &verbRun{cmd: cmd, ctx: ctx, repo: repo, pool: g.newPool(), refs: refs, owner: own}
 	if !k.mutates {
 		return v, func() { v.pool.Close(); cancel() }, nil
 	}
@@ -897,7 +897,7 @@ across restarts of the instance.`,
 			r.Owner = own.ID
 			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer cancel()
-			pool := docker.NewPool()
+			pool := g.newPool()
 			defer pool.Close()
 			tail := ""
 			if lines > 0 {

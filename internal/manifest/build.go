@@ -245,7 +245,7 @@ func (b *builder) ships(n *yaml.Node) {
 }
 
 func (b *builder) sshTunnel(n *yaml.Node, p, ship string) *SSHTunnel {
-	tf, ok := b.fields(n, p, []string{"user", "key", "port"})
+	tf, ok := b.fields(n, p, []string{"user", "key", "port", "socket"})
 	if !ok {
 		return nil
 	}
@@ -259,6 +259,13 @@ func (b *builder) sshTunnel(n *yaml.Node, p, ship string) *SSHTunnel {
 	}
 	if v, ok := b.integer(tf, "port"); ok {
 		t.Port = int(v)
+	}
+	if v, ok := b.str(tf, "socket"); ok {
+		if !strings.HasPrefix(v, "/") {
+			se, _ := tf.get("socket")
+			b.errorf(se.V, tf.sub("socket"), "socket must be the absolute path of the Docker socket on ship %s, e.g. /var/run/docker.sock", ship)
+		}
+		t.Socket = v
 	}
 	return t
 }

@@ -144,6 +144,9 @@ type Ship struct {
 func (s *Ship) Address() string {
 	switch {
 	case s.SSHTunnel != nil:
+		if s.SSHTunnel.Socket != "" {
+			return "ssh://" + s.SSHTunnel.User + "@" + s.Endpoint + ":" + itoa(s.SSHTunnel.Port) + s.SSHTunnel.Socket
+		}
 		return "ssh://" + s.SSHTunnel.User + "@" + s.Endpoint + ":" + itoa(s.SSHTunnel.Port) + "/" + itoa(s.DockerPort)
 	case s.SocketPath != "":
 		return "unix://" + s.SocketPath
@@ -157,6 +160,10 @@ type SSHTunnel struct {
 	User string `json:"user"`
 	Key  string `json:"key"`
 	Port int    `json:"port"`
+	// Socket is the Docker socket on the ship the tunnel ends at, as
+	// DOCKER_HOST=ssh:// reaches it; "" ends it at the ship's loopback
+	// TCP port docker_port (MaestroNG's tunnel).
+	Socket string `json:"socket,omitempty"`
 }
 
 // Service is a MaestroNG service: an image and its instances.

@@ -6,11 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,7 +124,7 @@ func (p *Pool) connect(ship *manifest.Ship) (*client.Client, *tunnel, error) {
 		// its tunnel too).
 		tr := &http.Transport{DialContext: tun.dialContext}
 		opts = append(opts, client.WithHost("tcp://127.0.0.1:"+strconv.Itoa(ship.DockerPort)))
-		if ship.TLS || ship.TLSVerify {
+		if (ship.TLS || ship.TLSVerify) && ship.SSHTunnel.Socket == "" {
 			tc, err := tlsConfig(ship)
 			if err != nil {
 				tun.close()
@@ -187,12 +189,15 @@ func tlsConfig(ship *manifest.Ship) (*tls.Config, error) {
 	return tc, nil
 }
 
-// tunnel is an SSH connection to a ship through which the daemon's port on
-// the ship's loopback is reached. A connection that died (sshd restarted,
-// network cut) is opened again on the next dial.
+// tunnel is an SSH connection to a ship through which the daemon is
+// reached: its port on the ship's loopback (MaestroNG's tunnel), or its
+// unix socket (as DOCKER_HOST=ssh:// does). A connection that died (sshd
+// restarted, network cut) is opened again on the next dial.
 type tunnel struct {
-	dial   func(ctx context.Context) (*ssh.Client, error)
-	remote string
+	dial func(ctx context.Context) (*ssh.Client, error)
+	// network and remote are where the tunnel ends on the ship: tcp and
+	// 127.0.0.1:port, or unix and the socket's path.
+	network, remote string
 
 	mu     sync.Mutex
 	conn   *ssh.Client
@@ -229,7 +234,10 @@ func (p *Pool) tunnel(ship *manifest.Ship) (*tunnel, error) {
 		Timeout:         timeout,
 	}
 	addr := net.JoinHostPort(ship.Endpoint, strconv.Itoa(t.Port))
-	tun := &tunnel{remote: net.JoinHostPort("127.0.0.1", strconv.Itoa(ship.DockerPort))}
+	tun := &tunnel{network: "tcp", remote: net.JoinHostPort("127.0.0.1", strconv.Itoa(ship.DockerPort))}
+	if t.Socket != "" {
+		tun.network, tun.remote = "unix", t.Socket
+	}
 	tun.dial = func(ctx context.Context) (*ssh.Client, error) {
 		c, err := sshDial(ctx, addr, cfg, timeout)
 		if err != nil {
@@ -321,9 +329,15 @@ func (t *tunnel) dialContext(ctx context.Context, _, _ string) (net.Conn, error)
 		if err != nil {
 			return nil, err
 		}
-		conn, err := c.DialContext(ctx, "tcp", t.remote)
+		conn, err := c.DialContext(ctx, t.network, t.remote)
 		if err == nil {
 			return conn, nil
+		}
+		if t.network == "unix" && isOpenRefused(err) {
+			// sshd forwards no unix sockets (AllowStreamLocalForwarding
+			// no): ask the ship's docker CLI to carry the stream, as the
+			// docker CLI's ssh:// does.
+			return dialStdio(c, t.remote)
 		}
 		select {
 		case <-dead: // the SSH connection ended under us: open a new one, once
@@ -355,3 +369,61 @@ func expandHome(p string) string {
 	}
 	return p
 }
+
+// isOpenRefused reports an SSH channel the server would not open.
+func isOpenRefused(err error) bool {
+	var oce *ssh.OpenChannelError
+	return errors.As(err, &oce)
+}
+
+// dialStdio reaches the ship's Docker socket through `docker system
+// dial-stdio` run over SSH: the remote docker CLI copies the session's
+// standard input and output to the socket.
+func dialStdio(c *ssh.Client, socket string) (net.Conn, error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("ssh session for docker system dial-stdio: %w", err)
+	}
+	in, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	out, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.Start("DOCKER_HOST=unix://" + shellQuote(socket) + " docker system dial-stdio"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("docker system dial-stdio on the ship: %w", err)
+	}
+	return &stdioConn{session: s, in: in, out: out}, nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// stdioConn is a net.Conn over an SSH session's standard streams.
+type stdioConn struct {
+	session *ssh.Session
+	in      io.WriteCloser
+	out     io.Reader
+}
+
+func (c *stdioConn) Read(p []byte) (int, error)  { return c.out.Read(p) }
+func (c *stdioConn) Write(p []byte) (int, error) { return c.in.Write(p) }
+func (c *stdioConn) Close() error {
+	_ = c.in.Close()
+	return c.session.Close()
+}
+func (c *stdioConn) LocalAddr() net.Addr              { return stdioAddr{} }
+func (c *stdioConn) RemoteAddr() net.Addr             { return stdioAddr{} }
+func (c *stdioConn) SetDeadline(time.Time) error      { return nil }
+func (c *stdioConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *stdioConn) SetWriteDeadline(time.Time) error { return nil }
+
+type stdioAddr struct{}
+
+func (stdioAddr) Network() string { return "stdio" }
+func (stdioAddr) String() string  { return "docker system dial-stdio" }

@@ -134,6 +134,42 @@ func TestConnectSocketPath(t *testing.T) {
 	wantErr(t, observeErr(other, env), "ship s", missing)
 }
 
+// TestConnectSSHSocket reaches a dockerd that listens on its unix socket
+// only (Docker's default) over SSH, as DOCKER_HOST=ssh:// does: through
+// sshd's unix socket forwarding, and, where sshd forwards none, through
+// `docker system dial-stdio` run on the ship. A wrong host key in the
+// configured known_hosts file is refused.
+func TestConnectSSHSocket(t *testing.T) {
+	s := dockertest.Shared(t, 1)[0]
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"unix socket forwarding", nil},
+		{"docker system dial-stdio", []string{"AllowStreamLocalForwarding no"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sshd := startSSHD(t, tc.extra...)
+			ship := fmt.Sprintf("{ip: %s, endpoint: 127.0.0.1, ssh_tunnel: {user: root, key: %s, port: %d, socket: %s}, timeout: 5}", s.IP, sshd.key, sshd.port, s.Socket)
+			env, _ := loadConn(t, ship)
+			pool := docker.NewPool()
+			defer pool.Close()
+			pool.KnownHosts = sshd.knownHosts
+			deployProbe(t, pool, env, s)
+			// Which way the stream went, by sshd's own log.
+			log, _ := os.ReadFile(sshd.logPath())
+			if viaStdio := strings.Contains(string(log), "Starting session: command"); viaStdio != (tc.extra != nil) {
+				t.Errorf("through docker system dial-stdio: %v, want %v; sshd log:\n%s", viaStdio, tc.extra != nil, log)
+			}
+
+			wrong := docker.NewPool()
+			defer wrong.Close()
+			wrong.KnownHosts = sshd.wrongKnownHosts
+			wantErr(t, observeErr(wrong, env), "ship s", "does not match", sshd.wrongKnownHosts)
+		})
+	}
+}
+
 // TestConnectTCP reaches a dockerd that also listens on a loopback TCP
 // port: directly, with pinned or negotiated API versions, and through an
 // SSH tunnel.
@@ -407,7 +443,7 @@ type sshServer struct {
 	done chan struct{}
 }
 
-func startSSHD(t *testing.T) *sshServer {
+func startSSHD(t *testing.T, extraConfig ...string) *sshServer {
 	t.Helper()
 	bin := "/usr/sbin/sshd"
 	if _, err := os.Stat(bin); err != nil {
@@ -458,7 +494,7 @@ AllowUsers root
 AllowTcpForwarding yes
 StrictModes no
 LogLevel VERBOSE
-`, s.port, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
+`, s.port, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys")) + strings.Join(extraConfig, "\n")
 	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
