@@ -121,6 +121,9 @@ func templateError(err error) (line, col int, msg string) {
 // template, with whether a default filter follows.
 var envReference = regexp.MustCompile(`env(?:\.(\w+)|\[\s*['"](\w+)['"]\s*\])(\s*\|\s*default\b)?`)
 
+// envTest matches a test of whether a variable is set, after it.
+var envTest = regexp.MustCompile(`^\s+is\s+(not\s+)?(defined|undefined|none)\b`)
+
 // undefinedEnv reports, as warnings, references to environment variables
 // that are not set and have no default: they render as empty strings.
 func (d *decoder) undefinedEnv(src []byte, environ map[string]string) {
@@ -132,7 +135,7 @@ func (d *decoder) undefinedEnv(src []byte, environ map[string]string) {
 			} else {
 				name = line[m[4]:m[5]]
 			}
-			if _, set := environ[name]; set || m[6] >= 0 || name == "get" {
+			if _, set := environ[name]; set || m[6] >= 0 || name == "get" || envTest.MatchString(line[m[1]:]) {
 				continue
 			}
 			if !strings.Contains(line[:m[0]], "{{") && !strings.Contains(line[:m[0]], "{%") {
@@ -245,13 +248,12 @@ func (b *renderBudget) check() error {
 	return nil
 }
 
-// environment is gonja's default environment with a bounded range().
+// environment is the templates' environment (jinjaEnvironment) with a
+// bounded range().
 func (b *renderBudget) environment() *exec.Environment {
 	ctx := gonja.DefaultContext.Inherit()
 	ctx.Set("range", b.rangeFunc)
-	env := *gonja.DefaultEnvironment
-	env.Context = ctx
-	return &env
+	return jinjaEnvironment(ctx)
 }
 
 // rangeFunc is Python's range, materialised, within the budget.

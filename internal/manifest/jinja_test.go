@@ -1,0 +1,111 @@
+package manifest
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+)
+
+// TestJinjaCorpus: every template of testdata/jinja/cases.json renders
+// as Python's Jinja2 rendered it for MaestroNG (gen.py wrote the file with
+// Debian's python3-jinja2).
+func TestJinjaCorpus(t *testing.T) {
+	data, err := os.ReadFile("testdata/jinja/cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var corpus struct {
+		Env   map[string]string `json:"env"`
+		Cases []struct {
+			Template string `json:"template"`
+			Output   string `json:"output"`
+			Error    string `json:"error"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &corpus); err != nil {
+		t.Fatal(err)
+	}
+	if len(corpus.Cases) < 200 {
+		t.Fatalf("only %d cases", len(corpus.Cases))
+	}
+	for _, c := range corpus.Cases {
+		out, _, err := render(fstest.MapFS{}, ".", []byte(c.Template), corpus.Env)
+		switch {
+		case c.Error != "":
+			if err == nil {
+				t.Errorf("%s\n  renders %q; Jinja2: %s", c.Template, out, c.Error)
+			}
+		case err != nil:
+			t.Errorf("%s\n  fails: %v\n  Jinja2: %q", c.Template, err, c.Output)
+		case string(out) != c.Output:
+			t.Errorf("%s\n  renders %q\n  Jinja2: %q", c.Template, out, c.Output)
+		}
+	}
+}
+
+// TestZookeeperKafkaExample: MaestroNG's own example
+// (docs/examples/zookeeper+kafka.yaml) renders as Jinja2 renders it
+// (testdata/reference/zookeeper-kafka/gen.py): same YAML document, and
+// ZOOKEEPER_SERVER_IDS, built with append in a loop, on each zookeeper
+// container.
+func TestZookeeperKafkaExample(t *testing.T) {
+	dir := "testdata/reference/zookeeper-kafka"
+	src, err := os.ReadFile(dir + "/manifest.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(dir + "/jinja2-rendered.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := render(os.DirFS(dir), ".", src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, exp any
+	if err := yaml.Unmarshal(out, &got); err != nil {
+		t.Fatalf("rendered YAML: %v\n%s", err, out)
+	}
+	if err := yaml.Unmarshal(want, &exp); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(exp, got); diff != "" {
+		t.Errorf("rendered document (-Jinja2 +maestro-sync):\n%s", diff)
+	}
+	env := mustEnv(t, string(src))
+	for _, name := range []string{"zk-node-1", "zk-node-2", "zk-node-3"} {
+		if ids, _ := env.Instance(name).Env.Get("ZOOKEEPER_SERVER_IDS"); ids != "zk-node-1:1,zk-node-2:2,zk-node-3:3" {
+			t.Errorf("%s: ZOOKEEPER_SERVER_IDS = %q", name, ids)
+		}
+	}
+}
+
+// TestEnvIsDefinedIsNoWarning: a test of whether a variable is set is
+// not a use of an unset variable; a plain use still is.
+func TestEnvIsDefinedIsNoWarning(t *testing.T) {
+	text := `name: shop
+ships: {s1: {ip: 10.0.0.1}}
+services:
+  web:
+    image: web:1
+    env:
+      A: "{{ 'set' if env.MISSING is defined else 'unset' }}"
+      B: "{{ env.OTHER is not defined }}"
+      C: "{{ env.GONE }}"
+    instances: {web-1: {ship: s1}}
+`
+	repo := LoadSources(fstest.MapFS{}, []Source{{Name: "manifest.yml", Data: []byte(text)}}, Options{Environ: map[string]string{}})
+	env := envOf(t, repo)
+	if a, _ := env.Instance("web-1").Env.Get("A"); a != "unset" {
+		t.Errorf("A = %q", a)
+	}
+	warns := messages(repo, SeverityWarning)
+	if len(warns) != 1 || !strings.Contains(warns[0], "env.GONE is not set") {
+		t.Errorf("warnings %q, want only env.GONE's", warns)
+	}
+}
