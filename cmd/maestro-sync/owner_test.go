@@ -186,12 +186,19 @@ func TestOwnerTakesOverContainersWithoutOwner(t *testing.T) {
 	r.run(0, "apply")
 	before := id(t, ship, "owu-app-1")
 	old := labelsOf(t, ship, "owu-app-1")
+	var env []string
+	if err := json.Unmarshal([]byte(ship.Docker(t, "inspect", "--format", "{{json .Config.Env}}", "owu-app-1")), &env); err != nil {
+		t.Fatal(err)
+	}
 	ship.Docker(t, "rm", "-f", "owu-app-1")
 	args := []string{"create", "--name", "owu-app-1"}
 	for k, v := range old {
 		if k != label.Owner && k != label.OwnerName {
 			args = append(args, "--label", k+"="+v)
 		}
+	}
+	for _, kv := range env {
+		args = append(args, "--env", kv)
 	}
 	ship.Docker(t, append(args, "maestro-test/busybox:1", "sh", "-c", `trap "exit 0" TERM; sleep 3600 & wait`)...)
 	ship.Docker(t, "start", "owu-app-1")
