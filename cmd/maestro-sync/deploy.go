@@ -323,7 +323,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 	cmd.Flags().IntVarP(&concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "remove containers no longer in the manifests")
 	cmd.Flags().BoolVar(&adopt, "adopt", false, "take over containers without maestro-sync labels holding an instance's name (MaestroNG's): each is replaced immutably, the new one checked before the old one goes")
-	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it")
+	cmd.Flags().BoolVarP(&refresh, "refresh-images", "r", false, "pull every image, even when the ship has it, and replace the containers whose tag now names another image")
 	cmd.Flags().DurationVar(&rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
 	cmd.Flags().DurationVar(&lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive this run if it is killed")
 	cmd.Flags().DurationVar(&lockTimeout, "lock-timeout", 5*time.Minute, "how long to wait for the deploy lock another run holds (0: fail at once)")

@@ -49,6 +49,7 @@ type runFlags struct {
 	templateEnv                      []string
 	allowExec                        bool
 	lockTTL                          time.Duration
+	refreshEvery                     time.Duration
 }
 
 func newRun(g *globals) *cobra.Command {
@@ -104,6 +105,7 @@ flight and exits.`,
 	fl.BoolVar(&f.allowExec, "allow-exec-checks", false, "run lifecycle checks of type exec (commands on the deployer, with its credentials at hand); without it, an environment with one is invalid")
 	fl.StringSliceVar(&f.templateEnv, "template-env", nil, templateEnvUsage+"; never MAESTRO_SYNC_* nor --git-password-env")
 	fl.DurationVar(&f.lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive the daemon if it is killed")
+	fl.DurationVar(&f.refreshEvery, "refresh-images-every", 0, "re-resolve every image tag on its ships at this interval (a resync at least as often) and replace the containers whose tag moved to another image, such as :latest (0: never)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -170,7 +172,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	}
 	metrics := daemon.NewMetrics()
 	cfg := daemon.Config{
-		Poll: f.poll, Resync: f.resync, Prune: f.prune, Adopt: f.adopt, Concurrency: f.concurrency,
+		Poll: f.poll, Resync: resyncEvery(f.resync, f.refreshEvery), Prune: f.prune, Adopt: f.adopt, Concurrency: f.concurrency,
 		Manifest: manifest.Options{Environ: templateEnviron(f.templateEnv, f.credential), Strict: g.strict, DenyExecChecks: !f.allowExec},
 		Logger:   log, Metrics: metrics,
 	}
@@ -216,7 +218,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	if pool.KnownHosts == "" {
 		pool.KnownHosts = f.knownHosts // one known_hosts for the source and the ships
 	}
-	hosts := &reconcile.Hosts{Docker: pool, Kube: kube.NewPool(), Auth: auth, Owner: cfg.Owner, RolloutTimeout: f.rolloutTimeout, LockTTL: f.lockTTL}
+	hosts := &reconcile.Hosts{Docker: pool, Kube: kube.NewPool(), Auth: auth, Owner: cfg.Owner, RolloutTimeout: f.rolloutTimeout, LockTTL: f.lockTTL, RefreshEvery: f.refreshEvery}
 	defer hosts.Docker.Close()
 	defer hosts.Kube.Close()
 	cfg.Target = hosts
@@ -305,4 +307,12 @@ func isCommit(ref string) bool {
 		return false
 	}
 	return strings.Trim(ref, "0123456789abcdef") == ""
+}
+
+// resyncEvery is the resync interval: often enough for the image refresh.
+func resyncEvery(resync, refresh time.Duration) time.Duration {
+	if refresh > 0 && refresh < resync {
+		return refresh
+	}
+	return resync
 }

@@ -1043,3 +1043,38 @@ printf '{"ServerURL":"%%s","Username":"helper-user","Secret":"helper-s3cret"}' "
 		t.Errorf("pull with a failing helper:\n%s", r)
 	}
 }
+
+// TestApplyRefreshImagesFollowsAMovedTag: a tag that moved to another
+// image in the registry leaves the spec (and its hash) as it was; apply
+// --refresh-images re-resolves it on the ship and replaces the container,
+// naming the image; plain apply does not look.
+func TestApplyRefreshImagesFollowsAMovedTag(t *testing.T) {
+	f := newVerbFixture(t)
+	reg := newFakeRegistry(t, "bob", "s3cret")
+	reg.add(t, "maestro-test/moving", "stable", dockertest.Busybox1)
+	ref := reg.host + "/maestro-test/moving:stable"
+	f.vars["%DBIMAGE%"] = ref
+	f.vars["%REGISTRIES%"] = fmt.Sprintf("registries:\n  local: {registry: 'http://%s', username: bob, password: s3cret}", reg.host)
+	f.write()
+	f.mustRun(0, "apply", "db-1")
+	imageOf := func() string {
+		return strings.TrimSpace(f.ships[0].Docker(t, "inspect", "--format", "{{.Image}}", "db-1"))
+	}
+	first := imageOf()
+
+	reg.add(t, "maestro-test/moving", "stable", dockertest.Busybox2)
+	if r := f.mustRun(0, "apply", "db-1"); !strings.Contains(r.out, "0 to replace") && strings.Contains(r.out, "replace") {
+		t.Errorf("apply without --refresh-images looked at the registry:\n%s", r)
+	}
+	if imageOf() != first {
+		t.Fatalf("apply without --refresh-images replaced db-1")
+	}
+	r := f.mustRun(0, "apply", "--refresh-images", "db-1")
+	want, _ := exec.Command("docker", "--host", dockertest.DefaultHost, "image", "inspect", "--format", "{{.Id}}", dockertest.Busybox2).Output()
+	if got := imageOf(); got != strings.TrimSpace(string(want)) {
+		t.Errorf("db-1 runs %s after apply --refresh-images, want %s\n%s", got, want, r)
+	}
+	if !strings.Contains(r.out, "drift: image: "+ref+" is now ") {
+		t.Errorf("the plan does not name the moved image:\n%s", r)
+	}
+}

@@ -42,6 +42,8 @@ type Container struct {
 	ID    string
 	Name  string
 	Image string
+	// ImageID is the ID of the image it runs ("sha256:...").
+	ImageID string
 	// State is Docker's state: created, running, paused, restarting,
 	// removing, exited or dead.
 	State   string

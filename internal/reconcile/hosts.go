@@ -2,10 +2,13 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
@@ -26,10 +29,21 @@ type Hosts struct {
 	// Owner is stamped on what the drivers create.
 	Owner          owner.Owner
 	RolloutTimeout time.Duration
-	RefreshImages  bool
+	// RefreshImages pulls every image a container is created from, and
+	// at each observation re-resolves the tag of every Docker instance
+	// on its ship: a container whose tag now names another image drifts
+	// (the plan replaces it), as with RefreshEvery.
+	RefreshImages bool
+	// RefreshEvery re-resolves the tags at most this often (0: only with
+	// RefreshImages), so that a mutable tag (:latest, :stable) that
+	// moved is deployed.
+	RefreshEvery time.Duration
 	// LockTTL is how long a lock outlives its holder's last renewal
 	// (default lock.DefaultTTL).
 	LockTTL time.Duration
+
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
 }
 
 // Observe observes the ships and, when an environment declares clusters,
@@ -41,9 +55,88 @@ func (h *Hosts) Observe(ctx context.Context, envs []*manifest.Environment) *live
 		wg.Go(func() { clusters = h.Kube.Observe(ctx, envs) })
 	}
 	state := h.Docker.Observe(ctx, envs)
+	if h.refreshDue() {
+		h.movedImages(ctx, envs, state)
+	}
 	wg.Wait()
 	state.Clusters = clusters
 	return state
+}
+
+// refreshDue reports whether tags are to be re-resolved now.
+func (h *Hosts) refreshDue() bool {
+	h.refreshMu.Lock()
+	defer h.refreshMu.Unlock()
+	if !h.RefreshImages && (h.RefreshEvery <= 0 || time.Since(h.lastRefresh) < h.RefreshEvery) {
+		return false
+	}
+	h.lastRefresh = time.Now()
+	return true
+}
+
+// movedImages pulls the image of every Docker instance on its ship (once
+// per ship and image) and marks as drift each running container whose
+// image is no longer what its tag names. A ship or registry that cannot
+// be reached marks nothing: the next refresh tries again.
+func (h *Hosts) movedImages(ctx context.Context, envs []*manifest.Environment, state *live.State) {
+	drv := docker.NewDriver(h.Docker, envs, "", h.Auth)
+	drv.Owner = h.Owner
+	pulls := map[string]docker.Ref{}
+	for _, env := range envs {
+		for _, in := range env.Instances() {
+			ship := env.Ships[in.Ship]
+			if ship == nil {
+				continue
+			}
+			key := ship.Address() + "|" + in.Image
+			if _, ok := pulls[key]; !ok {
+				pulls[key] = docker.Ref{Env: env, In: in, Owner: h.Owner.ID}
+			}
+		}
+	}
+	ids := map[string]string{}
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(8)
+	for key, r := range pulls {
+		g.Go(func() error {
+			if drv.Pull(ctx, r, func(string) {}) != nil {
+				return nil
+			}
+			if id, err := h.Docker.ImageID(ctx, r); err == nil && id != "" {
+				mu.Lock()
+				ids[key] = id
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, env := range envs {
+		for _, in := range env.Instances() {
+			ship := env.Ships[in.Ship]
+			if ship == nil {
+				continue
+			}
+			want := ids[ship.Address()+"|"+in.Image]
+			host := state.Host(ship.Address())
+			if want == "" || host == nil {
+				continue
+			}
+			for i := range host.Containers {
+				c := &host.Containers[i]
+				if c.Name == in.Name && c.Env() == env.Name && c.Running() && c.ImageID != "" && c.ImageID != want {
+					c.Drift = append(c.Drift, fmt.Sprintf("image: %s is now %s, the container runs %s", in.Image, shortImageID(want), shortImageID(c.ImageID)))
+				}
+			}
+		}
+	}
+}
+
+// shortImageID is an image ID without its algorithm, 12 digits long.
+func shortImageID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	return id[:min(12, len(id))]
 }
 
 // Driver returns the drivers of envs behind one router.

@@ -55,7 +55,7 @@ func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container,
 	}
 	out := make([]live.Container, 0, len(list))
 	for _, s := range list {
-		lc := live.Container{ID: s.ID, Image: s.Image, State: s.State, Created: time.Unix(s.Created, 0), Labels: s.Labels, Health: listHealth(s.Status)}
+		lc := live.Container{ID: s.ID, Image: s.Image, State: s.State, Created: time.Unix(s.Created, 0), Labels: s.Labels, Health: listHealth(s.Status), ImageID: s.ImageID}
 		if len(s.Names) > 0 {
 			lc.Name = strings.TrimPrefix(s.Names[0], "/")
 			for _, n := range s.Names {
