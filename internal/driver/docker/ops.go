@@ -18,6 +18,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -292,8 +294,8 @@ type LogOptions struct {
 	Follow bool
 	// Tail is the number of last lines to print ("" or "all": every line).
 	Tail string
-	// Poll is the pause between looks for a restarted container while
-	// following; default 1s.
+	// Poll is the pause before looking again for a restarted container
+	// when Docker's event stream fails while following; default 1s.
 	Poll time.Duration
 }
 
@@ -326,36 +328,20 @@ func (p *Pool) Logs(ctx context.Context, r Ref, opts LogOptions, stdout, stderr 
 		// A log is a stream: it is not bounded by the ship's timeout.
 		return copyLogs(ctx, c, ct.ID, lo, ct.tty, stdout, stderr)
 	}
-	poll := opts.Poll
-	if poll <= 0 {
-		poll = time.Second
-	}
 	for {
 		// A stream is not bounded by the ship's timeout.
 		if err := copyLogs(ctx, c, ct.ID, lo, ct.tty, stdout, stderr); err != nil && ctx.Err() == nil {
 			return err
 		}
 		// The stream ended: the container stopped. Wait for the
-		// instance's container to run again, then follow its new lines.
-		last := ct
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(poll):
-			}
-			obs, err := p.Inspect(ctx, r)
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err != nil || obs.Container == nil || !obs.Container.Running {
-				continue
-			}
-			if obs.Container.ID != last.ID || obs.Container.StartedAt.After(last.StartedAt) {
-				ct = obs.Container
-				break
-			}
+		// instance's container to start again (Docker's event stream
+		// says when), then follow its new lines.
+		next, err := p.nextStart(ctx, c, r, ct, opts.Poll)
+		if err != nil {
+			return nil // ctx is done
 		}
+		last := ct
+		ct = next
 		// A restarted container's log goes on after its old lines (those
 		// logged before it last stopped); a new container's is printed
 		// whole.
@@ -363,6 +349,41 @@ func (p *Pool) Logs(ctx context.Context, r Ref, opts LogOptions, stdout, stderr 
 		if ct.ID == last.ID && !ct.FinishedAt.IsZero() {
 			lo.Since = ct.FinishedAt.Format(time.RFC3339Nano)
 		}
+	}
+}
+
+// nextStart waits until the instance runs a container other than last,
+// or last again after it stopped: subscribed to Docker's start events of
+// the name before each look, so that no start goes unseen; should the
+// event stream fail, it looks again after the pause (a second by
+// default). It returns ctx's error when ctx is done.
+func (p *Pool) nextStart(ctx context.Context, c *client.Client, r Ref, last *Container, pause time.Duration) (*Container, error) {
+	if pause <= 0 {
+		pause = time.Second
+	}
+	for {
+		ectx, cancel := context.WithCancel(ctx)
+		msgs, errs := c.Events(ectx, events.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("type", string(events.ContainerEventType)), filters.Arg("container", r.In.Name),
+			filters.Arg("event", string(events.ActionStart)))})
+		obs, err := p.Inspect(ctx, r)
+		if err == nil && obs.Container != nil && obs.Container.Running &&
+			(obs.Container.ID != last.ID || obs.Container.StartedAt.After(last.StartedAt)) {
+			cancel()
+			return obs.Container, nil
+		}
+		select {
+		case <-ctx.Done():
+			cancel()
+			return nil, ctx.Err()
+		case <-msgs:
+		case <-errs:
+			select {
+			case <-ctx.Done():
+			case <-time.After(pause):
+			}
+		}
+		cancel()
 	}
 }
 
