@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -17,7 +18,7 @@ import (
 
 var (
 	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit", "proxy"}
-	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
+	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "docker_host", "ssh_key", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
 	shipKeys      = append([]string{"ip", "endpoint"}, defaultedKeys...)
 	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy", "rollout"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
@@ -240,6 +241,18 @@ func (b *builder) ships(n *yaml.Node) {
 				ship.SSHTunnel = b.sshTunnel(e.V, tf.sub("ssh_tunnel"), s.Key)
 			}
 		}
+		if v, ok := b.str(pick("docker_host"), "docker_host"); ok {
+			e, _ := pick("docker_host").get("docker_host")
+			u, err := url.Parse(v)
+			switch {
+			case err != nil || u.Scheme != "ssh" || u.Hostname() == "":
+				b.errorf(e.V, sf.sub("docker_host"), "docker_host must be an ssh://[user@]host[:port][/socket] URL, as DOCKER_HOST; for a local socket or TCP use socket_path, or endpoint and docker_port")
+			case u.User != nil && func() bool { _, set := u.User.Password(); return set }():
+				b.errorf(e.V, sf.sub("docker_host"), "docker_host must not hold a password: use a key (ssh_key, or the SSH agent)")
+			}
+			ship.DockerHost = v
+		}
+		ship.SSHKey, _ = b.str(pick("ssh_key"), "ssh_key")
 		b.env.Ships[s.Key] = ship
 	}
 }

@@ -127,7 +127,13 @@ type Ship struct {
 	DockerPort int        `json:"docker_port"`
 	SocketPath string     `json:"socket_path,omitempty"`
 	SSHTunnel  *SSHTunnel `json:"ssh_tunnel,omitempty"`
-	APIVersion string     `json:"api_version,omitempty"`
+	// DockerHost is an ssh:// URL, as DOCKER_HOST: the daemon is reached
+	// through the system ssh client running `docker system dial-stdio`
+	// on the ship. SSHKey is the private key it uses ("" for the agent
+	// and the ssh configuration).
+	DockerHost string `json:"docker_host,omitempty"`
+	SSHKey     string `json:"ssh_key,omitempty"`
+	APIVersion string `json:"api_version,omitempty"`
 	// Timeout is the Docker client timeout in seconds.
 	Timeout    float64 `json:"timeout"`
 	TLS        bool    `json:"tls,omitempty"`
@@ -143,6 +149,8 @@ type Ship struct {
 // at the same daemon can be recognised.
 func (s *Ship) Address() string {
 	switch {
+	case s.DockerHost != "":
+		return s.DockerHost
 	case s.SSHTunnel != nil:
 		if s.SSHTunnel.Socket != "" {
 			return "ssh://" + s.SSHTunnel.User + "@" + s.Endpoint + ":" + itoa(s.SSHTunnel.Port) + s.SSHTunnel.Socket

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/cli/cli/connhelper"
 	"github.com/docker/docker/client"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -113,6 +114,12 @@ func (p *Pool) connect(ship *manifest.Ship) (*client.Client, *tunnel, error) {
 	}
 	var tun *tunnel
 	switch {
+	case ship.DockerHost != "":
+		helper, err := connhelper.GetConnectionHelperWithSSHOpts(ship.DockerHost, p.sshFlags(ship))
+		if err != nil {
+			return nil, nil, fmt.Errorf("docker_host %s: %w", ship.DockerHost, err)
+		}
+		opts = append(opts, client.WithHost(helper.Host), client.WithDialContext(helper.Dialer))
 	case ship.SSHTunnel != nil:
 		var err error
 		tun, err = p.tunnel(ship)
@@ -162,6 +169,20 @@ func (p *Pool) connect(ship *manifest.Ship) (*client.Client, *tunnel, error) {
 		return nil, nil, err
 	}
 	return c, tun, nil
+}
+
+// sshFlags are the options of the system ssh client for a docker_host
+// ship: never a prompt, host keys checked strictly against the pool's
+// known_hosts file (or the user's), the ship's key when it names one.
+func (p *Pool) sshFlags(ship *manifest.Ship) []string {
+	flags := []string{"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"}
+	if p.KnownHosts != "" {
+		flags = append(flags, "-o", "UserKnownHostsFile="+p.KnownHosts)
+	}
+	if ship.SSHKey != "" {
+		flags = append(flags, "-i", expandHome(ship.SSHKey), "-o", "IdentitiesOnly=yes")
+	}
+	return flags
 }
 
 // tlsConfig builds the client TLS settings: the CA verifies the daemon when

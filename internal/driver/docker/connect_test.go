@@ -170,6 +170,31 @@ func TestConnectSSHSocket(t *testing.T) {
 	}
 }
 
+// TestConnectDockerHostSSH reaches a ship given as DOCKER_HOST is,
+// docker_host: ssh://user@host:port/socket, through the system ssh client
+// and `docker system dial-stdio` on the ship, with the ship's key; a host
+// key that is not the configured known_hosts file's is refused.
+func TestConnectDockerHostSSH(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Fatal("ssh not found: install Debian's openssh-client (scripts/docker-setup.sh does)")
+	}
+	s := dockertest.Shared(t, 1)[0]
+	sshd := startSSHD(t)
+	ship := fmt.Sprintf("{ip: %s, docker_host: 'ssh://root@127.0.0.1:%d%s', ssh_key: %s, timeout: 10}", s.IP, sshd.port, s.Socket, sshd.key)
+	env, _ := loadConn(t, ship)
+	pool := docker.NewPool()
+	defer pool.Close()
+	pool.KnownHosts = sshd.knownHosts
+	deployProbe(t, pool, env, s)
+
+	for _, kh := range []string{sshd.wrongKnownHosts, sshd.emptyKnownHosts} {
+		other := docker.NewPool()
+		defer other.Close()
+		other.KnownHosts = kh
+		wantErr(t, observeErr(other, env), "ship s", "Host key verification failed")
+	}
+}
+
 // TestConnectTCP reaches a dockerd that also listens on a loopback TCP
 // port: directly, with pinned or negotiated API versions, and through an
 // SSH tunnel.
