@@ -732,9 +732,23 @@ func TestVerbsPullWithoutRegistry(t *testing.T) {
 type fakeRegistry struct {
 	host      string
 	user, pw  string
+	mu        sync.Mutex        // add may run while the registry serves
 	manifests map[string][]byte // name:tag → manifest
 	blobs     map[string][]byte // digest → content
 	denied    atomic.Int32
+}
+
+func (r *fakeRegistry) lookup(m map[string][]byte, key string) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := m[key]
+	return b, ok
+}
+
+func (r *fakeRegistry) store(m map[string][]byte, key string, b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m[key] = b
 }
 
 func newFakeRegistry(t *testing.T, user, pw string) *fakeRegistry {
@@ -759,7 +773,7 @@ func (r *fakeRegistry) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if name, ref, ok := strings.Cut(p, "/manifests/"); ok {
-		m, found := r.manifests[name+":"+ref]
+		m, found := r.lookup(r.manifests, name+":"+ref)
 		if !found {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusNotFound)
@@ -775,7 +789,7 @@ func (r *fakeRegistry) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if _, d, ok := strings.Cut(p, "/blobs/"); ok {
-		b, found := r.blobs[d]
+		b, found := r.lookup(r.blobs, d)
 		if !found {
 			http.NotFound(w, req)
 			return
@@ -836,19 +850,19 @@ func (r *fakeRegistry) add(t *testing.T, name, tag, image string) {
 		Layers        []desc `json:"layers"`
 	}{2, "application/vnd.docker.distribution.manifest.v2+json",
 		desc{"application/vnd.docker.container.image.v1+json", len(config), digest(config)}, nil}
-	r.blobs[digest(config)] = config
+	r.store(r.blobs, digest(config), config)
 	for _, l := range index[0].Layers {
 		var gz bytes.Buffer
 		zw := gzip.NewWriter(&gz)
 		zw.Write(files[l])
 		zw.Close()
 		b := gz.Bytes()
-		r.blobs[digest(b)] = b
+		r.store(r.blobs, digest(b), b)
 		m.Layers = append(m.Layers, desc{"application/vnd.docker.image.rootfs.diff.tar.gzip", len(b), digest(b)})
 	}
 	b, _ := json.Marshal(m)
-	r.manifests[name+":"+tag] = b
-	r.manifests[name+":"+digest(b)] = b
+	r.store(r.manifests, name+":"+tag, b)
+	r.store(r.manifests, name+":"+digest(b), b)
 }
 
 // TestVerbPick checks the selection rules without ships.
