@@ -363,6 +363,12 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 		}
 	}
 	if err != nil {
+		if ctx.Err() != nil && temporary {
+			// Cancelled (SIGTERM) while dockerd created it: the
+			// container may exist with no one to know its ID. A
+			// temporary one of ours goes, as a failed one would.
+			d.discardNamed(ctx, t, name)
+		}
 		return "", fmt.Errorf("create %s: %w", name, err)
 	}
 	if cfg.Net == nil && t.in.Route != nil {
@@ -635,6 +641,28 @@ func (d *Driver) removeContainer(ctx context.Context, t *target, id string, volu
 
 // discard removes a container that failed, even when ctx is cancelled: a
 // rollback must finish.
+// discardNamed removes the container of that name when it is ours, even
+// when ctx is cancelled. dockerd may finish a create whose request was
+// cancelled a moment later, so a missing container is looked for again
+// for a second.
+func (d *Driver) discardNamed(ctx context.Context, t *target, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*shipTimeout(t.ship))
+	defer cancel()
+	for range 5 {
+		info, err := t.c.ContainerInspect(ctx, name)
+		switch {
+		case err == nil:
+			if d.ours(info, t.env.Name, name) == nil {
+				_ = t.c.ContainerRemove(ctx, info.ID, container.RemoveOptions{RemoveVolumes: true, Force: true})
+			}
+			return
+		case !cerrdefs.IsNotFound(err):
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (d *Driver) discard(ctx context.Context, t *target, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*shipTimeout(t.ship))
 	defer cancel()
