@@ -576,6 +576,12 @@ status.`,
 // stop stops the container of refs[i] if it runs. The error says why it
 // could not.
 func (v *verbRun) stop(ctx context.Context, drv *docker.Driver, i int) error {
+	return v.halt(ctx, i, "stopped", drv.Stop)
+}
+
+// halt stops the running container of refs[i] with do (a stop or a kill)
+// and shows the row as done; a container that does not run is shown down.
+func (v *verbRun) halt(ctx context.Context, i int, done string, do func(context.Context, docker.Ref, *docker.Container, func(string)) error) error {
 	r := v.refs[i]
 	obs, err := v.pool.Inspect(ctx, r)
 	if err != nil {
@@ -588,11 +594,11 @@ func (v *verbRun) stop(ctx context.Context, drv *docker.Driver, i int) error {
 		return nil
 	}
 	cf := containerField(r, c)
-	if err := drv.Stop(ctx, r, c, func(s string) { v.table.set(i, cf, s+"...", none) }); err != nil {
+	if err := do(ctx, r, c, func(s string) { v.table.set(i, cf, s+"...", none) }); err != nil {
 		v.table.set(i, cf, "failed: "+err.Error(), red)
 		return err
 	}
-	v.table.set(i, cf, "stopped", green)
+	v.table.set(i, cf, done, green)
 	return nil
 }
 
@@ -614,7 +620,7 @@ removes them. Failures are shown but do not change the exit status.`,
 			defer done()
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindKill, false)
 			docker.Play(v.ctx, f.waits(v.refs, kindKill), f.concurrency, func(ctx context.Context, i int) error {
-				_ = v.kill(ctx, i) // failures are shown, and not fatal (MaestroNG)
+				_ = v.halt(ctx, i, "killed", v.pool.Kill) // failures are shown, and not fatal (MaestroNG)
 				return nil
 			})
 			return v.finish(nil)
@@ -622,28 +628,6 @@ removes them. Failures are shown but do not change the exit status.`,
 	}
 	f.register(cmd, kindKill)
 	return cmd
-}
-
-// kill kills the container of refs[i] if it runs.
-func (v *verbRun) kill(ctx context.Context, i int) error {
-	r := v.refs[i]
-	obs, err := v.pool.Inspect(ctx, r)
-	if err != nil {
-		v.table.set(i, "-", "host down", red)
-		return err
-	}
-	c := obs.Container
-	if c == nil || !c.Running {
-		v.table.set(i, containerField(r, c), "down", blue)
-		return nil
-	}
-	cf := containerField(r, c)
-	if err := v.pool.Kill(ctx, r, c, func(s string) { v.table.set(i, cf, s+"...", none) }); err != nil {
-		v.table.set(i, cf, "failed: "+err.Error(), red)
-		return err
-	}
-	v.table.set(i, cf, "killed", green)
-	return nil
 }
 
 func newRestart(g *globals) *cobra.Command {

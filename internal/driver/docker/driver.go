@@ -270,8 +270,7 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 	if t.in.Route != nil {
 		// A routed instance whose other ports clash: the proxy follows
 		// the new container.
-		route := routeOf(d.Owner.ID, t.env.Name, t.in)
-		if _, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, upstream(t.in)); return true }); err != nil {
+		if _, err := d.serveInstance(ctx, t, progress); err != nil {
 			return fmt.Errorf("%w (the new one runs as %s)", err, tmp)
 		}
 	}

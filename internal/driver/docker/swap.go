@@ -52,8 +52,7 @@ func (d *Driver) createRouted(ctx context.Context, t *target, progress func(stri
 		return fail(err)
 	}
 	progress("adding it to the front proxy")
-	route := routeOf(d.Owner.ID, t.env.Name, t.in)
-	if _, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, upstream(t.in)); return true }); err != nil {
+	if _, err := d.serveInstance(ctx, t, progress); err != nil {
 		return fail(err)
 	}
 	if resumed {
@@ -108,11 +107,7 @@ func (d *Driver) replaceRouted(ctx context.Context, st plan.Step, t *target, old
 		}
 	}
 	progress("switching the front proxy to " + tmp)
-	route := routeOf(d.Owner.ID, t.env.Name, t.in)
-	proxyID, err := d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool {
-		rt.serve(route, t.in.Name, upstream(t.in))
-		return true
-	})
+	proxyID, err := d.serveInstance(ctx, t, progress)
 	if err != nil {
 		return fail(err)
 	}
@@ -372,7 +367,14 @@ func (d *Driver) Reuse(ctx context.Context, r Ref, progress func(string)) (bool,
 		return true, err
 	}
 	progress("adding it to the front proxy")
-	route := routeOf(d.Owner.ID, t.env.Name, t.in)
-	_, err = d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, upstream(t.in)); return true })
+	_, err = d.serveInstance(ctx, t, progress)
 	return true, err
+}
+
+// serveInstance puts the instance's own upstream (its container under
+// the instance's network alias) in its slot of the ship's proxy, creating
+// or upgrading the proxy when needed, and returns the proxy's ID.
+func (d *Driver) serveInstance(ctx context.Context, t *target, progress func(string)) (string, error) {
+	route := routeOf(d.Owner.ID, t.env.Name, t.in)
+	return d.withProxy(ctx, t, progress, true, func(rt *routeTable) bool { rt.serve(route, t.in.Name, upstream(t.in)); return true })
 }
