@@ -366,9 +366,13 @@ bench_d() {
 	"$WORK/downtime" -maestro-sync "$WORK/maestro-sync" -compose "$COMPOSE" -work "$WORK" >"$WORK/downtime.log" 2>&1 ||
 		{ cat "$WORK/downtime.log" >&2; die "bench/downtime failed; output in $WORK/downtime.log"; }
 	cat "$WORK/downtime.log" >>"$OUT"
-	# Leave the engine as it was.
-	dock rm -f $(dock ps -aq --filter label=io.maestro-sync/env=dtproxied --filter label=io.maestro-sync/env=dtclash) >/dev/null 2>&1 || true
+	# Leave the engine as it was: the bench's containers (its owner's), and
+	# the front proxy when nothing else is routed through it.
+	dock rm -f $(dock ps -aq --filter label=io.maestro-sync/owner-name=maestro-sync-bench) >/dev/null 2>&1 || true
 	dock rm -f $(dock ps -aq --filter label=com.docker.compose.project=dtcompose) >/dev/null 2>&1 || true
+	if [ -z "$(dock ps -aq --filter label=io.maestro-sync/upstream)" ]; then
+		dock rm -f maestro-sync-proxy >/dev/null 2>&1 || true
+	fi
 }
 
 # ---------------------------------------------------------------- main
