@@ -18,7 +18,7 @@ import (
 
 var (
 	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit", "proxy"}
-	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "docker_host", "ssh_key", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
+	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "docker_host", "ssh_key", "context", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
 	shipKeys      = append([]string{"ip", "endpoint"}, defaultedKeys...)
 	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy", "rollout"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
@@ -253,6 +253,7 @@ func (b *builder) ships(n *yaml.Node) {
 			ship.DockerHost = v
 		}
 		ship.SSHKey, _ = b.str(pick("ssh_key"), "ssh_key")
+		ship.Context, _ = b.str(pick("context"), "context")
 		b.env.Ships[s.Key] = ship
 	}
 }

@@ -133,6 +133,9 @@ type Ship struct {
 	// and the ssh configuration).
 	DockerHost string `json:"docker_host,omitempty"`
 	SSHKey     string `json:"ssh_key,omitempty"`
+	// Context names a docker CLI context (docker context ls) whose
+	// Docker endpoint the ship is.
+	Context    string `json:"context,omitempty"`
 	APIVersion string `json:"api_version,omitempty"`
 	// Timeout is the Docker client timeout in seconds.
 	Timeout    float64 `json:"timeout"`
@@ -149,6 +152,8 @@ type Ship struct {
 // at the same daemon can be recognised.
 func (s *Ship) Address() string {
 	switch {
+	case s.Context != "":
+		return "context://" + s.Context
 	case s.DockerHost != "":
 		return s.DockerHost
 	case s.SSHTunnel != nil:

@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	cliconfig "github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/connhelper"
+	"github.com/docker/cli/cli/context/store"
 	"github.com/docker/docker/client"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -114,6 +116,12 @@ func (p *Pool) connect(ship *manifest.Ship) (*client.Client, *tunnel, error) {
 	}
 	var tun *tunnel
 	switch {
+	case ship.Context != "":
+		ctxOpts, err := p.contextOpts(ship)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, ctxOpts...)
 	case ship.DockerHost != "":
 		helper, err := connhelper.GetConnectionHelperWithSSHOpts(ship.DockerHost, p.sshFlags(ship))
 		if err != nil {
@@ -448,3 +456,61 @@ type stdioAddr struct{}
 
 func (stdioAddr) Network() string { return "stdio" }
 func (stdioAddr) String() string  { return "docker system dial-stdio" }
+
+// contextEndpoint is the Docker endpoint of a docker CLI context.
+type contextEndpoint struct {
+	Host          string `json:",omitempty"`
+	SkipTLSVerify bool
+}
+
+// contextOpts are the client options of a ship given as a docker CLI
+// context, read from the CLI's context store ($DOCKER_CONFIG/contexts or
+// ~/.docker/contexts) as the CLI reads it: an ssh:// endpoint goes
+// through the system ssh client (as docker_host does), a unix socket is
+// used as is, a TCP endpoint with the context's TLS files.
+func (p *Pool) contextOpts(ship *manifest.Ship) ([]client.Opt, error) {
+	dir := filepath.Join(cliconfig.Dir(), "contexts")
+	st := store.New(dir, store.NewConfig(func() any { return &map[string]any{} },
+		store.EndpointTypeGetter("docker", func() any { return &contextEndpoint{} })))
+	md, err := st.GetMetadata(ship.Context)
+	if err != nil {
+		return nil, fmt.Errorf("docker context %q: %w", ship.Context, err)
+	}
+	ep, ok := md.Endpoints["docker"].(contextEndpoint)
+	if !ok || ep.Host == "" {
+		return nil, fmt.Errorf("docker context %q has no Docker endpoint", ship.Context)
+	}
+	switch {
+	case strings.HasPrefix(ep.Host, "ssh://"):
+		helper, err := connhelper.GetConnectionHelperWithSSHOpts(ep.Host, p.sshFlags(ship))
+		if err != nil {
+			return nil, fmt.Errorf("docker context %q: %w", ship.Context, err)
+		}
+		return []client.Opt{client.WithHost(helper.Host), client.WithDialContext(helper.Dialer)}, nil
+	case strings.HasPrefix(ep.Host, "unix://"):
+		return []client.Opt{client.WithHost(ep.Host)}, nil
+	}
+	opts := []client.Opt{client.WithHost(ep.Host)}
+	ca, _ := st.GetTLSData(ship.Context, "docker", "ca.pem")
+	cert, _ := st.GetTLSData(ship.Context, "docker", "cert.pem")
+	key, _ := st.GetTLSData(ship.Context, "docker", "key.pem")
+	if ca == nil && cert == nil && !ep.SkipTLSVerify {
+		return opts, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: ep.SkipTLSVerify} //nolint:gosec // the context asks for it
+	if ca != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return nil, fmt.Errorf("docker context %q: ca.pem holds no certificate", ship.Context)
+		}
+		tc.RootCAs = pool
+	}
+	if cert != nil && key != nil {
+		pair, err := tls.X509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("docker context %q: client certificate: %w", ship.Context, err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return append(opts, client.WithScheme("https"), client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}})), nil
+}

@@ -195,6 +195,31 @@ func TestConnectDockerHostSSH(t *testing.T) {
 	}
 }
 
+// TestConnectDockerContext reaches a ship named by a docker CLI context
+// (made with `docker context create`, in the CLI's own store), and an
+// unknown context is an error naming it.
+func TestConnectDockerContext(t *testing.T) {
+	s := dockertest.Shared(t, 1)[0]
+	cfg := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", cfg)
+	out, err := exec.Command("docker", "context", "create", "ms-ship", "--docker", "host=unix://"+s.Socket).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker context create: %v\n%s", err, out)
+	}
+	env, ship := loadConn(t, fmt.Sprintf("{ip: %s, context: ms-ship}", s.IP))
+	pool := docker.NewPool()
+	defer pool.Close()
+	deployProbe(t, pool, env, s)
+	if c, _ := pool.Client(ship); c.DaemonHost() != "unix://"+s.Socket {
+		t.Errorf("daemon host %q", c.DaemonHost())
+	}
+
+	env, _ = loadConn(t, fmt.Sprintf("{ip: %s, context: nope}", s.IP))
+	other := docker.NewPool()
+	defer other.Close()
+	wantErr(t, observeErr(other, env), "ship s", `docker context "nope"`)
+}
+
 // TestConnectTCP reaches a dockerd that also listens on a loopback TCP
 // port: directly, with pinned or negotiated API versions, and through an
 // SSH tunnel.
