@@ -109,3 +109,13 @@ services:
 		t.Errorf("warnings %q, want only env.GONE's", warns)
 	}
 }
+
+// TestPercentOperatorIsALocatedError: '%s' % x, which the engine does not
+// format yet, fails at its line with a message saying what to write.
+func TestPercentOperatorIsALocatedError(t *testing.T) {
+	src := "name: x\nships: {s: {ip: 10.0.0.1}}\nservices:\n  a:\n    image: \"{{ '%s:%s' % ('web', 1) }}\"\n"
+	_, line, err := render(fstest.MapFS{}, ".", []byte(src), nil)
+	if err == nil || line != 5 || !strings.Contains(err.Error(), "the % operator does not format strings here yet") {
+		t.Errorf("line %d, error %v", line, err)
+	}
+}

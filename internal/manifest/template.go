@@ -178,6 +178,12 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 	}
 	if err != nil {
 		line, col, msg := templateError(err)
+		if strings.Contains(msg, "integer divide by zero") {
+			if l, c, ok := percentFormat(src); ok {
+				// The engine takes '%s' % x for a modulo of numbers.
+				line, col, msg = l, c, "the % operator does not format strings here yet (Jinja2 does): write '%s'|format(x), '{}'.format(x) or ~"
+			}
+		}
 		return nil, line, &locatedError{line: line, col: col, msg: "template: " + msg}
 	}
 	out = buf.buf.Bytes()
@@ -185,6 +191,19 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 		out = append(out, '\n')
 	}
 	return out, 0, nil
+}
+
+// percentOperator finds a string literal followed by the % operator.
+var percentOperator = regexp.MustCompile(`('[^'\n]*'|"[^"\n]*")\s*%\s*[^}%]`)
+
+// percentFormat returns where src first applies % to a string literal.
+func percentFormat(src []byte) (line, col int, ok bool) {
+	for i, l := range strings.Split(string(src), "\n") {
+		if m := percentOperator.FindStringIndex(l); m != nil && (strings.Contains(l, "{{") || strings.Contains(l, "{%")) {
+			return i + 1, m[0] + 1, true
+		}
+	}
+	return 0, 0, false
 }
 
 // locatedError is an error at a line and column of a template.
