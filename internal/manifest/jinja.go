@@ -164,40 +164,55 @@ func strReplace(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
 }
 
 func strSplit(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
+	sep, maxsplit, err := splitArgs(a)
+	if err != nil {
+		return nil, err
+	}
+	return pySplit(self, sep, maxsplit), nil
+}
+
+// splitArgs takes str.split's and str.rsplit's arguments: sep (nil for
+// runs of whitespace, never empty) and maxsplit (-1: no limit).
+func splitArgs(a *exec.VarArgs) (*exec.Value, int, error) {
 	sep := exec.AsValue(nil)
 	maxsplit := -1
 	if err := a.Take(
 		exec.PositionalArgument("sep", exec.AsValue(nil), func(v *exec.Value) error { sep = v; return nil }),
 		exec.PositionalArgument("maxsplit", exec.AsValue(-1), exec.IntArgument(&maxsplit)),
 	); err != nil {
-		return nil, exec.ErrInvalidCall(err)
+		return nil, 0, exec.ErrInvalidCall(err)
 	}
+	if !sep.IsNil() && sep.String() == "" {
+		return nil, 0, exec.ErrInvalidCall(errors.New("empty separator"))
+	}
+	return sep, maxsplit, nil
+}
+
+// pySplit is Python's str.split.
+func pySplit(self string, sep *exec.Value, maxsplit int) []string {
 	if !sep.IsNil() {
-		if sep.String() == "" {
-			return nil, exec.ErrInvalidCall(errors.New("empty separator"))
-		}
 		if maxsplit < 0 {
-			return strings.Split(self, sep.String()), nil
+			return strings.Split(self, sep.String())
 		}
-		return strings.SplitN(self, sep.String(), maxsplit+1), nil
+		return strings.SplitN(self, sep.String(), maxsplit+1)
 	}
-	// Python: runs of whitespace, none at either end, at most maxsplit.
+	// Runs of whitespace, none at either end, at most maxsplit.
 	var out []string
-	rest := strings.TrimLeft(self, " \t\n\r\v\f")
+	rest := strings.TrimLeft(self, pyWhitespace)
 	for rest != "" {
 		if maxsplit >= 0 && len(out) == maxsplit {
 			out = append(out, rest)
 			break
 		}
-		i := strings.IndexAny(rest, " \t\n\r\v\f")
+		i := strings.IndexAny(rest, pyWhitespace)
 		if i < 0 {
 			out = append(out, rest)
 			break
 		}
 		out = append(out, rest[:i])
-		rest = strings.TrimLeft(rest[i:], " \t\n\r\v\f")
+		rest = strings.TrimLeft(rest[i:], pyWhitespace)
 	}
-	return out, nil
+	return out
 }
 
 // setList replaces the list a method was called on.
@@ -447,16 +462,12 @@ func strStrip(trim func(string, string) string) exec.Method[string] {
 
 // strRSplit is str.rsplit: at most maxsplit splits, from the right.
 func strRSplit(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
-	sep := exec.AsValue(nil)
-	maxsplit := -1
-	if err := a.Take(
-		exec.PositionalArgument("sep", exec.AsValue(nil), func(v *exec.Value) error { sep = v; return nil }),
-		exec.PositionalArgument("maxsplit", exec.AsValue(-1), exec.IntArgument(&maxsplit)),
-	); err != nil {
-		return nil, exec.ErrInvalidCall(err)
+	sep, maxsplit, err := splitArgs(a)
+	if err != nil {
+		return nil, err
 	}
 	if sep.IsNil() || maxsplit < 0 {
-		return strSplit(self, nil, &exec.VarArgs{Args: []*exec.Value{sep, exec.AsValue(maxsplit)}, KwArgs: map[string]*exec.Value{}})
+		return pySplit(self, sep, maxsplit), nil
 	}
 	var out []string
 	rest := self
