@@ -194,14 +194,8 @@ func TestKillDuringProxiedSwap(t *testing.T) {
 			if len(fields) < 2 || fields[0] != "true" || !strings.Contains(state, "VERSION=2") {
 				t.Fatalf("app-1 after recovery: %s", state)
 			}
-			var table struct {
-				Routes []struct{ Slots map[string]string }
-			}
-			raw := ship.Docker(t, "exec", "maestro-sync-proxy", "cat", "/etc/maestro-sync/routes.json")
-			if err := json.Unmarshal([]byte(raw), &table); err != nil {
-				t.Fatalf("route table: %v\n%s", err, raw)
-			}
-			if len(table.Routes) != 1 || len(table.Routes[0].Slots) != 1 || table.Routes[0].Slots["app-1"] != fields[1] {
+			slots, raw := routeSlots(t, ship)
+			if len(slots) != 1 || len(slots[0]) != 1 || slots[0]["app-1"] != fields[1] {
 				t.Errorf("route table after recovery: %s; want one route to %s", raw, fields[1])
 			}
 			resp, err := http.Get(url)
@@ -218,6 +212,24 @@ func TestKillDuringProxiedSwap(t *testing.T) {
 			}
 		})
 	}
+}
+
+// routeSlots reads the proxy's route table on the ship: the slots of each
+// route (instance → upstream), and the table as it is written.
+func routeSlots(t *testing.T, ship *dockertest.Ship) ([]map[string]string, string) {
+	t.Helper()
+	var table struct {
+		Routes []struct{ Slots map[string]string }
+	}
+	raw := ship.Docker(t, "exec", "maestro-sync-proxy", "cat", "/etc/maestro-sync/routes.json")
+	if err := json.Unmarshal([]byte(raw), &table); err != nil {
+		t.Fatalf("route table: %v\n%s", err, raw)
+	}
+	var out []map[string]string
+	for _, r := range table.Routes {
+		out = append(out, r.Slots)
+	}
+	return out, raw
 }
 
 func getBody(url string) string {
@@ -368,15 +380,9 @@ func TestRoutedVerbs(t *testing.T) {
 	if state := strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.State.Running}}", "app-1")); state != "false" {
 		t.Errorf("app-1 after stop: running %s", state)
 	}
-	var table struct {
-		Routes []struct{ Slots map[string]string }
-	}
-	raw := ship.Docker(t, "exec", "maestro-sync-proxy", "cat", "/etc/maestro-sync/routes.json")
-	if err := json.Unmarshal([]byte(raw), &table); err != nil {
-		t.Fatalf("route table: %v\n%s", err, raw)
-	}
-	for _, r := range table.Routes {
-		if r.Slots["app-1"] != "" {
+	slots, raw := routeSlots(t, ship)
+	for _, route := range slots {
+		if route["app-1"] != "" {
 			t.Errorf("the stopped instance is still served by the proxy:\n%s", raw)
 		}
 	}
