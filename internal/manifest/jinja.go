@@ -230,7 +230,7 @@ func listExtend(list []any, self *exec.Value, a *exec.VarArgs) (any, error) {
 		return true
 	}, func() {})
 	setList(self, out)
-	return nil, nil
+	return exec.None, nil
 }
 
 func listInsert(list []any, self *exec.Value, a *exec.VarArgs) (any, error) {
@@ -248,7 +248,7 @@ func listInsert(list []any, self *exec.Value, a *exec.VarArgs) (any, error) {
 	}
 	i = min(i, n)
 	setList(self, slices.Insert(slices.Clone(list), i, x.Interface()))
-	return nil, nil
+	return exec.None, nil
 }
 
 func listPop(list []any, self *exec.Value, a *exec.VarArgs) (any, error) {
@@ -291,7 +291,7 @@ func listRemove(list []any, self *exec.Value, a *exec.VarArgs) (any, error) {
 		return nil, errors.New("list.remove(x): x not in list")
 	}
 	setList(self, slices.Delete(slices.Clone(list), i, i+1))
-	return nil, nil
+	return exec.None, nil
 }
 
 func listIndex(list []any, _ *exec.Value, a *exec.VarArgs) (any, error) {
@@ -347,7 +347,7 @@ func dictView(self *exec.Value, a *exec.VarArgs, what int) (any, error) {
 		case 1:
 			out = append(out, p.Value.Interface())
 		default:
-			out = append(out, []any{p.Key.Interface(), p.Value.Interface()})
+			out = append(out, exec.Tuple{p.Key, p.Value})
 		}
 	}
 	return out, nil
@@ -387,7 +387,7 @@ func dictUpdate(_ map[string]any, self *exec.Value, a *exec.VarArgs) (any, error
 		set(exec.AsValue(k), a.KwArgs[k])
 	}
 	*self = *exec.AsValue(&exec.Dict{Pairs: pairs})
-	return nil, nil
+	return exec.None, nil
 }
 
 // filterDictSort is Jinja2's dictsort: (key, value) pairs sorted by key
@@ -437,7 +437,7 @@ func filterDictSort(_ *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *ex
 	})
 	out := make([]any, len(pairs))
 	for i, p := range pairs {
-		out[i] = []any{p.Key.Interface(), p.Value.Interface()}
+		out[i] = exec.Tuple{p.Key, p.Value}
 	}
 	return exec.AsValue(out)
 }
@@ -466,11 +466,26 @@ func strRSplit(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sep.IsNil() || maxsplit < 0 {
+	if maxsplit < 0 {
 		return pySplit(self, sep, maxsplit), nil
 	}
 	var out []string
 	rest := self
+	if sep.IsNil() {
+		// Runs of whitespace from the right; what is left keeps its
+		// leading whitespace.
+		rest = strings.TrimRight(rest, pyWhitespace)
+		for rest != "" && len(out) < maxsplit {
+			i := strings.LastIndexAny(rest, pyWhitespace)
+			out = append(out, rest[i+1:])
+			rest = strings.TrimRight(rest[:max(i, 0)], pyWhitespace)
+		}
+		if rest != "" {
+			out = append(out, rest)
+		}
+		slices.Reverse(out)
+		return out, nil
+	}
 	for len(out) < maxsplit {
 		i := strings.LastIndex(rest, sep.String())
 		if i < 0 {
@@ -484,77 +499,30 @@ func strRSplit(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
 	return out, nil
 }
 
-// filterFormat is Jinja2's format filter: Python's printf-style %.
+// filterFormat is Jinja2's format filter: Python's printf-style %, with
+// the arguments as a tuple, or the keyword arguments as a mapping.
 func filterFormat(_ *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec.Value {
 	if in.IsError() {
 		return in
 	}
-	out, err := pyPercent(in.String(), params.Args)
+	var out string
+	var err error
+	switch {
+	case len(params.Args) > 0 && len(params.KwArgs) > 0:
+		err = errors.New("can't handle positional and keyword arguments at the same time")
+	case len(params.KwArgs) > 0:
+		mapping := make(map[string]any, len(params.KwArgs))
+		for k, v := range params.KwArgs {
+			mapping[k] = v
+		}
+		out, err = exec.PercentFormat(in.String(), exec.AsValue(mapping))
+	default:
+		out, err = exec.PercentFormatArgs(in.String(), params.Args)
+	}
 	if err != nil {
 		return exec.AsValue(err)
 	}
 	return exec.AsValue(out)
-}
-
-// pyPercent formats as Python's str % tuple, for the conversions
-// templates use: %s %r %d %i %u %x %X %o %f %F %e %E %g %G %c %%, with
-// flags (-+ 0#), width and precision.
-func pyPercent(format string, args []*exec.Value) (string, error) {
-	var b strings.Builder
-	next := 0
-	for i := 0; i < len(format); i++ {
-		c := format[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		j := i + 1
-		for j < len(format) && strings.IndexByte("-+ 0#", format[j]) >= 0 {
-			j++
-		}
-		for j < len(format) && (format[j] >= '0' && format[j] <= '9' || format[j] == '.') {
-			j++
-		}
-		if j >= len(format) {
-			return "", errors.New("incomplete format")
-		}
-		spec, verb := format[i+1:j], format[j]
-		i = j
-		if verb == '%' {
-			b.WriteByte('%')
-			continue
-		}
-		if next >= len(args) {
-			return "", errors.New("not enough arguments for format string")
-		}
-		arg := args[next]
-		next++
-		switch verb {
-		case 's', 'r':
-			fmt.Fprintf(&b, "%"+spec+"s", arg.String())
-		case 'd', 'i', 'u':
-			fmt.Fprintf(&b, "%"+spec+"d", int64(arg.Float()))
-		case 'x', 'X', 'o':
-			fmt.Fprintf(&b, "%"+spec+string(verb), int64(arg.Float()))
-		case 'f', 'F', 'e', 'E', 'g', 'G':
-			if !strings.Contains(spec, ".") && verb != 'g' && verb != 'G' {
-				spec += ".6"
-			}
-			fmt.Fprintf(&b, "%"+spec+string(verb), arg.Float())
-		case 'c':
-			if arg.IsString() {
-				b.WriteString(arg.String())
-			} else {
-				b.WriteRune(rune(arg.Integer()))
-			}
-		default:
-			return "", fmt.Errorf("unsupported format character %q", verb)
-		}
-	}
-	if next < len(args) {
-		return "", errors.New("not all arguments converted during string formatting")
-	}
-	return b.String(), nil
 }
 
 // filterRound is Jinja2's round: common rounds half to even, as Python's

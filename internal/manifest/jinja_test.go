@@ -110,12 +110,24 @@ services:
 	}
 }
 
-// TestPercentOperatorIsALocatedError: '%s' % x, which the engine does not
-// format yet, fails at its line with a message saying what to write.
-func TestPercentOperatorIsALocatedError(t *testing.T) {
-	src := "name: x\nships: {s: {ip: 10.0.0.1}}\nservices:\n  a:\n    image: \"{{ '%s:%s' % ('web', 1) }}\"\n"
-	_, line, err := render(fstest.MapFS{}, ".", []byte(src), nil)
-	if err == nil || line != 5 || !strings.Contains(err.Error(), "the % operator does not format strings here yet") {
-		t.Errorf("line %d, error %v", line, err)
+// TestTemplateFailuresAreLocated: a template that fails as Python fails
+// (a division by zero, a format that does not match its arguments, a
+// missing key, an integer over the bound) fails at its line, saying why.
+func TestTemplateFailuresAreLocated(t *testing.T) {
+	for expr, want := range map[string]string{
+		"1 // 0":                     "ZeroDivisionError: integer division or modulo by zero",
+		"1 / 0.0":                    "ZeroDivisionError: division by zero",
+		"'%s-%s' % ('web',)":         "TypeError: not enough arguments for format string",
+		"'%d' % 'x'":                 "TypeError: %d format: a real number is required, not str",
+		"'%(port)d' % {'host': 'h'}": "KeyError: 'port'",
+		"{'a': 1}.pop('b')":          "KeyError: 'b'",
+		"9 ** 387420489":             "integer too large: more than 65536 bits",
+		"'x' * 10 ** 9":              "repetition larger than",
+	} {
+		src := "name: x\nships: {s: {ip: 10.0.0.1}}\nservices:\n  a:\n    image: \"{{ " + expr + " }}\"\n"
+		_, line, err := render(fstest.MapFS{}, ".", []byte(src), nil)
+		if err == nil || line != 5 || !strings.Contains(err.Error(), want) {
+			t.Errorf("{{ %s }}: line %d, error %v; want line 5, %q", expr, line, err, want)
+		}
 	}
 }

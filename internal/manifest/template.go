@@ -82,6 +82,9 @@ var (
 	includeMissing = regexp.MustCompile(`unable to load template '([^']*)'.*: (template "[^"]*" (?:not found|is outside the repository))`)
 	unclosedBlock  = regexp.MustCompile(`Unable to parse controlStructure "(\w+)": Unexpected EOF, expected tag ([\w ]+)`)
 	parsePosition  = regexp.MustCompile(`\s*\(Line: \d+ Col: \d+, near "[^"]*"\)\.?`)
+	// pythonError is an error the engine raises as Python would, named
+	// by its exception (ZeroDivisionError: division by zero).
+	pythonError = regexp.MustCompile(`\b[A-Z][A-Za-z]*Error: .*|integer too large: .*|repetition larger than .*`)
 )
 
 // templateError turns a template engine error into a located message.
@@ -99,6 +102,8 @@ func templateError(err error) (line, col int, msg string) {
 	case includeMissing.MatchString(msg):
 		m := includeMissing.FindStringSubmatch(msg)
 		msg = fmt.Sprintf("include %q: %s", m[1], strings.TrimPrefix(m[2], fmt.Sprintf("template %q ", m[1])))
+	case pythonError.MatchString(msg):
+		msg = pythonError.FindString(msg)
 	case unclosedBlock.MatchString(msg):
 		m := unclosedBlock.FindStringSubmatch(msg)
 		msg = fmt.Sprintf("{%% %s %%} block is never closed (expected %s before the end of the file)", m[1], strings.ReplaceAll(m[2], " or ", ", "))
@@ -178,12 +183,6 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 	}
 	if err != nil {
 		line, col, msg := templateError(err)
-		if strings.Contains(msg, "integer divide by zero") {
-			if l, c, ok := percentFormat(src); ok {
-				// The engine takes '%s' % x for a modulo of numbers.
-				line, col, msg = l, c, "the % operator does not format strings here yet (Jinja2 does): write '%s'|format(x), '{}'.format(x) or ~"
-			}
-		}
 		return nil, line, &locatedError{line: line, col: col, msg: "template: " + msg}
 	}
 	out = buf.buf.Bytes()
@@ -191,19 +190,6 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 		out = append(out, '\n')
 	}
 	return out, 0, nil
-}
-
-// percentOperator finds a string literal followed by the % operator.
-var percentOperator = regexp.MustCompile(`('[^'\n]*'|"[^"\n]*")\s*%\s*[^}%]`)
-
-// percentFormat returns where src first applies % to a string literal.
-func percentFormat(src []byte) (line, col int, ok bool) {
-	for i, l := range strings.Split(string(src), "\n") {
-		if m := percentOperator.FindStringIndex(l); m != nil && (strings.Contains(l, "{{") || strings.Contains(l, "{%")) {
-			return i + 1, m[0] + 1, true
-		}
-	}
-	return 0, 0, false
 }
 
 // locatedError is an error at a line and column of a template.

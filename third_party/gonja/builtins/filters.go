@@ -1626,7 +1626,7 @@ func filterDefault(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exe
 	); err != nil {
 		return exec.AsValue(exec.ErrInvalidCall(err))
 	}
-	if in.IsError() || in.IsNil() {
+	if in.IsError() || in.IsUndefined() {
 		return defaultValue
 	}
 	if boolean && !in.IsTrue() {

@@ -59,7 +59,7 @@ func testCallable(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, 
 }
 
 func testDefined(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, error) {
-	return !(in.IsError() || in.IsNil()), nil
+	return !(in.IsError() || in.IsUndefined()), nil
 }
 
 func testDivisibleby(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, error) {
@@ -159,7 +159,7 @@ func testNotEqual(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, 
 }
 
 func testNone(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, error) {
-	return in.IsNil(), nil
+	return in.IsNone(), nil
 }
 
 func testNumber(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, error) {

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"math"
+	"math/big"
 	"reflect"
 	"strings"
 
@@ -26,10 +27,15 @@ type Evaluator struct {
 func (e *Evaluator) Eval(node nodes.Expression) *Value {
 	switch n := node.(type) {
 	case *nodes.None:
+		return AsValue(None)
+	case *nodes.Undefined:
 		return AsValue(nil)
 	case *nodes.String:
 		return AsValue(n.Val)
 	case *nodes.Integer:
+		if n.Big != nil {
+			return IntValue(n.Big)
+		}
 		return AsValue(n.Val)
 	case *nodes.Float:
 		return AsValue(n.Val)
@@ -91,6 +97,14 @@ func (e *Evaluator) evalBinaryExpression(node *nodes.BinaryExpression) *Value {
 		right = e.Eval(node.Right)
 		if right.IsError() {
 			return AsValue(errors.Wrapf(right, `Unable to evaluate right parameter %s`, node.Right))
+		}
+	}
+
+	switch node.Operator.Token.Type {
+	case tokens.And, tokens.Or, tokens.In, tokens.Tilde:
+	default:
+		if result, ok := pyBinary(node.Operator.Token.Type, left, right); ok {
+			return result
 		}
 	}
 
@@ -230,6 +244,9 @@ func (e *Evaluator) evalUnaryExpression(expr *nodes.UnaryExpression) *Value {
 		return AsValue(errors.Wrapf(result, `Unable to evaluate term %s`, expr.Term))
 	}
 	if expr.Negative {
+		if result.IsBigInt() {
+			return IntValue(new(big.Int).Neg(result.Val.Interface().(*big.Int)))
+		}
 		if result.IsNumber() {
 			switch {
 			case result.IsFloat():
@@ -256,7 +273,7 @@ func (e *Evaluator) evalList(node *nodes.List) *Value {
 }
 
 func (e *Evaluator) evalTuple(node *nodes.Tuple) *Value {
-	values := ValuesList{}
+	values := Tuple{}
 	for _, val := range node.Val {
 		value := e.Eval(val)
 		values = append(values, value)

@@ -222,6 +222,9 @@ func (v *Value) ToGoSimpleType(allowInterfaceKeys bool) any {
 // nil values will lead to an empty string. For unsupported types, String will
 // return to the type's name.
 func (v *Value) String() string {
+	if v.IsNone() {
+		return "None"
+	}
 	if v.IsNil() {
 		return ""
 	}
@@ -262,7 +265,11 @@ func (v *Value) String() string {
 			out.WriteString("'")
 			return out.String()
 		}
-		out.WriteByte('[')
+		open, close := "[", "]"
+		if v.IsTuple() {
+			open, close = "(", ")"
+		}
+		out.WriteString(open)
 		length := v.Len()
 		for i := range length {
 			if i > 0 {
@@ -272,31 +279,24 @@ func (v *Value) String() string {
 			if !ok {
 				item = ToValue(v.Index(i).Val)
 			}
-			if item.IsString() {
-				out.WriteString(fmt.Sprintf(`'%s'`, item.String()))
-			} else {
-				out.WriteString(item.String())
-			}
+			out.WriteString(Repr(item))
 		}
-		out.WriteByte(']')
+		if length == 1 && v.IsTuple() {
+			out.WriteByte(',')
+		}
+		out.WriteString(close)
 		return out.String()
 	case reflect.Map:
 		pairs := []string{}
 		for _, key := range resolved.MapKeys() {
-			keyLabel := key.String()
-			if key.Kind() == reflect.String {
-				keyLabel = fmt.Sprintf(`'%s'`, keyLabel)
-			}
+			keyLabel := Repr(ToValue(key))
 
 			value := resolved.MapIndex(key)
 			// Check whether this is an interface and resolve it where required
 			for value.Kind() == reflect.Interface {
 				value = reflect.ValueOf(value.Interface())
 			}
-			valueLabel := ToValue(value).String()
-			if value.Kind() == reflect.String {
-				valueLabel = fmt.Sprintf(`'%s'`, valueLabel)
-			}
+			valueLabel := Repr(ToValue(value))
 			pair := fmt.Sprintf(`%s: %s`, keyLabel, valueLabel)
 			pairs = append(pairs, pair)
 		}
@@ -498,6 +498,9 @@ func (v *Value) IsTrue() bool {
 	case reflect.Bool:
 		return v.getResolvedValue().Bool()
 	case reflect.Struct:
+		if v.getResolvedValue().Type() == TypeDict {
+			return v.Len() > 0
+		}
 		return true // struct instance is always true
 	default:
 		if logging.Enabled() {
@@ -535,6 +538,9 @@ func (v *Value) Negate() *Value {
 	case reflect.Bool:
 		return AsValue(!v.getResolvedValue().Bool())
 	case reflect.Struct:
+		if v.getResolvedValue().Type() == TypeDict {
+			return AsValue(v.Len() == 0)
+		}
 		return AsValue(false)
 	default:
 		if logging.Enabled() {
@@ -1213,13 +1219,7 @@ func (vl ValuesList) String() string {
 		if idx > 0 {
 			out.WriteString(", ")
 		}
-		if key.IsString() {
-			out.WriteString("'")
-		}
-		out.WriteString(key.String())
-		if key.IsString() {
-			out.WriteString("'")
-		}
+		out.WriteString(Repr(key))
 	}
 	out.WriteByte(']')
 	return out.String()
@@ -1235,18 +1235,7 @@ type Pair struct {
 }
 
 func (p *Pair) String() string {
-	var key, value string
-	if p.Key.IsString() {
-		key = fmt.Sprintf(`'%s'`, p.Key.String())
-	} else {
-		key = p.Key.String()
-	}
-	if p.Value.IsString() {
-		value = fmt.Sprintf(`'%s'`, p.Value.String())
-	} else {
-		value = p.Value.String()
-	}
-	return fmt.Sprintf(`%s: %s`, key, value)
+	return Repr(p.Key) + ": " + Repr(p.Value)
 }
 
 type Dict struct {

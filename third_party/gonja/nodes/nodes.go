@@ -3,6 +3,7 @@ package nodes
 
 import (
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -183,6 +184,7 @@ func (s *String) String() string          { return fmt.Sprintf("'%s'", s.Locatio
 type Integer struct {
 	Location *tokens.Token
 	Val      int
+	Big      *big.Int // the value when it does not fit in an int
 }
 
 func (i *Integer) Position() *tokens.Token { return i.Location }
@@ -218,6 +220,14 @@ type None struct {
 }
 
 func (n *None) Position() *tokens.Token { return n.Location }
+
+// Undefined is the value of a macro argument that was not given.
+type Undefined struct {
+	Location *tokens.Token
+}
+
+func (n *Undefined) Position() *tokens.Token { return n.Location }
+func (n *Undefined) String() string          { return n.Location.Val }
 func (n *None) String() string {
 	return n.Location.Val
 }

@@ -3,6 +3,8 @@ package parser
 import (
 	// "fmt"
 
+	"errors"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -41,6 +43,12 @@ func (p *Parser) parseNumber() (nodes.Expression, error) {
 
 	if t.Type == tokens.Integer {
 		i, err := parseIntegerLiteral(t.Val)
+		if errors.Is(err, strconv.ErrRange) {
+			// Python's integers have no bound.
+			if b, ok := new(big.Int).SetString(normalizeNumericLiteral(t.Val), 0); ok {
+				return &nodes.Integer{Location: t, Big: b}, nil
+			}
+		}
 		if err != nil {
 			return nil, p.Error(err.Error(), t)
 		}
@@ -275,7 +283,7 @@ func (p *Parser) ParseVariable() (nodes.Expression, error) {
 			Val:      true,
 		}
 		return br, nil
-	case "nil", "None":
+	case "none", "None":
 		br := &nodes.None{
 			Location: t,
 		}

@@ -96,7 +96,7 @@ func macroParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure,
 						Error:    fmt.Errorf("parameter \"%s\" was not provided", argName.Val),
 					}
 				} else {
-					arg.Value = &nodes.None{
+					arg.Value = &nodes.Undefined{
 						Location: argName,
 					}
 				}

@@ -1,6 +1,7 @@
 package methods
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/pkg/errors"
@@ -64,7 +65,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		if len(arguments.Args) == 2 {
 			return arguments.Args[1].Interface(), nil
 		}
-		return nil, nil
+		return exec.None, nil
 	},
 
 	"pop": func(self map[string]any, selfValue *exec.Value, arguments *exec.VarArgs) (any, error) {
@@ -79,7 +80,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		if len(arguments.Args) == 2 {
 			return arguments.Args[1].Interface(), nil
 		}
-		return nil, nil
+		return nil, fmt.Errorf("KeyError: '%s'", key)
 	},
 
 	"setdefault": func(self map[string]any, selfValue *exec.Value, arguments *exec.VarArgs) (any, error) {
@@ -90,7 +91,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		if val, ok := self[key]; ok {
 			return val, nil
 		}
-		var def any
+		var def any = exec.None
 		if len(arguments.Args) == 2 {
 			def = arguments.Args[1].Interface()
 		}
@@ -114,7 +115,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		for k, v := range arguments.KwArgs {
 			self[k] = v.Interface()
 		}
-		return nil, nil
+		return exec.None, nil
 	},
 
 	"copy": func(self map[string]any, selfValue *exec.Value, arguments *exec.VarArgs) (any, error) {
@@ -135,6 +136,6 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		for k := range self {
 			delete(self, k)
 		}
-		return nil, nil
+		return exec.None, nil
 	},
 })

@@ -19,7 +19,7 @@ var listMethods = exec.NewMethodSet[[]any](map[string]exec.Method[[]any]{
 
 		*selfValue = *exec.ToValue(reflect.Append(selfValue.Val, reflect.ValueOf(exec.ToValue(x))))
 
-		return nil, nil
+		return exec.None, nil
 	},
 	"reverse": func(_ []any, selfValue *exec.Value, arguments *exec.VarArgs) (any, error) {
 		if err := arguments.Take(); err != nil {
@@ -33,7 +33,7 @@ var listMethods = exec.NewMethodSet[[]any](map[string]exec.Method[[]any]{
 			selfValue.Val.Index(i).Set(reversed.Index(i))
 		}
 
-		return nil, nil
+		return exec.None, nil
 	},
 	"copy": func(self []any, selfValue *exec.Value, arguments *exec.VarArgs) (any, error) {
 		if err := arguments.Take(); err != nil {
