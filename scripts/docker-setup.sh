@@ -10,9 +10,13 @@
 #   3. builds the offline test images maestro-test/busybox:1 and :2 when missing;
 #   4. builds Caddy (the front proxy) from the Go module proxy into
 #      ~/.cache/maestro-sync/caddy once (about 4 minutes cold), and imports
-#      maestro-test/caddy:2 from it and the busybox rootfs when missing.
+#      maestro-test/caddy:2 from it and the busybox rootfs when missing;
+#   5. builds the CNCF Distribution registry from the Go module proxy into
+#      ~/.cache/maestro-sync/registry once (about 3 minutes cold): the tests
+#      that pull, push and build start their own registry from it.
 #
-# It is idempotent: run it as often as you like. No registry is needed.
+# It is idempotent: run it as often as you like. Nothing is pulled from a
+# public registry.
 #
 # Environment:
 #   MAESTRO_DOCKERD_LOG             dockerd log file (default /tmp/dockerd.log)
@@ -32,6 +36,8 @@ readonly REPO=maestro-test/busybox
 readonly BED_VERSION=1
 readonly PROXY_REPO=maestro-test/caddy:2
 readonly CADDY_VERSION=v2.11.9
+# Keep in step with dockertest.RegistryVersion.
+readonly REGISTRY_VERSION=v3.1.2
 readonly CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/maestro-sync
 
 started=$SECONDS
@@ -253,6 +259,21 @@ caddy_binary() {
 	echo "$bin"
 }
 
+# registry_binary builds the CNCF Distribution registry $REGISTRY_VERSION
+# once from the Go module proxy (test/dockertest.StartRegistry runs it).
+registry_binary() {
+	local bin=$CACHE/registry/registry-$REGISTRY_VERSION go
+	if [ ! -x "$bin" ]; then
+		go=$(command -v go || echo /usr/local/go/bin/go)
+		say "building the CNCF Distribution registry $REGISTRY_VERSION from the Go module proxy (once, about 3 minutes)"
+		mkdir -p "$CACHE/registry"
+		CGO_ENABLED=0 GOBIN="$CACHE/registry/build" "$go" install -trimpath -ldflags '-s -w' \
+			"github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" >&2
+		mv "$CACHE/registry/build/registry" "$bin"
+		rmdir "$CACHE/registry/build" 2>/dev/null || true
+	fi
+}
+
 # build_proxy_image imports PROXY_REPO: Caddy with busybox, as the official
 # caddy:2 image (Alpine) has both.
 build_proxy_image() {
@@ -315,6 +336,7 @@ if engine_up && ! ip link show docker0 >/dev/null 2>&1 &&
 	start_dockerd
 fi
 build_images
+registry_binary
 
 info=$(dock info --format '{{.ServerVersion}} {{.Driver}}')
 id1=$(dock image inspect --format '{{.Id}}' "$REPO:1")

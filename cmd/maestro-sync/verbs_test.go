@@ -1,25 +1,16 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -664,16 +655,16 @@ func TestVerbSelectionErrors(t *testing.T) {
 	}
 }
 
-// TestVerbsPull pulls from a registry served by the test (the ships reach
-// 127.0.0.1, an insecure registry by default) that wants the credentials
-// of the manifest's registries section.
+// TestVerbsPull pulls from a CNCF Distribution registry started by the
+// test (the ships reach 127.0.0.1, an insecure registry by default) that
+// wants the credentials of the manifest's registries section.
 func TestVerbsPull(t *testing.T) {
 	f := newVerbFixture(t)
-	reg := newFakeRegistry(t, "bob", "s3cret")
-	reg.add(t, "maestro-test/busybox", "2", dockertest.Busybox2)
-	ref := reg.host + "/maestro-test/busybox:2"
+	reg := dockertest.StartRegistry(t, "bob", "s3cret")
+	reg.Push(t, dockertest.Busybox2, "maestro-test/busybox", "2")
+	ref := reg.Host + "/maestro-test/busybox:2"
 	f.vars["%DBIMAGE%"] = ref
-	f.vars["%REGISTRIES%"] = fmt.Sprintf("registries:\n  local: {registry: 'http://%s', username: bob, password: s3cret, email: bob@example.com}", reg.host)
+	f.vars["%REGISTRIES%"] = fmt.Sprintf("registries:\n  local: {registry: 'http://%s', username: bob, password: s3cret, email: bob@example.com}", reg.Host)
 	f.write()
 	if out, err := exec.Command("docker", "--host", f.ships[0].Host, "image", "inspect", ref).CombinedOutput(); err == nil {
 		t.Fatalf("ship 1 already has %s: %s", ref, out)
@@ -698,21 +689,21 @@ func TestVerbsPull(t *testing.T) {
 		t.Errorf("start db-1 from the pulled image:\n%s", r)
 	}
 	// A tag the registry lacks fails with a message naming the image.
-	f.vars["%DBIMAGE%"] = reg.host + "/maestro-test/busybox:9"
+	f.vars["%DBIMAGE%"] = reg.Host + "/maestro-test/busybox:9"
 	f.write()
 	r = f.mustRun(1, "pull", "db-1")
-	if r.status("db-1") != "failed!" || !strings.Contains(r.stderr, "pull "+reg.host+"/maestro-test/busybox:9") {
+	if r.status("db-1") != "failed!" || !strings.Contains(r.stderr, "pull "+reg.Host+"/maestro-test/busybox:9") {
 		t.Errorf("pull of a missing tag:\n%s", r)
 	}
 	// Wrong credentials are refused.
 	f.vars["%DBIMAGE%"] = ref
 	f.vars["%REGISTRIES%"] = strings.Replace(f.vars["%REGISTRIES%"], "s3cret", "wrong", 1)
 	f.write()
-	denied := reg.denied.Load()
+	denied := reg.AuthFailures()
 	if r := f.mustRun(1, "pull", "db-1"); !strings.Contains(r.stderr, "pull "+ref) || !strings.Contains(r.stderr, "unauthorized") {
 		t.Errorf("pull with a wrong password:\n%s", r)
 	}
-	if reg.denied.Load() == denied {
+	if reg.AuthFailures() == denied {
 		t.Errorf("the registry did not refuse the wrong password")
 	}
 }
@@ -725,144 +716,6 @@ func TestVerbsPullWithoutRegistry(t *testing.T) {
 	if r.status("db-1") != "failed!" || !strings.Contains(r.stderr, "pull "+dockertest.Busybox1) {
 		t.Errorf("pull with no registry:\n%s", r)
 	}
-}
-
-// fakeRegistry serves images from `docker save` of the default engine
-// through the registry v2 API, behind basic authentication.
-type fakeRegistry struct {
-	host      string
-	user, pw  string
-	mu        sync.Mutex        // add may run while the registry serves
-	manifests map[string][]byte // name:tag → manifest
-	blobs     map[string][]byte // digest → content
-	denied    atomic.Int32
-}
-
-func (r *fakeRegistry) lookup(m map[string][]byte, key string) ([]byte, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b, ok := m[key]
-	return b, ok
-}
-
-func (r *fakeRegistry) store(m map[string][]byte, key string, b []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m[key] = b
-}
-
-func newFakeRegistry(t *testing.T, user, pw string) *fakeRegistry {
-	r := &fakeRegistry{user: user, pw: pw, manifests: map[string][]byte{}, blobs: map[string][]byte{}}
-	srv := httptest.NewServer(http.HandlerFunc(r.serve))
-	t.Cleanup(srv.Close)
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
-}
-
-func (r *fakeRegistry) serve(w http.ResponseWriter, req *http.Request) {
-	if u, p, ok := req.BasicAuth(); !ok || u != r.user || p != r.pw {
-		r.denied.Add(1)
-		w.Header().Set("WWW-Authenticate", `Basic realm="fake"`)
-		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
-		return
-	}
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	p := strings.TrimPrefix(req.URL.Path, "/v2/")
-	if p == "" {
-		fmt.Fprint(w, "{}")
-		return
-	}
-	if name, ref, ok := strings.Cut(p, "/manifests/"); ok {
-		m, found := r.lookup(r.manifests, name+":"+ref)
-		if !found {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprint(w, `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`)
-			return
-		}
-		w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
-		w.Header().Set("Docker-Content-Digest", digest(m))
-		w.Header().Set("Content-Length", fmt.Sprint(len(m)))
-		if req.Method != http.MethodHead {
-			w.Write(m)
-		}
-		return
-	}
-	if _, d, ok := strings.Cut(p, "/blobs/"); ok {
-		b, found := r.lookup(r.blobs, d)
-		if !found {
-			http.NotFound(w, req)
-			return
-		}
-		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
-		w.Header().Set("Docker-Content-Digest", d)
-		if req.Method != http.MethodHead {
-			w.Write(b)
-		}
-		return
-	}
-	http.NotFound(w, req)
-}
-
-func digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// add serves image (from the default engine) as name:tag.
-func (r *fakeRegistry) add(t *testing.T, name, tag, image string) {
-	t.Helper()
-	saved, err := exec.Command("docker", "--host", dockertest.DefaultHost, "save", image).Output()
-	if err != nil {
-		t.Fatalf("docker save %s: %v", image, err)
-	}
-	files := map[string][]byte{}
-	tr := tar.NewReader(bytes.NewReader(saved))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			files[h.Name], _ = io.ReadAll(tr)
-		}
-	}
-	var index []struct {
-		Config string
-		Layers []string
-	}
-	if err := json.Unmarshal(files["manifest.json"], &index); err != nil || len(index) != 1 {
-		t.Fatalf("docker save manifest.json: %v", err)
-	}
-	config := files[index[0].Config]
-	type desc struct {
-		MediaType string `json:"mediaType"`
-		Size      int    `json:"size"`
-		Digest    string `json:"digest"`
-	}
-	m := struct {
-		SchemaVersion int    `json:"schemaVersion"`
-		MediaType     string `json:"mediaType"`
-		Config        desc   `json:"config"`
-		Layers        []desc `json:"layers"`
-	}{2, "application/vnd.docker.distribution.manifest.v2+json",
-		desc{"application/vnd.docker.container.image.v1+json", len(config), digest(config)}, nil}
-	r.store(r.blobs, digest(config), config)
-	for _, l := range index[0].Layers {
-		var gz bytes.Buffer
-		zw := gzip.NewWriter(&gz)
-		zw.Write(files[l])
-		zw.Close()
-		b := gz.Bytes()
-		r.store(r.blobs, digest(b), b)
-		m.Layers = append(m.Layers, desc{"application/vnd.docker.image.rootfs.diff.tar.gzip", len(b), digest(b)})
-	}
-	b, _ := json.Marshal(m)
-	r.store(r.manifests, name+":"+tag, b)
-	r.store(r.manifests, name+":"+digest(b), b)
 }
 
 // TestVerbPick checks the selection rules without ships.
@@ -998,9 +851,9 @@ func TestVerbsRollingRestart(t *testing.T) {
 // named in the error, without its output.
 func TestVerbsPullWithCredentialHelper(t *testing.T) {
 	f := newVerbFixture(t)
-	reg := newFakeRegistry(t, "helper-user", "helper-s3cret")
-	reg.add(t, "maestro-test/busybox", "2", dockertest.Busybox2)
-	ref := reg.host + "/maestro-test/busybox:2"
+	reg := dockertest.StartRegistry(t, "helper-user", "helper-s3cret")
+	reg.Push(t, dockertest.Busybox2, "maestro-test/busybox", "2")
+	ref := reg.Host + "/maestro-test/busybox:2"
 	f.vars["%DBIMAGE%"] = ref
 	f.vars["%REGISTRIES%"] = ""
 	f.write()
@@ -1021,16 +874,20 @@ printf '{"ServerURL":"%%s","Username":"helper-user","Secret":"helper-s3cret"}' "
 	if err := os.MkdirAll(filepath.Join(f.dir, ".docker"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`{"credHelpers": {%q: "mstest"}}`, reg.host)
+	cfg := fmt.Sprintf(`{"credHelpers": {%q: "mstest"}}`, reg.Host)
 	if err := os.WriteFile(filepath.Join(f.dir, ".docker", "config.json"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
+	pushed := reg.Authorized("helper-user")
 	if r := f.mustRun(0, "pull", "db-1"); r.status("db-1") != "done" {
 		t.Errorf("pull through the credential helper:\n%s", r)
 	}
-	if got, _ := os.ReadFile(asked); strings.TrimSpace(string(got)) != reg.host {
-		t.Errorf("the helper was asked for %q, want %s", got, reg.host)
+	if reg.Authorized("helper-user") == pushed {
+		t.Errorf("the registry served no request with the helper's credentials")
+	}
+	if got, _ := os.ReadFile(asked); strings.TrimSpace(string(got)) != reg.Host {
+		t.Errorf("the helper was asked for %q, want %s", got, reg.Host)
 	}
 	if id := f.ships[0].Docker(t, "image", "inspect", "--format", "{{.Id}}", ref); id == "" {
 		t.Errorf("%s is not on the ship", ref)
@@ -1038,7 +895,7 @@ printf '{"ServerURL":"%%s","Username":"helper-user","Secret":"helper-s3cret"}' "
 
 	// Without a helper, the auths entry of the configuration.
 	f.ships[0].Docker(t, "rmi", ref)
-	auths := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, "http://"+reg.host, base64.StdEncoding.EncodeToString([]byte("helper-user:helper-s3cret")))
+	auths := fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, "http://"+reg.Host, base64.StdEncoding.EncodeToString([]byte("helper-user:helper-s3cret")))
 	if err := os.WriteFile(filepath.Join(f.dir, ".docker", "config.json"), []byte(auths), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -1053,7 +910,7 @@ printf '{"ServerURL":"%%s","Username":"helper-user","Secret":"helper-s3cret"}' "
 		t.Fatal(err)
 	}
 	r := f.mustRun(1, "pull", "db-1")
-	if !strings.Contains(r.stderr, "the Docker credential helper mstest for "+reg.host+" failed") || strings.Contains(r.stderr+r.out, "secret-detail") {
+	if !strings.Contains(r.stderr, "the Docker credential helper mstest for "+reg.Host+" failed") || strings.Contains(r.stderr+r.out, "secret-detail") {
 		t.Errorf("pull with a failing helper:\n%s", r)
 	}
 }
@@ -1064,11 +921,11 @@ printf '{"ServerURL":"%%s","Username":"helper-user","Secret":"helper-s3cret"}' "
 // naming the image; plain apply does not look.
 func TestApplyRefreshImagesFollowsAMovedTag(t *testing.T) {
 	f := newVerbFixture(t)
-	reg := newFakeRegistry(t, "bob", "s3cret")
-	reg.add(t, "maestro-test/moving", "stable", dockertest.Busybox1)
-	ref := reg.host + "/maestro-test/moving:stable"
+	reg := dockertest.StartRegistry(t, "bob", "s3cret")
+	reg.Push(t, dockertest.Busybox1, "maestro-test/moving", "stable")
+	ref := reg.Host + "/maestro-test/moving:stable"
 	f.vars["%DBIMAGE%"] = ref
-	f.vars["%REGISTRIES%"] = fmt.Sprintf("registries:\n  local: {registry: 'http://%s', username: bob, password: s3cret}", reg.host)
+	f.vars["%REGISTRIES%"] = fmt.Sprintf("registries:\n  local: {registry: 'http://%s', username: bob, password: s3cret}", reg.Host)
 	f.write()
 	f.mustRun(0, "apply", "db-1")
 	imageOf := func() string {
@@ -1076,7 +933,7 @@ func TestApplyRefreshImagesFollowsAMovedTag(t *testing.T) {
 	}
 	first := imageOf()
 
-	reg.add(t, "maestro-test/moving", "stable", dockertest.Busybox2)
+	reg.Push(t, dockertest.Busybox2, "maestro-test/moving", "stable")
 	if r := f.mustRun(0, "apply", "db-1"); !strings.Contains(r.out, "0 to replace") && strings.Contains(r.out, "replace") {
 		t.Errorf("apply without --refresh-images looked at the registry:\n%s", r)
 	}

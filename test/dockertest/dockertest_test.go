@@ -153,3 +153,34 @@ func get(ctx context.Context, url string) (string, error) {
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// TestRegistry: the registry wants its credentials, keeps what is pushed
+// and counts the refused logins.
+func TestRegistry(t *testing.T) {
+	r := StartRegistry(t, "alice", "pw-1")
+	ref := r.Push(t, Busybox1, "maestro-test/busybox", "1")
+	resp, err := http.Get("http://" + r.Host + "/v2/maestro-test/busybox/manifests/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous manifest request: %s", resp.Status)
+	}
+	req, _ := http.NewRequest(http.MethodHead, "http://"+r.Host+"/v2/maestro-test/busybox/manifests/1", nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json")
+	req.SetBasicAuth("alice", "pw-1")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s is not in the registry: %v %v\n%s", ref, resp, err, r.Log())
+	}
+	resp.Body.Close()
+	before := r.AuthFailures()
+	req.SetBasicAuth("alice", "wrong")
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a wrong password: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if r.AuthFailures() != before+1 {
+		t.Errorf("auth failures %d, want %d\n%s", r.AuthFailures(), before+1, r.Log())
+	}
+}
