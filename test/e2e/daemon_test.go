@@ -438,3 +438,50 @@ func TestDaemonWatchesADirectory(t *testing.T) {
 	took := waitFor(t, "the edit deployed", 30*time.Second, func() bool { return envVersion(t, ship, "dir-app") == "2" })
 	t.Logf("edit → healthy in %s (no polling)", took)
 }
+
+// TestDaemonFollowsAMovedTag: with --refresh-images-every, the daemon
+// re-resolves the tags of what it runs, and a tag pushed again to the
+// registry (a CNCF Distribution registry with credentials) to another
+// image replaces the container, with no commit.
+func TestDaemonFollowsAMovedTag(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	reg := dockertest.StartRegistry(t, "deployer", "tag-s3cret")
+	ref := reg.Push(t, dockertest.Busybox1, "maestro-test/moving", "stable")
+	dir := t.TempDir()
+	manifest := fmt.Sprintf(`__maestro: {schema: 2}
+name: moved
+registries:
+  local: {registry: "http://%s", username: deployer, password: tag-s3cret}
+ships:
+  s1: {ip: %s, socket_path: %s, timeout: 20}
+services:
+  app:
+    image: %s
+    instances:
+      moved-app: {ship: s1, stop_timeout: 1, command: [sh, -c, "trap 'exit 0' TERM; sleep 3600 & wait"]}
+`, reg.Host, ship.IP, ship.Socket, ref)
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imageID := func(host, ref string) string {
+		out, _ := exec.Command("docker", "-H", host, "inspect", "-f", "{{.Id}}", ref).Output()
+		return strings.TrimSpace(string(out))
+	}
+	runs := func() string {
+		out, _ := exec.Command("docker", "-H", ship.Host, "inspect", "-f", "{{.Image}} {{.State.Running}}", "moved-app").Output()
+		return strings.TrimSpace(string(out))
+	}
+	first, second := imageID(dockertest.DefaultHost, dockertest.Busybox1), imageID(dockertest.DefaultHost, dockertest.Busybox2)
+	d := startDaemon(t, t.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "1s", "--refresh-images-every", "2s")
+	waitFor(t, "first deploy", 60*time.Second, func() bool { return runs() == first+" true" })
+
+	reg.Push(t, dockertest.Busybox2, "maestro-test/moving", "stable")
+	took := waitFor(t, "the moved tag deployed", 60*time.Second, func() bool { return runs() == second+" true" })
+	t.Logf("tag moved → replaced in %s", took)
+	if s := d.status(); len(s.Environments) != 1 || s.Environments[0].State != "synced" {
+		t.Errorf("status after the moved tag: %+v", s)
+	}
+	if strings.Contains(d.log.String(), "tag-s3cret") {
+		t.Errorf("the registry password is in the daemon's log")
+	}
+}
