@@ -21,6 +21,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/daemon"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
+	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
@@ -50,6 +51,9 @@ type runFlags struct {
 	allowExec                        bool
 	lockTTL                          time.Duration
 	refreshEvery                     time.Duration
+	dataDir                          string
+	historyRuns                      int
+	historyAge                       time.Duration
 }
 
 func newRun(g *globals) *cobra.Command {
@@ -61,8 +65,10 @@ func newRun(g *globals) *cobra.Command {
 converges every ship to it: it checks the remote every --poll interval (a
 webhook makes it check at once), applies new commits immutably, and every
 --resync interval re-observes the ships to repair drift. It serves
-/healthz, /readyz, /metrics, /api/v1/status, POST /api/v1/sync and webhooks
-under /hooks/{github,gitlab,gitea,generic} on --listen.
+/healthz, /readyz, /metrics, /api/v1/status, /api/v1/history, POST
+/api/v1/sync and webhooks under /hooks/{github,gitlab,gitea,generic} on
+--listen. The runs of each environment are kept in --data-dir (see
+maestro-sync history).
 
 Every flag can be set by an environment variable: --webhook-secret-file is
 MAESTRO_SYNC_WEBHOOK_SECRET_FILE. SIGTERM finishes or rolls back the step in
@@ -106,6 +112,9 @@ flight and exits.`,
 	fl.StringSliceVar(&f.templateEnv, "template-env", nil, templateEnvUsage+"; never MAESTRO_SYNC_* nor --git-password-env")
 	fl.DurationVar(&f.lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive the daemon if it is killed")
 	fl.DurationVar(&f.refreshEvery, "refresh-images-every", 0, "re-resolve every image tag on its ships at this interval (a resync at least as often) and replace the containers whose tag moved to another image, such as :latest (0: never)")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "where the run history is kept across restarts (one daemon per directory; empty: no history)")
+	fl.IntVar(&f.historyRuns, "history-runs", 200, "runs kept in the history per environment")
+	fl.DurationVar(&f.historyAge, "history-max-age", 30*24*time.Hour, "runs older than this leave the history (the last one of each environment stays)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -131,6 +140,17 @@ func defaultCacheDir() string {
 		return filepath.Join(dir, "maestro-sync")
 	}
 	return filepath.Join(os.TempDir(), "maestro-sync")
+}
+
+// defaultDataDir is $XDG_STATE_HOME/maestro-sync (~/.local/state).
+func defaultDataDir() string {
+	if dir := os.Getenv("XDG_STATE_HOME"); dir != "" {
+		return filepath.Join(dir, "maestro-sync")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "maestro-sync")
+	}
+	return ""
 }
 
 func (f *runFlags) logger() (*slog.Logger, error) {
@@ -222,6 +242,14 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	defer hosts.Docker.Close()
 	defer hosts.Kube.Close()
 	cfg.Target = hosts
+	if f.dataDir != "" {
+		store, err := history.Open(f.dataDir, history.Options{MaxRuns: f.historyRuns, MaxAge: f.historyAge})
+		if err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		defer store.Close()
+		cfg.History = store
+	}
 	d := daemon.New(cfg)
 
 	hc := daemon.HTTPConfig{}

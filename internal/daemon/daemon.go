@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
+	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
@@ -71,6 +72,8 @@ type Config struct {
 	Branch  string
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// History, when set, keeps the runs of each environment.
+	History *history.Store
 }
 
 // trigger is a reason to reconcile.
@@ -232,6 +235,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		d.awaitedFrom = t.at // the push was announced after the commit was made
 	}
 	d.status.Revision, d.status.RevisionTime = snap.Revision, snap.Time
+	d.status.RevisionSubject, d.status.RevisionAuthor = snap.Subject, snap.Author
 	d.status.SourceError, d.status.LastCheck = "", time.Now()
 	d.mu.Unlock()
 	if t.reason == "poll" && !changed && (!failing || waiting) {
@@ -240,10 +244,12 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	log := d.log.With("revision", shortRev(snap.Revision), "trigger", t.reason)
 
 	opts := d.cfg.Manifest
+	before := d.envStates()
 	repo, err := manifest.Load(snap.Files, opts)
 	if err != nil {
 		d.finishRun(log, "stalled", start, fmt.Errorf("load manifests: %w", err))
 		d.setAllStalled(snap.Revision, err.Error())
+		d.record(t, snap, start, before, nil)
 		return
 	}
 	envStatus := d.invalidEnvs(repo, snap.Revision, log)
@@ -304,6 +310,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	p, res, state := out.Plan, out.Apply, out.After
 	mutating := len(p.Mutating())
 	failed := d.applyStatus(envs, p, res, state, snap, envStatus, out.Locked)
+	d.record(t, snap, start, before, res)
 	result := "success"
 	var runErr error
 	switch {

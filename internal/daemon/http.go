@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
+
+	"github.com/maestro-sync/maestro-sync/internal/history"
 )
 
 // maxBody bounds webhook bodies.
@@ -40,7 +43,7 @@ type HTTPConfig struct {
 }
 
 // Handler serves /healthz, /readyz, /metrics, /api/v1/status,
-// /api/v1/sync and the webhooks under /hooks/.
+// /api/v1/history, /api/v1/sync and the webhooks under /hooks/.
 func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 5
@@ -81,11 +84,10 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 	})
 	mux.Handle("GET /metrics", readable(promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{})))
 	mux.Handle("GET /api/v1/status", readable(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(d.Status())
+		writeJSON(w, d.Status())
 	})))
+	mux.Handle("GET /api/v1/history", readable(http.HandlerFunc(d.serveHistory)))
+	mux.Handle("GET /api/v1/history/{id}", readable(http.HandlerFunc(d.serveRun)))
 	mux.HandleFunc("POST /api/v1/sync", func(w http.ResponseWriter, r *http.Request) {
 		if len(cfg.APIToken) == 0 {
 			reject(w, http.StatusForbidden, "sync is disabled: no API token is configured")
@@ -209,4 +211,73 @@ func validHMAC(body, secret []byte, sigHex string) bool {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
 	return hmac.Equal(sig, mac.Sum(nil))
+}
+
+// maxHistoryLimit bounds the runs one history request returns.
+const maxHistoryLimit = 500
+
+// serveHistory answers GET /api/v1/history?env=NAME&limit=N&before=ID:
+// runs, newest first.
+func (d *Daemon) serveHistory(w http.ResponseWriter, r *http.Request) {
+	if d.cfg.History == nil {
+		http.Error(w, "no history is kept: the daemon runs without --data-dir", http.StatusNotFound)
+		return
+	}
+	q := history.Query{Env: r.URL.Query().Get("env"), Limit: 50}
+	if v := r.URL.Query().Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			http.Error(w, "before: not a run ID", http.StatusBadRequest)
+			return
+		}
+		q.Before = n
+	}
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			http.Error(w, "limit: not a positive number", http.StatusBadRequest)
+			return
+		}
+		q.Limit = min(n, maxHistoryLimit)
+	}
+	runs, err := d.cfg.History.List(q)
+	if err != nil {
+		d.log.Error("history", "err", err.Error())
+		http.Error(w, "cannot read the history", http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, struct {
+		Runs []history.Run `json:"runs"`
+	}{append([]history.Run{}, runs...)})
+}
+
+// serveRun answers GET /api/v1/history/{id}: one run.
+func (d *Daemon) serveRun(w http.ResponseWriter, r *http.Request) {
+	if d.cfg.History == nil {
+		http.Error(w, "no history is kept: the daemon runs without --data-dir", http.StatusNotFound)
+		return
+	}
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.Error(w, "not a run ID", http.StatusBadRequest)
+		return
+	}
+	run, ok, err := d.cfg.History.Get(id)
+	switch {
+	case err != nil:
+		d.log.Error("history", "err", err.Error())
+		http.Error(w, "cannot read the history", http.StatusInternalServerError)
+	case !ok:
+		http.Error(w, "no such run", http.StatusNotFound)
+	default:
+		writeJSON(w, run)
+	}
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

@@ -22,10 +22,13 @@ type Status struct {
 	// Owner is the readable identity stamped on every object deployed.
 	Owner  string `json:"owner,omitempty"`
 	Branch string `json:"branch,omitempty"`
-	// Revision is the latest revision fetched (the desired one).
-	Revision     string    `json:"revision,omitempty"`
-	RevisionTime time.Time `json:"revision_time,omitzero"`
-	LastCheck    time.Time `json:"last_check,omitzero"`
+	// Revision is the latest revision fetched (the desired one), with its
+	// commit's time, subject and author.
+	Revision        string    `json:"revision,omitempty"`
+	RevisionTime    time.Time `json:"revision_time,omitzero"`
+	RevisionSubject string    `json:"revision_subject,omitempty"`
+	RevisionAuthor  string    `json:"revision_author,omitempty"`
+	LastCheck       time.Time `json:"last_check,omitzero"`
 	// SourceError is the last error of the source, cleared by a fetch
 	// that works.
 	SourceError string    `json:"source_error,omitempty"`
@@ -56,6 +59,9 @@ type EnvStatus struct {
 	LastRun         time.Time        `json:"last_run,omitzero"`
 	Errors          []string         `json:"errors,omitempty"`
 	Instances       []InstanceStatus `json:"instances,omitempty"`
+	// LastRunID is the environment's last run in the history (0 when
+	// the daemon keeps none).
+	LastRunID uint64 `json:"last_run_id,omitempty"`
 }
 
 // RolloutStatus is the progress of a service's staged rollout.
@@ -152,6 +158,9 @@ func (d *Daemon) invalidEnvs(repo *manifest.Repo, revision string, log *slog.Log
 	var out []EnvStatus
 	for _, file := range repo.Invalid {
 		es := EnvStatus{Name: d.envNameOf(file), File: file, State: "stalled", DesiredRevision: revision, LastRun: time.Now()}
+		// What ran before the file broke still runs: keep showing it.
+		prev := d.previous(es.Name)
+		es.AppliedRevision, es.Instances, es.LastRunID = prev.AppliedRevision, prev.Instances, prev.LastRunID
 		for _, diag := range repo.Diagnostics {
 			if diag.File == file && diag.Severity == manifest.SeverityError {
 				es.Errors = append(es.Errors, diag.Error())
@@ -162,6 +171,18 @@ func (d *Daemon) invalidEnvs(repo *manifest.Repo, revision string, log *slog.Log
 		out = append(out, es)
 	}
 	return out
+}
+
+// previous returns the environment's status before this run.
+func (d *Daemon) previous(name string) EnvStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, es := range d.status.Environments {
+		if es.Name == name {
+			return es
+		}
+	}
+	return EnvStatus{}
 }
 
 // envNameOf returns the name the environment of file had when it was last

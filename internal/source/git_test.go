@@ -189,8 +189,11 @@ func TestGitFetchesOnlyNewCommits(t *testing.T) {
 		t.Errorf("revision %s (want %s), pack requests %d (want %d)", s2.Revision, c1, srv.Fetches(), fetchesBefore)
 	}
 
-	c2 := repo.Commit(t, map[string]string{"app.yml": "version: 2\n", "deploy/db.yml": "db: 1\n"}, "second")
+	c2 := repo.Commit(t, map[string]string{"app.yml": "version: 2\n", "deploy/db.yml": "db: 1\n"}, "second: bump\x1b[31m app\n\nthe body")
 	s3 := fetch(t, g)
+	if s3.Subject != "second: bump[31m app" || s3.Author != "Maestro Test" {
+		t.Errorf("commit subject %q and author %q", s3.Subject, s3.Author)
+	}
 	if diff := cmp.Diff(checkAndFetch, rec.take()); diff != "" {
 		t.Errorf("Fetch of a new commit: ops (-want +got):\n%s", diff)
 	}

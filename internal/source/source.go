@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -22,6 +24,10 @@ type Snapshot struct {
 	Revision string
 	// Time is the commit time (zero for a directory).
 	Time time.Time
+	// Subject is the first line of the commit message, and Author the
+	// commit author's name (both bounded, without control characters;
+	// empty for a directory).
+	Subject, Author string
 	// Files holds the repository's files (below the configured sub-path).
 	Files fs.FS
 }
@@ -84,7 +90,33 @@ func snapshotOf(commit *object.Commit, sub string) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", commit.Hash.String()[:12], err)
 	}
-	return &Snapshot{Revision: commit.Hash.String(), Time: commit.Committer.When, Files: files}, nil
+	subject, _, _ := strings.Cut(strings.TrimSpace(commit.Message), "\n")
+	return &Snapshot{Revision: commit.Hash.String(), Time: commit.Committer.When, Files: files,
+		Subject: printable(subject, maxSubject), Author: printable(commit.Author.Name, maxAuthor)}, nil
+}
+
+// Bounds of the commit details a snapshot carries: they come from whoever
+// can push, and reach logs, the status API and notifications.
+const (
+	maxSubject = 200
+	maxAuthor  = 100
+)
+
+// printable returns s without control characters, cut to n runes.
+func printable(s string, n int) string {
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(s) {
+		if n == 0 {
+			b.WriteString("…")
+			break
+		}
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			continue
+		}
+		b.WriteRune(r)
+		n--
+	}
+	return b.String()
 }
 
 // Dir returns a snapshot of a directory of this machine, read through

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,9 @@ func startDaemon(t *testing.T, cacheDir string, args ...string) *daemonProc {
 	port := freePort(t)
 	all := append([]string{"run", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--cache-dir", cacheDir,
 		"--webhook-secret-file", secret, "--api-token-file", token, "--log-format", "json"}, args...)
+	if !slices.Contains(args, "--data-dir") {
+		all = append(all, "--data-dir", filepath.Join(dir, "data"))
+	}
 	d := &daemonProc{t: t, cmd: exec.Command(binary(t), all...), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
@@ -484,4 +488,71 @@ services:
 	if strings.Contains(d.log.String(), "tag-s3cret") {
 		t.Errorf("the registry password is in the daemon's log")
 	}
+}
+
+// TestDaemonHistorySurvivesRestarts: the runs a daemon recorded are served
+// by the next one on the same --data-dir, after a clean stop and after a
+// kill -9; a restart with nothing to do adds no run; maestro-sync history
+// -o json prints what the API serves.
+func TestDaemonHistorySurvivesRestarts(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	dir, data, cache := t.TempDir(), t.TempDir(), t.TempDir()
+	write := func(version string) {
+		if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(appManifest("hist", ship, 18109, version, httpCheck)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runsOf := func(d *daemonProc) []histRun {
+		var body struct{ Runs []histRun }
+		resp, err := http.Get(d.base + "/api/v1/history?env=hist")
+		if err != nil {
+			return nil
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&body)
+		return body.Runs
+	}
+	write("1")
+	d := startDaemon(t, cache, "--dir", dir, "--poll", "1h", "--data-dir", data)
+	waitFor(t, "v1 deployed", 60*time.Second, func() bool { return envVersion(t, ship, "hist-app") == "1" })
+	write("2")
+	waitFor(t, "v2 recorded", 60*time.Second, func() bool { return len(runsOf(d)) == 2 })
+	before := runsOf(d)
+	if before[0].Result != "success" || len(before[0].Steps) != 1 || before[0].Steps[0].Action != "replace" || before[0].Trigger != "watch" {
+		t.Errorf("newest run: %+v", before[0])
+	}
+
+	d.kill()
+	d = startDaemon(t, cache, "--dir", dir, "--poll", "1h", "--data-dir", data)
+	waitFor(t, "the restarted daemon ready", 30*time.Second, func() bool { return d.status().LastResult == "success" })
+	if after := runsOf(d); len(after) != 2 || after[0].ID != before[0].ID || after[1].ID != before[1].ID {
+		t.Errorf("runs after kill -9 and restart: %+v, before %+v", after, before)
+	}
+	out, err := run(t, binary(t), "history", "hist", "-o", "json", "--server", d.base)
+	var cli struct{ Runs []histRun }
+	if err != nil || json.Unmarshal([]byte(out), &cli) != nil || len(cli.Runs) != 2 || cli.Runs[0].ID != before[0].ID {
+		t.Errorf("history -o json: %v\n%s", err, out)
+	}
+	text, err := run(t, binary(t), "history", "--server", d.base)
+	if err != nil || !strings.Contains(text, "RUN") || !strings.Contains(text, "hist") || !strings.Contains(text, "replace") && !strings.Contains(text, "success") {
+		t.Errorf("history: %v\n%s", err, text)
+	}
+
+	write("3")
+	waitFor(t, "v3 recorded", 60*time.Second, func() bool { r := runsOf(d); return len(r) == 3 && r[0].ID > before[0].ID })
+	d.stop()
+	d = startDaemon(t, cache, "--dir", dir, "--poll", "1h", "--data-dir", data)
+	waitFor(t, "the restarted daemon ready", 30*time.Second, func() bool { return d.status().LastResult == "success" })
+	if r := runsOf(d); len(r) != 3 {
+		t.Errorf("runs after a clean restart: %+v", r)
+	}
+}
+
+// histRun is the part of a history run the tests read.
+type histRun struct {
+	ID      uint64
+	Env     string
+	Trigger string
+	Result  string
+	Steps   []struct{ Action, Instance, Result string }
 }

@@ -200,6 +200,13 @@ func TestInstallManifests(t *testing.T) {
 	if !mounted {
 		t.Errorf("the webhook secret file %q is not on a volume of the Secret", secretFile)
 	}
+	// The root file system is read-only: the clone (/cache) and the run
+	// history (/data, MAESTRO_SYNC_DATA_DIR of the image) need volumes.
+	for _, dir := range []string{"/cache", "/data"} {
+		if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir && !m.ReadOnly }) {
+			t.Errorf("no writable volume at %s: %+v", dir, c.VolumeMounts)
+		}
+	}
 	if svc.Spec.Selector["app.kubernetes.io/name"] != dep.Spec.Template.Labels["app.kubernetes.io/name"] || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort.String() != "http" {
 		t.Errorf("service: %+v", svc.Spec)
 	}
