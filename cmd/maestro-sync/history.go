@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,56 +13,6 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/history"
 )
-
-// serverFlags reach a running daemon's API.
-type serverFlags struct {
-	server    string
-	tokenFile string
-}
-
-func (s *serverFlags) register(cmd *cobra.Command) {
-	server := os.Getenv("MAESTRO_SYNC_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8080"
-	}
-	cmd.Flags().StringVar(&s.server, "server", server, "address of the daemon's API (maestro-sync run --listen; env MAESTRO_SYNC_SERVER)")
-	cmd.Flags().StringVar(&s.tokenFile, "token-file", os.Getenv("MAESTRO_SYNC_TOKEN_FILE"), "file holding the daemon's API or read token (env MAESTRO_SYNC_TOKEN_FILE)")
-}
-
-// maxAPIResponse bounds what the CLI reads of a daemon's answer.
-const maxAPIResponse = 32 << 20
-
-// get reads a JSON answer of the daemon's API into v.
-func (s *serverFlags) get(cmd *cobra.Command, path string, v any) error {
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(s.server, "/")+path, nil)
-	if err != nil {
-		return fmt.Errorf("--server: %w", err)
-	}
-	if s.tokenFile != "" {
-		token, err := readSecret(s.tokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
-		}
-		req.Header.Set("Authorization", "Bearer "+string(token))
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("the daemon at %s does not answer (is maestro-sync run listening there?): %w", s.server, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAPIResponse))
-	if err != nil {
-		return fmt.Errorf("%s: %w", s.server, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s%s: %s: %s", s.server, path, resp.Status, strings.TrimSpace(string(body)))
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%s%s: %w", s.server, path, err)
-	}
-	return nil
-}
 
 func newHistory() *cobra.Command {
 	var (

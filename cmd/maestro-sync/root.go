@@ -65,7 +65,7 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newRun(g), newVersion())
 	root.AddCommand(newLock(g))
 	root.AddCommand(newStatus(g), newStart(g), newStop(g), newKill(g), newRestart(g), newClean(g), newPull(g), newLogs(g), newRollback(g))
-	root.AddCommand(newHistory())
+	root.AddCommand(newHistory(), newPause(), newResume())
 	return root
 }
 

@@ -104,6 +104,8 @@ type Daemon struct {
 	// recorded, and awaitedFrom when it counts from.
 	awaited     string
 	awaitedFrom time.Time
+	// holds are the operators' holds (pause), kept in the history store.
+	holds map[string]history.Hold
 }
 
 // New returns a daemon with the defaults filled in.
@@ -126,11 +128,21 @@ func New(cfg Config) *Daemon {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	return &Daemon{
+	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, wake: make(chan trigger, 1),
-		lastApply: map[string]string{},
-		status:    Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}},
+		lastApply: map[string]string{}, holds: map[string]history.Hold{},
+		status: Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}},
 	}
+	if cfg.History != nil {
+		holds, err := cfg.History.Holds()
+		if err != nil {
+			d.log.Error("history: cannot read the holds: no environment is paused", "err", err.Error())
+		}
+		for env, h := range holds {
+			d.holds[env] = h
+		}
+	}
+	return d
 }
 
 // Trigger asks for a reconcile as soon as possible. It never blocks: a
@@ -261,7 +273,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	req := reconcile.Request{
 		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
 		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
-		Holder: lock.Self(), SkipLocked: true,
+		Holder: lock.Self(), SkipLocked: true, Paused: d.paused(),
 		Review: func(p *plan.Plan) error {
 			if t.reason == "resync" {
 				d.countDrift(p, snap.Revision)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
@@ -54,9 +55,9 @@ func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, befor
 	finished := time.Now()
 	for i, es := range d.Status().Environments {
 		prev, seen := before[es.Name]
-		// After a restart (nothing seen yet), a synced environment with
-		// nothing to do is no news.
-		changed := seen && (prev.State != es.State || prev.DesiredRevision != es.DesiredRevision) || !seen && es.State != "synced"
+		// After a restart (nothing seen yet), only a failure is news.
+		changed := seen && (prev.State != es.State || prev.DesiredRevision != es.DesiredRevision) ||
+			!seen && (es.State == "failed" || es.State == "stalled")
 		if len(steps[es.Name]) == 0 && !changed && es.State != "failed" {
 			continue
 		}
@@ -85,4 +86,77 @@ func outcomeResult(o apply.Outcome) string {
 		return "failed"
 	}
 	return "success"
+}
+
+// ErrNoHistory is returned by Pause and Resume when the daemon keeps no
+// history store, where holds live.
+var ErrNoHistory = errors.New("the daemon keeps no history (--data-dir): pause needs it to survive restarts")
+
+// paused returns the paused environments.
+func (d *Daemon) paused() map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]bool{}
+	for env, h := range d.holds {
+		if h.Paused {
+			out[env] = true
+		}
+	}
+	return out
+}
+
+// hold returns the hold on env.
+func (d *Daemon) hold(env string) (history.Hold, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.holds[env]
+	return h, ok
+}
+
+// Pause pauses env: from the next run on, it is observed and its pending
+// changes shown, but nothing of it is changed, until Resume. The pause is
+// stored, so it outlives restarts; the run it triggers records it in the
+// history.
+func (d *Daemon) Pause(env, reason string) (history.Hold, error) {
+	if d.cfg.History == nil {
+		return history.Hold{}, ErrNoHistory
+	}
+	h := history.Hold{Env: env, Paused: true, Since: time.Now().UTC(), Reason: reason}
+	if err := d.cfg.History.SetHold(h); err != nil {
+		return history.Hold{}, err
+	}
+	d.mu.Lock()
+	d.holds[env] = h
+	d.mu.Unlock()
+	d.log.Info("paused", "env", env, "reason", reason)
+	d.Trigger("pause", time.Now())
+	return h, nil
+}
+
+// Resume lifts the hold on env; the next run (triggered now) deploys it.
+func (d *Daemon) Resume(env string) error {
+	if d.cfg.History == nil {
+		return ErrNoHistory
+	}
+	if err := d.cfg.History.ClearHold(env); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.holds, env)
+	d.mu.Unlock()
+	d.log.Info("resumed", "env", env)
+	d.Trigger("resume", time.Now())
+	return nil
+}
+
+// Known reports whether env is an environment of the status.
+func (d *Daemon) Known(env string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, es := range d.status.Environments {
+		if es.Name == env {
+			return true
+		}
+	}
+	return false
 }

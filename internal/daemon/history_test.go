@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/history"
+	"github.com/maestro-sync/maestro-sync/internal/label"
 )
 
 // TestHistoryRecordsRuns: the runs that change something or the state of
@@ -95,5 +96,83 @@ func TestHistoryRecordsRuns(t *testing.T) {
 		if resp.StatusCode != status {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, status)
 		}
+	}
+}
+
+// TestPauseAndResume: the API pauses an environment (with the API token
+// only); its new revision waits as pending while another environment
+// goes on; the pause is in the store; resume deploys what waited.
+func TestPauseAndResume(t *testing.T) {
+	dir := t.TempDir()
+	store, err := history.Open(dir, history.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1"), "b/manifest.yml": manifestText("b", "1")})
+	tgt := newFakeTarget()
+	d := New(Config{Source: src, Target: tgt, Poll: 20 * time.Millisecond, Resync: time.Hour, BackoffMin: 10 * time.Millisecond,
+		BackoffMax: 40 * time.Millisecond, History: store})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "rev1 applied", func() bool {
+		return envState(d, "a").AppliedRevision == "rev1" && envState(d, "b").AppliedRevision == "rev1"
+	})
+
+	srv := httptest.NewServer(d.Handler(HTTPConfig{APIToken: []byte("tok")}))
+	defer srv.Close()
+	post := func(path, token string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{
+		"/api/v1/environments/a/pause":    http.StatusUnauthorized,
+		"/api/v1/environments/nope/pause": http.StatusNotFound,
+	} {
+		token := "tok"
+		if want == http.StatusUnauthorized {
+			token = "wrong"
+		}
+		if got := post(path, token); got != want {
+			t.Errorf("POST %s: %d, want %d", path, got, want)
+		}
+	}
+	if got := post("/api/v1/environments/a/pause?reason=incident", "tok"); got != http.StatusOK {
+		t.Fatalf("pause: %d", got)
+	}
+	if holds, _ := store.Holds(); !holds["a"].Paused || holds["a"].Reason != "incident" {
+		t.Errorf("stored holds: %+v", holds)
+	}
+	src.set("rev2", map[string]string{"a/manifest.yml": manifestText("a", "2"), "b/manifest.yml": manifestText("b", "2")})
+	eventually(t, "b at rev2, a paused with a pending change", func() bool {
+		a := envState(d, "a")
+		return envState(d, "b").AppliedRevision == "rev2" && a.State == "paused" && len(a.Pending) == 1
+	})
+	if a := envState(d, "a"); !strings.Contains(a.Note, "incident") || !strings.HasPrefix(a.Pending[0], "replace a-1") {
+		t.Errorf("paused status: %+v", a)
+	}
+	tgt.mu.Lock()
+	rev := tgt.containers["a-1"].Labels[label.Revision]
+	tgt.mu.Unlock()
+	if rev != "rev1" {
+		t.Errorf("a paused environment was changed: a-1 at %s", rev)
+	}
+	if got := post("/api/v1/environments/a/resume", "tok"); got != http.StatusOK {
+		t.Fatalf("resume: %d", got)
+	}
+	eventually(t, "a at rev2 after resume", func() bool { return envState(d, "a").AppliedRevision == "rev2" })
+	if holds, _ := store.Holds(); len(holds) != 0 {
+		t.Errorf("holds after resume: %+v", holds)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/maestro-sync/maestro-sync/internal/history"
+	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
 // maxBody bounds webhook bodies.
@@ -43,7 +44,8 @@ type HTTPConfig struct {
 }
 
 // Handler serves /healthz, /readyz, /metrics, /api/v1/status,
-// /api/v1/history, /api/v1/sync and the webhooks under /hooks/.
+// /api/v1/history, /api/v1/sync, pause and resume under
+// /api/v1/environments/ and the webhooks under /hooks/.
 func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 	if cfg.RateLimit == 0 {
 		cfg.RateLimit = 5
@@ -88,23 +90,55 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 	})))
 	mux.Handle("GET /api/v1/history", readable(http.HandlerFunc(d.serveHistory)))
 	mux.Handle("GET /api/v1/history/{id}", readable(http.HandlerFunc(d.serveRun)))
-	mux.HandleFunc("POST /api/v1/sync", func(w http.ResponseWriter, r *http.Request) {
-		if len(cfg.APIToken) == 0 {
-			reject(w, http.StatusForbidden, "sync is disabled: no API token is configured")
-			return
+	// operator guards what changes deployments: the API token, within the
+	// rate limit.
+	operator := func(what string, next http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if len(cfg.APIToken) == 0 {
+				reject(w, http.StatusForbidden, what+" is disabled: no API token is configured")
+				return
+			}
+			if !bearer(r, cfg.APIToken) {
+				reject(w, http.StatusUnauthorized, "missing or wrong bearer token")
+				return
+			}
+			if !limiter.Allow() {
+				http.Error(w, "too many requests", http.StatusTooManyRequests)
+				return
+			}
+			next(w, r)
 		}
-		if !bearer(r, cfg.APIToken) {
-			reject(w, http.StatusUnauthorized, "missing or wrong bearer token")
-			return
-		}
-		if !limiter.Allow() {
-			http.Error(w, "too many requests", http.StatusTooManyRequests)
-			return
-		}
+	}
+	mux.HandleFunc("POST /api/v1/sync", operator("sync", func(w http.ResponseWriter, r *http.Request) {
 		d.Trigger("api", time.Now())
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, "sync triggered\n")
-	})
+	}))
+	mux.HandleFunc("POST /api/v1/environments/{env}/pause", operator("pause", func(w http.ResponseWriter, r *http.Request) {
+		env := r.PathValue("env")
+		if !d.Known(env) {
+			http.Error(w, "no environment "+strconv.Quote(env), http.StatusNotFound)
+			return
+		}
+		h, err := d.Pause(env, source.Printable(r.URL.Query().Get("reason"), maxReason))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		writeJSON(w, h)
+	}))
+	mux.HandleFunc("POST /api/v1/environments/{env}/resume", operator("resume", func(w http.ResponseWriter, r *http.Request) {
+		env := r.PathValue("env")
+		if _, held := d.hold(env); !held && !d.Known(env) {
+			http.Error(w, "no environment "+strconv.Quote(env), http.StatusNotFound)
+			return
+		}
+		if err := d.Resume(env); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		writeJSON(w, map[string]string{"env": env, "state": "resumed"})
+	}))
 	for _, kind := range []string{"github", "gitlab", "gitea", "generic"} {
 		mux.HandleFunc("POST /hooks/"+kind, func(w http.ResponseWriter, r *http.Request) {
 			arrived := time.Now()
@@ -281,3 +315,6 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
+
+// maxReason bounds the reason given with a pause.
+const maxReason = 200

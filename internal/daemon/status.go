@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -46,9 +47,13 @@ type EnvStatus struct {
 	Name string `json:"name"`
 	File string `json:"file,omitempty"`
 	// State is synced, progressing, failed (retried with backoff),
-	// stalled (waiting for a new commit) or rolled back (held by
-	// maestro-sync rollback until its desired state changes; see Note).
+	// stalled (waiting for a new commit), rolled back (held by
+	// maestro-sync rollback until its desired state changes; see Note)
+	// or paused (by maestro-sync pause: observed, never changed; Pending
+	// says what would change).
 	State string `json:"state"`
+	// Pending are the changes a paused environment waits with.
+	Pending []string `json:"pending,omitempty"`
 	// Note explains a rolled back state: from and to what, since when.
 	Note string `json:"note,omitempty"`
 	// Rollouts are the staged rollouts of the environment's services in
@@ -231,9 +236,16 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 		}
 	}
 	held := map[string]string{} // env → note of its rollback
+	paused := map[string][]string{}
 	for _, ec := range p.Environments {
-		if ec.Status == plan.RolledBack {
+		switch ec.Status {
+		case plan.RolledBack:
 			held[ec.Name] = ec.Note
+		case plan.Paused:
+			paused[ec.Name] = []string{}
+			for _, st := range ec.Pending {
+				paused[ec.Name] = append(paused[ec.Name], fmt.Sprintf("%s %s on %s: %s", st.Action, st.Instance, st.Ship, causeText(st)))
+			}
 		}
 	}
 	failed := 0
@@ -244,6 +256,16 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 		es.Errors = append(failedSteps[env.Name], unknown[env.Name]...)
 		if note, ok := held[env.Name]; ok {
 			es.State, es.Note = plan.RolledBack, note
+		}
+		if pending, ok := paused[env.Name]; ok {
+			es.State, es.Pending = plan.Paused, pending
+			es.Note = fmt.Sprintf("paused: observed, not changed, until resumed; %d change(s) wait", len(pending))
+			if h, ok := d.hold(env.Name); ok {
+				es.Note = fmt.Sprintf("paused since %s: observed, not changed, until resumed; %d change(s) wait", h.Since.UTC().Format(time.RFC3339), len(pending))
+				if h.Reason != "" {
+					es.Note += " (" + h.Reason + ")"
+				}
+			}
 		}
 		if len(es.Errors) > 0 {
 			es.State = "failed"

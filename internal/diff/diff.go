@@ -39,6 +39,9 @@ type Options struct {
 	// (another run holds their lock): nothing of them is changed, and
 	// they are not "no longer in the repository" either.
 	Hold map[string]bool
+	// Paused names environments an operator paused: their steps are
+	// computed (what would change is shown) but planned as pending only.
+	Paused map[string]bool
 	// Adopt plans the replacement of a container without maestro-sync
 	// labels that holds an instance's name (made by MaestroNG, or by
 	// hand) instead of reporting a conflict.
@@ -62,7 +65,18 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 			p.Environments = append(p.Environments, plan.EnvChange{Name: env.Name, File: env.File, Status: plan.RolledBack, Note: rollbackNote(rb)})
 			continue
 		}
-		p.Steps = append(p.Steps, computeEnv(env, state, index, opts)...)
+		steps := computeEnv(env, state, index, opts)
+		if opts.Paused[env.Name] {
+			ec := plan.EnvChange{Name: env.Name, File: env.File, Status: plan.Paused}
+			for _, st := range steps {
+				if st.Action.Mutates() || st.Action == plan.Unknown {
+					ec.Pending = append(ec.Pending, st)
+				}
+			}
+			p.Environments = append(p.Environments, ec)
+			continue
+		}
+		p.Steps = append(p.Steps, steps...)
 	}
 	if opts.Prune && opts.PruneEnvs && opts.Select == nil {
 		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state, opts.Owner)...)

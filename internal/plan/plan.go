@@ -169,10 +169,16 @@ type EnvChange struct {
 	// Note explains a status: for "rolled back", from and to which
 	// revision, and until when nothing is planned.
 	Note string `json:"note,omitempty"`
+	// Pending are the steps a paused environment would take.
+	Pending []Step `json:"pending,omitempty"`
 }
 
 // RolledBack is the status of an environment held on a rollback.
 const RolledBack = "rolled back"
+
+// Paused is the status of an environment an operator paused: it is
+// observed, and what would change is told (Pending), but nothing is done.
+const Paused = "paused"
 
 // Summary counts the steps by action.
 type Summary struct {

@@ -62,6 +62,12 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 		case RolledBack:
 			header(ec.Name)
 			fmt.Fprintf(&b, "  %s\n", ec.Note)
+		case Paused:
+			header(ec.Name)
+			fmt.Fprintf(&b, "  paused: nothing is changed until it is resumed; %d change(s) wait\n", len(ec.Pending))
+			for _, st := range ec.Pending {
+				fmt.Fprintf(&b, "    %s %s on %s: %s\n", st.Action, st.Instance, st.Ship, strings.Join(st.Causes, "; "))
+			}
 		}
 	}
 	for _, st := range p.Steps {

@@ -57,7 +57,10 @@ type Request struct {
 	// instance's name (MaestroNG's) instead of reporting conflicts.
 	Adopt bool
 	// Select limits the run to some instances (THING arguments).
-	Select      func(*manifest.Environment, *manifest.Instance) bool
+	Select func(*manifest.Environment, *manifest.Instance) bool
+	// Paused names environments that are observed and planned, their
+	// steps kept as pending, and never changed.
+	Paused      map[string]bool
 	Things      []string
 	WithDeps    bool
 	Concurrency int
@@ -100,7 +103,7 @@ func Plan(ctx context.Context, t Target, req Request) (*plan.Plan, *live.State) 
 
 func compute(req Request, state *live.State, hold map[string]bool) *plan.Plan {
 	p := diff.Compute(req.Envs, state, diff.Options{
-		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select, Adopt: req.Adopt, Hold: hold,
+		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select, Adopt: req.Adopt, Hold: hold, Paused: req.Paused,
 		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0,
 	})
 	p.Owner = req.Owner.Name

@@ -92,7 +92,7 @@ func snapshotOf(commit *object.Commit, sub string) (*Snapshot, error) {
 	}
 	subject, _, _ := strings.Cut(strings.TrimSpace(commit.Message), "\n")
 	return &Snapshot{Revision: commit.Hash.String(), Time: commit.Committer.When, Files: files,
-		Subject: printable(subject, maxSubject), Author: printable(commit.Author.Name, maxAuthor)}, nil
+		Subject: Printable(subject, maxSubject), Author: Printable(commit.Author.Name, maxAuthor)}, nil
 }
 
 // Bounds of the commit details a snapshot carries: they come from whoever
@@ -102,8 +102,10 @@ const (
 	maxAuthor  = 100
 )
 
-// printable returns s without control characters, cut to n runes.
-func printable(s string, n int) string {
+// Printable returns s without control characters, cut to n runes (an
+// ellipsis marks the cut): text from a commit or a client, made fit for a
+// log, a status page or a notification.
+func Printable(s string, n int) string {
 	var b strings.Builder
 	for _, r := range strings.TrimSpace(s) {
 		if n == 0 {

@@ -32,6 +32,8 @@ type daemonProc struct {
 	base string // http://127.0.0.1:PORT
 	log  *syncBuffer
 	done chan struct{}
+	// token is the file holding the API token.
+	token string
 }
 
 type syncBuffer struct {
@@ -75,7 +77,7 @@ func startDaemon(t *testing.T, cacheDir string, args ...string) *daemonProc {
 	if !slices.Contains(args, "--data-dir") {
 		all = append(all, "--data-dir", filepath.Join(dir, "data"))
 	}
-	d := &daemonProc{t: t, cmd: exec.Command(binary(t), all...), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemonProc{t: t, cmd: exec.Command(binary(t), all...), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &syncBuffer{}, done: make(chan struct{}), token: token}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -555,4 +557,97 @@ type histRun struct {
 	Trigger string
 	Result  string
 	Steps   []struct{ Action, Instance, Result string }
+}
+
+// TestDaemonPauseAndResume: a paused environment is observed but not
+// changed (a new version and a container stopped by hand wait, and the
+// status says so), the pause outlives a kill -9, and resume deploys
+// what waited; the history records both.
+func TestDaemonPauseAndResume(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	dir, data, cache := t.TempDir(), t.TempDir(), t.TempDir()
+	write := func(version string) {
+		if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(appManifest("paused", ship, 18110, version, httpCheck)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1")
+	d := startDaemon(t, cache, "--dir", dir, "--poll", "1h", "--resync", "1s", "--data-dir", data)
+	waitFor(t, "v1 deployed", 60*time.Second, func() bool { return envVersion(t, ship, "paused-app") == "1" })
+
+	if out, err := run(t, binary(t), "pause", "paused", "--server", d.base); err == nil || !strings.Contains(out, "--token-file") {
+		t.Errorf("pause without a token: %v\n%s", err, out)
+	}
+	if out, err := run(t, binary(t), "pause", "nope", "--server", d.base, "--token-file", d.token); err == nil || !strings.Contains(out, "404") {
+		t.Errorf("pause of an unknown environment: %v\n%s", err, out)
+	}
+	out, err := run(t, binary(t), "pause", "paused", "--reason", "incident 42", "--server", d.base, "--token-file", d.token)
+	if err != nil || !strings.Contains(out, "paused since") {
+		t.Fatalf("pause: %v\n%s", err, out)
+	}
+	state := func(d *daemonProc) (string, string, []string) {
+		var s struct {
+			Environments []struct {
+				Name, State, Note string
+				Pending           []string
+			}
+		}
+		resp, err := http.Get(d.base + "/api/v1/status")
+		if err != nil {
+			return "", "", nil
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&s)
+		for _, e := range s.Environments {
+			if e.Name == "paused" {
+				return e.State, e.Note, e.Pending
+			}
+		}
+		return "", "", nil
+	}
+	waitFor(t, "the environment paused", 30*time.Second, func() bool { st, _, _ := state(d); return st == "paused" })
+	write("2")
+	ship.Docker(t, "stop", "-t", "1", "paused-app")
+	waitFor(t, "the waiting changes shown", 30*time.Second, func() bool { _, _, p := state(d); return len(p) == 1 })
+	time.Sleep(3 * time.Second) // several resyncs
+	if v := envVersion(t, ship, "paused-app"); v != "1" {
+		t.Errorf("a paused environment was changed: it runs version %q", v)
+	}
+	if running := strings.TrimSpace(ship.Docker(t, "inspect", "-f", "{{.State.Running}}", "paused-app")); running != "false" {
+		t.Errorf("a paused environment was repaired: running %s", running)
+	}
+	_, note, pending := state(d)
+	if !strings.Contains(note, "incident 42") || !strings.Contains(pending[0], "replace paused-app") {
+		t.Errorf("status of the paused environment: %q %q", note, pending)
+	}
+
+	d.kill()
+	d = startDaemon(t, cache, "--dir", dir, "--poll", "1h", "--resync", "1s", "--data-dir", data)
+	waitFor(t, "still paused after kill -9", 30*time.Second, func() bool { st, _, _ := state(d); return st == "paused" })
+	if v := envVersion(t, ship, "paused-app"); v != "1" {
+		t.Errorf("the restarted daemon changed a paused environment: version %q", v)
+	}
+
+	if out, err := run(t, binary(t), "resume", "paused", "--server", d.base, "--token-file", d.token); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	waitFor(t, "v2 deployed after resume", 60*time.Second, func() bool { return envVersion(t, ship, "paused-app") == "2" })
+	waitFor(t, "synced", 30*time.Second, func() bool { st, _, _ := state(d); return st == "synced" })
+	var body struct{ Runs []histRun }
+	waitFor(t, "the resume run recorded", 30*time.Second, func() bool {
+		resp, err := http.Get(d.base + "/api/v1/history?env=paused")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(&body)
+		return len(body.Runs) > 0 && body.Runs[0].Trigger == "resume"
+	})
+	var triggers []string
+	for _, r := range body.Runs {
+		triggers = append(triggers, r.Trigger+":"+r.Result)
+	}
+	if got := strings.Join(triggers, " "); !strings.HasPrefix(got, "resume:success ") || !strings.Contains(got, "pause:paused") || strings.Contains(got, "start:paused") {
+		t.Errorf("history: %s", got)
+	}
 }
