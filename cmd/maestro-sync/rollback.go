@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"sync"
 
@@ -20,6 +21,9 @@ func newRollback(g *globals) *cobra.Command {
 	var (
 		f       verbFlags
 		release bool
+		to      string
+		reason  string
+		srv     serverFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "rollback [PATH] [THING...]",
@@ -33,8 +37,29 @@ per instance.
 
 The environment is then held on the rollback: plan, apply and the daemon
 plan nothing for it (the plan says it is rolled back) until its source
-moves to another revision. rollback --release lifts the hold at once.`,
+moves to another revision. rollback --release lifts the hold at once.
+
+rollback ENV --to COMMIT asks a running daemon (at --server, with its API
+token) to deploy the environment as it was at that earlier commit, every
+service of it, immutably as any deploy, and to hold it there (its status
+is pinned) until maestro-sync resume ENV or a new commit on the branch.
+The pin outlives daemon restarts.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if to != "" {
+				if len(args) != 1 {
+					return fmt.Errorf("rollback --to takes one environment name, got %d arguments", len(args))
+				}
+				q := url.Values{"to": {to}}
+				if reason != "" {
+					q.Set("reason", reason)
+				}
+				var hold struct{ Revision string }
+				if err := srv.post(cmd, "/api/v1/environments/"+url.PathEscape(args[0])+"/rollback?"+q.Encode(), &hold); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "environment %s: the daemon deploys it as of %s and holds it there; maestro-sync resume %s lifts the pin\n", args[0], shortRevision(hold.Revision), args[0])
+				return nil
+			}
 			v, done, err := g.prepare(cmd, args, &f, kindRollback)
 			if err != nil {
 				return err
@@ -91,6 +116,9 @@ moves to another revision. rollback --release lifts the hold at once.`,
 	}
 	f.register(cmd, kindRollback)
 	cmd.Flags().BoolVar(&release, "release", false, "lift the hold of a rollback on the environments: the next apply deploys the source again")
+	cmd.Flags().StringVar(&to, "to", "", "ask the daemon to deploy ENV as of this earlier commit and hold it there")
+	cmd.Flags().StringVar(&reason, "reason", "", "with --to: why, shown in the status (at most 200 characters)")
+	srv.register(cmd)
 	return cmd
 }
 

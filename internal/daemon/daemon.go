@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -104,8 +105,10 @@ type Daemon struct {
 	// recorded, and awaitedFrom when it counts from.
 	awaited     string
 	awaitedFrom time.Time
-	// holds are the operators' holds (pause), kept in the history store.
-	holds map[string]history.Hold
+	// holds are the operators' holds (pause, rollback pins), kept in the
+	// history store; pinned are the environments as of their pin.
+	holds  map[string]history.Hold
+	pinned map[string]*manifest.Environment
 }
 
 // New returns a daemon with the defaults filled in.
@@ -130,7 +133,7 @@ func New(cfg Config) *Daemon {
 	}
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, wake: make(chan trigger, 1),
-		lastApply: map[string]string{}, holds: map[string]history.Hold{},
+		lastApply: map[string]string{}, holds: map[string]history.Hold{}, pinned: map[string]*manifest.Environment{},
 		status: Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}},
 	}
 	if cfg.History != nil {
@@ -265,7 +268,12 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		return
 	}
 	envStatus := d.invalidEnvs(repo, snap.Revision, log)
-	envs := repo.Environments
+	envs := d.applyPins(ctx, snap.Revision, repo.Environments, log)
+	// An environment pinned by a rollback is deployed from its pin, even
+	// when its file is broken at the head of the branch.
+	envStatus = slices.DeleteFunc(envStatus, func(es EnvStatus) bool {
+		return slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return e.Name == es.Name })
+	})
 	var invalid []plan.EnvChange
 	for _, file := range repo.Invalid {
 		invalid = append(invalid, plan.EnvChange{Name: file, File: file, Status: "invalid"})

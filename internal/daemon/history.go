@@ -1,11 +1,17 @@
 package daemon
 
 import (
+	"cmp"
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/history"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -24,7 +30,7 @@ func (d *Daemon) envStates() map[string]EnvStatus {
 // runResult is a history run's result for an environment state.
 func runResult(state string) string {
 	switch state {
-	case "synced":
+	case "synced", "pinned":
 		return "success"
 	}
 	return state
@@ -61,10 +67,12 @@ func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, befor
 		if len(steps[es.Name]) == 0 && !changed && es.State != "failed" {
 			continue
 		}
-		run, err := d.cfg.History.Add(history.Run{
-			Env: es.Name, Trigger: t.reason, Revision: snap.Revision, Subject: snap.Subject, Author: snap.Author,
-			Started: start, Finished: finished, Result: runResult(es.State), Errors: es.Errors, Steps: steps[es.Name],
-		})
+		r := history.Run{Env: es.Name, Trigger: t.reason, Revision: cmp.Or(es.DesiredRevision, snap.Revision),
+			Started: start, Finished: finished, Result: runResult(es.State), Errors: es.Errors, Steps: steps[es.Name]}
+		if r.Revision == snap.Revision {
+			r.Subject, r.Author = snap.Subject, snap.Author
+		}
+		run, err := d.cfg.History.Add(r)
 		if err != nil {
 			d.log.Error("history", "env", es.Name, "err", err.Error())
 			continue
@@ -143,6 +151,7 @@ func (d *Daemon) Resume(env string) error {
 	}
 	d.mu.Lock()
 	delete(d.holds, env)
+	delete(d.pinned, env)
 	d.mu.Unlock()
 	d.log.Info("resumed", "env", env)
 	d.Trigger("resume", time.Now())
@@ -159,4 +168,129 @@ func (d *Daemon) Known(env string) bool {
 		}
 	}
 	return false
+}
+
+// Revisions is a source that reads earlier revisions (the Git source).
+type Revisions interface {
+	Revision(ctx context.Context, rev string) (*source.Snapshot, error)
+}
+
+// ErrRollback marks a rollback request that cannot be carried out: no
+// such revision, no such environment in it, an invalid manifest there.
+var ErrRollback = errors.New("rollback")
+
+// Rollback pins env to an earlier revision rev: from the next run on (run
+// now), the environment is deployed as it was at rev, and held there
+// until Resume or until a new commit arrives. The pin is stored, so it
+// outlives restarts.
+func (d *Daemon) Rollback(ctx context.Context, env, rev, reason string) (history.Hold, error) {
+	if d.cfg.History == nil {
+		return history.Hold{}, ErrNoHistory
+	}
+	src, ok := d.cfg.Source.(Revisions)
+	if !ok {
+		return history.Hold{}, fmt.Errorf("%w: %s has no earlier revisions (rollback --to needs a Git source)", ErrRollback, d.cfg.Source)
+	}
+	snap, err := src.Revision(ctx, rev)
+	if err != nil {
+		return history.Hold{}, fmt.Errorf("%w: %w", ErrRollback, err)
+	}
+	pinned, err := d.loadPinned(snap, env)
+	if err != nil {
+		return history.Hold{}, err
+	}
+	d.mu.Lock()
+	head := d.status.Revision
+	d.mu.Unlock()
+	h := history.Hold{Env: env, Revision: snap.Revision, Head: head, Since: time.Now().UTC(), Reason: reason}
+	if err := d.cfg.History.SetHold(h); err != nil {
+		return history.Hold{}, err
+	}
+	d.mu.Lock()
+	d.holds[env] = h
+	d.pinned[env] = pinned
+	d.mu.Unlock()
+	d.log.Info("rollback", "env", env, "to", shortRev(snap.Revision), "head", shortRev(head), "reason", reason)
+	d.Trigger("rollback", time.Now())
+	return h, nil
+}
+
+// loadPinned loads env as it is in snap, with its revision recorded.
+func (d *Daemon) loadPinned(snap *source.Snapshot, env string) (*manifest.Environment, error) {
+	repo, err := manifest.Load(snap.Files, d.cfg.Manifest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: revision %s: %w", ErrRollback, shortRev(snap.Revision), err)
+	}
+	for _, e := range repo.Environments {
+		if e.Name == env {
+			e.Revision = snap.Revision
+			return e, nil
+		}
+	}
+	for _, diag := range repo.Diagnostics {
+		if diag.Severity == manifest.SeverityError && d.envNameOf(diag.File) == env {
+			return nil, fmt.Errorf("%w: environment %s is invalid at revision %s: %s", ErrRollback, env, shortRev(snap.Revision), diag.Error())
+		}
+	}
+	return nil, fmt.Errorf("%w: no environment %s at revision %s", ErrRollback, env, shortRev(snap.Revision))
+}
+
+// applyPins replaces, in envs loaded at head, each environment pinned by a
+// rollback with its pinned version. A pin ends when head moved past the
+// revision it was placed at.
+func (d *Daemon) applyPins(ctx context.Context, head string, envs []*manifest.Environment, log *slog.Logger) []*manifest.Environment {
+	d.mu.Lock()
+	var pins []history.Hold
+	for _, h := range d.holds {
+		if h.Revision != "" {
+			pins = append(pins, h)
+		}
+	}
+	d.mu.Unlock()
+	if len(pins) == 0 {
+		return envs
+	}
+	out := slices.Clone(envs)
+	for _, h := range pins {
+		if h.Head != head {
+			log.Info("a new commit ends the rollback", "env", h.Env, "pinned", shortRev(h.Revision), "head", shortRev(head))
+			if err := d.cfg.History.ClearHold(h.Env); err != nil {
+				log.Error("history", "env", h.Env, "err", err.Error())
+			}
+			d.mu.Lock()
+			delete(d.holds, h.Env)
+			delete(d.pinned, h.Env)
+			d.mu.Unlock()
+			continue
+		}
+		d.mu.Lock()
+		pinned := d.pinned[h.Env]
+		d.mu.Unlock()
+		if pinned == nil {
+			// After a restart: read the revision again.
+			src, ok := d.cfg.Source.(Revisions)
+			if !ok {
+				log.Error("rollback: the source has no earlier revisions", "env", h.Env)
+				continue
+			}
+			snap, err := src.Revision(ctx, h.Revision)
+			if err == nil {
+				pinned, err = d.loadPinned(snap, h.Env)
+			}
+			if err != nil {
+				log.Error("rollback: cannot load the pinned revision; the environment follows the branch", "env", h.Env, "err", err.Error())
+				continue
+			}
+			d.mu.Lock()
+			d.pinned[h.Env] = pinned
+			d.mu.Unlock()
+		}
+		i := slices.IndexFunc(out, func(e *manifest.Environment) bool { return e.Name == h.Env })
+		if i < 0 {
+			out = append(out, pinned)
+		} else {
+			out[i] = pinned
+		}
+	}
+	return out
 }

@@ -127,6 +127,27 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 		}
 		writeJSON(w, h)
 	}))
+	mux.HandleFunc("POST /api/v1/environments/{env}/rollback", operator("rollback", func(w http.ResponseWriter, r *http.Request) {
+		env := r.PathValue("env")
+		if !d.Known(env) {
+			http.Error(w, "no environment "+strconv.Quote(env), http.StatusNotFound)
+			return
+		}
+		to := r.URL.Query().Get("to")
+		if to == "" {
+			http.Error(w, "give the revision: ?to=COMMIT", http.StatusBadRequest)
+			return
+		}
+		h, err := d.Rollback(r.Context(), env, to, source.Printable(r.URL.Query().Get("reason"), maxReason))
+		switch {
+		case errors.Is(err, ErrRollback):
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusConflict)
+		default:
+			writeJSON(w, h)
+		}
+	}))
 	mux.HandleFunc("POST /api/v1/environments/{env}/resume", operator("resume", func(w http.ResponseWriter, r *http.Request) {
 		env := r.PathValue("env")
 		if _, held := d.hold(env); !held && !d.Known(env) {

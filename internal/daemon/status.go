@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -49,8 +50,9 @@ type EnvStatus struct {
 	// State is synced, progressing, failed (retried with backoff),
 	// stalled (waiting for a new commit), rolled back (held by
 	// maestro-sync rollback until its desired state changes; see Note)
-	// or paused (by maestro-sync pause: observed, never changed; Pending
-	// says what would change).
+	// paused (by maestro-sync pause: observed, never changed; Pending
+	// says what would change) or pinned (deployed as of an earlier
+	// revision by maestro-sync rollback --to; see Note).
 	State string `json:"state"`
 	// Pending are the changes a paused environment waits with.
 	Pending []string `json:"pending,omitempty"`
@@ -252,7 +254,8 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 	out := slices.Clone(invalid)
 	for _, env := range envs {
 		d.metrics.stalled.WithLabelValues(env.Name).Set(0)
-		es := EnvStatus{Name: env.Name, File: env.File, DesiredRevision: snap.Revision, LastRun: time.Now(), State: "synced"}
+		rev := cmp.Or(env.Revision, snap.Revision) // a pinned environment's own
+		es := EnvStatus{Name: env.Name, File: env.File, DesiredRevision: rev, LastRun: time.Now(), State: "synced"}
 		es.Errors = append(failedSteps[env.Name], unknown[env.Name]...)
 		if note, ok := held[env.Name]; ok {
 			es.State, es.Note = plan.RolledBack, note
@@ -267,6 +270,13 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 				}
 			}
 		}
+		if h, ok := d.hold(env.Name); ok && env.Revision != "" {
+			es.State = "pinned"
+			es.Note = fmt.Sprintf("rolled back to %s since %s: held there until resumed or a new commit arrives", shortRev(h.Revision), h.Since.UTC().Format(time.RFC3339))
+			if h.Reason != "" {
+				es.Note += " (" + h.Reason + ")"
+			}
+		}
 		if len(es.Errors) > 0 {
 			es.State = "failed"
 			failed++
@@ -274,8 +284,8 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 		es.Instances = instanceStatus(env, state, failedInst)
 		d.mu.Lock()
 		es.Rollouts = rolloutList(d.rollouts[env.Name])
-		if es.State == "synced" {
-			d.lastApply[env.Name] = snap.Revision
+		if es.State == "synced" || es.State == "pinned" {
+			d.lastApply[env.Name] = rev
 		}
 		es.AppliedRevision = d.lastApply[env.Name]
 		d.mu.Unlock()

@@ -58,6 +58,11 @@ type Environment struct {
 	// Services in file order.
 	Services []*Service `json:"services"`
 	Audit    []Auditor  `json:"audit,omitempty"`
+	// Revision, when set, is the source revision the environment was
+	// loaded from, when not the run's: an environment pinned to an
+	// earlier revision by a rollback. Drivers record it on what they
+	// create.
+	Revision string `json:"revision,omitempty"`
 	// Proxy configures the front proxy of the environment's ships.
 	Proxy Proxy `json:"proxy"`
 

@@ -395,6 +395,38 @@ func (g *Git) Fetch(ctx context.Context) (*Snapshot, error) {
 	return snap, nil
 }
 
+// Revision returns the snapshot of an earlier revision (a commit hash or
+// its prefix) already in the cache: one the tracked ref pointed at, or an
+// ancestor of it. It is verified as Fetch verifies. Nothing is fetched.
+func (g *Git) Revision(ctx context.Context, rev string) (*Snapshot, error) {
+	select {
+	case g.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("git %s: %w", g, ctx.Err())
+	}
+	defer func() { <-g.sem }()
+	if len(rev) < 4 || len(rev) > 64 || strings.Trim(strings.ToLower(rev), "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("revision %q: give a commit hash (at least 4 hexadecimal digits)", rev)
+	}
+	repo, err := g.open()
+	if err != nil {
+		return nil, g.redact.error(fmt.Errorf("git %s: %w", g, err))
+	}
+	hash, err := repo.ResolveRevision(plumbing.Revision(rev))
+	if err != nil {
+		return nil, fmt.Errorf("revision %s: not a commit of %s fetched so far", rev, g.redacted)
+	}
+	commit, err := repo.CommitObject(*hash)
+	if err != nil {
+		return nil, fmt.Errorf("revision %s: %w", rev, err)
+	}
+	snap, err := g.snapshot(commit)
+	if err != nil {
+		return nil, g.redact.error(fmt.Errorf("git %s: %w", g, err))
+	}
+	return snap, nil
+}
+
 func (g *Git) fetch(ctx context.Context) (*Snapshot, error) {
 	if !g.ref.pin.IsZero() {
 		if g.last != nil {

@@ -651,3 +651,85 @@ func TestDaemonPauseAndResume(t *testing.T) {
 		t.Errorf("history: %s", got)
 	}
 }
+
+// TestDaemonRollbackToARevision: rollback ENV --to COMMIT deploys the
+// environment as of that commit and holds it there across polls, resyncs
+// and a kill -9 (status pinned); a new commit ends the pin; resume ends
+// another; bad requests are refused and change nothing.
+func TestDaemonRollbackToARevision(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	repo := sourcetest.NewRepo(t)
+	write := func(version string) string {
+		return repo.Commit(t, map[string]string{"pin/manifest.yml": appManifest("pin", ship, 18111, version, httpCheck)}, "pin v"+version)
+	}
+	c1 := write("1")
+	srv := sourcetest.NewHTTPServer(t, repo, "", "")
+	data, cache := t.TempDir(), t.TempDir()
+	args := []string{"--repo", srv.URL, "--ref", "main", "--poll", "1s", "--resync", "2s", "--data-dir", data}
+	d := startDaemon(t, cache, args...)
+	waitFor(t, "v1", 60*time.Second, func() bool { return envVersion(t, ship, "pin-app") == "1" })
+	write("2")
+	waitFor(t, "v2", 60*time.Second, func() bool { return envVersion(t, ship, "pin-app") == "2" })
+	state := func(d *daemonProc) (string, string) {
+		for _, e := range d.status().Environments {
+			if e.Name == "pin" {
+				return e.State, e.AppliedRevision
+			}
+		}
+		return "", ""
+	}
+	rollback := func(d *daemonProc, env, rev string) (string, error) {
+		return run(t, binary(t), "rollback", env, "--to", rev, "--reason", "bad v2", "--server", d.base, "--token-file", d.token)
+	}
+
+	for _, bad := range [][2]string{{"pin", "0123456789ab"}, {"pin", "HEAD~1"}, {"nope", c1[:12]}} {
+		if out, err := rollback(d, bad[0], bad[1]); err == nil {
+			t.Errorf("rollback %s --to %s was accepted:\n%s", bad[0], bad[1], out)
+		}
+	}
+	if out, err := rollback(d, "pin", c1[:12]); err != nil || !strings.Contains(out, c1[:12]) {
+		t.Fatalf("rollback --to %s: %v\n%s", c1[:12], err, out)
+	}
+	took := waitFor(t, "v1 again", 60*time.Second, func() bool { return envVersion(t, ship, "pin-app") == "1" })
+	t.Logf("rollback --to deployed the earlier revision in %s", took)
+	waitFor(t, "pinned", 30*time.Second, func() bool { st, rev := state(d); return st == "pinned" && rev == c1 })
+	time.Sleep(4 * time.Second) // polls and resyncs
+	if v := envVersion(t, ship, "pin-app"); v != "1" {
+		t.Errorf("the pin did not hold: version %q", v)
+	}
+
+	d.kill()
+	d = startDaemon(t, cache, args...)
+	waitFor(t, "still pinned after kill -9", 30*time.Second, func() bool { st, _ := state(d); return st == "pinned" })
+	if v := envVersion(t, ship, "pin-app"); v != "1" {
+		t.Errorf("the restarted daemon left the pin: version %q", v)
+	}
+
+	c3 := write("3")
+	waitFor(t, "a new commit ends the pin", 60*time.Second, func() bool { return envVersion(t, ship, "pin-app") == "3" })
+	waitFor(t, "synced at the head", 30*time.Second, func() bool { st, rev := state(d); return st == "synced" && rev == c3 })
+
+	if out, err := rollback(d, "pin", c1); err != nil {
+		t.Fatalf("second rollback: %v\n%s", err, out)
+	}
+	waitFor(t, "v1 once more", 60*time.Second, func() bool { return envVersion(t, ship, "pin-app") == "1" })
+	if out, err := run(t, binary(t), "resume", "pin", "--server", d.base, "--token-file", d.token); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	waitFor(t, "resume follows the branch again", 60*time.Second, func() bool { return envVersion(t, ship, "pin-app") == "3" })
+
+	var body struct{ Runs []histRun }
+	resp, err := http.Get(d.base + "/api/v1/history?env=pin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	var triggers []string
+	for _, r := range body.Runs {
+		triggers = append(triggers, r.Trigger+":"+r.Result)
+	}
+	if got := strings.Join(triggers, " "); !strings.Contains(got, "rollback:success") || !strings.HasPrefix(got, "resume:success") {
+		t.Errorf("history: %s", got)
+	}
+}

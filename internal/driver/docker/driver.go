@@ -7,6 +7,7 @@ package docker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -343,7 +344,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 		return "", err
 	}
 	progress("creating " + name)
-	cfg := containerConfig(t.env.Name, d.revision, d.Owner, t.in)
+	cfg := containerConfig(t.env.Name, cmp.Or(t.env.Revision, d.revision), d.Owner, t.in)
 	if t.in.Route != nil {
 		if err := d.ensureNetwork(ctx, t); err != nil {
 			return "", err
