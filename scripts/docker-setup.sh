@@ -2,8 +2,9 @@
 # docker-setup.sh prepares the Docker test bed used by the integration tests
 # (test/dockertest) and `make test`:
 #
-#   1. installs Debian's docker.io, busybox-static, iproute2, iptables, and for
-#      the Git and SSH tests openssh-server, gnupg, git and curl, when missing;
+#   1. installs Debian's docker.io, busybox-static, iproute2, iptables, for
+#      the Git and SSH tests openssh-server, gnupg, git and curl, and for the
+#      dashboard's browser test chromium, when missing;
 #   2. starts the default dockerd (/var/run/docker.sock) when nothing answers there,
 #      in the background, logging to /tmp/dockerd.log, choosing a storage driver
 #      (overlay2, falling back to vfs) and iptables mode that work on this machine;
@@ -93,6 +94,8 @@ install_packages() {
 	command -v gpg >/dev/null 2>&1 || missing+=(gnupg)  # signed commits in tests
 	command -v git >/dev/null 2>&1 || missing+=(git)
 	command -v curl >/dev/null 2>&1 || missing+=(curl)
+	# The dashboard's browser test: headless Chromium, and a font.
+	command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 	[ "${#missing[@]}" -eq 0 ] && return 0
 
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -27,6 +27,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
+	"github.com/maestro-sync/maestro-sync/internal/web"
 )
 
 // runFlags are the settings of `maestro-sync run`. Every flag can also be
@@ -67,8 +68,9 @@ webhook makes it check at once), applies new commits immutably, and every
 --resync interval re-observes the ships to repair drift. It serves
 /healthz, /readyz, /metrics, /api/v1/status, /api/v1/history, POST
 /api/v1/sync and webhooks under /hooks/{github,gitlab,gitea,generic} on
---listen. The runs of each environment are kept in --data-dir (see
-maestro-sync history).
+--listen, and the web dashboard at / (read-only without a token; log in
+with the API token to sync, pause and resume). The runs of each
+environment are kept in --data-dir (see maestro-sync history).
 
 Every flag can be set by an environment variable: --webhook-secret-file is
 MAESTRO_SYNC_WEBHOOK_SECRET_FILE. SIGTERM finishes or rolls back the step in
@@ -261,6 +263,9 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	}
 	if hc.ReadToken, err = readSecret(f.readTokenFile); err != nil {
 		return fmt.Errorf("--read-token-file: %w", err)
+	}
+	if hc.Dashboard, err = web.New(d, web.Options{History: cfg.History, APIToken: hc.APIToken, ReadToken: hc.ReadToken, Logger: log}); err != nil {
+		return err
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

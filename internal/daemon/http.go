@@ -36,6 +36,9 @@ type HTTPConfig struct {
 	// ReadToken, when set, is required (as a bearer token; the APIToken
 	// works too) to read /api/v1/status and /metrics.
 	ReadToken []byte
+	// Dashboard, when set, serves everything the API does not: the web
+	// dashboard (internal/web), at /.
+	Dashboard http.Handler
 	// RateLimit bounds authenticated webhook and sync requests per second
 	// (default 5; bursts of twice that, at least 10). Requests that fail
 	// authentication have a bucket of their own, so that a flood of them
@@ -160,6 +163,9 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 		}
 		writeJSON(w, map[string]string{"env": env, "state": "resumed"})
 	}))
+	if cfg.Dashboard != nil {
+		mux.Handle("/", cfg.Dashboard)
+	}
 	for _, kind := range []string{"github", "gitlab", "gitea", "generic"} {
 		mux.HandleFunc("POST /hooks/"+kind, func(w http.ResponseWriter, r *http.Request) {
 			arrived := time.Now()

@@ -1,0 +1,344 @@
+// Package web serves the daemon's dashboard: server-rendered pages of the
+// environments (state, revisions and commits, instances, rollouts, holds,
+// errors), the run history and its runs, with "sync now", pause and resume
+// for an operator. It has no logic of its own: it reads the daemon's status
+// and history and calls the daemon's operations.
+//
+// The pages are html/template with embedded assets and work without
+// JavaScript; they refresh themselves every few seconds. Reading needs the
+// read token when the daemon has one; acting needs the API token. A
+// browser gives a token once on /login, kept in an HttpOnly, SameSite=Strict
+// cookie; actions also require a same-origin request.
+package web
+
+import (
+	"crypto/subtle"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/internal/daemon"
+	"github.com/maestro-sync/maestro-sync/internal/history"
+	"github.com/maestro-sync/maestro-sync/internal/source"
+)
+
+//go:embed templates/*.html static/*
+var assets embed.FS
+
+// Daemon is what the dashboard reads and asks of the daemon.
+type Daemon interface {
+	Status() daemon.Status
+	Trigger(reason string, at time.Time)
+	Pause(env, reason string) (history.Hold, error)
+	Resume(env string) error
+	Known(env string) bool
+}
+
+// Options configure the dashboard.
+type Options struct {
+	// History is the run history (nil: the daemon keeps none).
+	History *history.Store
+	// APIToken allows the actions; ReadToken, when set, is needed to read
+	// (the API token reads too).
+	APIToken, ReadToken []byte
+	// Refresh is how often pages reload themselves (default 5s).
+	Refresh time.Duration
+	Logger  *slog.Logger
+}
+
+type server struct {
+	d    Daemon
+	opts Options
+	tmpl map[string]*template.Template
+}
+
+// cookieName holds the token a browser gave on /login.
+const cookieName = "maestro_sync_token"
+
+// New returns the dashboard's handler.
+func New(d Daemon, opts Options) (http.Handler, error) {
+	if opts.Refresh <= 0 {
+		opts.Refresh = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{d: d, opts: opts, tmpl: map[string]*template.Template{}}
+	for _, page := range []string{"index", "env", "run", "login"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+page+".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: %s: %w", page, err)
+		}
+		s.tmpl[page] = t
+	}
+	static, err := fs.Sub(assets, "static")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(time.Hour, http.FileServerFS(static))))
+	mux.HandleFunc("GET /{$}", s.readable(s.index))
+	mux.HandleFunc("GET /environments/{env}", s.readable(s.env))
+	mux.HandleFunc("GET /runs/{id}", s.readable(s.run))
+	mux.HandleFunc("GET /login", s.loginForm)
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("POST /logout", s.logout)
+	mux.HandleFunc("POST /ui/sync", s.operator(func(w http.ResponseWriter, r *http.Request) {
+		s.d.Trigger("api", time.Now())
+		s.back(w, r, "/", "sync triggered")
+	}))
+	mux.HandleFunc("POST /ui/environments/{env}/pause", s.operator(func(w http.ResponseWriter, r *http.Request) {
+		env := r.PathValue("env")
+		if !s.d.Known(env) {
+			http.NotFound(w, r)
+			return
+		}
+		if _, err := s.d.Pause(env, source.Printable(r.FormValue("reason"), 200)); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		s.back(w, r, "/environments/"+url.PathEscape(env), "paused")
+	}))
+	mux.HandleFunc("POST /ui/environments/{env}/resume", s.operator(func(w http.ResponseWriter, r *http.Request) {
+		env := r.PathValue("env")
+		if err := s.d.Resume(env); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		s.back(w, r, "/environments/"+url.PathEscape(env), "resumed")
+	}))
+	return securityHeaders(mux), nil
+}
+
+func cacheFor(d time.Duration, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders keeps the pages from being framed, sniffed or made to
+// run scripts from elsewhere.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// token returns what the request authenticates with: a bearer token or
+// the login cookie.
+func token(r *http.Request) []byte {
+	if got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return []byte(got)
+	}
+	if c, err := r.Cookie(cookieName); err == nil {
+		return []byte(c.Value)
+	}
+	return nil
+}
+
+func equal(a, b []byte) bool { return len(b) > 0 && subtle.ConstantTimeCompare(a, b) == 1 }
+
+func (s *server) canRead(r *http.Request) bool {
+	t := token(r)
+	return len(s.opts.ReadToken) == 0 || equal(t, s.opts.ReadToken) || equal(t, s.opts.APIToken)
+}
+
+func (s *server) canOperate(r *http.Request) bool { return equal(token(r), s.opts.APIToken) }
+
+// readable sends a reader without the read token to /login.
+func (s *server) readable(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.canRead(r) {
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// sameOrigin reports whether a state-changing request comes from the
+// dashboard's own pages.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || origin == "null" {
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
+
+// operator guards the actions: the API token, from the same origin.
+func (s *server) operator(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case len(s.opts.APIToken) == 0:
+			http.Error(w, "actions are disabled: the daemon has no API token", http.StatusForbidden)
+		case !s.canOperate(r):
+			http.Error(w, "log in with the API token to act", http.StatusUnauthorized)
+		case !sameOrigin(r):
+			http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		default:
+			r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+			next(w, r)
+		}
+	}
+}
+
+// back answers an action with a redirect to the page it came from.
+func (s *server) back(w http.ResponseWriter, r *http.Request, to, what string) {
+	s.opts.Logger.Info("dashboard", "action", what, "path", r.URL.Path)
+	http.Redirect(w, r, to+"?done="+url.QueryEscape(what), http.StatusSeeOther)
+}
+
+// page is what every page's template gets.
+type page struct {
+	Title    string
+	Status   daemon.Status
+	Operator bool
+	LoggedIn bool
+	Refresh  int
+	Done     string
+	Now      time.Time
+	Data     any
+}
+
+func (s *server) render(w http.ResponseWriter, r *http.Request, name, title string, data any) {
+	p := page{Title: title, Status: s.d.Status(), Operator: s.canOperate(r), Refresh: int(s.opts.Refresh.Seconds()),
+		Done: source.Printable(r.URL.Query().Get("done"), 40), Now: time.Now(), Data: data}
+	_, err := r.Cookie(cookieName)
+	p.LoggedIn = err == nil
+	if name == "login" {
+		p.Refresh = 0
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.tmpl[name].Execute(w, p); err != nil {
+		s.opts.Logger.Error("dashboard", "page", name, "err", err.Error())
+	}
+}
+
+// runs returns the newest runs, of one environment or all.
+func (s *server) runs(env string, limit int) []history.Run {
+	if s.opts.History == nil {
+		return nil
+	}
+	runs, err := s.opts.History.List(history.Query{Env: env, Limit: limit})
+	if err != nil {
+		s.opts.Logger.Error("dashboard", "err", err.Error())
+	}
+	return runs
+}
+
+func (s *server) index(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, "index", "maestro-sync", struct {
+		Runs    []history.Run
+		History bool
+	}{s.runs("", 15), s.opts.History != nil})
+}
+
+func (s *server) env(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("env")
+	for _, es := range s.d.Status().Environments {
+		if es.Name == name {
+			s.render(w, r, "env", name+" · maestro-sync", struct {
+				Env     daemon.EnvStatus
+				Runs    []history.Run
+				History bool
+			}{es, s.runs(name, 30), s.opts.History != nil})
+			return
+		}
+	}
+	http.NotFound(w, r)
+}
+
+func (s *server) run(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || s.opts.History == nil {
+		http.NotFound(w, r)
+		return
+	}
+	run, ok, err := s.opts.History.Get(id)
+	if err != nil || !ok {
+		http.NotFound(w, r)
+		return
+	}
+	s.render(w, r, "run", fmt.Sprintf("run %d · %s · maestro-sync", run.ID, run.Env), run)
+}
+
+func (s *server) loginForm(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, "login", "log in · maestro-sync", struct{ Next, Error string }{safeNext(r.URL.Query().Get("next")), ""})
+}
+
+// safeNext keeps a redirect after login on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
+	t := []byte(strings.TrimSpace(r.FormValue("token")))
+	next := safeNext(r.FormValue("next"))
+	if !sameOrigin(r) || !(equal(t, s.opts.APIToken) || equal(t, s.opts.ReadToken)) {
+		w.WriteHeader(http.StatusUnauthorized)
+		s.render(w, r, "login", "log in · maestro-sync", struct{ Next, Error string }{next, "That is not the daemon's read or API token."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: string(t), Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		SameSite: http.SameSiteStrictMode, MaxAge: int((12 * time.Hour).Seconds())})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, MaxAge: -1, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+var funcs = template.FuncMap{
+	"short": func(rev string) string { return rev[:min(12, len(rev))] },
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		d := time.Since(t)
+		switch {
+		case d < time.Minute:
+			return fmt.Sprintf("%ds ago", int(d.Seconds()))
+		case d < time.Hour:
+			return fmt.Sprintf("%dm ago", int(d.Minutes()))
+		case d < 48*time.Hour:
+			return fmt.Sprintf("%dh ago", int(d.Hours()))
+		}
+		return t.UTC().Format("2006-01-02")
+	},
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
+	"dur":  func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
+	"stateClass": func(state string) string {
+		switch state {
+		case "synced", "success", "running", "resumed":
+			return "ok"
+		case "progressing", "paused", "pinned", "rolled back", "starting":
+			return "busy"
+		case "failed", "stalled", "exited", "missing", "unhealthy", "aborted":
+			return "bad"
+		}
+		return "unknown"
+	},
+	"path": url.PathEscape,
+}
