@@ -274,6 +274,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	envStatus = slices.DeleteFunc(envStatus, func(es EnvStatus) bool {
 		return slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return e.Name == es.Name })
 	})
+	d.publish(envStatus) // stalled now, not once a long run ends
 	var invalid []plan.EnvChange
 	for _, file := range repo.Invalid {
 		invalid = append(invalid, plan.EnvChange{Name: file, File: file, Status: "invalid"})

@@ -180,6 +180,25 @@ func (d *Daemon) invalidEnvs(repo *manifest.Repo, revision string, log *slog.Log
 	return out
 }
 
+// publish puts environment statuses in the status at once, replacing
+// those of the same name.
+func (d *Daemon) publish(envs []EnvStatus) {
+	if len(envs) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, es := range envs {
+		i := slices.IndexFunc(d.status.Environments, func(e EnvStatus) bool { return e.Name == es.Name })
+		if i < 0 {
+			d.status.Environments = append(d.status.Environments, es)
+		} else {
+			d.status.Environments[i] = es
+		}
+	}
+	sortEnvs(d.status.Environments)
+}
+
 // previous returns the environment's status before this run.
 func (d *Daemon) previous(name string) EnvStatus {
 	d.mu.Lock()

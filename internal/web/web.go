@@ -331,9 +331,9 @@ var funcs = template.FuncMap{
 	"dur":  func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
 	"stateClass": func(state string) string {
 		switch state {
-		case "synced", "success", "running", "resumed":
+		case "synced", "success", "running", "resumed", "passed", "healthy":
 			return "ok"
-		case "progressing", "paused", "pinned", "rolled back", "starting":
+		case "progressing", "baking", "paused", "pinned", "rolled back", "starting":
 			return "busy"
 		case "failed", "stalled", "exited", "missing", "unhealthy", "aborted":
 			return "bad"

@@ -134,6 +134,7 @@ type status struct {
 			State  string
 			InSync bool `json:"in_sync"`
 		}
+		LastRunID uint64 `json:"last_run_id"`
 	}
 }
 
