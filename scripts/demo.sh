@@ -79,3 +79,26 @@ echo
 echo "== the environment is held on the rollback until its source changes"
 "$bin" plan "$work" || [ $? -eq 2 ]
 "$bin" rollback "$work" --release web
+
+# The daemon follows examples/ and serves the dashboard; it stops at the
+# end of the demo (run it yourself to keep it: the commands are printed).
+echo
+echo "== maestro-sync run: the daemon and its dashboard"
+listen=127.0.0.1:28088
+"$bin" run --dir examples --listen "$listen" --data-dir "$work/data" --poll 1h >"$work/daemon.log" 2>&1 &
+daemon=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://$listen/readyz" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+echo "$bin run --dir examples --listen $listen"
+echo "dashboard: http://$listen/  (history: $bin history --server http://$listen)"
+if command -v chromium >/dev/null 2>&1; then
+  shot=${TMPDIR:-/tmp}/maestro-sync-demo-dashboard.png
+  chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --disable-dev-shm-usage \
+    --user-data-dir="$work/chromium" --window-size=1280,1200 --screenshot="$shot" "http://$listen/" >/dev/null 2>&1 &&
+    echo "a screenshot of the dashboard: $shot"
+fi
+curl -fsS "http://$listen/api/v1/status" | sed -n 's/^ *"\(name\|state\)": "\(.*\)",*$/  \1: \2/p'
+kill -TERM "$daemon"
+wait "$daemon" || true
