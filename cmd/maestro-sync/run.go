@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/notify"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
@@ -55,6 +58,13 @@ type runFlags struct {
 	dataDir                          string
 	historyRuns                      int
 	historyAge                       time.Duration
+	publicURL                        string
+	auditLogDir, slackAPI            string
+	commitStatus, commitStatusAPI    string
+	commitStatusRepo                 string
+	commitStatusTokenFile            string
+	notifyWebhook                    string
+	notifyWebhookSecretFile          string
 }
 
 func newRun(g *globals) *cobra.Command {
@@ -117,6 +127,15 @@ flight and exits.`,
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "where the run history is kept across restarts (one daemon per directory; empty: no history)")
 	fl.IntVar(&f.historyRuns, "history-runs", 200, "runs kept in the history per environment")
 	fl.DurationVar(&f.historyAge, "history-max-age", 30*24*time.Hour, "runs older than this leave the history (the last one of each environment stays)")
+	fl.StringVar(&f.publicURL, "public-url", "", "the dashboard's address as people reach it (https://deploy.example.com), for links in notifications")
+	fl.StringVar(&f.auditLogDir, "audit-log-dir", "", "directory where the log auditors of manifests (audit: type log) write, each into its file's base name (without it they are not run)")
+	fl.StringVar(&f.slackAPI, "slack-api-url", "https://slack.com/api", "Slack's Web API, for the slack auditors of manifests with a token and channel")
+	fl.StringVar(&f.commitStatus, "commit-status", "", "set a commit status per environment on the deployed commit (pending, success, failure): github, gitlab or gitea")
+	fl.StringVar(&f.commitStatusAPI, "commit-status-api", "", "the forge's API (default https://api.github.com or https://gitlab.com/api/v4; required for gitea: https://HOST/api/v1)")
+	fl.StringVar(&f.commitStatusRepo, "commit-status-repo", "", "the repository as the forge names it, owner/name (default: the path of --repo)")
+	fl.StringVar(&f.commitStatusTokenFile, "commit-status-token-file", "", "file holding the forge token that may set commit statuses")
+	fl.StringVar(&f.notifyWebhook, "notify-webhook", "", "URL that receives every deploy event as JSON (started, succeeded, failed)")
+	fl.StringVar(&f.notifyWebhookSecretFile, "notify-webhook-secret-file", "", "file holding the key that signs --notify-webhook requests (HMAC-SHA256, header X-Maestro-Sync-Signature)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -252,6 +271,9 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		defer store.Close()
 		cfg.History = store
 	}
+	if err := f.notifiers(&cfg, log); err != nil {
+		return err
+	}
 	d := daemon.New(cfg)
 
 	hc := daemon.HTTPConfig{}
@@ -287,7 +309,12 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		serveErr <- srv.Serve(ln)
 	}()
 	log.Info("started", "source", cfg.Source.String(), "listen", ln.Addr().String(), "poll", f.poll.String(), "resync", f.resync.String())
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	notified := make(chan struct{})
+	go func() { defer close(notified); cfg.Notify.Run(notifyCtx) }()
 	runErr := d.Run(ctx)
+	stopNotify()
+	<-notified
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
@@ -348,4 +375,54 @@ func resyncEvery(resync, refresh time.Duration) time.Duration {
 		return refresh
 	}
 	return resync
+}
+
+// notifiers sets up the notifications: the dispatcher, commit statuses and
+// the webhook.
+func (f *runFlags) notifiers(cfg *daemon.Config, log *slog.Logger) error {
+	cfg.Notify = notify.NewDispatcher(notify.Options{Logger: log})
+	cfg.Audit = notify.AuditOptions{LogDir: f.auditLogDir, SlackAPI: f.slackAPI}
+	cfg.PublicURL = strings.TrimRight(f.publicURL, "/")
+	if f.commitStatus != "" {
+		forge := notify.Forge(f.commitStatus)
+		if forge != notify.GitHub && forge != notify.GitLab && forge != notify.Gitea {
+			return fmt.Errorf("--commit-status %q: github, gitlab or gitea", f.commitStatus)
+		}
+		api := cmp.Or(f.commitStatusAPI, forge.DefaultAPI())
+		if api == "" {
+			return fmt.Errorf("--commit-status %s needs --commit-status-api", forge)
+		}
+		repo := f.commitStatusRepo
+		if repo == "" {
+			repo = repoPath(f.repo)
+		}
+		if repo == "" {
+			return errors.New("--commit-status needs --commit-status-repo (or a --repo URL with an owner/name path)")
+		}
+		token, err := readSecret(f.commitStatusTokenFile)
+		if err != nil || len(token) == 0 {
+			return fmt.Errorf("--commit-status needs --commit-status-token-file: %v", err)
+		}
+		cfg.Notifiers = append(cfg.Notifiers, &notify.CommitStatus{Forge: forge, API: api, Repo: repo, Token: string(token)})
+	}
+	if f.notifyWebhook != "" {
+		secret, err := readSecret(f.notifyWebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("--notify-webhook-secret-file: %w", err)
+		}
+		cfg.Notifiers = append(cfg.Notifiers, &notify.Webhook{URL: f.notifyWebhook, Secret: secret})
+	}
+	return nil
+}
+
+// repoPath is the owner/name path of a repository URL (https or ssh,
+// scp-like included), without .git.
+func repoPath(repo string) string {
+	p := repo
+	if u, err := url.Parse(repo); err == nil && u.Host != "" {
+		p = u.Path
+	} else if _, after, ok := strings.Cut(repo, ":"); ok && !strings.Contains(repo, "://") {
+		p = after
+	}
+	return strings.TrimSuffix(strings.Trim(p, "/"), ".git")
 }

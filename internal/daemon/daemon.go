@@ -24,6 +24,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/notify"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
@@ -75,6 +76,14 @@ type Config struct {
 	Metrics *Metrics
 	// History, when set, keeps the runs of each environment.
 	History *history.Store
+	// Notify, when set, delivers notifications: to Notifiers (commit
+	// statuses, webhooks) and to each environment's auditors (its audit
+	// section, run with the Audit settings).
+	Notify    *notify.Dispatcher
+	Notifiers []notify.Notifier
+	Audit     notify.AuditOptions
+	// PublicURL is the dashboard's address, for links in notifications.
+	PublicURL string
 }
 
 // trigger is a reason to reconcile.
@@ -109,6 +118,8 @@ type Daemon struct {
 	// history store; pinned are the environments as of their pin.
 	holds  map[string]history.Hold
 	pinned map[string]*manifest.Environment
+	// warned are the auditors already said not to run.
+	warned map[string]bool
 }
 
 // New returns a daemon with the defaults filled in.
@@ -133,7 +144,7 @@ func New(cfg Config) *Daemon {
 	}
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, wake: make(chan trigger, 1),
-		lastApply: map[string]string{}, holds: map[string]history.Hold{}, pinned: map[string]*manifest.Environment{},
+		lastApply: map[string]string{}, holds: map[string]history.Hold{}, pinned: map[string]*manifest.Environment{}, warned: map[string]bool{},
 		status: Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}},
 	}
 	if cfg.History != nil {
@@ -264,7 +275,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	if err != nil {
 		d.finishRun(log, "stalled", start, fmt.Errorf("load manifests: %w", err))
 		d.setAllStalled(snap.Revision, err.Error())
-		d.record(t, snap, start, before, nil)
+		d.record(t, snap, start, before, nil, nil)
 		return
 	}
 	envStatus := d.invalidEnvs(repo, snap.Revision, log)
@@ -275,6 +286,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		return slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return e.Name == es.Name })
 	})
 	d.publish(envStatus) // stalled now, not once a long run ends
+	auditors := d.auditors(envs, log)
 	var invalid []plan.EnvChange
 	for _, file := range repo.Invalid {
 		invalid = append(invalid, plan.EnvChange{Name: file, File: file, Status: "invalid"})
@@ -290,6 +302,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 			for _, st := range p.Mutating() {
 				log.Info("planned", "env", st.Env, "instance", st.Instance, "ship", st.Ship, "action", string(st.Action), "cause", causeText(st))
 			}
+			d.notifyStarted(p, snap, t, auditors)
 			return nil
 		},
 		Progress: func(e apply.Event) {
@@ -331,7 +344,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	p, res, state := out.Plan, out.Apply, out.After
 	mutating := len(p.Mutating())
 	failed := d.applyStatus(envs, p, res, state, snap, envStatus, out.Locked)
-	d.record(t, snap, start, before, res)
+	d.record(t, snap, start, before, res, auditors)
 	result := "success"
 	var runErr error
 	switch {

@@ -12,6 +12,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/notify"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -40,10 +41,7 @@ func runResult(state string) string {
 // when it changed something, failed, or changed the environment's state
 // or desired revision: a resync or poll that finds nothing to do is not a
 // run worth keeping.
-func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, before map[string]EnvStatus, res *apply.Result) {
-	if d.cfg.History == nil {
-		return
-	}
+func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, before map[string]EnvStatus, res *apply.Result, auditors map[string][]notify.Notifier) {
 	steps := map[string][]history.Step{}
 	if res != nil {
 		for _, o := range res.Outcomes {
@@ -67,6 +65,16 @@ func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, befor
 		if len(steps[es.Name]) == 0 && !changed && es.State != "failed" {
 			continue
 		}
+		var targets []string
+		for _, st := range steps[es.Name] {
+			if st.Instance != "" && st.Action != "bake" && !slices.Contains(targets, st.Instance) {
+				targets = append(targets, st.Instance)
+			}
+		}
+		if d.cfg.History == nil {
+			d.notifyOutcome(es, prev, 0, targets, snap, t, auditors)
+			continue
+		}
 		r := history.Run{Env: es.Name, Trigger: t.reason, Revision: cmp.Or(es.DesiredRevision, snap.Revision),
 			Started: start, Finished: finished, Result: runResult(es.State), Errors: es.Errors, Steps: steps[es.Name]}
 		if r.Revision == snap.Revision {
@@ -75,6 +83,9 @@ func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, befor
 		run, err := d.cfg.History.Add(r)
 		if err != nil {
 			d.log.Error("history", "env", es.Name, "err", err.Error())
+		}
+		d.notifyOutcome(es, prev, run.ID, targets, snap, t, auditors)
+		if err != nil {
 			continue
 		}
 		d.mu.Lock()

@@ -1,0 +1,230 @@
+// Package notify tells people and systems what the daemon deploys: the
+// auditors of MaestroNG's audit section (Slack, HTTP webhooks, a log
+// file), commit statuses on GitHub, GitLab and Gitea, and a signed
+// generic webhook.
+//
+// Notifications never block a deploy: Dispatcher queues them (bounded;
+// the oldest are dropped when it is full) and delivers them in the
+// background, retrying failures with backoff. They carry names,
+// revisions, commit subjects and error messages, never a variable's value
+// or a credential.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Kind is what an event tells.
+type Kind string
+
+const (
+	// Started: a deploy of the environment begins (steps were planned).
+	Started Kind = "started"
+	// Succeeded: every step of it succeeded.
+	Succeeded Kind = "succeeded"
+	// Failed: a step failed, or the environment's file is invalid.
+	Failed Kind = "failed"
+)
+
+// Event is one thing to tell about an environment.
+type Event struct {
+	Kind     Kind      `json:"event"`
+	Env      string    `json:"env"`
+	Revision string    `json:"revision,omitempty"`
+	Subject  string    `json:"subject,omitempty"`
+	Author   string    `json:"author,omitempty"`
+	Trigger  string    `json:"trigger,omitempty"`
+	Action   string    `json:"action"`    // deploy
+	Targets  []string  `json:"instances"` // the instances the deploy changes
+	Message  string    `json:"message,omitempty"`
+	RunID    uint64    `json:"run_id,omitempty"`
+	URL      string    `json:"url,omitempty"` // the run's page on the dashboard
+	Time     time.Time `json:"time"`
+	// Who is the deployer's name in messages.
+	Who string `json:"who"`
+}
+
+// Notifier delivers events somewhere.
+type Notifier interface {
+	// Name names the notifier in logs.
+	Name() string
+	// Notify delivers one event; an error is retried.
+	Notify(ctx context.Context, ev Event) error
+}
+
+// Permanent marks an error that retrying cannot fix (a 4xx answer).
+type Permanent struct{ Err error }
+
+func (p *Permanent) Error() string { return p.Err.Error() }
+func (p *Permanent) Unwrap() error { return p.Err }
+
+// Options tune a Dispatcher.
+type Options struct {
+	// Queue bounds the events waiting (default 256).
+	Queue int
+	// Attempts per event and notifier (default 5), the first retry after
+	// Backoff (default 1s), doubling up to a minute.
+	Attempts int
+	Backoff  time.Duration
+	Logger   *slog.Logger
+}
+
+type job struct {
+	n  Notifier
+	ev Event
+}
+
+// Dispatcher delivers events in the background.
+type Dispatcher struct {
+	opts  Options
+	mu    sync.Mutex
+	queue []job
+	wake  chan struct{}
+}
+
+// NewDispatcher returns a dispatcher; Run delivers what Send queues.
+func NewDispatcher(opts Options) *Dispatcher {
+	if opts.Queue <= 0 {
+		opts.Queue = 256
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{opts: opts, wake: make(chan struct{}, 1)}
+}
+
+// Send queues ev for each notifier. It never blocks: when the queue is
+// full the oldest event is dropped (and logged).
+func (d *Dispatcher) Send(ev Event, to ...Notifier) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	d.mu.Lock()
+	for _, n := range to {
+		if len(d.queue) >= d.opts.Queue {
+			dropped := d.queue[0]
+			d.queue = d.queue[1:]
+			d.opts.Logger.Warn("notification dropped: the queue is full", "notifier", dropped.n.Name(), "env", dropped.ev.Env, "event", string(dropped.ev.Kind))
+		}
+		d.queue = append(d.queue, job{n, ev})
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flushTime bounds the delivery of what is left when Run stops.
+const flushTime = 5 * time.Second
+
+// Run delivers queued events, in order, until ctx ends; then it tries
+// what is left once each, for at most flushTime in all.
+func (d *Dispatcher) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if j, ok := d.next(); ok {
+			d.deliver(ctx, j)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-d.wake:
+		}
+	}
+	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTime)
+	defer cancel()
+	for flush.Err() == nil {
+		j, ok := d.next()
+		if !ok {
+			return
+		}
+		if err := j.n.Notify(flush, j.ev); err != nil {
+			d.opts.Logger.Error("notification failed", "notifier", j.n.Name(), "env", j.ev.Env, "event", string(j.ev.Kind), "err", err.Error())
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.queue) > 0 {
+		d.opts.Logger.Warn("notifications dropped at shutdown", "count", len(d.queue))
+	}
+}
+
+// next takes the oldest queued job.
+func (d *Dispatcher) next() (job, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.queue) == 0 {
+		return job{}, false
+	}
+	j := d.queue[0]
+	d.queue = d.queue[1:]
+	return j, true
+}
+
+// deliver sends one event with retries.
+func (d *Dispatcher) deliver(ctx context.Context, j job) {
+	wait := d.opts.Backoff
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := j.n.Notify(actx, j.ev)
+		cancel()
+		if err == nil {
+			d.opts.Logger.Debug("notified", "notifier", j.n.Name(), "env", j.ev.Env, "event", string(j.ev.Kind))
+			return
+		}
+		var perm *Permanent
+		if errors.As(err, &perm) || attempt >= d.opts.Attempts || ctx.Err() != nil {
+			d.opts.Logger.Error("notification failed", "notifier", j.n.Name(), "env", j.ev.Env, "event", string(j.ev.Kind), "attempts", attempt, "err", err.Error())
+			return
+		}
+		jittered := wait/2 + time.Duration(rand.Int64N(int64(wait)))
+		select {
+		case <-ctx.Done():
+		case <-time.After(jittered):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// client is the HTTP client of every notifier.
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// send makes an HTTP request and classifies its answer: 2xx is success,
+// 4xx (but 408 and 429) permanent, the rest retried.
+func send(ctx context.Context, method, url string, body io.Reader, header http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return &Permanent{err}
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch {
+	case resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
+		return &Permanent{fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))}
+	}
+	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+}
