@@ -61,6 +61,7 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: none)")
 	root.PersistentFlags().StringVar(&g.policy, "policy", "", "policy file: what containers may not do (privileged, host network, Docker socket, host paths); env MAESTRO_SYNC_POLICY")
 	root.PersistentFlags().StringVar(&g.owner, "owner", "", "identity of the source the environments come from (env MAESTRO_SYNC_OWNER; default: the Git remote and sub-path of PATH)")
+	root.PersistentFlags().BoolVar(&noColorFlag, "no-color", false, "no colours in the output (as with NO_COLOR set)")
 	root.PersistentFlags().StringVar(&g.shipKnownHosts, "ship-known-hosts", "", "known_hosts file the host keys of ships reached over SSH (ssh_tunnel) must be in (env MAESTRO_SYNC_SHIP_KNOWN_HOSTS; default ~/.ssh/known_hosts)")
 	root.AddCommand(newValidate(g), newRender(g), newDeptree(g), newPlan(g), newApply(g), newRun(g), newVersion())
 	root.AddCommand(newLock(g))

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -301,6 +303,7 @@ func newStatus(g *globals) *cobra.Command {
 	var (
 		f           verbFlags
 		full, hosts bool
+		output      string
 	)
 	cmd := &cobra.Command{
 		Use:   "status [PATH] [THING...]",
@@ -308,14 +311,34 @@ func newStatus(g *globals) *cobra.Command {
 		Long: `status prints one line per instance: its container (<tag>:<id>), whether it
 runs and for how long, "outdated" when its spec differs from the manifest,
 and the revision it was applied from. With no THING every service is
-shown, omit: true ones included. -F also shows the image and whether each
-port answers. The exit status is 0 even when containers are down.`,
+shown, omit: true ones included. -F (-o wide) also shows the image, the
+owner and whether each port answers; -o json prints every instance as a
+JSON object. Names are never cut: the columns are as wide as the longest
+name. The exit status is 0 even when containers are down.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch output {
+			case "text":
+			case "wide":
+				full = true
+			case "json":
+			default:
+				return fmt.Errorf("-o %q: text, wide or json", output)
+			}
 			v, done, err := g.prepare(cmd, args, &f, kindStatus)
 			if err != nil {
 				return err
 			}
 			defer done()
+			if output == "json" {
+				infos := make([]instanceStatus, len(v.refs))
+				docker.Play(v.ctx, make([][]int, len(v.refs)), f.concurrency, func(ctx context.Context, i int) error {
+					infos[i] = v.statusOf(ctx, i)
+					return nil
+				})
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(infos)
+			}
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindStatus, hosts)
 			lines := make([][]string, len(v.refs))
 			docker.Play(v.ctx, make([][]int, len(v.refs)), f.concurrency, func(ctx context.Context, i int) error {
@@ -331,7 +354,55 @@ port answers. The exit status is 0 even when containers are down.`,
 	f.register(cmd, kindStatus)
 	cmd.Flags().BoolVarP(&full, "full", "F", false, "also show the image and whether each port answers")
 	cmd.Flags().BoolVarP(&hosts, "show-hosts", "H", false, "show the ship's ip instead of its name")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, wide (as -F) or json")
 	return cmd
+}
+
+// instanceStatus is an instance's state as status -o json prints it.
+type instanceStatus struct {
+	Env       string    `json:"env"`
+	Service   string    `json:"service"`
+	Instance  string    `json:"instance"`
+	Ship      string    `json:"ship"`
+	Host      string    `json:"host"`
+	State     string    `json:"state"` // running, exited, missing, host down
+	Container string    `json:"container,omitempty"`
+	Image     string    `json:"image,omitempty"`
+	ImageID   string    `json:"image_id,omitempty"`
+	Since     time.Time `json:"since,omitzero"`
+	Health    string    `json:"health,omitempty"`
+	Outdated  bool      `json:"outdated"`
+	Revision  string    `json:"revision,omitempty"`
+	Owner     string    `json:"owner,omitempty"`
+	// Foreign names a container of another owner holding the name.
+	Foreign string `json:"foreign,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// statusOf observes refs[i].
+func (v *verbRun) statusOf(ctx context.Context, i int) instanceStatus {
+	r := v.refs[i]
+	s := instanceStatus{Env: r.Env.Name, Service: r.In.Service, Instance: r.In.Name, Ship: r.In.Ship, Host: r.Ship().IP, State: "missing"}
+	obs, err := v.pool.Inspect(ctx, r)
+	if err != nil {
+		s.State, s.Error = "host down", err.Error()
+		return s
+	}
+	if f := obs.Foreign; f != nil {
+		s.Foreign = f.ID
+	}
+	c := obs.Container
+	if c == nil {
+		return s
+	}
+	s.Container, s.Image, s.ImageID, s.Health = c.ID, c.Image, c.ImageID, c.Health
+	s.State, s.Since = "exited", c.FinishedAt
+	if c.Running {
+		s.State, s.Since = "running", c.StartedAt
+	}
+	s.Outdated = c.SpecHash() != r.In.SpecHash
+	s.Revision, s.Owner = c.Revision(), c.Labels[label.OwnerName]
+	return s
 }
 
 // status returns the status row of refs[i] and, with full, the lines
@@ -969,13 +1040,16 @@ var paddedResults = map[string]bool{"stopped": true, "down": true, "removed": tr
 // line, rewritten in place, in colour; otherwise every change is printed
 // as a new plain line.
 type table struct {
-	mu     *sync.Mutex
-	w      io.Writer
-	tty    bool
-	iw, sw int // instance and ship column widths
-	rows   []rowHead
-	offset int // first row of this (sub)table in the terminal block
-	total  int
+	mu *sync.Mutex
+	w  io.Writer
+	// live rewrites rows in place (a terminal tall enough for every row);
+	// colour paints them (a terminal, and neither NO_COLOR nor
+	// --no-color).
+	live, colour bool
+	iw, vw, sw   int // instance, service and ship column widths
+	rows         []rowHead
+	offset       int // first row of this (sub)table in the terminal block
+	total        int
 }
 
 type rowHead struct {
@@ -984,22 +1058,20 @@ type rowHead struct {
 }
 
 func newTable(w io.Writer, refs []docker.Ref, k verbKind, showIP bool) *table {
-	cols := 0
-	if c, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && c > 0 {
-		cols = c
-	} else if f, ok := w.(*os.File); ok && isTerminal(w) {
-		cols, _, _ = term.GetSize(int(f.Fd()))
+	tty := isTerminal(w) || os.Getenv("ANSICON") != ""
+	rows := 0
+	if f, ok := w.(*os.File); ok && isTerminal(w) {
+		_, rows, _ = term.GetSize(int(f.Fd()))
 	}
-	if cols <= 0 {
-		cols = 120
-	}
-	t := &table{mu: &sync.Mutex{}, w: w, tty: isTerminal(w) || os.Getenv("ANSICON") != "", total: len(refs)}
-	t.iw = min(40, max(20, (cols-60)/3))
-	t.sw = min(40, max(0, cols-t.iw-80))
+	t := &table{mu: &sync.Mutex{}, w: w, total: len(refs), colour: tty && !noColor()}
+	// Rows are rewritten in place only when all of them fit on the
+	// screen: the cursor cannot go above its top.
+	t.live = tty && (rows == 0 || len(refs)+1 < rows)
 	envs := map[string]bool{}
 	for _, r := range refs {
 		envs[r.Env.Name] = true
 	}
+	t.iw, t.vw, t.sw = len("INSTANCE"), len("SERVICE"), len("SHIP")
 	for i, r := range refs {
 		h := rowHead{num: i + 1, instance: r.In.Name, svc: r.In.Service, ship: r.In.Ship}
 		if k.name == "stop" {
@@ -1011,10 +1083,12 @@ func newTable(w io.Writer, refs []docker.Ref, k verbKind, showIP bool) *table {
 		if showIP {
 			h.ship = r.Ship().IP
 		}
+		// Names are never cut: the columns are as wide as the longest.
+		t.iw, t.vw, t.sw = max(t.iw, width(h.instance)), max(t.vw, width(h.svc)), max(t.sw, width(h.ship))
 		t.rows = append(t.rows, h)
 	}
-	fmt.Fprintf(w, "%3s  %s %s %s %-25s  %-10s\n", "#", cell("INSTANCE", t.iw), cell("SERVICE", 20), cell("SHIP", t.sw), "CONTAINER", "STATUS")
-	if t.tty && k.name != "status" {
+	fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("%3s  %s  %s  %s  %-25s  %-10s", "#", cell("INSTANCE", t.iw), cell("SERVICE", t.vw), cell("SHIP", t.sw), "CONTAINER", "STATUS"), " "))
+	if t.live && k.name != "status" {
 		for i := range t.rows {
 			fmt.Fprintln(w, t.line(i, "", "", none))
 		}
@@ -1022,11 +1096,19 @@ func newTable(w io.Writer, refs []docker.Ref, k verbKind, showIP bool) *table {
 	return t
 }
 
-func cell(s string, width int) string {
-	if len(s) > width {
-		return s[:width]
-	}
-	return s + strings.Repeat(" ", width-len(s))
+// noColorFlag is --no-color.
+var noColorFlag bool
+
+// noColor reports whether colour is turned off: --no-color, or NO_COLOR
+// set to anything (https://no-color.org).
+func noColor() bool { return noColorFlag || os.Getenv("NO_COLOR") != "" }
+
+// width is the number of characters s takes.
+func width(s string) int { return utf8.RuneCountInString(s) }
+
+// cell pads s to width characters; it never cuts.
+func cell(s string, w int) string {
+	return s + strings.Repeat(" ", max(0, w-width(s)))
 }
 
 // line renders row i.
@@ -1036,12 +1118,12 @@ func (t *table) line(i int, container, status string, c colour) string {
 	if paddedResults[status] {
 		status = cell(status, 10)
 	}
-	if t.tty {
+	if t.colour {
 		inst = "\x1b[1m" + inst + "\x1b[0m"
 		status = c.wrap(status)
 	}
-	s := fmt.Sprintf("%3d. %s %s %s %-25s  %s", h.num, inst, cell(h.svc, 20), cell(h.ship, t.sw), container, status)
-	if !t.tty {
+	s := fmt.Sprintf("%3d. %s  %s  %s  %-25s  %s", h.num, inst, cell(h.svc, t.vw), cell(h.ship, t.sw), container, status)
+	if !t.live {
 		s = strings.TrimRight(s, " ")
 	}
 	return s
@@ -1052,7 +1134,7 @@ func (t *table) set(i int, container, status string, c colour) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	line := t.line(i, container, status, c)
-	if !t.tty {
+	if !t.live {
 		fmt.Fprintln(t.w, line)
 		return
 	}

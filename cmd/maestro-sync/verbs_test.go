@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -116,20 +117,46 @@ func (r verbResult) String() string {
 	return fmt.Sprintf("maestro-sync %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.out, r.stderr)
 }
 
-// row returns the container and status fields of the last line printed
-// for instance (COLUMNS=120: instance, service and ship columns of 20).
-func (r verbResult) row(instance string) (container, status string) {
-	lines := strings.Split(r.out, "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		l := lines[i]
-		if len(l) < 68 || l[3] != '.' || strings.TrimSpace(l[5:25]) != instance {
+// tableRow is one row of a verb's table.
+type tableRow struct{ instance, container, status string }
+
+// rows parses the rows of the table printed, in order, by the positions of
+// the columns in its header (the columns are as wide as their longest
+// value).
+func (r verbResult) rows() []tableRow {
+	var out []tableRow
+	inst, svc, cont, stat := -1, -1, -1, -1
+	for _, l := range strings.Split(r.out, "\n") {
+		if strings.HasPrefix(l, "  #  INSTANCE") {
+			inst, svc = strings.Index(l, "INSTANCE"), strings.Index(l, "SERVICE")
+			cont, stat = strings.Index(l, "CONTAINER"), strings.Index(l, "STATUS")
 			continue
 		}
-		rest := l[68:]
-		if len(rest) <= 27 {
-			return strings.TrimSpace(rest), ""
+		if inst < 0 || len(l) < 5 || l[3] != '.' {
+			continue
 		}
-		return strings.TrimSpace(rest[:25]), strings.TrimSpace(rest[27:])
+		field := func(from, to int) string {
+			if from >= len(l) {
+				return ""
+			}
+			if to < 0 || to > len(l) {
+				to = len(l)
+			}
+			return strings.TrimSpace(l[from:to])
+		}
+		out = append(out, tableRow{field(inst, svc), field(cont, stat), field(stat, -1)})
+	}
+	return out
+}
+
+// row returns the container and status fields of the last line printed
+// for instance.
+func (r verbResult) row(instance string) (container, status string) {
+	rows := r.rows()
+	for i := len(rows) - 1; i >= 0; i-- {
+		if rows[i].instance == instance {
+			return rows[i].container, rows[i].status
+		}
 	}
 	return "", ""
 }
@@ -141,9 +168,9 @@ func (r verbResult) status(instance string) string { _, s := r.row(instance); re
 // want was printed.
 func (r verbResult) order(want string) []string {
 	var out []string
-	for _, l := range strings.Split(r.out, "\n") {
-		if len(l) > 95 && l[3] == '.' && strings.TrimSpace(l[95:]) == want {
-			out = append(out, strings.TrimSpace(l[5:25]))
+	for _, row := range r.rows() {
+		if row.status == want {
+			out = append(out, row.instance)
 		}
 	}
 	return out
@@ -479,6 +506,35 @@ func TestVerbsStatusFull(t *testing.T) {
 	r = f.mustRun(0, "status", "-F", "db-1")
 	if !strings.Contains(r.out, "http:     18080 is down") {
 		t.Errorf("status -F of a stopped db-1:\n%s", r)
+	}
+}
+
+// TestVerbsStatusJSON: status -o json parses and gives each instance's
+// state, container, revision and whether it is outdated; -o wide is -F.
+func TestVerbsStatusJSON(t *testing.T) {
+	f := newVerbFixture(t)
+	f.mustRun(0, "start", "--revision", "abc123", "db-1")
+	r := f.mustRun(0, "status", "-o", "json", "db-1", "cache-1")
+	var got []struct {
+		Env, Service, Instance, Ship, State, Container, Image, Revision string
+		Outdated                                                        bool
+	}
+	if err := json.Unmarshal([]byte(r.out), &got); err != nil || len(got) != 2 {
+		t.Fatalf("status -o json: %v\n%s", err, r)
+	}
+	byName := map[string]int{got[0].Instance: 0, got[1].Instance: 1}
+	db, cache := got[byName["db-1"]], got[byName["cache-1"]]
+	if db.State != "running" || db.Revision != "abc123" || db.Outdated || len(db.Container) != 64 || db.Image != "maestro-test/busybox:1" || db.Service != "db" {
+		t.Errorf("db-1: %+v", db)
+	}
+	if cache.State != "missing" || cache.Container != "" {
+		t.Errorf("cache-1: %+v", cache)
+	}
+	if r := f.mustRun(0, "status", "-o", "wide", "db-1"); !strings.Contains(r.out, "     image maestro-test/busybox:1 (") {
+		t.Errorf("status -o wide:\n%s", r)
+	}
+	if r := f.mustRun(1, "status", "-o", "yaml"); !strings.Contains(r.stderr, "text, wide or json") {
+		t.Errorf("status -o yaml: %s", r)
 	}
 }
 
@@ -828,10 +884,8 @@ func TestVerbsRollingRestart(t *testing.T) {
 	}
 	// One at a time: the second begins once the first has started.
 	var events []string
-	for _, l := range strings.Split(r.out, "\n") {
-		if len(l) > 95 && l[3] == '.' {
-			events = append(events, strings.TrimSpace(l[5:25])+" "+strings.TrimSpace(l[95:]))
-		}
+	for _, row := range r.rows() {
+		events = append(events, row.instance+" "+row.status)
 	}
 	first, second := events[0][:5], "web-2"
 	if first == "web-2" {
