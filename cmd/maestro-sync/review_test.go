@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -351,5 +352,47 @@ func writeFile(t *testing.T, dir, rel, text string) {
 	}
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReviewLargeImageBump: the Markdown review plan of an image bump over
+// 600 instances in 40 services (with a memory limit and a lifecycle
+// change in two of them) groups the instances of each service into one
+// row, names every service, shows changed fields one by one, and fits a
+// GitHub comment (65,536 characters).
+func TestReviewLargeImageBump(t *testing.T) {
+	dir := "testdata/review-large/image-bump-600"
+	out, stderr, code := cli(t, "plan", "--base-dir", filepath.Join(dir, "base"), "--head-dir", filepath.Join(dir, "head"), "-o", "markdown")
+	if code != 2 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden := filepath.Join(dir, "expected.md")
+	if *updateReview {
+		if err := os.WriteFile(golden, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update-review)", err)
+	}
+	if diff := cmp.Diff(string(want), out); diff != "" {
+		t.Errorf("markdown differs (-want +got):\n%s", diff)
+	}
+	if n := len([]rune(out)); n > 65536 {
+		t.Errorf("%d characters: over GitHub's comment limit", n)
+	}
+	for i := range 40 {
+		if svc := fmt.Sprintf("service <b>svc%02d</b>: 15 to replace", i); !strings.Contains(out, svc) {
+			t.Errorf("the plan does not name %q", svc)
+		}
+	}
+	for _, want := range []string{"`limits.memory`: 64m → 128m", "`lifecycle.running[0].max_wait`: 30 → 60", "… 15 instances in all"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the plan lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "Truncated") {
+		t.Errorf("the plan is truncated")
 	}
 }

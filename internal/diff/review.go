@@ -1,7 +1,9 @@
 package diff
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -171,8 +173,8 @@ func compareWorkloads(b, h *manifest.Environment, m *secret.Matcher) []plan.Step
 			}
 			add("ports."+k, os, cs, true)
 		}
-		add("limits", compactJSON(manifest.Limits{Memory: ow.MemoryBytes, CPUMillis: ow.CPUMillis}), compactJSON(manifest.Limits{Memory: cw.MemoryBytes, CPUMillis: cw.CPUMillis}), true)
-		add("lifecycle.running", compactJSON(ow.Lifecycle["running"]), compactJSON(cw.Lifecycle["running"]), true)
+		changes = append(changes, fieldChanges("limits", manifest.Limits{Memory: ow.MemoryBytes, CPUMillis: ow.CPUMillis}, manifest.Limits{Memory: cw.MemoryBytes, CPUMillis: cw.CPUMillis}, true)...)
+		changes = append(changes, fieldChanges("lifecycle.running", ow.Lifecycle["running"], cw.Lifecycle["running"], true)...)
 		add("requires", strings.Join(old.Requires, ", "), strings.Join(svc.Requires, ", "), false)
 		add("wants_info", strings.Join(old.WantsInfo, ", "), strings.Join(svc.WantsInfo, ", "), false)
 		st := workloadStep(h, svc, plan.Unchanged, nil)
@@ -251,10 +253,10 @@ func instanceChanges(benv, henv *manifest.Environment, old, cur *manifest.Instan
 		add("ports."+k, os, cs, true)
 	}
 	for _, f := range specFields(old.Spec(), cur.Spec()) {
-		add(f.name, compactJSON(f.old), compactJSON(f.new), true)
+		out = append(out, fieldChanges(f.name, f.old, f.new, true)...)
 	}
 	for _, state := range sortedUnion(old.Lifecycle, cur.Lifecycle) {
-		add("lifecycle."+state, compactJSON(old.Lifecycle[state]), compactJSON(cur.Lifecycle[state]), false)
+		out = append(out, fieldChanges("lifecycle."+state, old.Lifecycle[state], cur.Lifecycle[state], false)...)
 	}
 	os, cs := benv.Service(old.Service), henv.Service(cur.Service)
 	add("requires", strings.Join(os.Requires, ", "), strings.Join(cs.Requires, ", "), false)
@@ -287,7 +289,7 @@ func envChanges(old, cur manifest.Env, own string, m *secret.Matcher) []plan.Cha
 			ch.Source = manifest.SourceFixed // the instance's own service: not a knock-on
 		}
 		if (inOld && m.Var(o)) || (inCur && m.Var(c)) {
-			ch.Sensitive = true
+			ch.Sensitive, ch.Added, ch.Removed = true, !inOld, !inCur
 		} else {
 			ch.Old, ch.New = envText(o, inOld), envText(c, inCur)
 		}
@@ -316,4 +318,100 @@ func compactJSON(v any) string {
 	default:
 		return s
 	}
+}
+
+// fieldChanges compares a structured field of two specs: a mapping key by
+// key, a list of the same length item by item ([i]), anything else as
+// one value; so that a lifecycle change reads "lifecycle.running[0].max_wait:
+// 30 → 60", not two whole JSON texts. Sizes read as written (64m).
+func fieldChanges(field string, old, cur any, replaces bool) []plan.Change {
+	var out []plan.Change
+	var walk func(field string, o, c json.RawMessage)
+	walk = func(field string, o, c json.RawMessage) {
+		if ok, ck := objectKeys(o), objectKeys(c); ok != nil && ck != nil {
+			var om, cm map[string]json.RawMessage
+			json.Unmarshal(o, &om)
+			json.Unmarshal(c, &cm)
+			for _, k := range ck {
+				if !slices.Contains(ok, k) {
+					ok = append(ok, k)
+				}
+			}
+			for _, k := range ok {
+				walk(field+"."+k, om[k], cm[k])
+			}
+			return
+		}
+		var ol, cl []json.RawMessage
+		if json.Unmarshal(o, &ol) == nil && json.Unmarshal(c, &cl) == nil && ol != nil && cl != nil && len(ol) == len(cl) {
+			for i := range ol {
+				walk(field+"["+strconv.Itoa(i)+"]", ol[i], cl[i])
+			}
+			return
+		}
+		if os, cs := valueText(field, o), valueText(field, c); os != cs {
+			out = append(out, plan.Change{Field: field, Old: os, New: cs, Replaces: replaces})
+		}
+	}
+	walk(field, json.RawMessage(compactJSON(old)), json.RawMessage(compactJSON(cur)))
+	return out
+}
+
+// objectKeys returns the keys of a JSON object in their order, nil when
+// raw is not an object.
+func objectKeys(raw json.RawMessage) []string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	keys := []string{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		keys = append(keys, t.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return keys
+}
+
+// valueText writes a JSON value for a plan: strings bare, sizes (memory,
+// swap) as a manifest writes them, empty values as nothing, the rest as
+// compact JSON as it was.
+func valueText(field string, raw json.RawMessage) string {
+	switch t := strings.TrimSpace(string(raw)); t {
+	case "", "null", "{}", "[]", `""`, "0", "false":
+		return ""
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case float64:
+		if strings.HasSuffix(field, ".memory") || strings.HasSuffix(field, ".swap") || strings.HasSuffix(field, "shm_size") {
+			return sizeText(int64(x))
+		}
+	}
+	return string(raw)
+}
+
+// sizeText writes a number of bytes as 64m, 2g or 512k when it is a whole
+// number of them.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }

@@ -267,7 +267,7 @@ func TestRevisionsChanges(t *testing.T) {
 				ch("ports.pg", "5432:5432/tcp", ""),
 			}},
 		{name: "limits", edits: []string{"limits: {memory: 256m}", "limits: {memory: 512m, cpu: 100}"}, instance: "api-1", action: plan.Replace,
-			want: []plan.Change{ch("limits", `{"memory":268435456}`, `{"memory":536870912,"cpu":100}`)}},
+			want: []plan.Change{ch("limits.memory", "256m", "512m"), ch("limits.cpu", "", "100")}}, // key by key, sizes as written
 		{name: "limits removed", edits: []string{"    limits: {memory: 256m}\n", ""}, instance: "api-1", action: plan.Replace,
 			want: []plan.Change{ch("limits", `{"memory":268435456}`, "")}},
 		{name: "generic fields", edits: []string{"web-1: {ship: s2}",
@@ -275,9 +275,9 @@ func TestRevisionsChanges(t *testing.T) {
 			instance: "web-1", action: plan.Replace,
 			want: []plan.Change{
 				ch("volumes", "", `[{"source":"/srv/www","target":"/usr/share/nginx/html","mode":"rw"}]`),
-				ch("username", "", `"www"`), // generic fields show as JSON
+				ch("username", "", "www"), // strings bare
 				ch("extra_hosts", "", `{"db":"10.0.0.1"}`),
-				ch("restart", `{"name":"no","retries":0}`, `{"name":"unless-stopped","retries":0}`),
+				ch("restart.name", "no", "unless-stopped"), // key by key
 				ch("stop_timeout", "10", "3"),
 				ch("labels", "", `{"team":"web"}`),
 			}},
@@ -366,7 +366,7 @@ func TestRevisionsCauseText(t *testing.T) {
 	wantTexts := []string{
 		"image: registry.example.com/api:1.2 → registry.example.com/api:1.3",
 		"env.DB_DB_1_PG_PORT: 5432 → 15432 (knock-on: injected from db)",
-		"env.DB_PASSWORD: (sensitive, changed)",
+		"env.DB_PASSWORD: added (sensitive value hidden)",
 		"env.DOCKER_IMAGE: registry.example.com/api:1.2 → registry.example.com/api:1.3",
 		"env.DOCKER_TAG: 1.2 → 1.3",
 		"env.FOO: removed (was bar)",
@@ -427,6 +427,12 @@ func TestRevisionsSensitive(t *testing.T) {
 	sensitive := func(field string) plan.Change {
 		return plan.Change{Field: field, Sensitive: true, Replaces: true}
 	}
+	added := func(field string) plan.Change {
+		return plan.Change{Field: field, Sensitive: true, Added: true, Replaces: true}
+	}
+	removed := func(field string) plan.Change {
+		return plan.Change{Field: field, Sensitive: true, Removed: true, Replaces: true}
+	}
 
 	tests := []struct {
 		name    string
@@ -437,22 +443,22 @@ func TestRevisionsSensitive(t *testing.T) {
 		{"default patterns", nil, []plan.Change{
 			sensitive("env.DB_PASSWORD"),
 			{Field: "env.FOO", Old: "bar", New: "baz", Replaces: true},
-			sensitive("env.GONE_FROM_FILE"),
+			removed("env.GONE_FROM_FILE"),
 			sensitive("env.MY_DSN"),
-			sensitive("env.NEW_FROM_FILE"),
-			sensitive("env.NEW_PRIVATE_KEY"),
-			sensitive("env.OLD_SECRET"),
+			added("env.NEW_FROM_FILE"),
+			added("env.NEW_PRIVATE_KEY"),
+			removed("env.OLD_SECRET"),
 			sensitive("env.PLAIN_FROM_FILE"),
 			sensitive("env.api_token"),
 		}, nil},
 		{"explicit default patterns", secret.New(secret.DefaultPatterns), []plan.Change{
 			sensitive("env.DB_PASSWORD"),
 			{Field: "env.FOO", Old: "bar", New: "baz", Replaces: true},
-			sensitive("env.GONE_FROM_FILE"),
+			removed("env.GONE_FROM_FILE"),
 			sensitive("env.MY_DSN"),
-			sensitive("env.NEW_FROM_FILE"),
-			sensitive("env.NEW_PRIVATE_KEY"),
-			sensitive("env.OLD_SECRET"),
+			added("env.NEW_FROM_FILE"),
+			added("env.NEW_PRIVATE_KEY"),
+			removed("env.OLD_SECRET"),
 			sensitive("env.PLAIN_FROM_FILE"),
 			sensitive("env.api_token"),
 		}, nil},
@@ -461,9 +467,9 @@ func TestRevisionsSensitive(t *testing.T) {
 		{"custom patterns", secret.New([]string{" foo ", "", "Token"}), []plan.Change{
 			{Field: "env.DB_PASSWORD", Old: "pw-value-old", New: "pw-value-new", Replaces: true},
 			sensitive("env.FOO"),
-			sensitive("env.GONE_FROM_FILE"),
+			removed("env.GONE_FROM_FILE"),
 			{Field: "env.MY_DSN", Old: "dsn-value", New: "(unset)", Replaces: true},
-			sensitive("env.NEW_FROM_FILE"),
+			added("env.NEW_FROM_FILE"),
 			{Field: "env.NEW_PRIVATE_KEY", New: "key-value-new", Replaces: true},
 			{Field: "env.OLD_SECRET", Old: "sec-value-gone", Replaces: true},
 			sensitive("env.PLAIN_FROM_FILE"),
@@ -483,7 +489,7 @@ func TestRevisionsSensitive(t *testing.T) {
 					t.Errorf("%s changes (-want +got):\n%s", name, diff)
 				}
 				for _, c := range st.Changes {
-					if c.Sensitive && !strings.Contains(c.Text(), "(sensitive, changed)") {
+					if c.Sensitive && !strings.Contains(c.Text(), "(sensitive value hidden)") {
 						t.Errorf("text of %s: %q", c.Field, c.Text())
 					}
 				}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -178,15 +179,17 @@ func (p *Plan) services(env string) []string {
 	return out
 }
 
+// serviceSection is the collapsible details of a service: one row per
+// group of instances with the same action and the same changes (an image
+// bump over 40 instances is one row), each change field by field.
 func (p *Plan) serviceSection(env, svc string) string {
 	var steps []Step
-	var count Summary
 	for _, st := range p.Steps {
 		if st.Env == env && st.Service == svc {
 			steps = append(steps, st)
 		}
 	}
-	count = (&Plan{Steps: steps}).Summary()
+	count := (&Plan{Steps: steps}).Summary()
 	var parts []string
 	for _, x := range []struct {
 		n    int
@@ -200,9 +203,33 @@ func (p *Plan) serviceSection(env, svc string) string {
 	if len(parts) == 0 {
 		parts = append(parts, "settings changed, no container replaced")
 	}
+	groups := groupSteps(steps)
+	if len(groups) == 1 && len(groups[0].steps) > 1 && len(groups[0].steps[0].Changes) > 0 {
+		// What every instance of the service gets, in the summary.
+		c := groups[0].steps[0].Changes[0]
+		parts[0] += fmt.Sprintf(" (%s: %s on %d instances)", html.EscapeString(c.Field), html.EscapeString(c.Detail()), len(groups[0].steps))
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "<details><summary><code>%s</code> · service <b>%s</b>: %s</summary>\n\n", htmlName(env), htmlName(svc), strings.Join(parts, ", "))
 	b.WriteString("| Instance | Ship | Action | Why |\n|---|---|---|---|\n")
+	for _, g := range groups {
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s |\n", instancesCell(g.steps), shipsCell(g.steps), symbols[g.steps[0].Action], g.steps[0].Action, strings.Join(g.lines, "<br>"))
+	}
+	b.WriteString("\n</details>\n\n")
+	return b.String()
+}
+
+// stepGroup is steps with the same action and the same reasons.
+type stepGroup struct {
+	steps []Step
+	lines []string
+}
+
+// groupSteps groups the steps worth showing by action and reasons, in
+// the order each group first appears.
+func groupSteps(steps []Step) []stepGroup {
+	var out []stepGroup
+	index := map[string]int{}
 	for _, st := range steps {
 		if st.Action == Unchanged && len(st.Changes) == 0 {
 			continue
@@ -219,10 +246,46 @@ func (p *Plan) serviceSection(env, svc string) string {
 				lines = append(lines, mdEscape(c))
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s %s | %s |\n", mdCode(st.Instance), mdEscape(st.Ship), symbols[st.Action], st.Action, strings.Join(lines, "<br>"))
+		key := string(st.Action) + "\x00" + strings.Join(lines, "\x00")
+		if i, ok := index[key]; ok {
+			out[i].steps = append(out[i].steps, st)
+			continue
+		}
+		index[key] = len(out)
+		out = append(out, stepGroup{steps: []Step{st}, lines: lines})
 	}
-	b.WriteString("\n</details>\n\n")
-	return b.String()
+	return out
+}
+
+// maxNamed bounds the names a grouped row lists.
+const maxNamed = 4
+
+// instancesCell names the instances of a group: all of a few, else the
+// first ones and how many.
+func instancesCell(steps []Step) string {
+	var names []string
+	for i, st := range steps {
+		if i == maxNamed && len(steps) > maxNamed+1 {
+			names = append(names, fmt.Sprintf("… %d instances in all", len(steps)))
+			break
+		}
+		names = append(names, mdCode(st.Instance))
+	}
+	return strings.Join(names, ", ")
+}
+
+// shipsCell names the ships of a group, once each.
+func shipsCell(steps []Step) string {
+	var ships []string
+	for _, st := range steps {
+		if s := mdEscape(st.Ship); !slices.Contains(ships, s) {
+			ships = append(ships, s)
+		}
+	}
+	if len(ships) > maxNamed+1 {
+		return strings.Join(ships[:maxNamed], ", ") + fmt.Sprintf(", … %d ships", len(ships))
+	}
+	return strings.Join(ships, ", ")
 }
 
 // htmlName writes a name inside raw HTML (a <summary> line).
@@ -238,6 +301,6 @@ func mdCode(s string) string {
 // mdEscape keeps text from breaking a table or being read as Markdown or
 // HTML.
 func mdEscape(s string) string {
-	r := strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "`", "'", "*", `\*`, "_", `\_`, "\n", " ")
+	r := strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "`", "'", "*", `\*`, "_", `\_`, "\r", "", "\n", "<br>")
 	return r.Replace(s)
 }

@@ -96,8 +96,11 @@ type Change struct {
 	// always empty when Sensitive.
 	Old string `json:"old,omitempty"`
 	New string `json:"new,omitempty"`
-	// Sensitive hides the values: only the fact of the change is shown.
+	// Sensitive hides the values: only the fact of the change is shown,
+	// and whether the value was added or removed.
 	Sensitive bool `json:"sensitive,omitempty"`
+	Added     bool `json:"added,omitempty"`
+	Removed   bool `json:"removed,omitempty"`
 	// Source names the service whose change this is a knock-on effect of
 	// (an injected variable), or "maestro" for variables maestro-sync
 	// injects otherwise.
@@ -114,8 +117,12 @@ func (c Change) Text() string { return c.Field + ": " + c.Detail() }
 func (c Change) Detail() string {
 	var s string
 	switch {
+	case c.Sensitive && c.Added:
+		s = "added (sensitive value hidden)"
+	case c.Sensitive && c.Removed:
+		s = "removed (sensitive value hidden)"
 	case c.Sensitive && c.Old == "" && c.New == "":
-		s = "(sensitive, changed)"
+		s = "changed (sensitive value hidden)"
 	case c.Old == "":
 		s = "added " + c.New
 	case c.New == "":

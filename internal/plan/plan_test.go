@@ -498,7 +498,7 @@ func TestMdEscape(t *testing.T) {
 		"`code`":       "'code'",
 		"*bold*":       `\*bold\*`,
 		"_it_":         `\_it\_`,
-		"two\nlines":   "two lines",
+		"two\nlines":   "two<br>lines", // newlines kept in a table cell
 		"all |<>`*_":   "all \\|&lt;&gt;'\\*\\_",
 	}
 	for in, want := range tests {
@@ -613,11 +613,13 @@ func TestChangeText(t *testing.T) {
 		{Change{Field: "image", Old: "a:1", New: "a:2", Replaces: true}, "image: a:1 → a:2"},
 		{Change{Field: "env.NEW", New: "x", Replaces: true}, "env.NEW: added x"},
 		{Change{Field: "env.OLD", Old: "x", Replaces: true}, "env.OLD: removed (was x)"},
-		{Change{Field: "env.DB_PASSWORD", Sensitive: true, Replaces: true}, "env.DB_PASSWORD: (sensitive, changed)"},
+		{Change{Field: "env.DB_PASSWORD", Sensitive: true, Replaces: true}, "env.DB_PASSWORD: changed (sensitive value hidden)"},
+		{Change{Field: "env.API_KEY", Sensitive: true, Added: true, Replaces: true}, "env.API_KEY: added (sensitive value hidden)"},
+		{Change{Field: "env.OLD_KEY", Sensitive: true, Removed: true, Replaces: true}, "env.OLD_KEY: removed (sensitive value hidden)"},
 		{Change{Field: "env.DB_DB_1_HOST", Old: "10.0.0.1", New: "10.0.0.2", Source: "db", Replaces: true},
 			"env.DB_DB_1_HOST: 10.0.0.1 → 10.0.0.2 (knock-on: injected from db)"},
 		{Change{Field: "env.DB_TOKEN", Sensitive: true, Source: "db", Replaces: true},
-			"env.DB_TOKEN: (sensitive, changed) (knock-on: injected from db)"},
+			"env.DB_TOKEN: changed (sensitive value hidden) (knock-on: injected from db)"},
 		{Change{Field: "env.DOCKER_TAG", Old: "1", New: "2", Source: "maestro", Replaces: true}, "env.DOCKER_TAG: 1 → 2"},
 		{Change{Field: "lifecycle.running", New: "[...]"}, "lifecycle.running: added [...] (does not replace the container)"},
 		{Change{Field: "requires", Old: "a", New: "a, b"}, "requires: a → a, b (does not replace the container)"},

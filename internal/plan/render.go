@@ -124,7 +124,8 @@ func details(st Step) []string {
 		return append(out, st.Causes...)
 	}
 	for _, c := range st.Changes {
-		out = append(out, c.Text())
+		// A value of several lines keeps them, indented under its field.
+		out = append(out, strings.ReplaceAll(c.Text(), "\n", "\n        "))
 	}
 	return out
 }
