@@ -1,10 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
