@@ -145,8 +145,10 @@ type InstanceStatus struct {
 	InSync bool `json:"in_sync"`
 	// Health is the state of the container's own Docker HEALTHCHECK
 	// (starting, healthy, unhealthy), when it has one.
-	Health   string `json:"health,omitempty"`
-	Revision string `json:"revision,omitempty"`
+	Health string `json:"health,omitempty"`
+	// Created is when the container was created (its age).
+	Created  time.Time `json:"created,omitzero"`
+	Revision string    `json:"revision,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
 
@@ -334,6 +336,7 @@ func instanceStatus(env *manifest.Environment, state *live.State, failed map[str
 					is.Container = c.ID[:min(12, len(c.ID))]
 					is.State = c.State
 					is.Health = c.Health
+					is.Created = c.Created
 					is.Revision = c.Revision()
 					is.InSync = c.SpecHash() == in.SpecHash && c.Running()
 				}

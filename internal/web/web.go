@@ -12,6 +12,7 @@
 package web
 
 import (
+	"context"
 	"crypto/subtle"
 	"embed"
 	"fmt"
@@ -38,6 +39,7 @@ type Daemon interface {
 	Trigger(reason string, at time.Time)
 	Pause(env, reason string) (history.Hold, error)
 	Resume(env string) error
+	Rollback(ctx context.Context, env, rev, reason string) (history.Hold, error)
 	Known(env string) bool
 }
 
@@ -105,6 +107,19 @@ func New(d Daemon, opts Options) (http.Handler, error) {
 			return
 		}
 		s.back(w, r, "/environments/"+url.PathEscape(env), "paused")
+	}))
+	mux.HandleFunc("POST /ui/environments/{env}/rollback", s.operator(func(w http.ResponseWriter, r *http.Request) {
+		env := r.PathValue("env")
+		if !s.d.Known(env) {
+			http.NotFound(w, r)
+			return
+		}
+		to := strings.TrimSpace(r.FormValue("to"))
+		if _, err := s.d.Rollback(r.Context(), env, to, source.Printable(r.FormValue("reason"), 200)); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		s.back(w, r, "/environments/"+url.PathEscape(env), "rolling back to "+to[:min(12, len(to))])
 	}))
 	mux.HandleFunc("POST /ui/environments/{env}/resume", s.operator(func(w http.ResponseWriter, r *http.Request) {
 		env := r.PathValue("env")
@@ -255,10 +270,11 @@ func (s *server) env(w http.ResponseWriter, r *http.Request) {
 	for _, es := range s.d.Status().Environments {
 		if es.Name == name {
 			s.render(w, r, "env", name+" · maestro-sync", struct {
-				Env     daemon.EnvStatus
-				Runs    []history.Run
-				History bool
-			}{es, s.runs(name, 30), s.opts.History != nil})
+				Env      daemon.EnvStatus
+				Runs     []history.Run
+				History  bool
+				Operator bool
+			}{es, s.runs(name, 30), s.opts.History != nil, s.canOperate(r)})
 			return
 		}
 	}
@@ -341,4 +357,6 @@ var funcs = template.FuncMap{
 		return "unknown"
 	},
 	"path": url.PathEscape,
+	// commit tells a Git commit from a directory's digest.
+	"commit": func(rev string) bool { return rev != "" && !strings.Contains(rev, ":") },
 }

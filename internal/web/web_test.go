@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -39,6 +40,12 @@ func (f *fakeDaemon) Resume(env string) error {
 	defer f.mu.Unlock()
 	f.asked = append(f.asked, "resume "+env)
 	return nil
+}
+func (f *fakeDaemon) Rollback(_ context.Context, env, rev, reason string) (history.Hold, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, "rollback "+env+" "+rev+" "+reason)
+	return history.Hold{Env: env, Revision: rev}, nil
 }
 func (f *fakeDaemon) Known(env string) bool { return env == "shop" || env == "<b>x</b>" }
 
@@ -154,10 +161,38 @@ func TestLoginAndActions(t *testing.T) {
 	if code := post("/ui/environments/shop/pause", url.Values{"reason": {"incident\x00 7"}}, "https://evil.example"); code != http.StatusForbidden {
 		t.Errorf("cross-origin pause: %d", code)
 	}
-	for _, p := range []string{"/ui/environments/shop/pause", "/ui/environments/shop/resume", "/ui/sync", "/ui/environments/nope/pause"} {
-		post(p, url.Values{"reason": {"incident\x00 7"}}, srv.URL)
+	for _, p := range []string{"/ui/environments/shop/pause", "/ui/environments/shop/resume", "/ui/sync", "/ui/environments/nope/pause", "/ui/environments/shop/rollback"} {
+		post(p, url.Values{"reason": {"incident\x00 7"}, "to": {"0123abcd"}}, srv.URL)
 	}
-	if got, want := f.took(), "pause shop incident 7; resume shop; trigger api"; got != want {
+	if got, want := f.took(), "pause shop incident 7; resume shop; trigger api; rollback shop 0123abcd incident 7"; got != want {
 		t.Errorf("the daemon was asked %q, want %q", got, want)
+	}
+}
+
+// TestEnvironmentPageOffersRollback: with the API token, the page of an
+// environment offers to roll back to the commit of each successful run.
+func TestEnvironmentPageOffersRollback(t *testing.T) {
+	store, err := history.Open(t.TempDir(), history.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rev := "89abcdef0123456789abcdef0123456789abcdef"
+	store.Add(history.Run{Env: "shop", Trigger: "poll", Revision: rev, Subject: "web 1.4", Result: "success", Started: time.Now(), Finished: time.Now()})
+	store.Add(history.Run{Env: "shop", Trigger: "poll", Revision: "dir:0123", Result: "success", Started: time.Now(), Finished: time.Now()})
+	srv, _ := newServer(t, Options{APIToken: []byte("api"), History: store})
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/environments/shop", nil)
+	req.Header.Set("Authorization", "Bearer api")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n := strings.Count(string(body), "Roll back here"); n != 1 || !strings.Contains(string(body), `value="`+rev+`"`) || !strings.Contains(string(body), "web 1.4") {
+		t.Errorf("%d rollback buttons (want 1, for the commit):\n%s", n, body)
+	}
+	if code, body := get(t, srv.Client(), srv.URL+"/environments/shop"); code != 200 || strings.Contains(body, "Roll back") {
+		t.Errorf("rollback offered without the token: %d", code)
 	}
 }
