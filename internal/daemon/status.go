@@ -149,7 +149,7 @@ type InstanceStatus struct {
 	// Created is when the container was created (its age).
 	Created  time.Time `json:"created,omitzero"`
 	Revision string    `json:"revision,omitempty"`
-	Error    string `json:"error,omitempty"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // Status returns a copy of the current status.
