@@ -164,7 +164,7 @@ conflict (a name held by a container that is not ours).`,
 				return err
 			}
 			defer s.close()
-			req, err := s.request(g.revision, prune, adopt, &sel)
+			req, err := s.request(g.rev(), prune, adopt, &sel)
 			if err != nil {
 				return err
 			}
@@ -268,7 +268,7 @@ dependencies). Instances start in dependency order, at most -c at a time.`,
 				return err
 			}
 			defer s.close()
-			req, err := s.request(g.revision, prune, adopt, &sel)
+			req, err := s.request(g.rev(), prune, adopt, &sel)
 			if err != nil {
 				return err
 			}

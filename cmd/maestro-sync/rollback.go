@@ -65,7 +65,7 @@ The pin outlives daemon restarts.`,
 				return err
 			}
 			defer done()
-			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, nil)
+			drv := docker.NewDriver(v.pool, v.repo.Environments, g.rev(), nil)
 			drv.Owner = v.owner
 			if release {
 				return v.release(drv)
@@ -106,7 +106,7 @@ The pin outlives daemon restarts.`,
 			for env, ships := range rolled {
 				k := lock.Key{Owner: v.owner, Env: env.Name}
 				for _, name := range sortedShips(ships) {
-					if err := drv.MarkRollback(v.ctx, ships[name], k, diff.Digest([]*manifest.Environment{env}), g.revision, to[env]); err != nil {
+					if err := drv.MarkRollback(v.ctx, ships[name], k, diff.Digest([]*manifest.Environment{env}), g.rev(), to[env]); err != nil {
 						errs = append(errs, fmt.Errorf("environment %s: %w", env.Name, err))
 					}
 				}

@@ -29,6 +29,30 @@ type globals struct {
 	policy   string
 	// shipKnownHosts is the known_hosts file of SSH tunnels to ships.
 	shipKnownHosts string
+	// dir is the directory the manifests were read from ("" for stdin).
+	dir string
+}
+
+// rev returns the revision recorded on what the command creates:
+// --revision, else the Git commit checked out where the manifests are
+// (with "-dirty" when they differ from it), else none.
+func (g *globals) rev() string {
+	if g.revision != "" || g.dir == "" {
+		return g.revision
+	}
+	l, err := source.OpenLocal(g.dir)
+	if err != nil {
+		return ""
+	}
+	head, dirty, err := l.Head()
+	if err != nil {
+		return ""
+	}
+	g.revision = head
+	if dirty {
+		g.revision += "-dirty"
+	}
+	return g.revision
 }
 
 // newPool opens a pool of ship connections with the command's host key
@@ -58,7 +82,7 @@ environment) or a single manifest file. It defaults to the current directory.`,
 	}
 	root.PersistentFlags().StringVarP(&g.file, "file", "f", "", "load this one manifest file (\"-\" reads stdin), as maestro -f does")
 	root.PersistentFlags().BoolVar(&g.strict, "strict", false, "treat warnings (such as unknown keys) as errors")
-	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: none)")
+	root.PersistentFlags().StringVar(&g.revision, "revision", "", "source revision to record on the containers (default: the Git commit checked out where the manifests are, -dirty when they differ from it)")
 	root.PersistentFlags().StringVar(&g.policy, "policy", "", "policy file: what containers may not do (privileged, host network, Docker socket, host paths); env MAESTRO_SYNC_POLICY")
 	root.PersistentFlags().StringVar(&g.owner, "owner", "", "identity of the source the environments come from (env MAESTRO_SYNC_OWNER; default: the Git remote and sub-path of PATH)")
 	root.PersistentFlags().BoolVar(&noColorFlag, "no-color", false, "no colours in the output (as with NO_COLOR set)")
@@ -131,6 +155,10 @@ func (g *globals) input(cmd *cobra.Command, args []string) (*input, error) {
 	info, err := os.Stat(target)
 	if err != nil {
 		return nil, err
+	}
+	g.dir = target
+	if !info.IsDir() {
+		g.dir = filepath.Dir(target)
 	}
 	var names []string
 	if info.IsDir() {

@@ -497,11 +497,11 @@ with what they require.`,
 			if err != nil {
 				return err
 			}
-			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, auth)
+			drv := docker.NewDriver(v.pool, v.repo.Environments, g.rev(), auth)
 			drv.Owner = v.owner
 			drv.RefreshImages = refresh
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindStart, false)
-			return v.finish(v.start(v.ctx, drv, g.revision, f))
+			return v.finish(v.start(v.ctx, drv, g.rev(), f))
 		},
 	}
 	f.register(cmd, kindStart)
@@ -630,7 +630,7 @@ status.`,
 				return err
 			}
 			defer done()
-			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, nil)
+			drv := docker.NewDriver(v.pool, v.repo.Environments, g.rev(), nil)
 			drv.Owner = v.owner
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindStop, false)
 			docker.Play(v.ctx, f.waits(v.refs, kindStop), f.concurrency, func(ctx context.Context, i int) error {
@@ -727,11 +727,11 @@ manifest's spec and the ship's image.`,
 			if err != nil {
 				return err
 			}
-			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, auth)
+			drv := docker.NewDriver(v.pool, v.repo.Environments, g.rev(), auth)
 			drv.Owner = v.owner
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindRestart, false)
 			errs := docker.Play(v.ctx, f.waits(v.refs, kindRestart), f.concurrency, func(ctx context.Context, i int) error {
-				return v.restart(ctx, drv, i, restartOptions{refresh, onlyChanged, f.reuse, stepDelay, ssDelay, g.revision})
+				return v.restart(ctx, drv, i, restartOptions{refresh, onlyChanged, f.reuse, stepDelay, ssDelay, g.rev()})
 			})
 			return v.finish(errs)
 		},
@@ -897,7 +897,7 @@ the manifest's registries or of the Docker configuration.`,
 			if err != nil {
 				return err
 			}
-			drv := docker.NewDriver(v.pool, v.repo.Environments, g.revision, auth)
+			drv := docker.NewDriver(v.pool, v.repo.Environments, g.rev(), auth)
 			drv.Owner = v.owner
 			v.table = newTable(cmd.OutOrStdout(), v.refs, kindPull, false)
 			errs := docker.Play(v.ctx, f.waits(v.refs, kindPull), f.concurrency, func(ctx context.Context, i int) error {

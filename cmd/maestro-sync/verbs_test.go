@@ -536,6 +536,47 @@ func TestVerbsStatusJSON(t *testing.T) {
 	if r := f.mustRun(1, "status", "-o", "yaml"); !strings.Contains(r.stderr, "text, wide or json") {
 		t.Errorf("status -o yaml: %s", r)
 	}
+
+	// In a Git work tree, what start and restart create records the commit
+	// checked out, -dirty when the manifests differ from it; status shows it.
+	git := func(args ...string) string {
+		cmd := exec.Command("git", append([]string{"-C", f.dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	git("add", "-A")
+	git("commit", "-q", "-m", "manifests")
+	head := git("rev-parse", "HEAD")
+	revisionOf := func() string {
+		var got []struct{ Instance, Revision string }
+		json.Unmarshal([]byte(f.mustRun(0, "status", "-o", "json", "db-1").out), &got)
+		return got[0].Revision
+	}
+	// A work tree is an owner of its own (its path, with no remote).
+	f.ships[0].Docker(t, "rm", "-f", "db-1")
+	f.mustRun(0, "start", "db-1")
+	if rev := revisionOf(); rev != head {
+		t.Errorf("after start in a Git work tree: revision %q, want %s", rev, head)
+	}
+	if r := f.mustRun(0, "status", "db-1"); !strings.Contains(r.out, "revision "+head) {
+		t.Errorf("status does not show the revision:\n%s", r)
+	}
+	os.WriteFile(filepath.Join(f.dir, "manifest.yml"), append(must(os.ReadFile(filepath.Join(f.dir, "manifest.yml"))), []byte("# edited\n")...), 0o644)
+	f.mustRun(0, "restart", "db-1")
+	if rev := revisionOf(); rev != head+"-dirty" {
+		t.Errorf("after restart of edited manifests: revision %q, want %s-dirty", rev, head)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestVerbsLogs(t *testing.T) {

@@ -66,6 +66,30 @@ func OpenLocal(dir string) (*Local, error) {
 	return l, nil
 }
 
+// Head returns the commit checked out, and whether the work tree's files
+// below the manifests' path differ from it (uncommitted changes).
+func (l *Local) Head() (string, bool, error) {
+	ref, err := l.repo.Head()
+	if err != nil {
+		return "", false, fmt.Errorf("HEAD: %w", err)
+	}
+	wt, err := l.repo.Worktree()
+	if err != nil {
+		return ref.Hash().String(), false, nil // a bare repository
+	}
+	status, err := wt.Status()
+	if err != nil {
+		return "", false, fmt.Errorf("status: %w", err)
+	}
+	prefix := strings.TrimSuffix(l.sub, "/") + "/"
+	for path, st := range status {
+		if (l.sub == "" || strings.HasPrefix(path, prefix)) && (st.Worktree != git.Unmodified || st.Staging != git.Unmodified) {
+			return ref.Hash().String(), true, nil
+		}
+	}
+	return ref.Hash().String(), false, nil
+}
+
 // Snapshot reads a revision: a branch, a tag, a commit hash (or a prefix),
 // or an expression such as HEAD~1.
 func (l *Local) Snapshot(rev string) (*Snapshot, error) {
