@@ -126,8 +126,8 @@ func TestReviewSecretsNeverShown(t *testing.T) {
 				t.Errorf("%s: the change of %s is not reported", format, name)
 			}
 		}
-		if format != "json" && !strings.Contains(out, "(sensitive, changed)") {
-			t.Errorf("%s: no (sensitive, changed) marker", format)
+		if format != "json" && !strings.Contains(out, "changed (sensitive value hidden)") {
+			t.Errorf("%s: no (sensitive value hidden) marker", format)
 		}
 		if !strings.Contains(out, "www.shop.example.com") {
 			t.Errorf("%s: a value that is not sensitive should be shown", format)

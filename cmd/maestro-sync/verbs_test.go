@@ -899,8 +899,9 @@ func TestTableLayout(t *testing.T) {
 	refs := []docker.Ref{{Env: env, In: &manifest.Instance{Name: "zk-1", Service: "zk", Ship: "s1"}}, {Env: env, In: &manifest.Instance{Name: "zk-2", Service: "zk", Ship: "s1"}}}
 	tb := newTable(&b, refs, kindStop, false)
 	tb.set(0, "3.4:abcdef1", "stopped", green)
-	want := "  #  INSTANCE             SERVICE              SHIP                 CONTAINER                  STATUS    \n" +
-		"  2. zk-1                 zk                   s1                   3.4:abcdef1                stopped\n"
+	// The columns are as wide as their longest value (or header).
+	want := "  #  INSTANCE  SERVICE  SHIP  CONTAINER                  STATUS\n" +
+		"  2. zk-1      zk       s1    3.4:abcdef1                stopped\n"
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("table (-want +got):\n%s", diff)
 	}
