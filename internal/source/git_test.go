@@ -866,3 +866,37 @@ func TestGitSSHSignatures(t *testing.T) {
 		t.Errorf("signed by another key: %v", err)
 	}
 }
+
+// TestLocalHead: the commit checked out, dirty only when a file below the
+// manifests' path differs from it.
+func TestLocalHead(t *testing.T) {
+	t.Parallel()
+	repo := sourcetest.NewRepo(t)
+	c1 := repo.Commit(t, map[string]string{"deploy/manifest.yml": "name: a\n", "app/main.go": "package main\n"}, "first")
+	head := func(dir string) (string, bool) {
+		t.Helper()
+		l, err := source.OpenLocal(filepath.Join(repo.Work, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, dirty, err := l.Head()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev, dirty
+	}
+	if rev, dirty := head("deploy"); rev != c1 || dirty {
+		t.Errorf("clean: %s %v", rev, dirty)
+	}
+	os.WriteFile(filepath.Join(repo.Work, "app", "main.go"), []byte("package main // edited\n"), 0o644)
+	if _, dirty := head("deploy"); dirty {
+		t.Errorf("an edit outside deploy/ makes deploy/ dirty")
+	}
+	if _, dirty := head("."); !dirty {
+		t.Errorf("an edit in the work tree does not make its root dirty")
+	}
+	os.WriteFile(filepath.Join(repo.Work, "deploy", "new.yml"), []byte("x: 1\n"), 0o644)
+	if _, dirty := head("deploy"); !dirty {
+		t.Errorf("a new file in deploy/ does not make it dirty")
+	}
+}

@@ -81,9 +81,10 @@ func (l *Local) Head() (string, bool, error) {
 	if err != nil {
 		return "", false, fmt.Errorf("status: %w", err)
 	}
+	all := l.sub == "" || l.sub == "."
 	prefix := strings.TrimSuffix(l.sub, "/") + "/"
 	for path, st := range status {
-		if (l.sub == "" || strings.HasPrefix(path, prefix)) && (st.Worktree != git.Unmodified || st.Staging != git.Unmodified) {
+		if (all || strings.HasPrefix(path, prefix)) && (st.Worktree != git.Unmodified || st.Staging != git.Unmodified) {
 			return ref.Hash().String(), true, nil
 		}
 	}
