@@ -286,7 +286,8 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	if hc.ReadToken, err = readSecret(f.readTokenFile); err != nil {
 		return fmt.Errorf("--read-token-file: %w", err)
 	}
-	if hc.Dashboard, err = web.New(d, web.Options{History: cfg.History, APIToken: hc.APIToken, ReadToken: hc.ReadToken, Logger: log}); err != nil {
+	if hc.Dashboard, err = web.New(d, web.Options{History: cfg.History, APIToken: hc.APIToken, ReadToken: hc.ReadToken, Logger: log,
+		SecureCookie: strings.HasPrefix(f.publicURL, "https://")}); err != nil {
 		return err
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
@@ -400,8 +401,11 @@ func (f *runFlags) notifiers(cfg *daemon.Config, log *slog.Logger) error {
 			return errors.New("--commit-status needs --commit-status-repo (or a --repo URL with an owner/name path)")
 		}
 		token, err := readSecret(f.commitStatusTokenFile)
-		if err != nil || len(token) == 0 {
-			return fmt.Errorf("--commit-status needs --commit-status-token-file: %v", err)
+		switch {
+		case err != nil:
+			return fmt.Errorf("--commit-status-token-file: %w", err)
+		case len(token) == 0:
+			return errors.New("--commit-status needs --commit-status-token-file, a file holding the forge's token")
 		}
 		cfg.Notifiers = append(cfg.Notifiers, &notify.CommitStatus{Forge: forge, API: api, Repo: repo, Token: string(token)})
 	}

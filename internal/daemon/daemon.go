@@ -120,6 +120,8 @@ type Daemon struct {
 	pinned map[string]*manifest.Environment
 	// warned are the auditors already said not to run.
 	warned map[string]bool
+	// holdMu orders the changes of holds (store and map together).
+	holdMu sync.Mutex
 }
 
 // New returns a daemon with the defaults filled in.
@@ -150,7 +152,7 @@ func New(cfg Config) *Daemon {
 	if cfg.History != nil {
 		holds, err := cfg.History.Holds()
 		if err != nil {
-			d.log.Error("history: cannot read the holds: no environment is paused", "err", err.Error())
+			d.log.Error("history: some holds cannot be read; the others hold", "err", err.Error())
 		}
 		for env, h := range holds {
 			d.holds[env] = h
@@ -331,12 +333,14 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	out, err := reconcile.Apply(ctx, d.cfg.Target, req)
 	if ctx.Err() != nil {
+		d.recordCut(t, snap, start, out, "interrupted", ctx.Err(), auditors)
 		d.finishRun(log, "interrupted", start, ctx.Err())
 		return
 	}
 	if err != nil {
 		// Another run holds a lock, a lock was lost, or the plan is
 		// broken: nothing (more) was applied; try again later.
+		d.recordCut(t, snap, start, out, "failed", err, auditors)
 		d.finishRun(log, "failed", start, err)
 		d.retryLater(ctx)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/notify"
+	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -62,8 +63,10 @@ func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, befor
 		// After a restart (nothing seen yet), only a failure is news.
 		changed := seen && (prev.State != es.State || prev.DesiredRevision != es.DesiredRevision) ||
 			!seen && (es.State == "failed" || es.State == "stalled")
-		if len(steps[es.Name]) == 0 && !changed && es.State != "failed" {
-			continue
+		retried := seen && prev.State == "failed" && es.State == "failed" && prev.DesiredRevision == es.DesiredRevision &&
+			slices.Equal(prev.Errors, es.Errors)
+		if len(steps[es.Name]) == 0 && !changed || retried {
+			continue // nothing new; a failure retried with the same errors was recorded
 		}
 		var targets []string
 		for _, st := range steps[es.Name] {
@@ -141,6 +144,8 @@ func (d *Daemon) Pause(env, reason string) (history.Hold, error) {
 		return history.Hold{}, ErrNoHistory
 	}
 	h := history.Hold{Env: env, Paused: true, Since: time.Now().UTC(), Reason: reason}
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
 	if err := d.cfg.History.SetHold(h); err != nil {
 		return history.Hold{}, err
 	}
@@ -157,6 +162,8 @@ func (d *Daemon) Resume(env string) error {
 	if d.cfg.History == nil {
 		return ErrNoHistory
 	}
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
 	if err := d.cfg.History.ClearHold(env); err != nil {
 		return err
 	}
@@ -214,6 +221,8 @@ func (d *Daemon) Rollback(ctx context.Context, env, rev, reason string) (history
 	head := d.status.Revision
 	d.mu.Unlock()
 	h := history.Hold{Env: env, Revision: snap.Revision, Head: head, Since: time.Now().UTC(), Reason: reason}
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
 	if err := d.cfg.History.SetHold(h); err != nil {
 		return history.Hold{}, err
 	}
@@ -264,14 +273,7 @@ func (d *Daemon) applyPins(ctx context.Context, head string, envs []*manifest.En
 	out := slices.Clone(envs)
 	for _, h := range pins {
 		if h.Head != head {
-			log.Info("a new commit ends the rollback", "env", h.Env, "pinned", shortRev(h.Revision), "head", shortRev(head))
-			if err := d.cfg.History.ClearHold(h.Env); err != nil {
-				log.Error("history", "env", h.Env, "err", err.Error())
-			}
-			d.mu.Lock()
-			delete(d.holds, h.Env)
-			delete(d.pinned, h.Env)
-			d.mu.Unlock()
+			d.endPin(h, head, log)
 			continue
 		}
 		d.mu.Lock()
@@ -304,4 +306,70 @@ func (d *Daemon) applyPins(ctx context.Context, head string, envs []*manifest.En
 		}
 	}
 	return out
+}
+
+// endPin lifts a rollback's pin once a new commit arrived, unless an
+// operator placed another hold since it was read.
+func (d *Daemon) endPin(h history.Hold, head string, log *slog.Logger) {
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	d.mu.Lock()
+	cur, ok := d.holds[h.Env]
+	d.mu.Unlock()
+	if !ok || cur != h {
+		return
+	}
+	log.Info("a new commit ends the rollback", "env", h.Env, "pinned", shortRev(h.Revision), "head", shortRev(head))
+	if err := d.cfg.History.ClearHold(h.Env); err != nil {
+		log.Error("history", "env", h.Env, "err", err.Error())
+		return
+	}
+	d.mu.Lock()
+	delete(d.holds, h.Env)
+	delete(d.pinned, h.Env)
+	d.mu.Unlock()
+}
+
+// recordCut records, for each environment that took steps, a run cut
+// short (interrupted by shutdown, or failed as a whole: a lock lost), and
+// tells its notifiers it failed.
+func (d *Daemon) recordCut(t trigger, snap *source.Snapshot, start time.Time, out *reconcile.Result, result string, cause error, auditors map[string][]notify.Notifier) {
+	if out == nil || out.Apply == nil {
+		return
+	}
+	steps := map[string][]history.Step{}
+	var envs []string
+	for _, o := range out.Apply.Outcomes {
+		if !o.Step.Action.Mutates() {
+			continue
+		}
+		hs := history.Step{Action: string(o.Step.Action), Service: o.Step.Service, Instance: o.Step.Instance,
+			Ship: o.Step.Ship, Cause: causeText(o.Step), Result: outcomeResult(o), Duration: o.Duration}
+		if o.Err != nil {
+			hs.Error = o.Err.Error()
+		}
+		if _, ok := steps[o.Step.Env]; !ok {
+			envs = append(envs, o.Step.Env)
+		}
+		steps[o.Step.Env] = append(steps[o.Step.Env], hs)
+	}
+	for _, env := range envs {
+		var id uint64
+		if d.cfg.History != nil {
+			run, err := d.cfg.History.Add(history.Run{Env: env, Trigger: t.reason, Revision: snap.Revision, Subject: snap.Subject,
+				Author: snap.Author, Started: start, Finished: time.Now(), Result: result, Errors: []string{cause.Error()}, Steps: steps[env]})
+			if err != nil {
+				d.log.Error("history", "env", env, "err", err.Error())
+			}
+			id = run.ID
+		}
+		var targets []string
+		for _, st := range steps[env] {
+			if st.Instance != "" && !slices.Contains(targets, st.Instance) {
+				targets = append(targets, st.Instance)
+			}
+		}
+		d.notifyOutcome(EnvStatus{Name: env, State: "failed", DesiredRevision: snap.Revision, Errors: []string{result + ": " + cause.Error()}},
+			EnvStatus{}, id, targets, snap, t, auditors)
+	}
 }

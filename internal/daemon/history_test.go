@@ -39,6 +39,9 @@ func TestHistoryRecordsRuns(t *testing.T) {
 	src.set("rev2", map[string]string{"a/manifest.yml": manifestText("a", "2")})
 	eventually(t, "rev2 applied", func() bool { return envState(d, "a").AppliedRevision == "rev2" })
 	time.Sleep(100 * time.Millisecond) // idle polls
+	if envState(d, "a").LastRunID == 0 {
+		t.Errorf("idle polls dropped the last run's ID from the status")
+	}
 	src.set("rev3", map[string]string{"a/manifest.yml": strings.Replace(manifestText("a", "3"), "ship: s1", "ship: s9", 1)})
 	eventually(t, "rev3 stalled", func() bool { return envState(d, "a").State == "stalled" })
 	if a := envState(d, "a"); a.AppliedRevision != "rev2" || len(a.Instances) != 1 || a.Instances[0].Revision != "rev2" {

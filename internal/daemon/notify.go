@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -55,9 +56,8 @@ func (d *Daemon) notifyStarted(p *plan.Plan, snap *source.Snapshot, t trigger, a
 		if prev := d.previous(env); (prev.State == "failed" || prev.State == "stalled") && prev.DesiredRevision == d.revisionOf(p, env, snap) {
 			continue // a retry of a failed deploy: it was told
 		}
-		ev := d.event(notify.Started, env, snap, t, "")
+		ev := d.event(notify.Started, env, d.revisionOf(p, env, snap), snap, t, "")
 		ev.Targets = names
-		ev.Revision = d.revisionOf(p, env, snap)
 		d.cfg.Notify.Send(ev, append(slices.Clone(d.cfg.Notifiers), auditors[env]...)...)
 	}
 }
@@ -92,18 +92,21 @@ func (d *Daemon) notifyOutcome(es, prev EnvStatus, runID uint64, targets []strin
 	default:
 		return
 	}
-	ev := d.event(kind, es.Name, snap, t, strings.Join(es.Errors, "; "))
-	ev.Targets, ev.RunID, ev.Revision = targets, runID, es.DesiredRevision
+	ev := d.event(kind, es.Name, cmp.Or(es.DesiredRevision, snap.Revision), snap, t, strings.Join(es.Errors, "; "))
+	ev.Targets, ev.RunID = targets, runID
 	if d.cfg.PublicURL != "" && runID > 0 {
 		ev.URL = fmt.Sprintf("%s/runs/%d", strings.TrimRight(d.cfg.PublicURL, "/"), runID)
 	}
 	d.cfg.Notify.Send(ev, append(slices.Clone(d.cfg.Notifiers), auditors[es.Name]...)...)
 }
 
-func (d *Daemon) event(kind notify.Kind, env string, snap *source.Snapshot, t trigger, msg string) notify.Event {
-	ev := notify.Event{Kind: kind, Env: env, Revision: snap.Revision, Trigger: t.reason, Action: "deploy", Who: "maestro-sync",
+// event is a notification of env's deploy of revision; the commit's
+// subject and author go with it when it is the snapshot's (a rollback's
+// pinned revision has others).
+func (d *Daemon) event(kind notify.Kind, env, revision string, snap *source.Snapshot, t trigger, msg string) notify.Event {
+	ev := notify.Event{Kind: kind, Env: env, Revision: revision, Trigger: t.reason, Action: "deploy", Who: "maestro-sync",
 		Message: source.Printable(msg, 1000)}
-	if ev.Revision == snap.Revision {
+	if revision == snap.Revision {
 		ev.Subject, ev.Author = snap.Subject, snap.Author
 	}
 	if d.cfg.PublicURL != "" {

@@ -55,6 +55,9 @@ type Options struct {
 func Compute(envs []*manifest.Environment, state *live.State, opts Options) *plan.Plan {
 	p := &plan.Plan{Revision: opts.Revision, Desired: Digest(envs), Prune: opts.Prune}
 	known := map[string]bool{}
+	for env := range opts.Paused {
+		known[env] = true // a paused environment is never changed, even when its file is gone
+	}
 	index := indexHosts(state, opts.Owner)
 	for _, env := range envs {
 		known[env.Name] = true

@@ -613,6 +613,13 @@ func TestCompute(t *testing.T) {
 					Causes:    []string{"environment legacy is no longer in the repository"}}),
 		},
 		{
+			name:    "no prune of a paused environment whose file is gone",
+			desired: []string{shopManifest},
+			live:    func(t *testing.T) *live.State { return deployed(t, shopManifest, legacyManifest) },
+			opts:    Options{Prune: true, PruneEnvs: true, Paused: map[string]bool{"legacy": true}},
+			want:    allUnchanged,
+		},
+		{
 			name:    "no prune of environments that are not loaded without PruneEnvs",
 			desired: []string{shopManifest},
 			live:    func(t *testing.T) *live.State { return deployed(t, shopManifest, legacyManifest) },

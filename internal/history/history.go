@@ -323,14 +323,17 @@ func (s *Store) ClearHold(env string) error {
 	return nil
 }
 
-// Holds returns the holds, by environment.
+// Holds returns the holds, by environment. A record that does not decode
+// is left out and named in the error; the others are returned with it.
 func (s *Store) Holds() (map[string]Hold, error) {
 	out := map[string]Hold{}
+	var bad []error
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(holdsBucket).ForEach(func(k, v []byte) error {
 			var h Hold
 			if err := json.Unmarshal(v, &h); err != nil {
-				return fmt.Errorf("hold %s: %w", k, err)
+				bad = append(bad, fmt.Errorf("hold of %s: %w", k, err))
+				return nil
 			}
 			out[string(k)] = h
 			return nil
@@ -338,6 +341,9 @@ func (s *Store) Holds() (map[string]Hold, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
+	}
+	if len(bad) > 0 {
+		return out, fmt.Errorf("history: %w", errors.Join(bad...))
 	}
 	return out, nil
 }

@@ -122,6 +122,7 @@ func TestTemplateFailuresAreLocated(t *testing.T) {
 		"'%(port)d' % {'host': 'h'}": "KeyError: 'port'",
 		"{'a': 1}.pop('b')":          "KeyError: 'b'",
 		"9 ** 387420489":             "integer too large: more than 65536 bits",
+		"4 ** (2 ** 62)":             "integer too large: more than 65536 bits", // no overflow of the bound's check
 		"'x' * 10 ** 9":              "repetition larger than",
 	} {
 		src := "name: x\nships: {s: {ip: 10.0.0.1}}\nservices:\n  a:\n    image: \"{{ " + expr + " }}\"\n"

@@ -163,7 +163,7 @@ func slackAPI(ctx context.Context, url string, data []byte, header http.Header) 
 	req.Header = header
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return withoutURL(err)
 	}
 	defer resp.Body.Close()
 	var answer struct {

@@ -3,9 +3,10 @@
 // file), commit statuses on GitHub, GitLab and Gitea, and a signed
 // generic webhook.
 //
-// Notifications never block a deploy: Dispatcher queues them (bounded;
-// the oldest are dropped when it is full) and delivers them in the
-// background, retrying failures with backoff. They carry names,
+// Notifications never block a deploy: Dispatcher queues them (bounded,
+// per notifier; the oldest are dropped when a queue is full) and delivers
+// them in the background, retrying failures with backoff; a receiver that
+// is down delays only its own notifications. They carry names,
 // revisions, commit subjects and error messages, never a variable's value
 // or a credential.
 package notify
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +71,7 @@ func (p *Permanent) Unwrap() error { return p.Err }
 
 // Options tune a Dispatcher.
 type Options struct {
-	// Queue bounds the events waiting (default 256).
+	// Queue bounds the events waiting per notifier (default 256).
 	Queue int
 	// Attempts per event and notifier (default 5), the first retry after
 	// Backoff (default 1s), doubling up to a minute.
@@ -83,12 +85,21 @@ type job struct {
 	ev Event
 }
 
-// Dispatcher delivers events in the background.
+// queue is one notifier's events and the worker that delivers them, so
+// that a receiver that is down delays only its own events.
+type queue struct {
+	jobs    []job
+	wake    chan struct{}
+	running bool
+}
+
+// Dispatcher delivers events in the background, in order per notifier.
 type Dispatcher struct {
-	opts  Options
-	mu    sync.Mutex
-	queue []job
-	wake  chan struct{}
+	opts   Options
+	mu     sync.Mutex
+	queues map[string]*queue // by notifier name
+	ctx    context.Context   // Run's, once it runs
+	wg     sync.WaitGroup
 }
 
 // NewDispatcher returns a dispatcher; Run delivers what Send queues.
@@ -105,51 +116,82 @@ func NewDispatcher(opts Options) *Dispatcher {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{opts: opts, wake: make(chan struct{}, 1)}
+	return &Dispatcher{opts: opts, queues: map[string]*queue{}}
 }
 
-// Send queues ev for each notifier. It never blocks: when the queue is
-// full the oldest event is dropped (and logged).
+// Send queues ev for each notifier. It never blocks: when a notifier's
+// queue is full its oldest event is dropped (and logged).
 func (d *Dispatcher) Send(ev Event, to ...Notifier) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, n := range to {
-		if len(d.queue) >= d.opts.Queue {
-			dropped := d.queue[0]
-			d.queue = d.queue[1:]
+		q := d.queues[n.Name()]
+		if q == nil {
+			q = &queue{wake: make(chan struct{}, 1)}
+			d.queues[n.Name()] = q
+		}
+		if len(q.jobs) >= d.opts.Queue {
+			dropped := q.jobs[0]
+			q.jobs = q.jobs[1:]
 			d.opts.Logger.Warn("notification dropped: the queue is full", "notifier", dropped.n.Name(), "env", dropped.ev.Env, "event", string(dropped.ev.Kind))
 		}
-		d.queue = append(d.queue, job{n, ev})
+		q.jobs = append(q.jobs, job{n, ev})
+		d.start(q)
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
+}
+
+// start runs q's worker when Run runs and it does not run yet (d.mu held).
+func (d *Dispatcher) start(q *queue) {
+	if d.ctx == nil || q.running || d.ctx.Err() != nil {
+		return
 	}
+	q.running = true
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.work(d.ctx, q)
+	}()
 }
 
 // flushTime bounds the delivery of what is left when Run stops.
 const flushTime = 5 * time.Second
 
-// Run delivers queued events, in order, until ctx ends; then it tries
-// what is left once each, for at most flushTime in all.
+// Run delivers queued events until ctx ends, then tries what is left once
+// each, for at most flushTime in all, and returns.
 func (d *Dispatcher) Run(ctx context.Context) {
+	d.mu.Lock()
+	d.ctx = ctx
+	for _, q := range d.queues {
+		d.start(q)
+	}
+	d.mu.Unlock()
+	<-ctx.Done()
+	d.wg.Wait()
+}
+
+// work delivers q's events, in order.
+func (d *Dispatcher) work(ctx context.Context, q *queue) {
 	for ctx.Err() == nil {
-		if j, ok := d.next(); ok {
+		if j, ok := d.next(q); ok {
 			d.deliver(ctx, j)
 			continue
 		}
 		select {
 		case <-ctx.Done():
-		case <-d.wake:
+		case <-q.wake:
 		}
 	}
 	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTime)
 	defer cancel()
 	for flush.Err() == nil {
-		j, ok := d.next()
+		j, ok := d.next(q)
 		if !ok {
 			return
 		}
@@ -159,20 +201,20 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.queue) > 0 {
-		d.opts.Logger.Warn("notifications dropped at shutdown", "count", len(d.queue))
+	if len(q.jobs) > 0 {
+		d.opts.Logger.Warn("notifications dropped at shutdown", "count", len(q.jobs))
 	}
 }
 
-// next takes the oldest queued job.
-func (d *Dispatcher) next() (job, bool) {
+// next takes q's oldest job.
+func (d *Dispatcher) next(q *queue) (job, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.queue) == 0 {
+	if len(q.jobs) == 0 {
 		return job{}, false
 	}
-	j := d.queue[0]
-	d.queue = d.queue[1:]
+	j := q.jobs[0]
+	q.jobs = q.jobs[1:]
 	return j, true
 }
 
@@ -204,6 +246,16 @@ func (d *Dispatcher) deliver(ctx context.Context, j job) {
 // client is the HTTP client of every notifier.
 var client = &http.Client{Timeout: 10 * time.Second}
 
+// withoutURL drops the URL from a client error: a Slack webhook's URL,
+// or a notifier's with a token in its query, is a credential.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
 // send makes an HTTP request and classifies its answer: 2xx is success,
 // 4xx (but 408 and 429) permanent, the rest retried.
 func send(ctx context.Context, method, url string, body io.Reader, header http.Header) error {
@@ -216,7 +268,7 @@ func send(ctx context.Context, method, url string, body io.Reader, header http.H
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return withoutURL(err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

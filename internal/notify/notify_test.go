@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -254,5 +255,38 @@ func TestWebhookAndDispatcher(t *testing.T) {
 	}
 	if n := len(bad.requests()); n != 1 {
 		t.Errorf("a 400 was tried %d times", n)
+	}
+}
+
+// funcNotifier is a notifier of a test.
+type funcNotifier struct {
+	name string
+	fn   func(Event) error
+}
+
+func (f funcNotifier) Name() string                            { return f.name }
+func (f funcNotifier) Notify(_ context.Context, e Event) error { return f.fn(e) }
+
+// TestADeadReceiverDelaysOnlyItself: events for a notifier whose receiver
+// fails and is retried do not wait behind it.
+func TestADeadReceiverDelaysOnlyItself(t *testing.T) {
+	d := NewDispatcher(Options{Backoff: time.Second, Attempts: 5})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	dead := funcNotifier{"dead", func(Event) error { return errors.New("connection refused") }}
+	got := make(chan time.Time, 1)
+	alive := funcNotifier{"alive", func(Event) error { got <- time.Now(); return nil }}
+	start := time.Now()
+	d.Send(started, dead)
+	d.Send(started, alive)
+	select {
+	case at := <-got:
+		if took := at.Sub(start); took > 500*time.Millisecond {
+			t.Errorf("the live notifier waited %s behind the dead one", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the live notifier was never told")
 	}
 }

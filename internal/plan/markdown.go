@@ -207,7 +207,8 @@ func (p *Plan) serviceSection(env, svc string) string {
 	if len(groups) == 1 && len(groups[0].steps) > 1 && len(groups[0].steps[0].Changes) > 0 {
 		// What every instance of the service gets, in the summary.
 		c := groups[0].steps[0].Changes[0]
-		parts[0] += fmt.Sprintf(" (%s: %s on %d instances)", html.EscapeString(c.Field), html.EscapeString(c.Detail()), len(groups[0].steps))
+		detail := strings.Join(strings.Fields(c.Detail()), " ") // one line: a blank line would end the <summary>
+		parts[0] += fmt.Sprintf(" (%s: %s on %d instances)", html.EscapeString(c.Field), html.EscapeString(detail), len(groups[0].steps))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "<details><summary><code>%s</code> · service <b>%s</b>: %s</summary>\n\n", htmlName(env), htmlName(svc), strings.Join(parts, ", "))

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/maestro-sync/maestro-sync/internal/daemon"
 	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/source"
@@ -52,13 +54,18 @@ type Options struct {
 	APIToken, ReadToken []byte
 	// Refresh is how often pages reload themselves (default 5s).
 	Refresh time.Duration
-	Logger  *slog.Logger
+	// SecureCookie marks the login cookie Secure even on plain HTTP (the
+	// daemon behind a proxy that ends TLS).
+	SecureCookie bool
+	Logger       *slog.Logger
 }
 
 type server struct {
 	d    Daemon
 	opts Options
 	tmpl map[string]*template.Template
+	// logins bounds the failed logins (per second, with a burst).
+	logins *rate.Limiter
 }
 
 // cookieName holds the token a browser gave on /login.
@@ -72,7 +79,7 @@ func New(d Daemon, opts Options) (http.Handler, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{d: d, opts: opts, tmpl: map[string]*template.Template{}}
+	s := &server{d: d, opts: opts, tmpl: map[string]*template.Template{}, logins: rate.NewLimiter(1, 5)}
 	for _, page := range []string{"index", "env", "run", "login"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
@@ -94,7 +101,7 @@ func New(d Daemon, opts Options) (http.Handler, error) {
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("POST /ui/sync", s.operator(func(w http.ResponseWriter, r *http.Request) {
 		s.d.Trigger("api", time.Now())
-		s.back(w, r, "/", "sync triggered")
+		s.back(w, r, "/", "sync")
 	}))
 	mux.HandleFunc("POST /ui/environments/{env}/pause", s.operator(func(w http.ResponseWriter, r *http.Request) {
 		env := r.PathValue("env")
@@ -106,7 +113,7 @@ func New(d Daemon, opts Options) (http.Handler, error) {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
-		s.back(w, r, "/environments/"+url.PathEscape(env), "paused")
+		s.back(w, r, "/environments/"+url.PathEscape(env), "pause")
 	}))
 	mux.HandleFunc("POST /ui/environments/{env}/rollback", s.operator(func(w http.ResponseWriter, r *http.Request) {
 		env := r.PathValue("env")
@@ -119,7 +126,7 @@ func New(d Daemon, opts Options) (http.Handler, error) {
 			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
 			return
 		}
-		s.back(w, r, "/environments/"+url.PathEscape(env), "rolling back to "+to[:min(12, len(to))])
+		s.back(w, r, "/environments/"+url.PathEscape(env), "rollback")
 	}))
 	mux.HandleFunc("POST /ui/environments/{env}/resume", s.operator(func(w http.ResponseWriter, r *http.Request) {
 		env := r.PathValue("env")
@@ -127,7 +134,7 @@ func New(d Daemon, opts Options) (http.Handler, error) {
 			http.Error(w, err.Error(), http.StatusConflict)
 			return
 		}
-		s.back(w, r, "/environments/"+url.PathEscape(env), "resumed")
+		s.back(w, r, "/environments/"+url.PathEscape(env), "resume")
 	}))
 	return securityHeaders(mux), nil
 }
@@ -213,10 +220,14 @@ func (s *server) operator(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// flashes are the messages an action's redirect may show (?done=KEY):
+// a link cannot make the page say anything else.
+var flashes = map[string]string{"sync": "Sync triggered.", "pause": "Paused.", "resume": "Resumed.", "rollback": "Rolling back."}
+
 // back answers an action with a redirect to the page it came from.
-func (s *server) back(w http.ResponseWriter, r *http.Request, to, what string) {
-	s.opts.Logger.Info("dashboard", "action", what, "path", r.URL.Path)
-	http.Redirect(w, r, to+"?done="+url.QueryEscape(what), http.StatusSeeOther)
+func (s *server) back(w http.ResponseWriter, r *http.Request, to, done string) {
+	s.opts.Logger.Info("dashboard", "action", done, "path", r.URL.Path)
+	http.Redirect(w, r, to+"?done="+done, http.StatusSeeOther)
 }
 
 // page is what every page's template gets.
@@ -233,7 +244,7 @@ type page struct {
 
 func (s *server) render(w http.ResponseWriter, r *http.Request, name, title string, data any) {
 	p := page{Title: title, Status: s.d.Status(), Operator: s.canOperate(r), Refresh: int(s.opts.Refresh.Seconds()),
-		Done: source.Printable(r.URL.Query().Get("done"), 40), Now: time.Now(), Data: data}
+		Done: flashes[r.URL.Query().Get("done")], Now: time.Now(), Data: data}
 	_, err := r.Cookie(cookieName)
 	p.LoggedIn = err == nil
 	if name == "login" {
@@ -299,9 +310,13 @@ func (s *server) loginForm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, "login", "log in · maestro-sync", struct{ Next, Error string }{safeNext(r.URL.Query().Get("next")), ""})
 }
 
-// safeNext keeps a redirect after login on this site.
+// safeNext keeps a redirect after login on this site: a path of it,
+// with no scheme, host, backslash or control character (browsers drop a
+// tab, so "/\t/evil.example" would be "//evil.example").
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(next, "/") ||
+		strings.HasPrefix(next, "//") || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/"
 	}
 	return next
@@ -312,11 +327,15 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	t := []byte(strings.TrimSpace(r.FormValue("token")))
 	next := safeNext(r.FormValue("next"))
 	if !sameOrigin(r) || !(equal(t, s.opts.APIToken) || equal(t, s.opts.ReadToken)) {
+		if !s.logins.Allow() {
+			http.Error(w, "too many failed logins: wait a moment", http.StatusTooManyRequests)
+			return
+		}
 		w.WriteHeader(http.StatusUnauthorized)
 		s.render(w, r, "login", "log in · maestro-sync", struct{ Next, Error string }{next, "That is not the daemon's read or API token."})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: string(t), Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: string(t), Path: "/", HttpOnly: true, Secure: r.TLS != nil || s.opts.SecureCookie,
 		SameSite: http.SameSiteStrictMode, MaxAge: int((12 * time.Hour).Seconds())})
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

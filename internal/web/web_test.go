@@ -196,3 +196,26 @@ func TestEnvironmentPageOffersRollback(t *testing.T) {
 		t.Errorf("rollback offered without the token: %d", code)
 	}
 }
+
+// TestSafeNext: after login, only a path of this site is followed.
+func TestSafeNext(t *testing.T) {
+	for next, want := range map[string]string{
+		"/environments/shop": "/environments/shop", "/runs/3?x=1": "/runs/3?x=1", "": "/", "//evil.example/": "/",
+		"/\t/evil.example": "/", "/\\evil.example": "/", "https://evil.example/": "/", "evil.example": "/", "/%09/evil": "/%09/evil",
+	} {
+		if got := safeNext(next); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
+		}
+	}
+}
+
+// TestFlashIsNotFreeText: ?done= shows one of the actions' messages only.
+func TestFlashIsNotFreeText(t *testing.T) {
+	srv, _ := newServer(t, Options{})
+	if _, body := get(t, srv.Client(), srv.URL+"/?done=Your+token+expired,+log+in+at+evil.example"); strings.Contains(body, "evil.example") {
+		t.Errorf("a link makes the page say anything")
+	}
+	if _, body := get(t, srv.Client(), srv.URL+"/?done=pause"); !strings.Contains(body, "Paused.") {
+		t.Errorf("the pause message is not shown")
+	}
+}

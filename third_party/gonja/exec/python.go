@@ -192,7 +192,7 @@ func intBinary(op tokens.Type, a, b *big.Int) (*Value, bool) {
 		if b.Sign() < 0 {
 			return floatBinary(op, bigFloat(a), bigFloat(b))
 		}
-		if a.BitLen() > 1 && (!b.IsInt64() || int64(a.BitLen()-1)*b.Int64() > MaxIntBits) {
+		if a.BitLen() > 1 && (!b.IsInt64() || b.Int64() > MaxIntBits || int64(a.BitLen()-1)*b.Int64() > MaxIntBits) {
 			return AsValue(fmt.Errorf("integer too large: more than %d bits", MaxIntBits)), true
 		}
 		return IntValue(new(big.Int).Exp(a, b, nil)), true
