@@ -328,7 +328,15 @@ func fieldChanges(field string, old, cur any, replaces bool) []plan.Change {
 	var out []plan.Change
 	var walk func(field string, o, c json.RawMessage)
 	walk = func(field string, o, c json.RawMessage) {
-		if ok, ck := objectKeys(o), objectKeys(c); ok != nil && ck != nil {
+		ok, ck := objectKeys(o), objectKeys(c)
+		// A mapping added or removed as a whole is told key by key too.
+		if ok == nil && ck != nil && valueText(field, o) == "" {
+			ok, o = []string{}, json.RawMessage("{}")
+		}
+		if ck == nil && ok != nil && valueText(field, c) == "" {
+			ck, c = []string{}, json.RawMessage("{}")
+		}
+		if ok != nil && ck != nil {
 			var om, cm map[string]json.RawMessage
 			json.Unmarshal(o, &om)
 			json.Unmarshal(c, &cm)

@@ -269,17 +269,17 @@ func TestRevisionsChanges(t *testing.T) {
 		{name: "limits", edits: []string{"limits: {memory: 256m}", "limits: {memory: 512m, cpu: 100}"}, instance: "api-1", action: plan.Replace,
 			want: []plan.Change{ch("limits.memory", "256m", "512m"), ch("limits.cpu", "", "100")}}, // key by key, sizes as written
 		{name: "limits removed", edits: []string{"    limits: {memory: 256m}\n", ""}, instance: "api-1", action: plan.Replace,
-			want: []plan.Change{ch("limits", `{"memory":268435456}`, "")}},
+			want: []plan.Change{ch("limits.memory", "256m", "")}}, // removed, key by key
 		{name: "generic fields", edits: []string{"web-1: {ship: s2}",
 			"web-1: {ship: s2, volumes: {/usr/share/nginx/html: /srv/www}, username: www, restart: unless-stopped, labels: {team: web}, stop_timeout: 3, extra_hosts: {db: 10.0.0.1}}"},
 			instance: "web-1", action: plan.Replace,
 			want: []plan.Change{
 				ch("volumes", "", `[{"source":"/srv/www","target":"/usr/share/nginx/html","mode":"rw"}]`),
 				ch("username", "", "www"), // strings bare
-				ch("extra_hosts", "", `{"db":"10.0.0.1"}`),
+				ch("extra_hosts.db", "", "10.0.0.1"),
 				ch("restart.name", "no", "unless-stopped"), // key by key
 				ch("stop_timeout", "10", "3"),
-				ch("labels", "", `{"team":"web"}`),
+				ch("labels.team", "", "web"),
 			}},
 		{name: "lifecycle", edits: []string{"    limits: {memory: 256m}\n", "    limits: {memory: 256m}\n    lifecycle:\n      running: [{type: tcp, port: http}]\n"},
 			instance: "api-1", action: plan.Unchanged,
