@@ -170,7 +170,15 @@ services:
 
 func newTestDaemon(t *testing.T, src *fakeSource, tgt *fakeTarget) (*Daemon, context.CancelFunc, chan struct{}) {
 	t.Helper()
-	d := New(Config{Source: src, Target: tgt, Poll: 20 * time.Millisecond, Resync: time.Hour, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, Branch: "main"})
+	return startTestDaemon(t, Config{Source: src, Target: tgt, Branch: "main"})
+}
+
+// startTestDaemon runs a daemon of cfg, with quick polls and backoff,
+// until the end of the test.
+func startTestDaemon(t *testing.T, cfg Config) (*Daemon, context.CancelFunc, chan struct{}) {
+	t.Helper()
+	cfg.Poll, cfg.Resync, cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, time.Hour, 10*time.Millisecond, 40*time.Millisecond
+	d := New(cfg)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {

@@ -13,6 +13,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/notify"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
@@ -43,20 +44,7 @@ func runResult(state string) string {
 // or desired revision: a resync or poll that finds nothing to do is not a
 // run worth keeping.
 func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, before map[string]EnvStatus, res *apply.Result, auditors map[string][]notify.Notifier) {
-	steps := map[string][]history.Step{}
-	if res != nil {
-		for _, o := range res.Outcomes {
-			if !o.Step.Action.Mutates() {
-				continue
-			}
-			hs := history.Step{Action: string(o.Step.Action), Service: o.Step.Service, Instance: o.Step.Instance,
-				Ship: o.Step.Ship, Cause: causeText(o.Step), Result: outcomeResult(o), Duration: o.Duration}
-			if o.Err != nil {
-				hs.Error = o.Err.Error()
-			}
-			steps[o.Step.Env] = append(steps[o.Step.Env], hs)
-		}
-	}
+	steps, _ := runSteps(res)
 	finished := time.Now()
 	for i, es := range d.Status().Environments {
 		prev, seen := before[es.Name]
@@ -68,12 +56,7 @@ func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, befor
 		if len(steps[es.Name]) == 0 && !changed || retried {
 			continue // nothing new; a failure retried with the same errors was recorded
 		}
-		var targets []string
-		for _, st := range steps[es.Name] {
-			if st.Instance != "" && st.Action != "bake" && !slices.Contains(targets, st.Instance) {
-				targets = append(targets, st.Instance)
-			}
-		}
+		targets := targetsOf(steps[es.Name])
 		if d.cfg.History == nil {
 			d.notifyOutcome(es, prev, 0, targets, snap, t, auditors)
 			continue
@@ -97,6 +80,49 @@ func (d *Daemon) record(t trigger, snap *source.Snapshot, start time.Time, befor
 		}
 		d.mu.Unlock()
 	}
+}
+
+// runSteps groups the mutating steps of a run by environment, as the
+// history keeps them, with the environments in the order they come.
+func runSteps(res *apply.Result) (map[string][]history.Step, []string) {
+	steps := map[string][]history.Step{}
+	var envs []string
+	if res == nil {
+		return steps, nil
+	}
+	for _, o := range res.Outcomes {
+		if !o.Step.Action.Mutates() {
+			continue
+		}
+		hs := history.Step{Action: string(o.Step.Action), Service: o.Step.Service, Instance: o.Step.Instance,
+			Ship: o.Step.Ship, Cause: causeText(o.Step), Result: outcomeResult(o), Duration: o.Duration}
+		if o.Err != nil {
+			hs.Error = o.Err.Error()
+		}
+		if _, ok := steps[o.Step.Env]; !ok {
+			envs = append(envs, o.Step.Env)
+		}
+		steps[o.Step.Env] = append(steps[o.Step.Env], hs)
+	}
+	return steps, envs
+}
+
+// targetsOf names the instances the steps change, once each.
+func targetsOf(steps []history.Step) []string {
+	var out []string
+	for _, st := range steps {
+		out = addTarget(out, plan.Action(st.Action), st.Instance)
+	}
+	return out
+}
+
+// addTarget adds an instance a step changes to names: a bake step waits
+// on a batch and changes none.
+func addTarget(names []string, a plan.Action, instance string) []string {
+	if instance == "" || a == plan.Bake || slices.Contains(names, instance) {
+		return names
+	}
+	return append(names, instance)
 }
 
 // outcomeResult names a step's outcome as the history does.
@@ -177,16 +203,7 @@ func (d *Daemon) Resume(env string) error {
 }
 
 // Known reports whether env is an environment of the status.
-func (d *Daemon) Known(env string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, es := range d.status.Environments {
-		if es.Name == env {
-			return true
-		}
-	}
-	return false
-}
+func (d *Daemon) Known(env string) bool { return d.previous(env).Name != "" }
 
 // Revisions is a source that reads earlier revisions (the Git source).
 type Revisions interface {
@@ -334,25 +351,10 @@ func (d *Daemon) endPin(h history.Hold, head string, log *slog.Logger) {
 // short (interrupted by shutdown, or failed as a whole: a lock lost), and
 // tells its notifiers it failed.
 func (d *Daemon) recordCut(t trigger, snap *source.Snapshot, start time.Time, out *reconcile.Result, result string, cause error, auditors map[string][]notify.Notifier) {
-	if out == nil || out.Apply == nil {
+	if out == nil {
 		return
 	}
-	steps := map[string][]history.Step{}
-	var envs []string
-	for _, o := range out.Apply.Outcomes {
-		if !o.Step.Action.Mutates() {
-			continue
-		}
-		hs := history.Step{Action: string(o.Step.Action), Service: o.Step.Service, Instance: o.Step.Instance,
-			Ship: o.Step.Ship, Cause: causeText(o.Step), Result: outcomeResult(o), Duration: o.Duration}
-		if o.Err != nil {
-			hs.Error = o.Err.Error()
-		}
-		if _, ok := steps[o.Step.Env]; !ok {
-			envs = append(envs, o.Step.Env)
-		}
-		steps[o.Step.Env] = append(steps[o.Step.Env], hs)
-	}
+	steps, envs := runSteps(out.Apply)
 	for _, env := range envs {
 		var id uint64
 		if d.cfg.History != nil {
@@ -363,13 +365,7 @@ func (d *Daemon) recordCut(t trigger, snap *source.Snapshot, start time.Time, ou
 			}
 			id = run.ID
 		}
-		var targets []string
-		for _, st := range steps[env] {
-			if st.Instance != "" && !slices.Contains(targets, st.Instance) {
-				targets = append(targets, st.Instance)
-			}
-		}
 		d.notifyOutcome(EnvStatus{Name: env, State: "failed", DesiredRevision: snap.Revision, Errors: []string{result + ": " + cause.Error()}},
-			EnvStatus{}, id, targets, snap, t, auditors)
+			EnvStatus{}, id, targetsOf(steps[env]), snap, t, auditors)
 	}
 }

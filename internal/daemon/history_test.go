@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -20,20 +19,11 @@ import (
 // are not; a stalled environment still shows what runs; the API serves
 // the history.
 func TestHistoryRecordsRuns(t *testing.T) {
-	store, err := history.Open(t.TempDir(), history.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t)
 	src := &fakeSource{}
 	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
 	tgt := newFakeTarget()
-	d := New(Config{Source: src, Target: tgt, Poll: 20 * time.Millisecond, Resync: time.Hour, BackoffMin: 10 * time.Millisecond,
-		BackoffMax: 40 * time.Millisecond, History: store})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	d, _, _ := startTestDaemon(t, Config{Source: src, Target: tgt, History: store})
 
 	eventually(t, "rev1 applied", func() bool { return envState(d, "a").AppliedRevision == "rev1" })
 	src.set("rev2", map[string]string{"a/manifest.yml": manifestText("a", "2")})
@@ -52,6 +42,7 @@ func TestHistoryRecordsRuns(t *testing.T) {
 
 	// The run is recorded once its status is.
 	var runs []history.Run
+	var err error
 	eventually(t, "the fourth run recorded", func() bool {
 		runs, err = store.List(history.Query{Env: "a"})
 		return err == nil && len(runs) >= 4 && envState(d, "a").LastRunID == runs[0].ID
@@ -106,21 +97,11 @@ func TestHistoryRecordsRuns(t *testing.T) {
 // only); its new revision waits as pending while another environment
 // goes on; the pause is in the store; resume deploys what waited.
 func TestPauseAndResume(t *testing.T) {
-	dir := t.TempDir()
-	store, err := history.Open(dir, history.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t)
 	src := &fakeSource{}
 	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1"), "b/manifest.yml": manifestText("b", "1")})
 	tgt := newFakeTarget()
-	d := New(Config{Source: src, Target: tgt, Poll: 20 * time.Millisecond, Resync: time.Hour, BackoffMin: 10 * time.Millisecond,
-		BackoffMax: 40 * time.Millisecond, History: store})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = d.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	d, _, _ := startTestDaemon(t, Config{Source: src, Target: tgt, History: store})
 	eventually(t, "rev1 applied", func() bool {
 		return envState(d, "a").AppliedRevision == "rev1" && envState(d, "b").AppliedRevision == "rev1"
 	})
@@ -128,16 +109,8 @@ func TestPauseAndResume(t *testing.T) {
 	srv := httptest.NewServer(d.Handler(HTTPConfig{APIToken: []byte("tok")}))
 	defer srv.Close()
 	post := func(path, token string) int {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := postTo(t, srv.URL+path, nil, map[string]string{"Authorization": "Bearer " + token})
+		return code
 	}
 	for path, want := range map[string]int{
 		"/api/v1/environments/a/pause":    http.StatusUnauthorized,
@@ -178,4 +151,16 @@ func TestPauseAndResume(t *testing.T) {
 	if holds, _ := store.Holds(); len(holds) != 0 {
 		t.Errorf("holds after resume: %+v", holds)
 	}
+}
+
+// openStore opens a history store closed at the end of the test, after
+// the daemons of the test stopped.
+func openStore(t *testing.T) *history.Store {
+	t.Helper()
+	store, err := history.Open(t.TempDir(), history.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
 }

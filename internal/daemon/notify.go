@@ -48,9 +48,7 @@ func (d *Daemon) notifyStarted(p *plan.Plan, snap *source.Snapshot, t trigger, a
 	}
 	targets := map[string][]string{}
 	for _, st := range p.Mutating() {
-		if st.Instance != "" && !slices.Contains(targets[st.Env], st.Instance) && st.Action != plan.Bake {
-			targets[st.Env] = append(targets[st.Env], st.Instance)
-		}
+		targets[st.Env] = addTarget(targets[st.Env], st.Action, st.Instance)
 	}
 	for env, names := range targets {
 		if prev := d.previous(env); (prev.State == "failed" || prev.State == "stalled") && prev.DesiredRevision == d.revisionOf(p, env, snap) {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/maestro-sync/maestro-sync/internal/history"
 	"github.com/maestro-sync/maestro-sync/internal/notify"
 )
 
@@ -49,24 +48,18 @@ services:
       a-1: {ship: s1}
 `
 	}
-	store, err := history.Open(t.TempDir(), history.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openStore(t)
 	src := &fakeSource{}
 	src.set("1111111111111111111111111111111111111111", map[string]string{"a/manifest.yml": text("1")})
 	tgt := newFakeTarget()
 	dispatch := notify.NewDispatcher(notify.Options{Backoff: 10 * time.Millisecond})
-	d := New(Config{Source: src, Target: tgt, Poll: 20 * time.Millisecond, Resync: time.Hour, BackoffMin: 10 * time.Millisecond,
-		BackoffMax: 40 * time.Millisecond, History: store, Notify: dispatch, Audit: notify.AuditOptions{SlackAPI: slackSrv.URL},
-		Notifiers: []notify.Notifier{&notify.CommitStatus{Forge: notify.GitHub, API: githubSrv.URL, Repo: "ops/deploy", Token: "gh-tok"}},
-		PublicURL: "https://deploy.example.com/"})
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() { dispatch.Run(ctx) })
-	wg.Go(func() { _ = d.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
+	t.Cleanup(func() { cancel(); wg.Wait() }) // after the daemon stopped
+	startTestDaemon(t, Config{Source: src, Target: tgt, History: store, Notify: dispatch, Audit: notify.AuditOptions{SlackAPI: slackSrv.URL},
+		Notifiers: []notify.Notifier{&notify.CommitStatus{Forge: notify.GitHub, API: githubSrv.URL, Repo: "ops/deploy", Token: "gh-tok"}},
+		PublicURL: "https://deploy.example.com/"})
 
 	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return len(slack), len(github) }
 	eventually(t, "the first deploy told", func() bool { s, g := count(); return s == 2 && g == 2 })

@@ -273,10 +273,11 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 	}
 	failed := 0
 	out := slices.Clone(invalid)
+	before := d.envStates()
 	for _, env := range envs {
 		d.metrics.stalled.WithLabelValues(env.Name).Set(0)
 		rev := cmp.Or(env.Revision, snap.Revision) // a pinned environment's own
-		es := EnvStatus{Name: env.Name, File: env.File, DesiredRevision: rev, LastRun: time.Now(), State: "synced", LastRunID: d.previous(env.Name).LastRunID}
+		es := EnvStatus{Name: env.Name, File: env.File, DesiredRevision: rev, LastRun: time.Now(), State: "synced", LastRunID: before[env.Name].LastRunID}
 		es.Errors = append(failedSteps[env.Name], unknown[env.Name]...)
 		if note, ok := held[env.Name]; ok {
 			es.State, es.Note = plan.RolledBack, note
