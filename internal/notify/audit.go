@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -156,22 +155,16 @@ func (s *slackAuditor) Notify(ctx context.Context, ev Event) error {
 // slackAPI posts to Slack's Web API, which answers 200 with ok: false on
 // errors.
 func slackAPI(ctx context.Context, url string, data []byte, header http.Header) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+	body, err := exchange(ctx, http.MethodPost, url, bytes.NewReader(data), header)
 	if err != nil {
-		return &Permanent{err}
+		return fmt.Errorf("slack: %w", err)
 	}
-	req.Header = header
-	resp, err := client.Do(req)
-	if err != nil {
-		return withoutURL(err)
-	}
-	defer resp.Body.Close()
 	var answer struct {
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&answer); err != nil || resp.StatusCode >= 300 {
-		return fmt.Errorf("slack: %s", resp.Status)
+	if err := json.Unmarshal(body, &answer); err != nil {
+		return fmt.Errorf("slack: %w", err)
 	}
 	if !answer.OK {
 		if answer.Error == "ratelimited" {

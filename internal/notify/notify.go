@@ -259,24 +259,31 @@ func withoutURL(err error) error {
 // send makes an HTTP request and classifies its answer: 2xx is success,
 // 4xx (but 408 and 429) permanent, the rest retried.
 func send(ctx context.Context, method, url string, body io.Reader, header http.Header) error {
+	_, err := exchange(ctx, method, url, body, header)
+	return err
+}
+
+// exchange is send that also returns the answer's body (at most 64 KiB).
+func exchange(ctx context.Context, method, url string, body io.Reader, header http.Header) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, body)
 	if err != nil {
-		return &Permanent{err}
+		return nil, &Permanent{err}
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return withoutURL(err)
+		return nil, withoutURL(err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := strings.TrimSpace(string(answer[:min(len(answer), 512)]))
 	switch {
 	case resp.StatusCode < 300:
-		return nil
+		return answer, nil
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
-		return &Permanent{fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))}
+		return nil, &Permanent{fmt.Errorf("%s: %s", resp.Status, msg)}
 	}
-	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	return nil, fmt.Errorf("%s: %s", resp.Status, msg)
 }
