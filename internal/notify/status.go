@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
 // Forge is a Git host whose commit status API CommitStatus calls.
@@ -51,7 +53,7 @@ func (c *CommitStatus) Name() string { return string(c.Forge) + " commit status 
 
 // Notify sets the commit's status for the event's environment.
 func (c *CommitStatus) Notify(ctx context.Context, ev Event) error {
-	if ev.Revision == "" || strings.Contains(ev.Revision, ":") {
+	if !source.IsCommit(ev.Revision) {
 		return nil // not a commit (a directory's digest)
 	}
 	api := strings.TrimRight(cmpOr(c.API, c.Forge.DefaultAPI()), "/")

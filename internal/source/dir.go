@@ -75,7 +75,7 @@ func (d *DirSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dir %s: %w", d.path, err)
 	}
-	return &Snapshot{Revision: "dir:" + sum, Files: files}, nil
+	return &Snapshot{Revision: dirRevision + sum, Files: files}, nil
 }
 
 // digest hashes the files in lexical order of their paths: for each file its
@@ -242,4 +242,13 @@ func (d *DirSource) addTree(w *fsnotify.Watcher, dir string) error {
 		}
 		return nil
 	})
+}
+
+// dirRevision starts the revision of a directory's snapshot.
+const dirRevision = "dir:"
+
+// IsCommit reports whether a snapshot's revision is a Git commit (not a
+// directory's digest, nor empty).
+func IsCommit(revision string) bool {
+	return revision != "" && !strings.HasPrefix(revision, dirRevision)
 }

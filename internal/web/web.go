@@ -377,5 +377,5 @@ var funcs = template.FuncMap{
 	},
 	"path": url.PathEscape,
 	// commit tells a Git commit from a directory's digest.
-	"commit": func(rev string) bool { return rev != "" && !strings.Contains(rev, ":") },
+	"commit": source.IsCommit,
 }
