@@ -81,7 +81,7 @@ func New(d Daemon, opts Options) (http.Handler, error) {
 	}
 	s := &server{d: d, opts: opts, tmpl: map[string]*template.Template{}, logins: rate.NewLimiter(1, 5)}
 	for _, page := range []string{"index", "env", "run", "login"} {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/"+page+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html", "templates/runs.html", "templates/"+page+".html")
 		if err != nil {
 			return nil, fmt.Errorf("web: %s: %w", page, err)
 		}
@@ -257,23 +257,31 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, name, title stri
 	}
 }
 
-// runs returns the newest runs, of one environment or all.
-func (s *server) runs(env string, limit int) []history.Run {
-	if s.opts.History == nil {
-		return nil
+// runList is what the runs template shows.
+type runList struct {
+	Runs []history.Run
+	// History tells whether the daemon keeps one; ShowEnv names each
+	// run's environment (all of them are listed); Operator offers
+	// rollbacks (on an environment's page).
+	History, ShowEnv, Operator bool
+}
+
+// runList returns the newest runs, of one environment or (env "") all.
+func (s *server) runList(r *http.Request, env string, limit int) runList {
+	l := runList{History: s.opts.History != nil, ShowEnv: env == "", Operator: env != "" && s.canOperate(r)}
+	if !l.History {
+		return l
 	}
 	runs, err := s.opts.History.List(history.Query{Env: env, Limit: limit})
 	if err != nil {
 		s.opts.Logger.Error("dashboard", "err", err.Error())
 	}
-	return runs
+	l.Runs = runs
+	return l
 }
 
 func (s *server) index(w http.ResponseWriter, r *http.Request) {
-	s.render(w, r, "index", "maestro-sync", struct {
-		Runs    []history.Run
-		History bool
-	}{s.runs("", 15), s.opts.History != nil})
+	s.render(w, r, "index", "maestro-sync", s.runList(r, "", 15))
 }
 
 func (s *server) env(w http.ResponseWriter, r *http.Request) {
@@ -281,11 +289,9 @@ func (s *server) env(w http.ResponseWriter, r *http.Request) {
 	for _, es := range s.d.Status().Environments {
 		if es.Name == name {
 			s.render(w, r, "env", name+" · maestro-sync", struct {
-				Env      daemon.EnvStatus
-				Runs     []history.Run
-				History  bool
-				Operator bool
-			}{es, s.runs(name, 30), s.opts.History != nil, s.canOperate(r)})
+				Env daemon.EnvStatus
+				runList
+			}{es, s.runList(r, name, 30)})
 			return
 		}
 	}
