@@ -246,35 +246,30 @@ busybox_rootfs() {
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 }
 
-# caddy_binary prints the path of a static Caddy $CADDY_VERSION, built once
-# from the Go module proxy.
-caddy_binary() {
-	local bin=$CACHE/caddy/caddy-$CADDY_VERSION go
+# go_binary NAME PACKAGE VERSION WHAT MINUTES prints the path of a static
+# binary NAME of the Go PACKAGE at VERSION, built once from the Go module
+# proxy into $CACHE/NAME (WHAT and MINUTES describe the build).
+go_binary() {
+	local name=$1 pkg=$2 version=$3 what=$4 minutes=$5
+	local bin=$CACHE/$name/$name-$version go
 	if [ ! -x "$bin" ]; then
 		go=$(command -v go || echo /usr/local/go/bin/go)
-		say "building caddy $CADDY_VERSION from the Go module proxy (once, about 4 minutes)"
-		mkdir -p "$CACHE/caddy"
-		CGO_ENABLED=0 GOBIN="$CACHE/caddy/build" "$go" install -trimpath -ldflags '-s -w' \
-			"github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION" >&2
-		mv "$CACHE/caddy/build/caddy" "$bin"
-		rmdir "$CACHE/caddy/build" 2>/dev/null || true
+		say "building $what $version from the Go module proxy (once, about $minutes minutes)"
+		mkdir -p "$CACHE/$name"
+		CGO_ENABLED=0 GOBIN="$CACHE/$name/build" "$go" install -trimpath -ldflags '-s -w' "$pkg@$version" >&2
+		mv "$CACHE/$name/build/$name" "$bin"
+		rmdir "$CACHE/$name/build" 2>/dev/null || true
 	fi
 	echo "$bin"
 }
 
+# caddy_binary prints the path of a static Caddy $CADDY_VERSION.
+caddy_binary() { go_binary caddy github.com/caddyserver/caddy/v2/cmd/caddy "$CADDY_VERSION" caddy 4; }
+
 # registry_binary builds the CNCF Distribution registry $REGISTRY_VERSION
-# once from the Go module proxy (test/dockertest.StartRegistry runs it).
+# (test/dockertest.StartRegistry runs it).
 registry_binary() {
-	local bin=$CACHE/registry/registry-$REGISTRY_VERSION go
-	if [ ! -x "$bin" ]; then
-		go=$(command -v go || echo /usr/local/go/bin/go)
-		say "building the CNCF Distribution registry $REGISTRY_VERSION from the Go module proxy (once, about 3 minutes)"
-		mkdir -p "$CACHE/registry"
-		CGO_ENABLED=0 GOBIN="$CACHE/registry/build" "$go" install -trimpath -ldflags '-s -w' \
-			"github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" >&2
-		mv "$CACHE/registry/build/registry" "$bin"
-		rmdir "$CACHE/registry/build" 2>/dev/null || true
-	fi
+	go_binary registry github.com/distribution/distribution/v3/cmd/registry "$REGISTRY_VERSION" "the CNCF Distribution registry" 3 >/dev/null
 }
 
 # build_proxy_image imports PROXY_REPO: Caddy with busybox, as the official
