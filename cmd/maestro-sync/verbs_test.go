@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -606,7 +605,7 @@ func TestVerbsLogs(t *testing.T) {
 	cmd := exec.Command(exe, "logs", "-F", "cache-1")
 	cmd.Dir = f.dir
 	cmd.Env = append(os.Environ(), verbCLIEnv+"=1")
-	var out lockedBuffer
+	var out dockertest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -628,23 +627,6 @@ func TestVerbsLogs(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatalf("logs -F did not end on SIGINT:\n%s", out.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -33,7 +33,7 @@ type Registry struct {
 	Password string
 
 	config string // a docker CLI configuration directory logged in to it
-	log    *syncBuffer
+	log    *SyncBuffer
 }
 
 // RegistryBinary returns the path of the registry built by
@@ -96,7 +96,7 @@ auth:
 	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := &Registry{Host: host, User: user, Password: password, config: filepath.Join(dir, "docker"), log: &syncBuffer{}}
+	r := &Registry{Host: host, User: user, Password: password, config: filepath.Join(dir, "docker"), log: &SyncBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "serve", filepath.Join(dir, "config.yml"))
 	cmd.Stdout, cmd.Stderr = r.log, r.log
@@ -159,19 +159,20 @@ func (r *Registry) Authorized(user string) int {
 // Log returns what the registry logged.
 func (r *Registry) Log() string { return r.log.String() }
 
-// syncBuffer is a bytes.Buffer written by a process and read by a test.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that a process writes while a test reads
+// it.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

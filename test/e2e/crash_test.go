@@ -84,7 +84,7 @@ func TestKillDuringReplacement(t *testing.T) {
 			}
 			writeManifest(t, dir, ship, "2", tc.newPort, 60)
 			cmd := exec.Command(bin, "apply", dir)
-			var out syncBuffer // written by the process, read while it runs
+			var out dockertest.SyncBuffer // written by the process, read while it runs
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

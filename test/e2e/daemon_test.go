@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,27 +28,10 @@ type daemonProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string // http://127.0.0.1:PORT
-	log  *syncBuffer
+	log  *dockertest.SyncBuffer
 	done chan struct{}
 	// token is the file holding the API token.
 	token string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freePort(t *testing.T) int {
@@ -77,7 +58,7 @@ func startDaemon(t *testing.T, cacheDir string, args ...string) *daemonProc {
 	if !slices.Contains(args, "--data-dir") {
 		all = append(all, "--data-dir", filepath.Join(dir, "data"))
 	}
-	d := &daemonProc{t: t, cmd: exec.Command(binary(t), all...), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &syncBuffer{}, done: make(chan struct{}), token: token}
+	d := &daemonProc{t: t, cmd: exec.Command(binary(t), all...), base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &dockertest.SyncBuffer{}, done: make(chan struct{}), token: token}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

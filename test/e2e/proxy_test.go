@@ -151,7 +151,7 @@ func TestKillDuringProxiedSwap(t *testing.T) {
 			// A short lock TTL: the next apply takes over the locks of the
 			// killed one after 5 s.
 			cmd := exec.Command(bin, "apply", "--lock-ttl", "5s", dir)
-			var out syncBuffer
+			var out dockertest.SyncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

@@ -187,7 +187,7 @@ func TestOpsLogsFollowAcrossRestarts(t *testing.T) {
 	db := ref(env, "db-1")
 	runOwned(t, ships[0], env, "db-1", "sh", "-c", `trap "exit 0" TERM; echo started; sleep 3600 & wait`)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out dockertest.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		// No polling: only Docker's start event can wake the follower.
@@ -357,23 +357,6 @@ func TestStartSteps(t *testing.T) {
 	if got := docker.StartSteps(p, state, true); got.Steps[1].After != nil {
 		t.Errorf("ignoreDeps kept %v", got.Steps[1].After)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
