@@ -78,7 +78,7 @@ func (c Context) files() ([]file, error) {
 	if !fs.ValidPath(dir) {
 		return nil, fmt.Errorf("build context %q is outside the repository", c.Dir)
 	}
-	if df := path.Join(dir, c.dockerfile()); !fs.ValidPath(df) || !strings.HasPrefix(df+"/", strings.TrimPrefix(dir+"/", "./")) && dir != "." {
+	if df := path.Clean(c.dockerfile()); df == ".." || strings.HasPrefix(df, "../") || path.IsAbs(df) {
 		return nil, fmt.Errorf("dockerfile %q is outside the build context %s", c.dockerfile(), c.Dir)
 	}
 	if _, err := fs.Stat(c.FS, path.Join(dir, c.dockerfile())); err != nil {
