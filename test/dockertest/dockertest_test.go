@@ -180,7 +180,7 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("a wrong password: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if r.AuthFailures() != before+1 {
+	if !r.Eventually(func() bool { return r.AuthFailures() == before+1 }) {
 		t.Errorf("auth failures %d, want %d\n%s", r.AuthFailures(), before+1, r.Log())
 	}
 }

@@ -136,13 +136,32 @@ auth:
 func (r *Registry) Push(t testing.TB, image, name, tag string) string {
 	t.Helper()
 	ref := r.Host + "/" + name + ":" + tag
+	before := r.pushes(name, tag)
 	for _, args := range [][]string{{"tag", image, ref}, {"push", "--quiet", ref}, {"rmi", ref}} {
 		cmd := exec.Command("docker", append([]string{"--config", r.config, "--host", DefaultHost}, args...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	// The log trails the answers: wait for the push's last line, so that
+	// what a test counts next is its own.
+	if !r.Eventually(func() bool { return r.pushes(name, tag) > before }) {
+		t.Fatalf("the registry did not log the push of %s", ref)
+	}
 	return ref
+}
+
+// pushes counts the completed uploads of the manifest name:tag.
+func (r *Registry) pushes(name, tag string) int {
+	put := "http.request.method=PUT http.request.remoteaddr="
+	uri := "http.request.uri=/v2/" + name + "/manifests/" + tag + " "
+	n := 0
+	for _, l := range strings.Split(r.log.String(), "\n") {
+		if strings.Contains(l, `msg="response completed"`) && strings.Contains(l, put) && strings.Contains(l, uri) {
+			n++
+		}
+	}
+	return n
 }
 
 // AuthFailures counts the requests the registry refused for wrong
@@ -154,6 +173,18 @@ func (r *Registry) AuthFailures() int {
 // Authorized counts the requests the registry served to user.
 func (r *Registry) Authorized(user string) int {
 	return strings.Count(r.log.String(), `msg="authorized request" auth.user.name=`+user+" ")
+}
+
+// Eventually waits, up to 10 seconds, until cond holds, and reports
+// whether it did: the registry's log, which AuthFailures and Authorized
+// count, trails its answers.
+func (r *Registry) Eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
 }
 
 // Log returns what the registry logged.
