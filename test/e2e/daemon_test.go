@@ -486,16 +486,7 @@ func TestDaemonHistorySurvivesRestarts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runsOf := func(d *daemonProc) []histRun {
-		var body struct{ Runs []histRun }
-		resp, err := http.Get(d.base + "/api/v1/history?env=hist")
-		if err != nil {
-			return nil
-		}
-		defer resp.Body.Close()
-		json.NewDecoder(resp.Body).Decode(&body)
-		return body.Runs
-	}
+	runsOf := func(d *daemonProc) []histRun { return d.history("hist") }
 	write("1")
 	d := startDaemon(t, cache, "--dir", dir, "--poll", "1h", "--data-dir", data)
 	waitFor(t, "v1 deployed", 60*time.Second, func() bool { return envVersion(t, ship, "hist-app") == "1" })
@@ -539,6 +530,28 @@ type histRun struct {
 	Trigger string
 	Result  string
 	Steps   []struct{ Action, Instance, Result string }
+}
+
+// history returns the runs the daemon's API lists for env, newest first
+// (none when the API does not answer).
+func (d *daemonProc) history(env string) []histRun {
+	var body struct{ Runs []histRun }
+	resp, err := http.Get(d.base + "/api/v1/history?env=" + env)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&body)
+	return body.Runs
+}
+
+// triggers lists runs as "trigger:result", newest first.
+func triggers(runs []histRun) string {
+	var out []string
+	for _, r := range runs {
+		out = append(out, r.Trigger+":"+r.Result)
+	}
+	return strings.Join(out, " ")
 }
 
 // TestDaemonPauseAndResume: a paused environment is observed but not
@@ -615,21 +628,12 @@ func TestDaemonPauseAndResume(t *testing.T) {
 	}
 	waitFor(t, "v2 deployed after resume", 60*time.Second, func() bool { return envVersion(t, ship, "paused-app") == "2" })
 	waitFor(t, "synced", 30*time.Second, func() bool { st, _, _ := state(d); return st == "synced" })
-	var body struct{ Runs []histRun }
+	var runs []histRun
 	waitFor(t, "the resume run recorded", 30*time.Second, func() bool {
-		resp, err := http.Get(d.base + "/api/v1/history?env=paused")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		json.NewDecoder(resp.Body).Decode(&body)
-		return len(body.Runs) > 0 && body.Runs[0].Trigger == "resume"
+		runs = d.history("paused")
+		return len(runs) > 0 && runs[0].Trigger == "resume"
 	})
-	var triggers []string
-	for _, r := range body.Runs {
-		triggers = append(triggers, r.Trigger+":"+r.Result)
-	}
-	if got := strings.Join(triggers, " "); !strings.HasPrefix(got, "resume:success ") || !strings.Contains(got, "pause:paused") || strings.Contains(got, "start:paused") {
+	if got := triggers(runs); !strings.HasPrefix(got, "resume:success ") || !strings.Contains(got, "pause:paused") || strings.Contains(got, "start:paused") {
 		t.Errorf("history: %s", got)
 	}
 }
@@ -700,18 +704,13 @@ func TestDaemonRollbackToARevision(t *testing.T) {
 	}
 	waitFor(t, "resume follows the branch again", 60*time.Second, func() bool { return envVersion(t, ship, "pin-app") == "3" })
 
-	var body struct{ Runs []histRun }
-	resp, err := http.Get(d.base + "/api/v1/history?env=pin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.NewDecoder(resp.Body).Decode(&body)
-	resp.Body.Close()
-	var triggers []string
-	for _, r := range body.Runs {
-		triggers = append(triggers, r.Trigger+":"+r.Result)
-	}
-	if got := strings.Join(triggers, " "); !strings.Contains(got, "rollback:success") || !strings.HasPrefix(got, "resume:success") {
+	// The container runs v3 before the run that started it is recorded.
+	var runs []histRun
+	waitFor(t, "the resume run recorded", 30*time.Second, func() bool {
+		runs = d.history("pin")
+		return len(runs) > 0 && runs[0].Trigger == "resume"
+	})
+	if got := triggers(runs); !strings.Contains(got, "rollback:success") || !strings.HasPrefix(got, "resume:success") {
 		t.Errorf("history: %s", got)
 	}
 }
