@@ -1,33 +1,31 @@
-// Package build builds images from a repository's own files: the digest
-// of a build context (its files after .dockerignore, the Dockerfile, the
-// build arguments and the target), the context as a tar stream read from
-// a snapshot (never from a working tree that may change under it), and
-// the build and the push through the Docker Engine API.
+// Package build describes images built from a repository's own files:
+// the digest of a build context (its files after .dockerignore, the
+// Dockerfile, the build arguments and the target), an index of its files
+// to tell how many changed, and the context as the tar stream the Docker
+// Engine API builds from, read from a snapshot and checked against the
+// digest as it is written (a working tree that changed under it fails the
+// build instead of giving an image another content's tag).
 //
 // The digest names what a build produces: the same context builds once,
-// and a commit that does not touch it builds nothing.
+// and a commit that does not touch it builds nothing. The package does no
+// network I/O: the Docker driver builds and pushes.
 package build
 
 import (
 	"archive/tar"
-	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
-	"github.com/docker/docker/api/types/build"
-	"github.com/docker/docker/api/types/image"
-	"github.com/docker/docker/api/types/registry"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/jsonmessage"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 )
@@ -141,12 +139,75 @@ func (c Context) files() ([]file, error) {
 	return out, nil
 }
 
+// Index maps each file of a context (slash-separated, relative to the
+// context directory) to a short digest of its mode and content. Two
+// indexes tell how many files a change touched.
+type Index map[string]string
+
+// Changed counts the files added, removed or changed from old to cur.
+func Changed(old, cur Index) int {
+	n := 0
+	for name, sum := range cur {
+		if old[name] != sum {
+			n++
+		}
+	}
+	for name := range old {
+		if _, ok := cur[name]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// Sum is what a context digests to.
+type Sum struct {
+	// Digest is "sha256:HEX" over the files, the Dockerfile's name, the
+	// arguments and the target.
+	Digest string
+	// Files indexes the context's files.
+	Files Index
+}
+
 // Digest returns the digest of what c builds: "sha256:HEX".
 func (c Context) Digest() (string, error) {
+	s, err := c.Sum()
+	return s.Digest, err
+}
+
+// Sum digests c and indexes its files.
+func (c Context) Sum() (Sum, error) {
 	files, err := c.files()
 	if err != nil {
-		return "", err
+		return Sum{}, err
 	}
+	d := c.newDigester()
+	idx := make(Index, len(files))
+	for _, f := range files {
+		if f.mode.IsDir() {
+			d.dir(f)
+			continue
+		}
+		r, err := c.FS.Open(path.Join(path.Clean(c.Dir), f.name))
+		if err != nil {
+			return Sum{}, err
+		}
+		sum, err := d.file(f, r)
+		r.Close()
+		if err != nil {
+			return Sum{}, fmt.Errorf("%s: %w", f.name, err)
+		}
+		idx[f.name] = sum
+	}
+	return Sum{Digest: d.sum(), Files: idx}, nil
+}
+
+// digester computes a context's digest file by file.
+type digester struct {
+	h hash.Hash
+}
+
+func (c Context) newDigester() *digester {
 	h := sha256.New()
 	fmt.Fprintf(h, "maestro-sync build context v1\x00dockerfile %s\x00target %s\x00", c.dockerfile(), c.Target)
 	keys := make([]string, 0, len(c.Args))
@@ -157,25 +218,30 @@ func (c Context) Digest() (string, error) {
 	for _, k := range keys {
 		fmt.Fprintf(h, "arg %d:%s=%d:%s\x00", len(k), k, len(c.Args[k]), c.Args[k])
 	}
-	dir := path.Clean(c.Dir)
-	for _, f := range files {
-		if f.mode.IsDir() {
-			fmt.Fprintf(h, "dir %d:%s\x00", len(f.name), f.name)
-			continue
-		}
-		fmt.Fprintf(h, "file %d:%s %o %d\x00", len(f.name), f.name, f.mode.Perm()&0o111, f.size)
-		r, err := c.FS.Open(path.Join(dir, f.name))
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(h, r)
-		r.Close()
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", f.name, err)
-		}
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return &digester{h: h}
 }
+
+func (d *digester) dir(f file) { fmt.Fprintf(d.h, "dir %d:%s\x00", len(f.name), f.name) }
+
+// file adds a file's header and content (exactly f.size bytes from r) and
+// returns the file's own short digest, for the index.
+func (d *digester) file(f file, r io.Reader) (string, error) {
+	exec := f.mode.Perm() & 0o111
+	fmt.Fprintf(d.h, "file %d:%s %o %d\x00", len(f.name), f.name, exec, f.size)
+	own := sha256.New()
+	fmt.Fprintf(own, "%o\x00", exec)
+	n, err := io.Copy(io.MultiWriter(d.h, own), io.LimitReader(r, f.size+1))
+	if err == nil && n != f.size {
+		err = ErrMoved
+	}
+	return hex.EncodeToString(own.Sum(nil)[:8]), err
+}
+
+func (d *digester) sum() string { return "sha256:" + hex.EncodeToString(d.h.Sum(nil)) }
+
+// ErrMoved is the error of a context whose files changed while they were
+// read: what was built would not be what the digest names.
+var ErrMoved = errors.New("the build context changed while it was read")
 
 // Tag is the image tag of a context digest: "ctx-" and 16 hex digits.
 func Tag(digest string) string {
@@ -183,12 +249,16 @@ func Tag(digest string) string {
 }
 
 // WriteTar writes c's files as the tar stream the Engine API builds from.
-func (c Context) WriteTar(w io.Writer) error {
+// When want is not empty, the files must still digest to it: if they do
+// not, WriteTar fails with ErrMoved before it ends the stream, so that the
+// engine builds nothing from it.
+func (c Context) WriteTar(w io.Writer, want string) error {
 	files, err := c.files()
 	if err != nil {
 		return err
 	}
 	dir := path.Clean(c.Dir)
+	d := c.newDigester()
 	tw := tar.NewWriter(w)
 	for _, f := range files {
 		hdr := &tar.Header{Name: f.name, Mode: int64(f.mode.Perm()), Size: f.size, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
@@ -199,131 +269,108 @@ func (c Context) WriteTar(w io.Writer) error {
 			return err
 		}
 		if f.mode.IsDir() {
+			d.dir(f)
 			continue
 		}
 		r, err := c.FS.Open(path.Join(dir, f.name))
 		if err != nil {
 			return err
 		}
-		_, err = io.CopyN(tw, r, f.size)
+		_, err = d.file(f, io.TeeReader(io.LimitReader(r, f.size), tw))
 		r.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
+	if want != "" && d.sum() != want {
+		return ErrMoved
+	}
 	return tw.Close()
 }
 
-// Error is a failed build, with the last lines of its output.
+// Error is a failed build, with the last lines of its output. File and
+// Line locate it in the repository when the engine named a line of the
+// Dockerfile (or the step that failed).
 type Error struct {
-	Msg string
-	Log []string
+	File string
+	Line int
+	Msg  string
+	Log  []string
 }
 
 func (e *Error) Error() string {
-	if len(e.Log) == 0 {
-		return "build failed: " + e.Msg
+	msg := "build failed: " + e.Msg
+	if e.File != "" && e.Line > 0 {
+		msg = fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
 	}
-	return fmt.Sprintf("build failed: %s\n%s", e.Msg, strings.Join(e.Log, "\n"))
+	if len(e.Log) == 0 {
+		return msg
+	}
+	return msg + "\n" + strings.Join(e.Log, "\n")
 }
 
-// Build builds c on the engine as ref (repository:tag), streaming each
-// output line to progress, and returns the image ID. A failed build is an
-// *Error with the last LogLines lines.
-func Build(ctx context.Context, cli client.APIClient, c Context, ref string, progress func(string)) (string, error) {
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(c.WriteTar(pw)) }()
-	defer pr.Close()
-	args := make(map[string]*string, len(c.Args))
-	for k, v := range c.Args {
-		args[k] = &v
+// parseError is how the engine names a line of a Dockerfile it cannot
+// parse; stepLine how the classic builder announces each instruction.
+var (
+	parseError = regexp.MustCompile(`(?i)dockerfile parse error (?:on )?line (\d+)`)
+	stepLine   = regexp.MustCompile(`^Step (\d+)/\d+ : `)
+)
+
+// Locate sets e's File to the Dockerfile's path in the repository and its
+// Line to the line the engine's message names, or else to the line of
+// the instruction the build was running when it failed.
+func (c Context) Locate(e *Error) {
+	name := path.Join(path.Clean(c.Dir), c.dockerfile())
+	e.File = name
+	if m := parseError.FindStringSubmatch(e.Msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		return
 	}
-	resp, err := cli.ImageBuild(ctx, pr, build.ImageBuildOptions{
-		Tags: []string{ref}, Dockerfile: c.dockerfile(), BuildArgs: args, Target: c.Target,
-		Remove: true, ForceRemove: true, PullParent: false,
-	})
-	if err != nil {
-		return "", fmt.Errorf("build %s: %w", ref, err)
+	step := 0
+	for _, l := range e.Log {
+		if m := stepLine.FindStringSubmatch(l); m != nil {
+			step, _ = strconv.Atoi(m[1])
+		}
 	}
-	defer resp.Body.Close()
-	var tail []string
-	var id string
-	dec := json.NewDecoder(bufio.NewReader(io.LimitReader(resp.Body, 256<<20)))
-	for {
-		var m jsonmessage.JSONMessage
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return "", &Error{Msg: err.Error(), Log: tail}
-		}
-		if m.Aux != nil {
-			var aux struct{ ID string }
-			if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
-				id = aux.ID
-			}
-		}
-		for _, line := range strings.Split(strings.TrimRight(m.Stream, "\n"), "\n") {
-			if line = strings.TrimRight(line, "\r"); line == "" {
+	data, err := fs.ReadFile(c.FS, name)
+	if step == 0 || err != nil {
+		return
+	}
+	if lines := InstructionLines(data); step <= len(lines) {
+		e.Line = lines[step-1]
+	}
+}
+
+// escapeDirective is the parser directive that changes a Dockerfile's
+// line continuation character.
+var escapeDirective = regexp.MustCompile("^#\\s*escape\\s*=\\s*([\\\\`])\\s*$")
+
+// InstructionLines returns the line (from 1) where each instruction of a
+// Dockerfile starts, in order: blank and comment lines are not
+// instructions, and a line ending in the escape character continues the
+// instruction on the next line.
+func InstructionLines(dockerfile []byte) []int {
+	escape := `\`
+	var out []int
+	directives, continued := true, false
+	for i, line := range strings.Split(string(dockerfile), "\n") {
+		t := strings.TrimSpace(strings.TrimSuffix(line, "\r"))
+		if directives {
+			if m := escapeDirective.FindStringSubmatch(t); m != nil {
+				escape = m[1]
 				continue
 			}
-			tail = append(tail, line)
-			if len(tail) > LogLines {
-				tail = tail[1:]
-			}
-			if progress != nil {
-				progress(line)
+			if !strings.HasPrefix(t, "#") || t == "#" {
+				directives = false
 			}
 		}
-		if m.Error != nil {
-			return "", &Error{Msg: m.Error.Message, Log: tail}
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue // inside an instruction too, as Docker reads it
 		}
-	}
-	if id == "" {
-		inspect, err := cli.ImageInspect(ctx, ref)
-		if err != nil {
-			return "", &Error{Msg: "the engine gave no image: " + err.Error(), Log: tail}
+		if !continued {
+			out = append(out, i+1)
 		}
-		id = inspect.ID
+		continued = strings.HasSuffix(t, escape)
 	}
-	return id, nil
-}
-
-// Push pushes ref to its registry with the credentials (empty: none)
-// and returns the digest the registry gave the image.
-func Push(ctx context.Context, cli client.APIClient, ref string, auth registry.AuthConfig, progress func(string)) (string, error) {
-	encoded, err := registry.EncodeAuthConfig(auth)
-	if err != nil {
-		return "", err
-	}
-	rc, err := cli.ImagePush(ctx, ref, image.PushOptions{RegistryAuth: encoded})
-	if err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
-	}
-	defer rc.Close()
-	var digest string
-	dec := json.NewDecoder(io.LimitReader(rc, 64<<20))
-	for {
-		var m jsonmessage.JSONMessage
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return "", fmt.Errorf("push %s: %w", ref, err)
-		}
-		if m.Error != nil {
-			return "", fmt.Errorf("push %s: %s", ref, m.Error.Message)
-		}
-		if m.Aux != nil {
-			var aux struct{ Digest string }
-			if json.Unmarshal(*m.Aux, &aux) == nil && aux.Digest != "" {
-				digest = aux.Digest
-			}
-		}
-		if progress != nil && m.Status != "" {
-			progress(strings.TrimSpace(m.ID + " " + m.Status))
-		}
-	}
-	if digest == "" {
-		return "", fmt.Errorf("push %s: the registry gave no digest", ref)
-	}
-	return digest, nil
+	return out
 }

@@ -1,20 +1,13 @@
 package build
 
 import (
-	"context"
+	"bytes"
 	"errors"
-	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
-
-	"github.com/docker/docker/api/types/registry"
-	"github.com/docker/docker/client"
-
-	"github.com/maestro-sync/maestro-sync/test/dockertest"
 )
-
-func TestMain(m *testing.M) { dockertest.Main(m) }
 
 // repo is a repository with two build contexts and other files.
 func repo(hello, log, other string) fstest.MapFS {
@@ -77,67 +70,72 @@ func TestDigest(t *testing.T) {
 	}
 }
 
-// TestBuildAndPush builds a context read from a snapshot on a real
-// engine, runs it, pushes it to a real registry and pulls it by digest on
-// a ship; a broken Dockerfile fails with the build's last lines.
-func TestBuildAndPush(t *testing.T) {
-	// The builder is a ship (a dockerd with its own bridge); a second ship
-	// pulls what it pushed.
-	ships := dockertest.StartShips(t, 2)
-	builder, ship := ships[0], ships[1]
-	reg := dockertest.StartRegistry(t, "builder", "build-pw")
-	cli, err := client.NewClientWithOpts(client.WithHost(builder.Host), client.WithAPIVersionNegotiation())
+// TestIndex: Changed counts files added, removed and edited, and an
+// executable bit.
+func TestIndex(t *testing.T) {
+	sum := func(fsys fstest.MapFS) Sum {
+		t.Helper()
+		s, err := Context{FS: fsys, Dir: "app"}.Sum()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	old := repo("v1", "", "")
+	cur := repo("v2", "", "")
+	cur["app/new.txt"] = &fstest.MapFile{Data: []byte("new")}
+	delete(cur, "app/.dockerignore")
+	cur["app/bin/run.sh"] = &fstest.MapFile{Data: []byte("#!/bin/sh\n"), Mode: 0o644}
+	a, b := sum(old), sum(cur)
+	if n := Changed(a.Files, b.Files); n != 5 {
+		t.Errorf("changed files: %d, want 5 (hello.txt, new.txt, .dockerignore, debug.log no longer ignored, bin/run.sh)", n)
+	}
+	if n := Changed(a.Files, sum(repo("v1", "", "other")).Files); n != 0 {
+		t.Errorf("a file outside the context: %d changed", n)
+	}
+}
+
+// TestWriteTarChecksTheDigest: a context whose files changed since it was
+// digested is not streamed whole.
+func TestWriteTarChecksTheDigest(t *testing.T) {
+	fsys := repo("v1", "", "")
+	c := Context{FS: fsys, Dir: "app"}
+	want, err := c.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
-	ctx := context.Background()
-	c := Context{FS: repo("hello from the build\n", "x", ""), Dir: "app", Args: map[string]string{"GREETING": "bonjour"}}
-	digest, err := c.Digest()
-	if err != nil {
-		t.Fatal(err)
+	var buf bytes.Buffer
+	if err := c.WriteTar(&buf, want); err != nil || buf.Len() == 0 {
+		t.Fatalf("an unchanged context: %v, %d bytes", err, buf.Len())
 	}
-	ref := reg.Host + "/maestro-test/app:" + Tag(digest)
-	var lines []string
-	id, err := Build(ctx, cli, c, ref, func(l string) { lines = append(lines, l) })
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, strings.Join(lines, "\n"))
+	fsys["app/hello.txt"] = &fstest.MapFile{Data: []byte("v2")}
+	if err := c.WriteTar(&bytes.Buffer{}, want); !errors.Is(err, ErrMoved) {
+		t.Errorf("a changed context: %v", err)
 	}
+}
 
-	if !strings.HasPrefix(id, "sha256:") || len(lines) == 0 {
-		t.Errorf("image %q, %d lines of output", id, len(lines))
+// TestLocate: a build error names the Dockerfile's line the engine named,
+// or the line of the instruction that was running.
+func TestLocate(t *testing.T) {
+	df := "# escape=`\n\nFROM base\n# a comment\nRUN echo a `\n  # inside\n  && echo b\n\nCOPY x /x\nRUN exit 3\n"
+	if got := InstructionLines([]byte(df)); !slices.Equal(got, []int{3, 5, 9, 10}) {
+		t.Errorf("instruction lines %v", got)
 	}
-	out, err := exec.Command("docker", "--host", builder.Host, "run", "--rm", "--network", "none", ref, "sh", "-c", "cat /hello.txt /greeting; ls /").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "hello from the build\nbonjour\n") || strings.Contains(string(out), "debug.log") {
-		t.Errorf("the built image: %v\n%s", err, out)
-	}
-
-	pushed, err := Push(ctx, cli, ref, registry.AuthConfig{Username: "builder", Password: "build-pw", ServerAddress: reg.Host}, nil)
-	if err != nil || !strings.HasPrefix(pushed, "sha256:") {
-		t.Fatalf("push: %q %v\n%s", pushed, err, reg.Log())
-	}
-	if _, err := Push(ctx, cli, ref, registry.AuthConfig{Username: "builder", Password: "wrong", ServerAddress: reg.Host}, nil); err == nil {
-		t.Errorf("a push with a wrong password worked")
-	}
-	// The ship pulls it by digest, as every ship of a service would.
-	byDigest := reg.Host + "/maestro-test/app@" + pushed
-	cfg := t.TempDir()
-	login := exec.Command("docker", "--host", ship.Host, "--config", cfg, "login", "-u", "builder", "--password-stdin", reg.Host)
-	login.Stdin = strings.NewReader("build-pw")
-	if out, err := login.CombinedOutput(); err != nil {
-		t.Fatalf("login: %v\n%s", err, out)
-	}
-	if out, err := exec.Command("docker", "--host", ship.Host, "--config", cfg, "pull", byDigest).CombinedOutput(); err != nil {
-		t.Fatalf("pull %s on the ship: %v\n%s", byDigest, err, out)
-	}
-	if got := ship.Docker(t, "image", "inspect", "--format", "{{.Id}}", byDigest); strings.TrimSpace(got) != id {
-		t.Errorf("the ship pulled %s, built %s", got, id)
-	}
-
-	broken := Context{FS: fstest.MapFS{"Dockerfile": {Data: []byte("FROM maestro-test/busybox:1\nRUN echo step-one && exit 3\n")}}, Dir: "."}
-	_, err = Build(ctx, cli, broken, reg.Host+"/maestro-test/broken:x", nil)
-	var be *Error
-	if !errors.As(err, &be) || !strings.Contains(be.Msg, "returned a non-zero code: 3") || !strings.Contains(strings.Join(be.Log, "\n"), "step-one") {
-		t.Errorf("a broken build: %v", err)
+	c := Context{FS: fstest.MapFS{"app/Dockerfile": {Data: []byte(df)}}, Dir: "app"}
+	for _, tc := range []struct {
+		e    Error
+		line int
+	}{
+		{Error{Msg: "dockerfile parse error line 7: unknown instruction: RUNN"}, 7},
+		{Error{Msg: "The command '/bin/sh -c exit 3' returned a non-zero code: 3", Log: []string{"Step 1/4 : FROM base", "Step 4/4 : RUN exit 3", " ---> Running in 1"}}, 10},
+		{Error{Msg: "no such host"}, 0},
+	} {
+		c.Locate(&tc.e)
+		if tc.e.File != "app/Dockerfile" || tc.e.Line != tc.line {
+			t.Errorf("%s: located at %s:%d, want line %d", tc.e.Msg, tc.e.File, tc.e.Line, tc.line)
+		}
+		if tc.line > 0 && !strings.HasPrefix(tc.e.Error(), "app/Dockerfile:") {
+			t.Errorf("error %q", tc.e.Error())
+		}
 	}
 }

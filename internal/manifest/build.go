@@ -20,7 +20,7 @@ var (
 	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit", "proxy"}
 	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "docker_host", "ssh_key", "context", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
 	shipKeys      = append([]string{"ip", "endpoint"}, defaultedKeys...)
-	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy", "rollout"}
+	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy", "rollout", "build"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
 		"volumes_from", "links", "username", "privileged", "cap_add", "cap_drop", "extra_hosts", "net", "restart", "dns",
 		"stop_timeout", "limits", "log_driver", "log_opt", "lxc_conf", "workdir", "security_opt", "ulimits", "labels", "lifecycle", "proxy"}
@@ -302,12 +302,18 @@ func (b *builder) service(s entry) *serviceDraft {
 	}
 	svc := &Service{Name: s.Key, Requires: []string{}, WantsInfo: []string{}, Instances: []*Instance{}}
 	sd := &serviceDraft{svc: svc, f: sf, env: &envMap{}}
-	if e, ok := b.required(sf, "image", "image"); ok {
+	be, built := sf.get("build")
+	if built && !sf.has("image") {
+		// The image of a build without one stays on its builder.
+	} else if e, ok := b.required(sf, "image", "image"); ok {
 		if svc.Image, ok = b.scalar(e.V, sf.sub("image"), "an image name"); ok {
 			if err := checkImage(svc.Image); err != nil {
 				b.errorf(e.V, sf.sub("image"), "%v", err)
 			}
 		}
+	}
+	if built {
+		b.imageBuild(sd, be)
 	}
 	svc.Omit, _ = b.boolean(sf, "omit")
 	if v, ok := b.stringList(sf, "requires"); ok {
@@ -335,6 +341,7 @@ func (b *builder) service(s entry) *serviceDraft {
 			b.errorf(sf.byKey["proxy"].K, sf.sub("proxy"), "proxy applies to services on ships: a cluster service is reached through its Kubernetes Service")
 		}
 		b.workload(sd)
+		b.checkBuild(sd)
 		return sd
 	}
 	for _, key := range []string{"replicas", "mode"} {
@@ -360,6 +367,7 @@ func (b *builder) service(s entry) *serviceDraft {
 			svc.Instances = append(svc.Instances, id.in)
 		}
 	}
+	b.checkBuild(sd)
 	return sd
 }
 

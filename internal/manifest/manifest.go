@@ -202,6 +202,9 @@ type Service struct {
 	// Rollout, when set, replaces the instances in batches, each watched
 	// for a while before the next (a maestro-sync extension).
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Build, when set, builds the service's image from the repository
+	// (a maestro-sync extension); Image is then what it builds.
+	Build *Build `json:"build,omitempty"`
 }
 
 // Cluster is a Kubernetes cluster and the namespace maestro-sync deploys to.
