@@ -13,7 +13,10 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -373,4 +376,56 @@ func InstructionLines(dockerfile []byte) []int {
 		continued = strings.HasSuffix(t, escape)
 	}
 	return out
+}
+
+// MaxIndexLabel bounds an encoded index: a larger one is not kept (the
+// plan then cannot tell how many files changed, only that some did).
+const MaxIndexLabel = 256 << 10
+
+// Encode returns the index as a label value: its lines "DIGEST PATH"
+// sorted by path, gzipped and base64-encoded; "" when that is longer than
+// MaxIndexLabel.
+func (ix Index) Encode() string {
+	names := make([]string, 0, len(ix))
+	for n := range ix {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var buf bytes.Buffer
+	enc := base64.NewEncoder(base64.StdEncoding, &buf)
+	zw := gzip.NewWriter(enc)
+	for _, n := range names {
+		fmt.Fprintf(zw, "%s %s\n", ix[n], n)
+	}
+	zw.Close()
+	enc.Close()
+	if buf.Len() > MaxIndexLabel {
+		return ""
+	}
+	return buf.String()
+}
+
+// DecodeIndex reads what Encode wrote; the label of an image is
+// untrusted, so the text it inflates to is bounded.
+func DecodeIndex(s string) (Index, error) {
+	if len(s) > MaxIndexLabel {
+		return nil, errors.New("index too large")
+	}
+	zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, strings.NewReader(s)))
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(zr, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	ix := Index{}
+	for line := range strings.Lines(string(data)) {
+		sum, name, ok := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		if !ok || len(ix) >= MaxContextFiles {
+			return nil, errors.New("invalid index")
+		}
+		ix[name] = sum
+	}
+	return ix, nil
 }

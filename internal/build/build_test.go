@@ -139,3 +139,18 @@ func TestLocate(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexLabel: an index survives its label form.
+func TestIndexLabel(t *testing.T) {
+	s, err := Context{FS: repo("v1", "", ""), Dir: "app"}.Sum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeIndex(s.Files.Encode())
+	if err != nil || len(back) != len(s.Files) || Changed(back, s.Files) != 0 {
+		t.Errorf("decoded %v (%v), want %v", back, err, s.Files)
+	}
+	if _, err := DecodeIndex("not base64 gzip"); err == nil {
+		t.Errorf("garbage decoded")
+	}
+}

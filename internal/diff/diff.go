@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/maestro-sync/maestro-sync/internal/build"
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
@@ -204,6 +205,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 	}
 	wlSteps, wlUp, wlRemovals := computeWorkloads(env, state, opts)
 	changes = append(changes, wlSteps...)
+	changes = append(builds(env, state, changes), changes...)
 	// Ordering: an instance (or workload) comes up after the instances and
 	// workloads of every service it depends on.
 	for i := range changes {
@@ -643,3 +645,100 @@ func stage(env *manifest.Environment, changes []plan.Step) []plan.Step {
 	}
 	return changes
 }
+
+// builds plans the image builds that the steps need: one per image that a
+// created or replaced instance or workload runs and that is not yet where
+// its instances get it (its registry, or its builder for a local image).
+// Those steps then run after their build; the others run the image pinned
+// by its registry digest.
+func builds(env *manifest.Environment, state *live.State, steps []plan.Step) []plan.Step {
+	var out []plan.Step
+	at := map[string]int{} // image → index in out
+	for i := range steps {
+		st := &steps[i]
+		svc := env.Service(st.Service)
+		if st.Action != plan.Create && st.Action != plan.Replace || svc == nil || svc.Build == nil {
+			continue
+		}
+		ref, b := svc.Image, svc.Build
+		img := state.Image(ref)
+		if img != nil && img.Present && img.Err == nil {
+			if img.Digest != "" {
+				st.Image = ref + "@" + img.Digest
+			}
+			continue
+		}
+		j, ok := at[ref]
+		if !ok {
+			builder := env.Ships[b.Builder]
+			if builder == nil {
+				continue // validated: a cluster service names its builder
+			}
+			addr := builder.Address()
+			where := "kept on " + b.Builder
+			if b.Push {
+				where = "pushed to its registry"
+			}
+			causes := []string{"", fmt.Sprintf("context %s %s → %s, %s", b.Context, shortDigest(b.Digest), ref, where)}
+			if img != nil && img.Err != nil {
+				causes = append(causes, "could not tell whether it is built: "+img.Err.Error())
+			}
+			out = append(out, plan.Step{ID: stepID(env.Name, addr, "build "+ref), Action: plan.Build, Env: env.Name, Service: svc.Name,
+				Instance: svc.Name, Ship: b.Builder, Host: addr, Causes: causes,
+				Build: &plan.BuildInfo{Image: ref, Push: b.Push, Context: b.Context, Dockerfile: b.Dockerfile, Digest: b.Digest, Files: -1, Services: []string{svc.Name}}})
+			j = len(out) - 1
+			at[ref] = j
+		}
+		bs := &out[j]
+		if !slices.Contains(bs.Build.Services, svc.Name) {
+			bs.Build.Services = append(bs.Build.Services, svc.Name)
+			bs.Instance = strings.Join(bs.Build.Services, ", ")
+		}
+		if bs.Build.Files < 0 {
+			if old := state.Image(runningImage(state, st)); old != nil && old.Files != nil {
+				bs.Build.Files = build.Changed(old.Files, b.Files)
+			}
+		}
+		st.After = append(st.After, bs.ID)
+	}
+	for i := range out {
+		out[i].Causes[0] = buildCause(out[i].Build, steps)
+	}
+	return out
+}
+
+// buildCause says why an image is built: how many files of its context
+// changed since what its services run, as far as that is known.
+func buildCause(b *plan.BuildInfo, steps []plan.Step) string {
+	switch {
+	case b.Files == 1:
+		return "context changed: 1 file"
+	case b.Files >= 0:
+		return fmt.Sprintf("context changed: %d files", b.Files)
+	}
+	for _, st := range steps {
+		if st.Action == plan.Replace && slices.Contains(b.Services, st.Service) {
+			return "context changed"
+		}
+	}
+	return "not built yet"
+}
+
+// runningImage is the image reference (without a digest) of the container
+// a step replaces, or "".
+func runningImage(state *live.State, st *plan.Step) string {
+	h := state.Host(st.Host)
+	if st.Container == "" || h == nil {
+		return ""
+	}
+	for i := range h.Containers {
+		if c := &h.Containers[i]; c.ID == st.Container {
+			ref, _, _ := strings.Cut(c.Image, "@")
+			return ref
+		}
+	}
+	return ""
+}
+
+// shortDigest is a digest's algorithm and first 12 hex digits.
+func shortDigest(d string) string { return d[:min(len("sha256:")+12, len(d))] }

@@ -54,4 +54,13 @@ const (
 	Rollback = Prefix + "rollback"
 	// Inventory marks an environment's inventory ConfigMap on a cluster.
 	Inventory = Prefix + "inventory"
+
+	// Image, on a container, is the image it was created from, pinned:
+	// repository:tag@digest when pulled from a registry, else the image
+	// ID.
+	Image = Prefix + "image"
+	// ContextDigest and ContextIndex, on a built image, are its build
+	// context's digest and its file index (see build.Index.Encode).
+	ContextDigest = Prefix + "context-digest"
+	ContextIndex  = Prefix + "context-index"
 )

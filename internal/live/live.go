@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maestro-sync/maestro-sync/internal/build"
 	"github.com/maestro-sync/maestro-sync/internal/label"
 )
 
@@ -17,6 +18,31 @@ type State struct {
 	Hosts map[string]*Host
 	// Clusters are keyed by cluster address.
 	Clusters map[string]*Cluster
+	// Images are the images of built services, keyed by reference: the
+	// ones the manifests name (are they built yet?) and the ones their
+	// containers run now (what were they built from?).
+	Images map[string]*Image
+}
+
+// Image is an image a build makes or made.
+type Image struct {
+	// Present tells whether the image exists where its instances get it:
+	// in its registry when it is pushed, else on its builder.
+	Present bool
+	// Digest is the registry's digest of a pushed image.
+	Digest string
+	// Files indexes the context it was built from (nil: unknown).
+	Files build.Index
+	// Err is set when the registry or builder could not be asked.
+	Err error
+}
+
+// Image returns the observed image with the reference, or nil.
+func (s *State) Image(ref string) *Image {
+	if s == nil {
+		return nil
+	}
+	return s.Images[ref]
 }
 
 // Host returns the host with the given address, or nil.

@@ -45,6 +45,9 @@ func (p *Plan) WriteMarkdown(w io.Writer, opt MarkdownOptions) error {
 			extra += fmt.Sprintf(", %d %s", x.n, x.what)
 		}
 	}
+	if s.Build > 0 {
+		extra = fmt.Sprintf(", %d to build", s.Build) + extra
+	}
 	if s.Changes() == 0 && extra == "" && !p.hasInvalid() {
 		head.WriteString("**No changes.** Every instance stays as it is.\n\n")
 	} else {
@@ -194,7 +197,7 @@ func (p *Plan) serviceSection(env, svc string) string {
 	for _, x := range []struct {
 		n    int
 		what string
-	}{{count.Create, "to create"}, {count.Replace, "to replace"}, {count.Remove, "to remove"},
+	}{{count.Build, "to build"}, {count.Create, "to create"}, {count.Replace, "to replace"}, {count.Remove, "to remove"},
 		{count.Conflict, "conflicting"}, {count.Orphan, "orphaned"}, {count.Unknown, "on unreachable ships"}} {
 		if x.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", x.n, x.what))

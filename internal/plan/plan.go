@@ -34,11 +34,16 @@ const (
 	// just replaced must keep running and healthy for a while, or it is
 	// swapped back and the rollout stops.
 	Bake Action = "bake"
+	// Build builds a service's image from the repository on a builder
+	// ship and pushes it, before the instances that run it come up.
+	Build Action = "build"
 )
 
 // Mutates reports whether the action changes anything live (a bake swaps
-// its batch back when it fails).
-func (a Action) Mutates() bool { return a == Create || a == Replace || a == Remove || a == Bake }
+// its batch back when it fails; a build makes and pushes an image).
+func (a Action) Mutates() bool {
+	return a == Create || a == Replace || a == Remove || a == Bake || a == Build
+}
 
 // Step is one action on one instance.
 type Step struct {
@@ -73,6 +78,30 @@ type Step struct {
 	// Changes lists the differing fields, with values, when both specs
 	// are known (a plan between two revisions).
 	Changes []Change `json:"changes,omitempty"`
+	// Build is what a build step builds.
+	Build *BuildInfo `json:"build,omitempty"`
+	// Image, on a create or replace of a built service, is the image
+	// pinned by its registry digest (repository:tag@sha256:…) when it
+	// was already pushed; "" when the step's build makes it.
+	Image string `json:"image,omitempty"`
+}
+
+// BuildInfo is what a build step builds.
+type BuildInfo struct {
+	// Image is the reference it tags (repository:ctx-…); Push tells
+	// whether it is pushed to the repository's registry.
+	Image string `json:"image"`
+	Push  bool   `json:"push"`
+	// Context is the context directory in the repository, Dockerfile its
+	// Dockerfile, Digest the context's digest.
+	Context    string `json:"context"`
+	Dockerfile string `json:"dockerfile"`
+	Digest     string `json:"digest"`
+	// Files is how many files of the context changed since the image the
+	// service runs now (-1: unknown).
+	Files int `json:"files"`
+	// Services are the services that run the image.
+	Services []string `json:"services"`
 }
 
 // Gate is a batch of a staged rollout that a bake step watches.
@@ -196,6 +225,7 @@ type Summary struct {
 	Conflict  int `json:"conflict"`
 	Orphan    int `json:"orphan"`
 	Unknown   int `json:"unknown"`
+	Build     int `json:"build"`
 	// Invalid counts the environments that did not validate.
 	Invalid int `json:"invalid"`
 }
@@ -226,6 +256,8 @@ func (p *Plan) Summary() Summary {
 			s.Orphan++
 		case Unknown:
 			s.Unknown++
+		case Build:
+			s.Build++
 		}
 	}
 	for _, ec := range p.Environments {
@@ -259,7 +291,7 @@ func (p *Plan) Validate() error {
 			errs = append(errs, fmt.Errorf("step %s: duplicate id", st.ID))
 		}
 		index[st.ID] = i
-		if !slices.Contains([]Action{Create, Replace, Remove, Unchanged, Conflict, Orphan, Unknown, Bake}, st.Action) {
+		if !slices.Contains([]Action{Create, Replace, Remove, Unchanged, Conflict, Orphan, Unknown, Bake, Build}, st.Action) {
 			errs = append(errs, fmt.Errorf("step %s: unknown action %q", st.ID, st.Action))
 		}
 		if st.Action == Create || st.Action == Replace {

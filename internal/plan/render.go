@@ -8,7 +8,7 @@ import (
 )
 
 var symbols = map[Action]string{
-	Create: "+", Replace: "~", Remove: "-", Conflict: "!", Orphan: "?", Unknown: "?", Unchanged: "=", Bake: "⏸",
+	Create: "+", Replace: "~", Remove: "-", Conflict: "!", Orphan: "?", Unknown: "?", Unchanged: "=", Bake: "⏸", Build: "⚒",
 }
 
 var colors = map[Action]string{
@@ -82,8 +82,11 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 		if st.Service != "" {
 			where = st.Service + " " + where
 		}
-		if st.Action == Bake {
+		switch st.Action {
+		case Bake:
 			where = st.Service
+		case Build:
+			where = "on " + st.Ship
 		}
 		line += " " + where
 		if opt.Color && colors[st.Action] != "" {
@@ -99,7 +102,11 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 	if env != "" {
 		b.WriteByte('\n')
 	}
-	fmt.Fprintf(&b, "Plan: %d to create, %d to replace, %d to remove, %d unchanged", s.Create, s.Replace, s.Remove, s.Unchanged)
+	b.WriteString("Plan: ")
+	if s.Build > 0 {
+		fmt.Fprintf(&b, "%d to build, ", s.Build)
+	}
+	fmt.Fprintf(&b, "%d to create, %d to replace, %d to remove, %d unchanged", s.Create, s.Replace, s.Remove, s.Unchanged)
 	for _, extra := range []struct {
 		n    int
 		what string

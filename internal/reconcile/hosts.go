@@ -55,6 +55,7 @@ func (h *Hosts) Observe(ctx context.Context, envs []*manifest.Environment) *live
 		wg.Go(func() { clusters = h.Kube.Observe(ctx, envs) })
 	}
 	state := h.Docker.Observe(ctx, envs)
+	h.Docker.ObserveImages(ctx, envs, state, h.Auth)
 	if h.refreshDue() {
 		h.movedImages(ctx, envs, state)
 	}

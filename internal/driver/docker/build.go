@@ -8,13 +8,21 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	dbuild "github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/maestro-sync/maestro-sync/internal/build"
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+	"github.com/maestro-sync/maestro-sync/internal/plan"
 )
 
 // buildImage builds c on the engine as ref (repository:tag) with the
@@ -45,12 +53,7 @@ func buildImage(ctx context.Context, cli client.APIClient, c build.Context, want
 	if cause := context.Cause(ctx); errors.Is(cause, build.ErrMoved) {
 		return "", cause
 	}
-	if err != nil {
-		return "", fmt.Errorf("build %s: %w", ref, err)
-	}
-	defer resp.Body.Close()
 	var tail []string
-	var id string
 	fail := func(msg string) error {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			msg = cause.Error()
@@ -59,6 +62,15 @@ func buildImage(ctx context.Context, cli client.APIClient, c build.Context, want
 		c.Locate(e)
 		return e
 	}
+	if err != nil {
+		if ctx.Err() == nil && client.IsErrConnectionFailed(err) {
+			return "", fmt.Errorf("build %s: %w", ref, err)
+		}
+		// The engine refused the context (a Dockerfile it cannot parse).
+		return "", fail(strings.TrimPrefix(err.Error(), "Error response from daemon: "))
+	}
+	defer resp.Body.Close()
+	var id string
 	dec := json.NewDecoder(bufio.NewReader(io.LimitReader(resp.Body, 256<<20)))
 	for {
 		var m jsonmessage.JSONMessage
@@ -134,4 +146,307 @@ func pushImage(ctx context.Context, cli client.APIClient, ref, auth string, prog
 		return "", fmt.Errorf("push %s: the registry gave no digest", ref)
 	}
 	return digest, nil
+}
+
+// imageMemo remembers what observing images found, since a built image's
+// reference names its content: a registry's digest for a reference (for a
+// while: the registry may lose it), and the file index of an image ID
+// (for good: an ID names its content).
+type imageMemo struct {
+	mu      sync.Mutex
+	digests map[string]memoDigest
+	indexes map[string]build.Index
+}
+
+type memoDigest struct {
+	digest string
+	at     time.Time
+}
+
+// digestMemoTTL is how long a registry's digest of a reference is
+// trusted without asking again.
+const digestMemoTTL = 10 * time.Minute
+
+func (m *imageMemo) digest(ref string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d, ok := m.digests[ref]; ok && time.Since(d.at) < digestMemoTTL {
+		return d.digest
+	}
+	return ""
+}
+
+func (m *imageMemo) setDigest(ref, digest string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.digests == nil {
+		m.digests = map[string]memoDigest{}
+	}
+	m.digests[ref] = memoDigest{digest, time.Now()}
+}
+
+func (m *imageMemo) index(id string) (build.Index, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ix, ok := m.indexes[id]
+	return ix, ok
+}
+
+func (m *imageMemo) setIndex(id string, ix build.Index) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.indexes == nil {
+		m.indexes = map[string]build.Index{}
+	}
+	if len(m.indexes) > 4096 {
+		clear(m.indexes)
+	}
+	m.indexes[id] = ix
+}
+
+// ObserveImages records in state the images of the built services of
+// envs: whether each image a manifest names is built yet (in its registry,
+// asked through the builder's engine with the pull credentials; or on the
+// builder for a local image), and the file index of each image their
+// containers run now, so that a plan can tell how many files changed.
+func (p *Pool) ObserveImages(ctx context.Context, envs []*manifest.Environment, state *live.State, auth *Auth) {
+	type want struct {
+		env  *manifest.Environment
+		ship *manifest.Ship
+		ref  string
+		b    *manifest.Build
+	}
+	wants := map[string]want{}
+	type running struct {
+		ship *manifest.Ship
+		ref  string
+		id   string
+	}
+	var runs []running
+	for _, env := range envs {
+		for _, svc := range env.Services {
+			b := svc.Build
+			if b == nil || env.Ships[b.Builder] == nil {
+				continue
+			}
+			if _, ok := wants[svc.Image]; !ok {
+				wants[svc.Image] = want{env, env.Ships[b.Builder], svc.Image, b}
+			}
+			for _, in := range svc.Instances {
+				ship := env.Ships[in.Ship]
+				h := state.Host(ship.Address())
+				if h == nil {
+					continue
+				}
+				for _, c := range h.Containers {
+					if c.Name == in.Name && c.Env() == env.Name && c.ImageID != "" {
+						ref, _, _ := strings.Cut(c.Image, "@")
+						if ref != svc.Image {
+							runs = append(runs, running{ship, ref, c.ImageID})
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(wants) == 0 {
+		return
+	}
+	var mu sync.Mutex
+	images := map[string]*live.Image{}
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, w := range wants {
+		g.Go(func() error {
+			img := p.observeImage(ctx, w.env, w.ship, w.ref, w.b, auth)
+			mu.Lock()
+			images[w.ref] = img
+			mu.Unlock()
+			return nil
+		})
+	}
+	for _, r := range runs {
+		g.Go(func() error {
+			ix := p.imageIndex(ctx, r.ship, r.id)
+			mu.Lock()
+			if images[r.ref] == nil {
+				images[r.ref] = &live.Image{Present: true}
+			}
+			if ix != nil {
+				images[r.ref].Files = ix
+			}
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	state.Images = images
+}
+
+// observeImage tells whether a built service's image exists where its
+// instances get it.
+func (p *Pool) observeImage(ctx context.Context, env *manifest.Environment, builder *manifest.Ship, ref string, b *manifest.Build, auth *Auth) *live.Image {
+	if b.Push {
+		if d := p.memo.digest(ref); d != "" {
+			return &live.Image{Present: true, Digest: d}
+		}
+	}
+	c, err := p.Client(builder)
+	if err != nil {
+		return &live.Image{Err: err}
+	}
+	sctx, cancel := short(ctx, builder)
+	defer cancel()
+	if !b.Push {
+		info, err := c.ImageInspect(sctx, ref)
+		switch {
+		case cerrdefs.IsNotFound(err):
+			return &live.Image{}
+		case err != nil:
+			return &live.Image{Err: fmt.Errorf("inspect %s on %s: %w", ref, builder.Name, err)}
+		}
+		img := &live.Image{Present: true}
+		if v := info.Config; v != nil && v.Labels[label.ContextIndex] != "" {
+			img.Files, _ = build.DecodeIndex(v.Labels[label.ContextIndex])
+		}
+		return img
+	}
+	creds, err := auth.credentials(env, ref)
+	if err != nil {
+		return &live.Image{Err: err}
+	}
+	di, err := c.DistributionInspect(sctx, ref, creds)
+	if err != nil {
+		if registryNotFound(err) {
+			return &live.Image{}
+		}
+		return &live.Image{Err: fmt.Errorf("ask the registry of %s: %w", ref, err)}
+	}
+	d := string(di.Descriptor.Digest)
+	p.memo.setDigest(ref, d)
+	return &live.Image{Present: true, Digest: d}
+}
+
+// registryNotFound reports whether the engine's error says the registry
+// has no such manifest.
+func registryNotFound(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return cerrdefs.IsNotFound(err) || strings.Contains(msg, "manifest unknown") || strings.Contains(msg, "not found")
+}
+
+// imageIndex returns the file index the image with that ID was built
+// from, or nil.
+func (p *Pool) imageIndex(ctx context.Context, ship *manifest.Ship, id string) build.Index {
+	if ix, ok := p.memo.index(id); ok {
+		return ix
+	}
+	c, err := p.Client(ship)
+	if err != nil {
+		return nil
+	}
+	sctx, cancel := short(ctx, ship)
+	defer cancel()
+	info, err := c.ImageInspect(sctx, id)
+	if err != nil {
+		return nil
+	}
+	var ix build.Index
+	if v := info.Config; v != nil && v.Labels[label.ContextIndex] != "" {
+		ix, _ = build.DecodeIndex(v.Labels[label.ContextIndex])
+	}
+	p.memo.setIndex(id, ix)
+	return ix
+}
+
+// build carries out a build step: the image is built on the builder ship
+// from the context as the snapshot holds it (checked against the digest
+// the plan was made from), pushed when its repository names a registry,
+// and remembered for the steps that run it.
+func (d *Driver) build(ctx context.Context, st plan.Step, progress func(string)) error {
+	env := d.envs[st.Env]
+	if env == nil || st.Build == nil {
+		return fmt.Errorf("environment %s is not loaded", st.Env)
+	}
+	var b *manifest.Build
+	for _, svc := range env.Services {
+		if svc.Build != nil && svc.Image == st.Build.Image {
+			b = svc.Build
+		}
+	}
+	if b == nil || b.Digest != st.Build.Digest {
+		return fmt.Errorf("build %s: the plan's context is not the loaded one: plan again", st.Build.Image)
+	}
+	ship := env.Ships[b.Builder]
+	if ship == nil {
+		return fmt.Errorf("build %s: no builder ship %s", st.Build.Image, b.Builder)
+	}
+	c, err := d.pool.Client(ship)
+	if err != nil {
+		return err
+	}
+	ref := st.Build.Image
+	labels := map[string]string{label.ContextDigest: b.Digest}
+	if ix := b.Files.Encode(); ix != "" {
+		labels[label.ContextIndex] = ix
+	}
+	progress(fmt.Sprintf("building %s on %s from %s", ref, ship.Name, b.Context))
+	if _, err := buildImage(ctx, c, b.BuildContext(), b.Digest, ref, labels, progress); err != nil {
+		return err
+	}
+	if !b.Push {
+		return nil
+	}
+	creds, err := d.images.auth.credentials(env, ref)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+	progress("pushing " + ref)
+	digest, err := pushImage(ctx, c, ref, creds, progress)
+	if err != nil {
+		return err
+	}
+	d.pool.memo.setDigest(ref, digest)
+	d.builtMu.Lock()
+	d.built[ref] = digest
+	d.builtMu.Unlock()
+	progress("pushed " + ref + "@" + digest)
+	return nil
+}
+
+// image returns the reference a step's container runs: pinned by the
+// digest its build pushed in this run, or the plan observed; else the
+// instance's image.
+func (d *Driver) image(st plan.Step, in *manifest.Instance) string {
+	d.builtMu.Lock()
+	digest := d.built[in.Image]
+	d.builtMu.Unlock()
+	switch {
+	case digest != "":
+		return in.Image + "@" + digest
+	case st.Image != "":
+		return st.Image
+	}
+	return in.Image
+}
+
+// pinned is what a container created from ref records it runs: ref when
+// it is pinned by a digest, else the image's registry digest
+// (repository@sha256:…) when it came from a registry, else its ID.
+func (d *Driver) pinned(ctx context.Context, t *target, ref string) string {
+	if strings.Contains(ref, "@") {
+		return ref
+	}
+	sctx, cancel := short(ctx, t.ship)
+	defer cancel()
+	info, err := t.c.ImageInspect(sctx, ref)
+	if err != nil {
+		return ""
+	}
+	repo, _ := manifest.ParseImage(ref)
+	for _, rd := range info.RepoDigests {
+		if r, _, _ := strings.Cut(rd, "@"); r == repo {
+			return rd
+		}
+	}
+	return info.ID
 }

@@ -38,6 +38,8 @@ type Pool struct {
 	// netMu serialises creating the proxy network: Docker does not refuse
 	// two networks of one name created at once.
 	netMu sync.Mutex
+	// memo remembers built images (see ObserveImages).
+	memo imageMemo
 }
 
 // poolEntry is the connection to one daemon. Its own lock serialises

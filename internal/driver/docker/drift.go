@@ -53,7 +53,7 @@ func drift(info container.InspectResponse) []string {
 	if got, want := restartText(string(h.RestartPolicy.Name), h.RestartPolicy.MaximumRetryCount), restartText(spec.Restart.Name, spec.Restart.MaxRetries); got != want {
 		differ("restart", got, want)
 	}
-	if info.Config.Image != spec.Image {
+	if info.Config.Image != spec.Image && !strings.HasPrefix(info.Config.Image, spec.Image+"@") { // pinned by digest
 		differ("image", info.Config.Image, spec.Image)
 	}
 	have := map[string]string{}

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -25,6 +26,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/maestro-sync/maestro-sync/internal/health"
+	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
@@ -49,11 +51,17 @@ type Driver struct {
 	// LockTTL is how long the lock of a ship's front proxy routes
 	// outlives a holder that fell silent (0: lock.DefaultTTL).
 	LockTTL time.Duration
+
+	// built maps the images this run's build steps pushed to their
+	// registry digests.
+	builtMu sync.Mutex
+	built   map[string]string
 }
 
 // NewDriver returns a driver for the steps of envs.
 func NewDriver(pool *Pool, envs []*manifest.Environment, revision string, auth *Auth) *Driver {
-	d := &Driver{pool: pool, envs: map[string]*manifest.Environment{}, revision: revision, images: newImageCache(auth), CheckInterval: time.Second}
+	d := &Driver{pool: pool, envs: map[string]*manifest.Environment{}, revision: revision, images: newImageCache(auth), CheckInterval: time.Second,
+		built: map[string]string{}}
 	for _, e := range envs {
 		d.envs[e.Name] = e
 	}
@@ -71,6 +79,8 @@ func (d *Driver) Apply(ctx context.Context, st plan.Step, progress func(string))
 		return d.remove(ctx, st, progress)
 	case plan.Bake:
 		return d.bake(ctx, st, progress)
+	case plan.Build:
+		return d.build(ctx, st, progress)
 	}
 	return fmt.Errorf("the docker driver cannot %s", st.Action)
 }
@@ -81,6 +91,8 @@ type target struct {
 	in   *manifest.Instance
 	ship *manifest.Ship
 	c    *client.Client
+	// image is the reference the instance's new container runs.
+	image string
 }
 
 func (d *Driver) target(st plan.Step) (*target, error) {
@@ -94,6 +106,9 @@ func (d *Driver) target(st plan.Step) (*target, error) {
 		return nil, fmt.Errorf("environment %s is not loaded", st.Env)
 	}
 	t := &target{env: env, in: env.Instance(st.Instance)}
+	if t.in != nil {
+		t.image = d.image(st, t.in)
+	}
 	shipName := st.Ship
 	if t.in != nil && st.Action != plan.Remove {
 		shipName = t.in.Ship
@@ -340,11 +355,16 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 
 // createContainer makes sure the image is there and creates the container.
 func (d *Driver) createContainer(ctx context.Context, t *target, name string, temporary bool, progress func(string)) (string, error) {
-	if err := d.images.ensure(ctx, t, t.in.Image, d.RefreshImages, progress); err != nil {
+	img := cmp.Or(t.image, t.in.Image)
+	if err := d.images.ensure(ctx, t, img, d.RefreshImages, progress); err != nil {
 		return "", err
 	}
 	progress("creating " + name)
 	cfg := containerConfig(t.env.Name, cmp.Or(t.env.Revision, d.revision), d.Owner, t.in)
+	cfg.Config.Image = img
+	if pin := d.pinned(ctx, t, img); pin != "" {
+		cfg.Config.Labels[label.Image] = pin
+	}
 	if t.in.Route != nil {
 		if err := d.ensureNetwork(ctx, t); err != nil {
 			return "", err
