@@ -653,7 +653,13 @@ func stage(env *manifest.Environment, changes []plan.Step) []plan.Step {
 // by its registry digest.
 func builds(env *manifest.Environment, state *live.State, steps []plan.Step) []plan.Step {
 	var out []plan.Step
-	at := map[string]int{} // image → index in out
+	at := map[string]int{}                   // image → index in out
+	first := map[string]*manifest.Service{} // image → its first service, which builds it
+	for _, svc := range env.Services {
+		if svc.Build != nil && first[svc.Image] == nil {
+			first[svc.Image] = svc
+		}
+	}
 	for i := range steps {
 		st := &steps[i]
 		svc := env.Service(st.Service)
@@ -670,6 +676,8 @@ func builds(env *manifest.Environment, state *live.State, steps []plan.Step) []p
 		}
 		j, ok := at[ref]
 		if !ok {
+			owner := first[ref]
+			b := owner.Build
 			builder := env.Ships[b.Builder]
 			if builder == nil {
 				continue // validated: a cluster service names its builder
@@ -683,9 +691,9 @@ func builds(env *manifest.Environment, state *live.State, steps []plan.Step) []p
 			if img != nil && img.Err != nil {
 				causes = append(causes, "could not tell whether it is built: "+img.Err.Error())
 			}
-			out = append(out, plan.Step{ID: stepID(env.Name, addr, "build "+ref), Action: plan.Build, Env: env.Name, Service: svc.Name,
-				Instance: svc.Name, Ship: b.Builder, Host: addr, Causes: causes,
-				Build: &plan.BuildInfo{Image: ref, Push: b.Push, Context: b.Context, Dockerfile: b.Dockerfile, Digest: b.Digest, Files: -1, Services: []string{svc.Name}}})
+			out = append(out, plan.Step{ID: stepID(env.Name, addr, "build "+ref), Action: plan.Build, Env: env.Name, Service: owner.Name,
+				Instance: owner.Name, Ship: b.Builder, Host: addr, Causes: causes,
+				Build: &plan.BuildInfo{Image: ref, Push: b.Push, Context: b.Context, Dockerfile: b.Dockerfile, Digest: b.Digest, Files: -1, Services: []string{owner.Name}}})
 			j = len(out) - 1
 			at[ref] = j
 		}

@@ -3,12 +3,14 @@ package diff
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/kballard/go-shellquote"
 
+	"github.com/maestro-sync/maestro-sync/internal/build"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/secret"
@@ -31,6 +33,7 @@ func Revisions(base, head []*manifest.Environment, m *secret.Matcher) *plan.Plan
 		switch {
 		case b == nil:
 			ec.Status, ec.File = "added", h.File
+			steps = reviewBuilds(&manifest.Environment{}, h)
 			for _, in := range h.StartOrder(h.Instances()) {
 				steps = append(steps, reviewStep(h, in, plan.Create, []string{"environment " + name + " added"}))
 			}
@@ -76,7 +79,7 @@ func reviewStep(env *manifest.Environment, in *manifest.Instance, a plan.Action,
 
 // compareEnv compares the instances of one environment in two revisions.
 func compareEnv(b, h *manifest.Environment, m *secret.Matcher) []plan.Step {
-	var out []plan.Step
+	out := reviewBuilds(b, h)
 	for _, in := range h.StartOrder(h.Instances()) {
 		old := b.Instance(in.Name)
 		if old == nil {
@@ -422,4 +425,45 @@ func sizeText(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// reviewBuilds returns a build step for each image of h whose context
+// differs from b's: how many files changed, and the context's digest.
+func reviewBuilds(b, h *manifest.Environment) []plan.Step {
+	var out []plan.Step
+	at := map[string]int{}
+	for _, svc := range h.Services {
+		nb := svc.Build
+		if nb == nil {
+			continue
+		}
+		var cause string
+		old := b.Service(svc.Name)
+		switch {
+		case old == nil:
+			cause = "service " + svc.Name + " added"
+		case old.Build == nil:
+			cause = "built from the repository from now on (was " + old.Image + ")"
+		case old.Build.Digest == nb.Digest:
+			continue
+		case build.Changed(old.Build.Files, nb.Files) == 1:
+			cause = "context changed: 1 file"
+		default:
+			cause = fmt.Sprintf("context changed: %d files", build.Changed(old.Build.Files, nb.Files))
+		}
+		if j, ok := at[svc.Image]; ok {
+			out[j].Build.Services = append(out[j].Build.Services, svc.Name)
+			out[j].Instance = strings.Join(out[j].Build.Services, ", ")
+			continue
+		}
+		where := "kept on " + nb.Builder
+		if nb.Push {
+			where = "pushed to its registry"
+		}
+		at[svc.Image] = len(out)
+		out = append(out, plan.Step{ID: h.Name + "/" + nb.Builder + "/build " + svc.Image, Action: plan.Build, Env: h.Name, Service: svc.Name,
+			Instance: svc.Name, Ship: nb.Builder, Causes: []string{cause, fmt.Sprintf("context %s %s → %s, %s", nb.Context, shortDigest(nb.Digest), svc.Image, where)},
+			Build: &plan.BuildInfo{Image: svc.Image, Push: nb.Push, Context: nb.Context, Dockerfile: nb.Dockerfile, Digest: nb.Digest, Files: -1, Services: []string{svc.Name}}})
+	}
+	return out
 }

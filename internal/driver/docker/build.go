@@ -370,7 +370,8 @@ func (d *Driver) build(ctx context.Context, st plan.Step, progress func(string))
 	var b *manifest.Build
 	for _, svc := range env.Services {
 		if svc.Build != nil && svc.Image == st.Build.Image {
-			b = svc.Build
+			b = svc.Build // the first service that runs it builds it, as planned
+			break
 		}
 	}
 	if b == nil || b.Digest != st.Build.Digest {

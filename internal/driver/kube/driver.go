@@ -141,7 +141,7 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if err != nil {
 		return err
 	}
-	ds := &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision), namespace: cl.Namespace, w: w, progressDeadline: d.rolloutTimeout()}
+	ds := &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision), namespace: cl.Namespace, w: w, image: st.Image, progressDeadline: d.rolloutTimeout()}
 	if err := d.ensureNamespace(ctx, c, cl); err != nil {
 		return err
 	}

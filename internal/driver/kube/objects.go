@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -66,6 +67,9 @@ type desired struct {
 	owner                  owner.Owner
 	namespace              string
 	w                      *manifest.Workload
+	// image is the pods' image: w.Image, pinned by digest when the plan
+	// knows the digest of a built one.
+	image string
 	// progressDeadline is the Deployment's progressDeadlineSeconds.
 	progressDeadline time.Duration
 }
@@ -160,7 +164,7 @@ func (d *desired) secret() *corev1ac.SecretApplyConfiguration {
 }
 
 func (d *desired) podTemplate() (*corev1ac.PodTemplateSpecApplyConfiguration, error) {
-	c := corev1ac.Container().WithName(d.service).WithImage(d.w.Image).
+	c := corev1ac.Container().WithName(d.service).WithImage(cmp.Or(d.image, d.w.Image)).
 		WithEnvFrom(corev1ac.EnvFromSource().WithConfigMapRef(corev1ac.ConfigMapEnvSource().WithName(d.configMapName())))
 	if d.hasSecret() {
 		c.WithEnvFrom(corev1ac.EnvFromSource().WithSecretRef(corev1ac.SecretEnvSource().WithName(d.secretName())))
