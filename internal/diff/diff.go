@@ -653,7 +653,7 @@ func stage(env *manifest.Environment, changes []plan.Step) []plan.Step {
 // by its registry digest.
 func builds(env *manifest.Environment, state *live.State, steps []plan.Step) []plan.Step {
 	var out []plan.Step
-	at := map[string]int{}                   // image → index in out
+	at := map[string]int{}                  // image → index in out
 	first := map[string]*manifest.Service{} // image → its first service, which builds it
 	for _, svc := range env.Services {
 		if svc.Build != nil && first[svc.Image] == nil {
