@@ -149,7 +149,11 @@ type InstanceStatus struct {
 	// Created is when the container was created (its age).
 	Created  time.Time `json:"created,omitzero"`
 	Revision string    `json:"revision,omitempty"`
-	Error    string    `json:"error,omitempty"`
+	// Image is the image the container runs, pinned: repository@digest
+	// (or repository:tag@digest) when it came from a registry, else the
+	// image ID.
+	Image string `json:"image,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Status returns a copy of the current status.
@@ -339,6 +343,7 @@ func instanceStatus(env *manifest.Environment, state *live.State, failed map[str
 					is.Health = c.Health
 					is.Created = c.Created
 					is.Revision = c.Revision()
+					is.Image = cmp.Or(c.Labels[label.Image], c.ImageID)
 					is.InSync = c.SpecHash() == in.SpecHash && c.Running()
 				}
 			}

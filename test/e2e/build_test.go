@@ -98,6 +98,13 @@ func TestDaemonBuildsOnPush(t *testing.T) {
 		inspect(ships[1], "web-2", `{{index .Config.Labels "io.maestro-sync/image"}}`) != image {
 		t.Errorf("web-2 on the second ship runs %q, not its build pinned by digest", image)
 	}
+	for _, e := range d.status().Environments {
+		for _, in := range e.Instances {
+			if in.Name == "web-2" && in.Image != image {
+				t.Errorf("the status says web-2 runs %q, the ship %q", in.Image, image)
+			}
+		}
+	}
 	worker := inspect(ships[1], "worker-1", "{{.Id}}")
 
 	// A change of web's context builds and replaces web only.

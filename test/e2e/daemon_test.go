@@ -114,6 +114,7 @@ type status struct {
 			Name   string
 			State  string
 			InSync bool `json:"in_sync"`
+			Image  string
 		}
 		LastRunID uint64 `json:"last_run_id"`
 	}
