@@ -7,20 +7,9 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
-)
 
-// repo is a repository with two build contexts and other files.
-func repo(hello, log, other string) fstest.MapFS {
-	return fstest.MapFS{
-		"app/Dockerfile":    {Data: []byte("FROM maestro-test/busybox:1\nARG GREETING=hi\nCOPY hello.txt /hello.txt\nRUN echo \"$GREETING\" > /greeting\nCMD [\"cat\", \"/hello.txt\"]\n")},
-		"app/hello.txt":     {Data: []byte(hello)},
-		"app/.dockerignore": {Data: []byte("*.log\n")},
-		"app/debug.log":     {Data: []byte(log)},
-		"app/bin/run.sh":    {Data: []byte("#!/bin/sh\n"), Mode: 0o755},
-		"worker/Dockerfile": {Data: []byte("FROM maestro-test/busybox:1\n")},
-		"README.md":         {Data: []byte(other)},
-	}
-}
+	"github.com/maestro-sync/maestro-sync/internal/build/buildtest"
+)
 
 // TestDigest: the digest changes with what the build reads (a file of
 // the context, an argument, the target), not with ignored files or files
@@ -36,13 +25,13 @@ func TestDigest(t *testing.T) {
 		return d
 	}
 	app := Context{Dir: "app", Args: map[string]string{"GREETING": "hello"}}
-	base := digest(repo("v1", "log1", "readme1"), app)
+	base := digest(buildtest.Repo("v1", "log1", "readme1"), app)
 	if !strings.HasPrefix(base, "sha256:") || Tag(base) != "ctx-"+base[7:23] {
 		t.Errorf("digest %s, tag %s", base, Tag(base))
 	}
 	for name, other := range map[string]string{
-		"an ignored file":            digest(repo("v1", "log2", "readme1"), app),
-		"a file outside the context": digest(repo("v1", "log1", "readme2"), app),
+		"an ignored file":            digest(buildtest.Repo("v1", "log2", "readme1"), app),
+		"a file outside the context": digest(buildtest.Repo("v1", "log1", "readme2"), app),
 	} {
 		if other != base {
 			t.Errorf("%s changed the digest", name)
@@ -53,17 +42,17 @@ func TestDigest(t *testing.T) {
 	withTarget := app
 	withTarget.Target = "prod"
 	for name, other := range map[string]string{
-		"a file of the context": digest(repo("v2", "log1", "readme1"), app),
-		"an argument":           digest(repo("v1", "log1", "readme1"), withArg),
-		"the target":            digest(repo("v1", "log1", "readme1"), withTarget),
-		"another context":       digest(repo("v1", "log1", "readme1"), Context{Dir: "worker"}),
+		"a file of the context": digest(buildtest.Repo("v2", "log1", "readme1"), app),
+		"an argument":           digest(buildtest.Repo("v1", "log1", "readme1"), withArg),
+		"the target":            digest(buildtest.Repo("v1", "log1", "readme1"), withTarget),
+		"another context":       digest(buildtest.Repo("v1", "log1", "readme1"), Context{Dir: "worker"}),
 	} {
 		if other == base {
 			t.Errorf("%s did not change the digest", name)
 		}
 	}
 	for _, c := range []Context{{Dir: "../x"}, {Dir: "app", Dockerfile: "../worker/Dockerfile"}, {Dir: "README.md"}, {Dir: "worker", Dockerfile: "Nope"}} {
-		c.FS = repo("v1", "", "")
+		c.FS = buildtest.Repo("v1", "", "")
 		if _, err := c.Digest(); err == nil {
 			t.Errorf("%+v: no error", c)
 		}
@@ -81,8 +70,8 @@ func TestIndex(t *testing.T) {
 		}
 		return s
 	}
-	old := repo("v1", "", "")
-	cur := repo("v2", "", "")
+	old := buildtest.Repo("v1", "", "")
+	cur := buildtest.Repo("v2", "", "")
 	cur["app/new.txt"] = &fstest.MapFile{Data: []byte("new")}
 	delete(cur, "app/.dockerignore")
 	cur["app/bin/run.sh"] = &fstest.MapFile{Data: []byte("#!/bin/sh\n"), Mode: 0o644}
@@ -90,7 +79,7 @@ func TestIndex(t *testing.T) {
 	if n := Changed(a.Files, b.Files); n != 5 {
 		t.Errorf("changed files: %d, want 5 (hello.txt, new.txt, .dockerignore, debug.log no longer ignored, bin/run.sh)", n)
 	}
-	if n := Changed(a.Files, sum(repo("v1", "", "other")).Files); n != 0 {
+	if n := Changed(a.Files, sum(buildtest.Repo("v1", "", "other")).Files); n != 0 {
 		t.Errorf("a file outside the context: %d changed", n)
 	}
 }
@@ -98,7 +87,7 @@ func TestIndex(t *testing.T) {
 // TestWriteTarChecksTheDigest: a context whose files changed since it was
 // digested is not streamed whole.
 func TestWriteTarChecksTheDigest(t *testing.T) {
-	fsys := repo("v1", "", "")
+	fsys := buildtest.Repo("v1", "", "")
 	c := Context{FS: fsys, Dir: "app"}
 	want, err := c.Digest()
 	if err != nil {
@@ -142,7 +131,7 @@ func TestLocate(t *testing.T) {
 
 // TestIndexLabel: an index survives its label form.
 func TestIndexLabel(t *testing.T) {
-	s, err := Context{FS: repo("v1", "", ""), Dir: "app"}.Sum()
+	s, err := Context{FS: buildtest.Repo("v1", "", ""), Dir: "app"}.Sum()
 	if err != nil {
 		t.Fatal(err)
 	}

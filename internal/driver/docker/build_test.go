@@ -12,21 +12,9 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/maestro-sync/maestro-sync/internal/build"
+	"github.com/maestro-sync/maestro-sync/internal/build/buildtest"
 	"github.com/maestro-sync/maestro-sync/test/dockertest"
 )
-
-// buildRepo is a repository with two build contexts and other files.
-func buildRepo(hello, log, other string) fstest.MapFS {
-	return fstest.MapFS{
-		"app/Dockerfile":    {Data: []byte("FROM maestro-test/busybox:1\nARG GREETING=hi\nCOPY hello.txt /hello.txt\nRUN echo \"$GREETING\" > /greeting\nCMD [\"cat\", \"/hello.txt\"]\n")},
-		"app/hello.txt":     {Data: []byte(hello)},
-		"app/.dockerignore": {Data: []byte("*.log\n")},
-		"app/debug.log":     {Data: []byte(log)},
-		"app/bin/run.sh":    {Data: []byte("#!/bin/sh\n"), Mode: 0o755},
-		"worker/Dockerfile": {Data: []byte("FROM maestro-test/busybox:1\n")},
-		"README.md":         {Data: []byte(other)},
-	}
-}
 
 // encodeAuth encodes credentials as the Engine API takes them.
 func encodeAuth(t *testing.T, user, password, host string) string {
@@ -53,7 +41,7 @@ func TestBuildAndPush(t *testing.T) {
 	}
 	defer cli.Close()
 	ctx := context.Background()
-	c := build.Context{FS: buildRepo("hello from the build\n", "x", ""), Dir: "app", Args: map[string]string{"GREETING": "bonjour"}}
+	c := build.Context{FS: buildtest.Repo("hello from the build\n", "x", ""), Dir: "app", Args: map[string]string{"GREETING": "bonjour"}}
 	digest, err := c.Digest()
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +90,7 @@ func TestBuildAndPush(t *testing.T) {
 		t.Errorf("a broken build: %v", err)
 	}
 	// A context that no longer digests to what was planned builds nothing.
-	moved := build.Context{FS: buildRepo("changed since", "", ""), Dir: "app"}
+	moved := build.Context{FS: buildtest.Repo("changed since", "", ""), Dir: "app"}
 	if _, err := buildImage(ctx, cli, moved, digest, reg.Host+"/maestro-test/app:moved", nil, func(string) {}); !errors.Is(err, build.ErrMoved) {
 		t.Errorf("a moved context: %v", err)
 	}
