@@ -45,13 +45,14 @@ func (p *Plan) WriteMarkdown(w io.Writer, opt MarkdownOptions) error {
 			extra += fmt.Sprintf(", %d %s", x.n, x.what)
 		}
 	}
+	builds := ""
 	if s.Build > 0 {
-		extra = fmt.Sprintf(", %d to build", s.Build) + extra
+		builds = fmt.Sprintf("%d to build, ", s.Build)
 	}
-	if s.Changes() == 0 && extra == "" && !p.hasInvalid() {
+	if s.Changes() == 0 && s.Build == 0 && extra == "" && !p.hasInvalid() {
 		head.WriteString("**No changes.** Every instance stays as it is.\n\n")
 	} else {
-		fmt.Fprintf(&head, "**Plan:** %d to create, %d to replace, %d to remove, %d unchanged%s.\n\n", s.Create, s.Replace, s.Remove, s.Unchanged, extra)
+		fmt.Fprintf(&head, "**Plan:** %s%d to create, %d to replace, %d to remove, %d unchanged%s.\n\n", builds, s.Create, s.Replace, s.Remove, s.Unchanged, extra)
 	}
 	head.WriteString("| Environment | Status | Create | Replace | Remove | Unchanged |\n|---|---|--:|--:|--:|--:|\n")
 	envs := p.envList()
