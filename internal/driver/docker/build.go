@@ -23,6 +23,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/secret"
 )
 
 // buildImage builds c on the engine as ref (repository:tag) with the
@@ -265,17 +266,20 @@ func (p *Pool) ObserveImages(ctx context.Context, envs []*manifest.Environment, 
 			return nil
 		})
 	}
+	_ = g.Wait()
+	// Then what the running images were built from (an image only
+	// running, not wanted, is not known to be where instances get it).
 	for _, r := range runs {
 		g.Go(func() error {
 			ix := p.imageIndex(ctx, r.ship, r.id)
 			mu.Lock()
+			defer mu.Unlock()
 			if images[r.ref] == nil {
-				images[r.ref] = &live.Image{Present: true}
+				images[r.ref] = &live.Image{}
 			}
 			if ix != nil {
 				images[r.ref].Files = ix
 			}
-			mu.Unlock()
 			return nil
 		})
 	}
@@ -391,7 +395,15 @@ func (d *Driver) build(ctx context.Context, st plan.Step, progress func(string))
 		labels[label.ContextIndex] = ix
 	}
 	progress(fmt.Sprintf("building %s on %s from %s", ref, ship.Name, b.Context))
-	if _, err := buildImage(ctx, c, b.BuildContext(), b.Digest, ref, labels, progress); err != nil {
+	redact := secretArgs(b.Args)
+	if _, err := buildImage(ctx, c, b.BuildContext(), b.Digest, ref, labels, func(l string) { progress(redact.Replace(l)) }); err != nil {
+		var be *build.Error
+		if errors.As(err, &be) {
+			be.Msg = redact.Replace(be.Msg)
+			for i := range be.Log {
+				be.Log[i] = redact.Replace(be.Log[i])
+			}
+		}
 		return err
 	}
 	if !b.Push {
@@ -450,4 +462,18 @@ func (d *Driver) pinned(ctx context.Context, t *target, ref string) string {
 		}
 	}
 	return info.ID
+}
+
+// secretArgs replaces the values of build arguments whose names look
+// secret (TOKEN, PASSWORD, …) in what a build prints, which reaches
+// logs, the status and notifications.
+func secretArgs(args map[string]string) *strings.Replacer {
+	m := secret.New(nil)
+	var pairs []string
+	for k, v := range args {
+		if len(v) >= 4 && m.Name(k) {
+			pairs = append(pairs, v, "<"+k+" hidden>")
+		}
+	}
+	return strings.NewReplacer(pairs...)
 }

@@ -98,3 +98,13 @@ func TestBuildAndPush(t *testing.T) {
 		t.Errorf("a moved context was built")
 	}
 }
+
+// TestSecretArgs: what a build prints never shows a build argument whose
+// name looks secret; other arguments are left as they are.
+func TestSecretArgs(t *testing.T) {
+	r := secretArgs(map[string]string{"NPM_TOKEN": "tok-123456", "VERSION": "1.2.3", "DB_PASSWORD": "pw"})
+	got := r.Replace("Step 3/5 : RUN echo tok-123456 1.2.3")
+	if strings.Contains(got, "tok-123456") || !strings.Contains(got, "<NPM_TOKEN hidden>") || !strings.Contains(got, "1.2.3") {
+		t.Errorf("redacted: %q", got)
+	}
+}
