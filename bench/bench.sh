@@ -12,7 +12,12 @@
 #   (d) downtime: failed requests and latency under a constant vegeta
 #       attack during 10 replacements of a web service, behind the front
 #       proxy, on a host port, and with docker compose up -d; and the time
-#       of maestro-sync rollback (bench/downtime).
+#       of maestro-sync rollback (bench/downtime);
+#   (e) build on push: a one-line change of a web page in a build context,
+#       from git push to the new page served by the daemon (build, push to
+#       a registry, pull by digest, checked replace), beside docker build +
+#       docker push + docker compose up -d of the same change by hand
+#       (bench/buildpush).
 #
 # It installs what it needs: the Docker test bed (scripts/docker-setup.sh,
 # when the default engine or the test images are missing) and Docker
@@ -25,7 +30,7 @@
 #   BENCH_SHIP_TIMEOUT the ship's timeout in seconds in the generated
 #                      manifest (default 60; see README.md)
 #   BENCH_COUNT        go test -count of the pure benchmarks (default 3)
-#   BENCH_ONLY         "a", "b", "c", "d" or a combination such as "bc"
+#   BENCH_ONLY         "a", "b", "c", "d", "e" or a combination such as "bc"
 #                      (default: all); results.txt is still written
 #   BENCH_RESULTS      output file (default bench/results.txt)
 #   COMPOSE_VERSION    Docker Compose version to build (default v5.5.1)
@@ -42,7 +47,7 @@ readonly N=${BENCH_INSTANCES:-100}
 readonly ROUNDS=${BENCH_ROUNDS:-3}
 readonly CONC=${BENCH_CONCURRENCY:-16}
 readonly SHIP_TIMEOUT=${BENCH_SHIP_TIMEOUT:-60}
-readonly ONLY=${BENCH_ONLY:-abcd}
+readonly ONLY=${BENCH_ONLY:-abcde}
 readonly COUNT=${BENCH_COUNT:-3}
 readonly RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.txt}
 readonly COMPOSE_VERSION=${COMPOSE_VERSION:-v5.5.1}
@@ -375,6 +380,22 @@ bench_d() {
 	fi
 }
 
+# bench_e measures git push to healthy of a code change that is built
+# (bench/buildpush), against the same build, push and deploy by hand.
+bench_e() {
+	install_compose
+	local registry=$CACHE/registry/registry-v3.1.2
+	[ -x "$registry" ] || die "no registry binary at $registry (scripts/docker-setup.sh builds it)"
+	say "building maestro-sync and bench/buildpush"
+	go build -o "$WORK/maestro-sync" ./cmd/maestro-sync
+	go build -o "$WORK/buildpush" ./bench/buildpush
+	emit ""
+	emit "== (e) build on push: one-line code change to healthy, warm build cache, same engine and registry, same run"
+	"$WORK/buildpush" -maestro-sync "$WORK/maestro-sync" -compose "$COMPOSE" -registry "$registry" -work "$WORK" >"$WORK/buildpush.log" 2>&1 ||
+		{ cat "$WORK/buildpush.log" >&2; die "bench/buildpush failed; output in $WORK/buildpush.log"; }
+	cat "$WORK/buildpush.log" >>"$OUT"
+}
+
 # ---------------------------------------------------------------- main
 
 setup_docker
@@ -394,6 +415,7 @@ want c && gobench "manifest.Load, 1,000 services × 2 instances" "$WORK/manifest
 want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships" "$WORK/docker.log" ./internal/driver/docker/ -timeout 30m
 want a && bench_a
 want d && bench_d
+want e && bench_e
 
 emit ""
 emit "load:    $(loadavg) at end; logs in $WORK"
