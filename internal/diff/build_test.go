@@ -114,5 +114,27 @@ func TestComputeBuilds(t *testing.T) {
 			t.Errorf("%s runs %q", st.Instance, st.Image)
 		}
 	}
-	_ = manifest.Build{}
+}
+
+// TestStaleWhenTheContextMoved: a saved plan is refused once a file of a
+// build context changed, though no manifest did.
+func TestStaleWhenTheContextMoved(t *testing.T) {
+	state := func(envs []*manifest.Environment) *live.State {
+		s := &live.State{Hosts: map[string]*live.Host{}}
+		for _, name := range []string{"s1", "s2"} {
+			addr := envs[0].Ships[name].Address()
+			s.Hosts[addr] = &live.Host{Address: addr}
+		}
+		return s
+	}
+	v1 := loadFiles(t, appFiles("v1", "x"), map[string]string{"manifest.yml": builtShop})
+	v2 := loadFiles(t, appFiles("v2", "x"), map[string]string{"manifest.yml": builtShop})
+	saved := Compute(v1, state(v1), Options{})
+	if got := Stale(saved, Compute(v1, state(v1), Options{})); len(got) != 0 {
+		t.Fatalf("an unchanged repository: %v", got)
+	}
+	got := Stale(saved, Compute(v2, state(v2), Options{}))
+	if len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), "new step build") {
+		t.Errorf("a moved context: %v", got)
+	}
 }
