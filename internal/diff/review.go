@@ -157,7 +157,7 @@ func compareWorkloads(b, h *manifest.Environment, m *secret.Matcher) []plan.Step
 		add("image", ow.Image, cw.Image, true)
 		add("command", shellquote.Join(ow.Command...), shellquote.Join(cw.Command...), true)
 		add("mode", ow.Mode, cw.Mode, true)
-		add("replicas", strconv.Itoa(ow.Replicas), strconv.Itoa(cw.Replicas), true)
+		add("replicas", strconv.Itoa(ow.Replicas), strconv.Itoa(cw.Replicas), ow.Mode != cw.Mode) // scaled in place
 		changes = append(changes, envChanges(ow.Env, cw.Env, svc.Name, m)...)
 		op, cp := map[string]manifest.Port{}, map[string]manifest.Port{}
 		for _, p := range ow.Ports {
@@ -182,6 +182,9 @@ func compareWorkloads(b, h *manifest.Environment, m *secret.Matcher) []plan.Step
 		add("wants_info", strings.Join(old.WantsInfo, ", "), strings.Join(svc.WantsInfo, ", "), false)
 		st := workloadStep(h, svc, plan.Unchanged, nil)
 		st.LiveSpecHash, st.Changes = ow.SpecHash, changes
+		if ow.Replicas != cw.Replicas && cw.Mode == manifest.ModeDeployment {
+			st.Action, st.Replicas = plan.Scale, cw.Replicas
+		}
 		for _, c := range changes {
 			if c.Replaces {
 				st.Action = plan.Replace

@@ -1,6 +1,7 @@
 package diff
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -64,6 +65,12 @@ func computeWorkloads(env *manifest.Environment, state *live.State, opts Options
 		switch {
 		case len(mine) == 0:
 			st.Action, st.Causes = plan.Create, []string{"not found"}
+		case serving != nil && serving == desired && len(mine) == 1 && w.Mode == manifest.ModeDeployment && serving.Replicas != w.Replicas:
+			// Only the number of pods differs (the manifest's, or a
+			// kubectl scale by hand, whose new pods may not be ready
+			// yet): scaled in place; the step waits until they are.
+			st.Action, st.Container, st.LiveSpecHash, st.Replicas = plan.Scale, serving.Name, serving.SpecHash(), w.Replicas
+			st.Causes = []string{fmt.Sprintf("scale %s %d → %d", svc.Name, serving.Replicas, w.Replicas)}
 		case serving != nil && serving == desired && desired.Ready && len(mine) == 1:
 			st.Action, st.Container, st.LiveSpecHash = plan.Unchanged, serving.Name, serving.SpecHash()
 		case desired != nil && serving == desired && desired.Ready:

@@ -37,7 +37,7 @@ func loadCluster(t *testing.T, logLevel string) *manifest.Environment {
 func deployedWorkload(env *manifest.Environment, svc string, serving, ready bool) live.Workload {
 	w := env.Service(svc).Workload
 	summary, _ := json.Marshal(w.Spec().Summary())
-	return live.Workload{Kind: "Deployment", Name: svc + "-" + w.SpecHash[:8], Ready: ready, Serving: serving,
+	return live.Workload{Kind: "Deployment", Name: svc + "-" + w.SpecHash[:8], Ready: ready, Serving: serving, Replicas: w.Replicas,
 		Labels:      map[string]string{label.Env: env.Name, label.Service: svc, label.SpecHash: w.SpecHash},
 		Annotations: map[string]string{label.Spec: string(summary)}}
 }
@@ -115,3 +115,31 @@ func TestPruneUnknownEnvironmentOnCluster(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestScaleInPlace: replicas are not part of a workload's spec hash; a
+// Deployment whose number of pods differs from the manifest's (changed in
+// the manifest, or by kubectl scale) is scaled in place, and a review
+// plan says so instead of a replacement.
+func TestScaleInPlace(t *testing.T) {
+	env := loadCluster(t, "info")
+	three := loadCluster(t, "info")
+	three.Service("web").Workload.Replicas = 3
+	if env.Service("web").Workload.SpecHash != three.Service("web").Workload.Spec().Placed().Hash() {
+		t.Fatalf("replicas changed the spec hash")
+	}
+	addr := env.Clusters["prod"].Address()
+	live := deployedWorkload(env, "web", true, true)
+	p := Compute([]*manifest.Environment{three}, clusterState(addr, live), Options{})
+	if len(p.Steps) != 1 || p.Steps[0].Action != plan.Scale || p.Steps[0].Replicas != 3 || p.Steps[0].Container != live.Name ||
+		p.Steps[0].Causes[0] != "scale web 2 → 3" {
+		t.Fatalf("plan: %+v", p.Steps)
+	}
+	live.Replicas = 5 // kubectl scale
+	if p := Compute([]*manifest.Environment{env}, clusterState(addr, live), Options{}); p.Steps[0].Action != plan.Scale || p.Steps[0].Causes[0] != "scale web 5 → 2" {
+		t.Errorf("after kubectl scale: %+v", p.Steps)
+	}
+	r := Revisions([]*manifest.Environment{env}, []*manifest.Environment{three}, nil)
+	if len(r.Steps) != 1 || r.Steps[0].Action != plan.Scale || r.Steps[0].Changes[0].Replaces {
+		t.Errorf("review: %+v", r.Steps)
+	}
+}

@@ -215,6 +215,9 @@ type Workload struct {
 	Ready bool
 	// Serving is true when the service's Service selects this workload.
 	Serving bool
+	// Replicas is a Deployment's desired number of pods (its
+	// spec.replicas); 0 for a DaemonSet.
+	Replicas int
 }
 
 // Env returns the environment that owns the workload.

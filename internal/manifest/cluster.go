@@ -176,7 +176,7 @@ func (b *builder) workloadEnv(sd *serviceDraft, services map[string]*serviceDraf
 	m.set(EnvVar{Name: "DOCKER_TAG", Value: tag, Source: SourceFixed})
 	b.applyLinks(m, sd, services, true, warned)
 	w.Env = m.env()
-	w.SpecHash = w.Spec().Hash()
+	w.SpecHash = w.Spec().Placed().Hash()
 }
 
 // linkServices returns the services whose link variables sd gets: the

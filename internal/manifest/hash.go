@@ -109,6 +109,14 @@ func (s Spec) Summary() Spec {
 // EnvDigestPrefix starts an env value that Summary replaced by a digest.
 const EnvDigestPrefix = "sha256:"
 
+// Placed returns s without what only says how many pods run and where:
+// the replicas of a Deployment, which scale in place instead of rolling
+// out a new one. A workload's spec hash is Placed's.
+func (s Spec) Placed() Spec {
+	s.Replicas = 0
+	return s
+}
+
 // Spec returns what shapes a workload's pods, in canonical order. Its
 // running checks are part of it: they become the readiness probe.
 func (w *Workload) Spec() Spec {

@@ -40,7 +40,7 @@ func (p *Plan) WriteMarkdown(w io.Writer, opt MarkdownOptions) error {
 	for _, x := range []struct {
 		n    int
 		what string
-	}{{s.Conflict, "conflicting"}, {s.Orphan, "orphaned"}, {s.Unknown, "on unreachable ships"}} {
+	}{{s.Scale, "to scale"}, {s.Conflict, "conflicting"}, {s.Orphan, "orphaned"}, {s.Unknown, "on unreachable ships"}} {
 		if x.n > 0 {
 			extra += fmt.Sprintf(", %d %s", x.n, x.what)
 		}
@@ -198,7 +198,7 @@ func (p *Plan) serviceSection(env, svc string) string {
 	for _, x := range []struct {
 		n    int
 		what string
-	}{{count.Build, "to build"}, {count.Create, "to create"}, {count.Replace, "to replace"}, {count.Remove, "to remove"},
+	}{{count.Build, "to build"}, {count.Create, "to create"}, {count.Replace, "to replace"}, {count.Scale, "to scale"}, {count.Remove, "to remove"},
 		{count.Conflict, "conflicting"}, {count.Orphan, "orphaned"}, {count.Unknown, "on unreachable ships"}} {
 		if x.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", x.n, x.what))

@@ -37,12 +37,15 @@ const (
 	// Build builds a service's image from the repository on a builder
 	// ship and pushes it, before the instances that run it come up.
 	Build Action = "build"
+	// Scale changes the number of pods of a cluster service's Deployment
+	// in place: no new Deployment, no rollout of a new spec.
+	Scale Action = "scale"
 )
 
 // Mutates reports whether the action changes anything live (a bake swaps
 // its batch back when it fails; a build makes and pushes an image).
 func (a Action) Mutates() bool {
-	return a == Create || a == Replace || a == Remove || a == Bake || a == Build
+	return a == Create || a == Replace || a == Remove || a == Bake || a == Build || a == Scale
 }
 
 // Step is one action on one instance.
@@ -80,6 +83,8 @@ type Step struct {
 	Changes []Change `json:"changes,omitempty"`
 	// Build is what a build step builds.
 	Build *BuildInfo `json:"build,omitempty"`
+	// Replicas is the number of pods a scale step sets.
+	Replicas int `json:"replicas,omitempty"`
 	// Image, on a create or replace of a built service, is the image
 	// pinned by its registry digest (repository:tag@sha256:…) when it
 	// was already pushed; "" when the step's build makes it.
@@ -226,6 +231,7 @@ type Summary struct {
 	Orphan    int `json:"orphan"`
 	Unknown   int `json:"unknown"`
 	Build     int `json:"build"`
+	Scale     int `json:"scale"`
 	// Invalid counts the environments that did not validate.
 	Invalid int `json:"invalid"`
 }
@@ -258,6 +264,8 @@ func (p *Plan) Summary() Summary {
 			s.Unknown++
 		case Build:
 			s.Build++
+		case Scale:
+			s.Scale++
 		}
 	}
 	for _, ec := range p.Environments {
@@ -291,7 +299,7 @@ func (p *Plan) Validate() error {
 			errs = append(errs, fmt.Errorf("step %s: duplicate id", st.ID))
 		}
 		index[st.ID] = i
-		if !slices.Contains([]Action{Create, Replace, Remove, Unchanged, Conflict, Orphan, Unknown, Bake, Build}, st.Action) {
+		if !slices.Contains([]Action{Create, Replace, Remove, Unchanged, Conflict, Orphan, Unknown, Bake, Build, Scale}, st.Action) {
 			errs = append(errs, fmt.Errorf("step %s: unknown action %q", st.ID, st.Action))
 		}
 		if st.Action == Create || st.Action == Replace {

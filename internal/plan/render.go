@@ -8,7 +8,7 @@ import (
 )
 
 var symbols = map[Action]string{
-	Create: "+", Replace: "~", Remove: "-", Conflict: "!", Orphan: "?", Unknown: "?", Unchanged: "=", Bake: "⏸", Build: "⚒",
+	Create: "+", Replace: "~", Remove: "-", Conflict: "!", Orphan: "?", Unknown: "?", Unchanged: "=", Bake: "⏸", Build: "⚒", Scale: "↕",
 }
 
 var colors = map[Action]string{
@@ -107,6 +107,9 @@ func (p *Plan) WriteText(w io.Writer, opt TextOptions) error {
 		fmt.Fprintf(&b, "%d to build, ", s.Build)
 	}
 	fmt.Fprintf(&b, "%d to create, %d to replace, %d to remove, %d unchanged", s.Create, s.Replace, s.Remove, s.Unchanged)
+	if s.Scale > 0 {
+		fmt.Fprintf(&b, ", %d to scale", s.Scale)
+	}
 	for _, extra := range []struct {
 		n    int
 		what string

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+	autoscalingv1ac "k8s.io/client-go/applyconfigurations/autoscaling/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
@@ -94,6 +95,8 @@ func (d *Driver) Apply(ctx context.Context, st plan.Step, progress func(string))
 		return d.up(ctx, st, progress)
 	case plan.Remove:
 		return d.remove(ctx, st, progress)
+	case plan.Scale:
+		return d.scale(ctx, st, progress)
 	}
 	return fmt.Errorf("the kube driver cannot %s", st.Action)
 }
@@ -527,4 +530,49 @@ func (d *Driver) ensureNamespace(ctx context.Context, c kubernetes.Interface, cl
 	d.namespaces[addr] = true
 	d.mu.Unlock()
 	return nil
+}
+
+// scale sets the number of pods of a service's serving Deployment in
+// place, through its scale subresource (server-side apply, our field
+// manager), and waits until they are available: the pod template, the
+// Deployment's name and the Service stay as they are.
+func (d *Driver) scale(ctx context.Context, st plan.Step, progress func(string)) error {
+	env := d.envs[st.Env]
+	if env == nil {
+		return fmt.Errorf("environment %s is not loaded", st.Env)
+	}
+	svc := env.Service(st.Service)
+	if svc == nil || svc.Workload == nil || svc.Workload.Mode != manifest.ModeDeployment {
+		return fmt.Errorf("service %s is not a Deployment of environment %s", st.Service, st.Env)
+	}
+	w := svc.Workload
+	cl := env.Clusters[w.Cluster]
+	if cl == nil || cl.Address() != st.Host || st.SpecHash != w.SpecHash || st.Replicas != w.Replicas {
+		return fmt.Errorf("service %s changed since the plan was made: plan again", svc.Name)
+	}
+	c, err := d.pool.Client(cl)
+	if err != nil {
+		return err
+	}
+	ds := &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision), namespace: cl.Namespace, w: w, progressDeadline: d.rolloutTimeout()}
+	name := ds.workloadName()
+	if st.Container != name {
+		return fmt.Errorf("service %s runs %s, not %s: plan again", svc.Name, st.Container, name)
+	}
+	// Labels are read again right before the change.
+	dep, err := c.AppsV1().Deployments(cl.Namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err != nil:
+		return fmt.Errorf("get deployment %s: %w", name, err)
+	case !d.owned(dep.Labels, env.Name, svc.Name):
+		return d.notOurs(KindDeployment, name, env.Name, dep.Labels)
+	case dep.Labels[label.SpecHash] != w.SpecHash:
+		return fmt.Errorf("deployment %s changed since the plan was made: plan again", name)
+	}
+	progress(fmt.Sprintf("scaling %s to %d", name, w.Replicas))
+	scale := autoscalingv1ac.Scale().WithSpec(autoscalingv1ac.ScaleSpec().WithReplicas(int32(w.Replicas)))
+	if _, err := c.AppsV1().Deployments(cl.Namespace).ApplyScale(ctx, name, scale, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("scale deployment %s: %w", name, err)
+	}
+	return d.waitRollout(ctx, c, ds, progress)
 }

@@ -1,6 +1,7 @@
 package kube_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -47,6 +48,7 @@ type shop struct {
 	logLevel              string
 	webMemory             string
 	worker                bool // a third service
+	replicas              int  // web's (default 2)
 }
 
 func (s shop) text() string {
@@ -73,7 +75,7 @@ services:
   web:
     image: nginx:1.27
     cluster: kc
-    replicas: 2
+    replicas: %d
     requires: [db]
     ports:
       http: "8080:%d"
@@ -88,7 +90,7 @@ services:
         - type: http
           port: http
           path: /healthz
-`, s.kubeconfig, s.namespace, s.nodePort, s.logLevel, s.webMemory)
+`, s.kubeconfig, s.namespace, cmp.Or(s.replicas, 2), s.nodePort, s.logLevel, s.webMemory)
 	if s.worker {
 		b.WriteString(`  worker:
     image: busybox:1.36
@@ -714,5 +716,60 @@ func TestForeignObjectNamedLikeOurs(t *testing.T) {
 	// db, which web requires, is deployed all the same.
 	if _, err := c.CoreV1().Services(ns).Get(ctx, "db", metav1.GetOptions{}); err != nil {
 		t.Errorf("service db: %v", err)
+	}
+}
+
+// TestScaleInPlace: a change of replicas scales the serving Deployment in
+// place (same name and UID, the Service untouched), and so does the
+// repair of a kubectl scale by hand.
+func TestScaleInPlace(t *testing.T) {
+	cp := kubetest.Start(t)
+	s := newShop(t, cp)
+	mustApply(t, s.text())
+	ctx := context.Background()
+	name := kube.WorkloadName("web", workload(t, load(t, s.text()), "web").SpecHash)
+	before, err := cp.Client.AppsV1().Deployments(s.namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := func() (int32, int32) {
+		d, err := cp.Client.AppsV1().Deployments(s.namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || d.UID != before.UID {
+			t.Fatalf("deployment %s: %v (UID %s, was %s)", name, err, d.UID, before.UID)
+		}
+		return *d.Spec.Replicas, d.Status.AvailableReplicas
+	}
+
+	s.replicas = 3
+	p := mustApply(t, s.text())
+	if got := actions(p); got["web"] != plan.Scale || got["db"] != plan.Unchanged || !strings.Contains(planText(p), "scale web 2 → 3") {
+		t.Fatalf("plan: %v\n%s", got, planText(p))
+	}
+	if want, avail := replicas(); want != 3 || avail != 3 {
+		t.Errorf("after scaling to 3: %d desired, %d available", want, avail)
+	}
+	svc, err := cp.Client.CoreV1().Services(s.namespace).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || svc.Spec.Selector[label.SpecHash] != before.Labels[label.SpecHash] {
+		t.Errorf("service web after scaling: %v %v", err, svc.Spec.Selector)
+	}
+
+	// kubectl scale --replicas 5, by hand: repaired to the manifest's 3.
+	sc, err := cp.Client.AppsV1().Deployments(s.namespace).GetScale(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Spec.Replicas = 5
+	if _, err := cp.Client.AppsV1().Deployments(s.namespace).UpdateScale(ctx, name, sc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p = mustApply(t, s.text())
+	if got := actions(p); got["web"] != plan.Scale || !strings.Contains(planText(p), "scale web 5 → 3") {
+		t.Errorf("repair plan: %v\n%s", got, planText(p))
+	}
+	if want, _ := replicas(); want != 3 {
+		t.Errorf("after the repair: %d desired", want)
+	}
+	if p, _ := (run{}).do(t, s.text()); len(p.Mutating()) != 0 {
+		t.Errorf("after scaling: %s", planText(p))
 	}
 }

@@ -69,8 +69,8 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 		}
 	}
 	var out []live.Workload
-	add := func(kind string, m metav1.ObjectMeta, ready bool) {
-		w := live.Workload{Kind: kind, Name: m.Name, UID: string(m.UID), Labels: m.Labels, Annotations: m.Annotations, Ready: ready}
+	add := func(kind string, m metav1.ObjectMeta, ready bool, replicas int) {
+		w := live.Workload{Kind: kind, Name: m.Name, UID: string(m.UID), Labels: m.Labels, Annotations: m.Annotations, Ready: ready, Replicas: replicas}
 		if h := serving[w.Owner()+"/"+w.Env()+"/"+w.Service()]; h != "" && h == w.SpecHash() {
 			w.Serving = true
 		}
@@ -83,7 +83,11 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 	for i := range deps.Items {
 		d := &deps.Items[i]
 		done, _, failed := deploymentDone(d)
-		add(KindDeployment, d.ObjectMeta, done && failed == nil)
+		replicas := 1
+		if d.Spec.Replicas != nil {
+			replicas = int(*d.Spec.Replicas)
+		}
+		add(KindDeployment, d.ObjectMeta, done && failed == nil, replicas)
 	}
 	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, opts)
 	if err != nil {
@@ -92,7 +96,7 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 	for i := range dss.Items {
 		d := &dss.Items[i]
 		done, _, _ := daemonSetDone(d)
-		add(KindDaemonSet, d.ObjectMeta, done)
+		add(KindDaemonSet, d.ObjectMeta, done, 0)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
