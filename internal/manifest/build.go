@@ -20,7 +20,7 @@ var (
 	topKeys       = []string{"__maestro", "name", "registries", "ship_defaults", "ships", "ship_provider", "clusters", "services", "audit", "proxy"}
 	defaultedKeys = []string{"docker_port", "socket_path", "ssh_tunnel", "docker_host", "ssh_key", "context", "api_version", "timeout", "tls", "tls_cert", "tls_key", "tls_verify", "tls_ca_cert", "ssl_version"}
 	shipKeys      = append([]string{"ip", "endpoint"}, defaultedKeys...)
-	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy", "rollout", "build"}
+	serviceKeys   = []string{"image", "instances", "omit", "env", "envfile", "requires", "wants_info", "lifecycle", "limits", "ports", "cluster", "replicas", "mode", "command", "proxy", "rollout", "build", "expose", "ingress"}
 	instanceKeys  = []string{"ship", "image", "command", "cmd", "ports", "env", "envfile", "volumes", "container_volumes",
 		"volumes_from", "links", "username", "privileged", "cap_add", "cap_drop", "extra_hosts", "net", "restart", "dns",
 		"stop_timeout", "limits", "log_driver", "log_opt", "lxc_conf", "workdir", "security_opt", "ulimits", "labels", "lifecycle", "proxy"}
@@ -344,7 +344,7 @@ func (b *builder) service(s entry) *serviceDraft {
 		b.checkBuild(sd)
 		return sd
 	}
-	for _, key := range []string{"replicas", "mode"} {
+	for _, key := range []string{"replicas", "mode", "expose", "ingress"} {
 		if sf.has(key) {
 			b.errorf(sf.byKey[key].K, sf.sub(key), "%s applies to a cluster service: set cluster, or use instances", key)
 		}

@@ -91,6 +91,7 @@ func (b *builder) workload(sd *serviceDraft) {
 			}
 		}
 	}
+	b.exposeSettings(sd, w)
 	if sd.limits != nil {
 		if e, ok := sd.limits.get("memory"); ok {
 			v, err := parseSize(e.V)

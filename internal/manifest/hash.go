@@ -47,6 +47,9 @@ type Spec struct {
 	Probe    []Check `json:"probe,omitempty"`
 	// Proxy is the route of an instance behind the front proxy.
 	Proxy *Route `json:"proxy,omitempty"`
+	// Expose and Ingress are how a workload is reached from outside.
+	Expose  *Expose  `json:"expose,omitempty"`
+	Ingress *Ingress `json:"ingress,omitempty"`
 }
 
 // SpecHash returns a digest of everything that shapes the instance's
@@ -123,6 +126,6 @@ func (w *Workload) Spec() Spec {
 	return Spec{
 		Version: specVersion, Image: w.Image, Command: w.Command, Env: w.Env.List(), Ports: w.Ports,
 		Limits: Limits{Memory: w.MemoryBytes, CPUMillis: w.CPUMillis},
-		Mode:   w.Mode, Replicas: w.Replicas, Probe: w.Lifecycle["running"],
+		Mode:   w.Mode, Replicas: w.Replicas, Probe: w.Lifecycle["running"], Expose: w.Expose, Ingress: w.Ingress,
 	}
 }

@@ -253,7 +253,11 @@ type Workload struct {
 	// Lifecycle holds the checks; running checks become the readiness
 	// probe.
 	Lifecycle map[string][]Check `json:"lifecycle,omitempty"`
-	// SpecHash covers everything that shapes the pods.
+	// Expose and Ingress reach the service from outside the cluster.
+	Expose  *Expose  `json:"expose,omitempty"`
+	Ingress *Ingress `json:"ingress,omitempty"`
+	// SpecHash covers everything that shapes the pods, and how they are
+	// reached.
 	SpecHash string `json:"spec_hash"`
 }
 

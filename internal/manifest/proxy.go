@@ -153,21 +153,8 @@ func (b *builder) parseRoute(e entry, p string, base *Route) (*Route, *yaml.Node
 	if base != nil {
 		*r = *base
 	}
-	if hosts, ok := b.stringList(f, "hosts"); ok {
-		he, _ := f.get("hosts")
-		if len(hosts) > maxRouteHosts {
-			b.errorf(he.V, f.sub("hosts"), "at most %d hosts per service", maxRouteHosts)
-		}
-		r.Hosts = nil
-		for i, h := range hosts {
-			h = strings.ToLower(strings.TrimSuffix(h, "."))
-			if !hostName.MatchString(h) || len(h) > 253 {
-				b.errorf(he.V, fmt.Sprintf("%s[%d]", f.sub("hosts"), i), "invalid host name %q", hosts[i])
-				continue
-			}
-			r.Hosts = append(r.Hosts, h)
-		}
-		r.Hosts = sortedSet(r.Hosts)
+	if hosts, ok := b.hosts(f); ok {
+		r.Hosts = hosts
 	}
 	if v, ok := b.str(f, "port"); ok {
 		r.Port = v
@@ -451,4 +438,28 @@ func (b *builder) rollout(sd *serviceDraft) {
 		b.errorf(e.K, p, "rollout needs proxy.keep of 1 or more: a failed batch is swapped back to the containers kept")
 	}
 	sd.svc.Rollout = r
+}
+
+// hosts decodes f's hosts key: DNS names (a leading wildcard label
+// allowed), lower-cased without a trailing dot, sorted, at most
+// maxRouteHosts.
+func (b *builder) hosts(f *fields) ([]string, bool) {
+	hosts, ok := b.stringList(f, "hosts")
+	if !ok {
+		return nil, false
+	}
+	he, _ := f.get("hosts")
+	if len(hosts) > maxRouteHosts {
+		b.errorf(he.V, f.sub("hosts"), "at most %d hosts per service", maxRouteHosts)
+	}
+	var out []string
+	for i, h := range hosts {
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if !hostName.MatchString(h) || len(h) > 253 {
+			b.errorf(he.V, fmt.Sprintf("%s[%d]", f.sub("hosts"), i), "invalid host name %q", hosts[i])
+			continue
+		}
+		out = append(out, h)
+	}
+	return sortedSet(out), true
 }

@@ -20,6 +20,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -177,12 +178,21 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 			return err
 		}
 	}
+	ingress := ds.ingressObject()
+	if ingress != nil {
+		if err := d.checkName(ctx, c, ns, KindIngress, svc.Name, env.Name, svc.Name); err != nil {
+			return err
+		}
+	}
 
 	// Record the objects before they exist, so that an interrupted apply
 	// leaves nothing the inventory does not know.
 	newRefs := []objRef{refOf(ns, KindConfigMap, cmName), refOf(ns, ds.kind(), wlName), refOf(ns, KindService, svc.Name)}
 	if ds.hasSecret() {
 		newRefs = append(newRefs, refOf(ns, KindSecret, secName))
+	}
+	if ingress != nil {
+		newRefs = append(newRefs, refOf(ns, KindIngress, svc.Name))
 	}
 	if err := d.updateInventory(ctx, c, ns, env.Name, svc.Name, newRefs, nil); err != nil {
 		return err
@@ -210,10 +220,17 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if err := d.applyService(ctx, c, ds, live, apply); err != nil {
 		return d.rollback(ctx, c, ds, servingHash, err)
 	}
+	if ingress != nil {
+		// It targets the Service, which now selects the new pods.
+		progress("applying ingress " + svc.Name)
+		if _, err := c.NetworkingV1().Ingresses(ns).Apply(ctx, ingress, apply); err != nil {
+			return fmt.Errorf("service %s runs %s, but applying its ingress failed: %w", svc.Name, wlName, err)
+		}
+	}
 	progress("removing the old objects")
 	gone, err := d.prune(ctx, c, ns, env.Name, svc.Name, func(kind, name string) bool {
 		return kind == KindService || name == wlName && kind == ds.kind() || name == cmName && kind == KindConfigMap ||
-			name == secName && kind == KindSecret
+			name == secName && kind == KindSecret || kind == KindIngress && ingress != nil
 	})
 	if err != nil {
 		return fmt.Errorf("service %s runs %s, but removing the old objects failed: %w", svc.Name, wlName, err)
@@ -264,6 +281,11 @@ func getMeta(ctx context.Context, c kubernetes.Interface, ns, kind, name string)
 	case KindSecret:
 		var o *corev1.Secret
 		if o, err = c.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			m = o.ObjectMeta
+		}
+	case KindIngress:
+		var o *networkingv1.Ingress
+		if o, err = c.NetworkingV1().Ingresses(ns).Get(ctx, name, metav1.GetOptions{}); err == nil {
 			m = o.ObjectMeta
 		}
 	default:
@@ -386,6 +408,8 @@ func (d *Driver) deleteUID(ctx context.Context, c kubernetes.Interface, ns, kind
 		err = c.CoreV1().Services(ns).Delete(ctx, name, opts)
 	case KindSecret:
 		err = c.CoreV1().Secrets(ns).Delete(ctx, name, opts)
+	case KindIngress:
+		err = c.NetworkingV1().Ingresses(ns).Delete(ctx, name, opts)
 	}
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete %s %s: %w", strings.ToLower(kind), name, err)
@@ -446,6 +470,13 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, ser
 	}
 	for _, o := range cms.Items {
 		del(KindConfigMap, o.Name, o.Labels, o.UID)
+	}
+	ings, err := c.NetworkingV1().Ingresses(ns).List(ctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("list ingresses: %w", err)
+	}
+	for _, o := range ings.Items {
+		del(KindIngress, o.Name, o.Labels, o.UID)
 	}
 	// What the inventory lists and the selectors did not find (its labels
 	// were changed by hand, say) is deleted only if it is still ours.

@@ -120,13 +120,15 @@ func TestInstallManifests(t *testing.T) {
 
 	// Least privilege: exactly these permissions.
 	want := map[string][]string{
-		"/namespaces":                {"create", "get"},
-		"apps/deployments":           {"create", "delete", "get", "list", "patch", "watch"},
-		"apps/daemonsets":            {"create", "delete", "get", "list", "patch", "watch"},
-		"/services":                  {"create", "delete", "get", "list", "patch"},
-		"/configmaps":                {"create", "delete", "get", "list", "patch", "update"},
-		"coordination.k8s.io/leases": {"create", "delete", "get", "update"},
-		"/secrets":                   {"create", "delete", "get", "patch"},
+		"/namespaces":                 {"create", "get"},
+		"apps/deployments":            {"create", "delete", "get", "list", "patch", "watch"},
+		"apps/daemonsets":             {"create", "delete", "get", "list", "patch", "watch"},
+		"apps/deployments/scale":      {"patch"},
+		"networking.k8s.io/ingresses": {"create", "delete", "get", "list", "patch"},
+		"/services":                   {"create", "delete", "get", "list", "patch"},
+		"/configmaps":                 {"create", "delete", "get", "list", "patch", "update"},
+		"coordination.k8s.io/leases":  {"create", "delete", "get", "update"},
+		"/secrets":                    {"create", "delete", "get", "patch"},
 	}
 	got := map[string][]string{}
 	for _, r := range role.Rules {
@@ -247,8 +249,23 @@ func TestInstallManifests(t *testing.T) {
 		t.Errorf("second apply output:\n%s", out)
 	}
 	runBinary(t, bin, 0, "plan", "--prune", dir)
+	// Scaled in place, then exposed through a load balancer and an
+	// Ingress: both through RBAC too.
+	s.replicas = 3
+	writeManifest(t, dir, s.text())
+	if out := runBinary(t, bin, 0, "apply", "--rollout-timeout", "2m", dir); !strings.Contains(out, "Applied 1 step(s), 0 failed.") || !strings.Contains(out, "scale") {
+		t.Errorf("scale output:\n%s", out)
+	}
+	s.ingressHost = "rbac.example.com"
+	writeManifest(t, dir, s.text())
+	if out := runBinary(t, bin, 0, "apply", "--rollout-timeout", "2m", dir); !strings.Contains(out, "Applied 1 step(s), 0 failed.") {
+		t.Errorf("ingress output:\n%s", out)
+	}
 
 	ctx := context.Background()
+	if ing, err := cp.Client.NetworkingV1().Ingresses(target).Get(ctx, "web", metav1.GetOptions{}); err != nil || ing.Spec.Rules[0].Host != "rbac.example.com" {
+		t.Errorf("ingress web: %v", err)
+	}
 	web := workload(t, load(t, s.text()), "web")
 	if svc, err := cp.Client.CoreV1().Services(target).Get(ctx, "web", metav1.GetOptions{}); err != nil || svc.Spec.Selector[label.SpecHash] != web.SpecHash {
 		t.Errorf("service web: %v", err)

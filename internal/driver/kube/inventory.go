@@ -66,8 +66,11 @@ func parseRef(s string) (objRef, bool) {
 
 func refOf(ns, kind, name string) objRef {
 	group := ""
-	if kind == KindDeployment || kind == KindDaemonSet {
+	switch kind {
+	case KindDeployment, KindDaemonSet:
 		group = "apps"
+	case KindIngress:
+		group = "networking.k8s.io"
 	}
 	return objRef{Namespace: ns, Name: name, Group: group, Kind: kind}
 }

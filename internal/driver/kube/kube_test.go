@@ -16,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -49,6 +50,9 @@ type shop struct {
 	webMemory             string
 	worker                bool // a third service
 	replicas              int  // web's (default 2)
+	// ingressHost, when set, exposes web through a LoadBalancer (http on
+	// port 80) and an Ingress for that host.
+	ingressHost string
 }
 
 func (s shop) text() string {
@@ -90,7 +94,7 @@ services:
         - type: http
           port: http
           path: /healthz
-`, s.kubeconfig, s.namespace, cmp.Or(s.replicas, 2), s.nodePort, s.logLevel, s.webMemory)
+%s`, s.kubeconfig, s.namespace, cmp.Or(s.replicas, 2), s.nodePort, s.logLevel, s.webMemory, s.exposed())
 	if s.worker {
 		b.WriteString(`  worker:
     image: busybox:1.36
@@ -101,6 +105,14 @@ services:
 `)
 	}
 	return b.String()
+}
+
+// exposed is web's expose and ingress keys, when it has them.
+func (s shop) exposed() string {
+	if s.ingressHost == "" {
+		return ""
+	}
+	return fmt.Sprintf("    expose: {type: LoadBalancer, ports: {http: 80}}\n    ingress: {hosts: [%s], path: /shop, port: http}\n", s.ingressHost)
 }
 
 func newShop(t *testing.T, cp *kubetest.ControlPlane) shop {
@@ -771,5 +783,73 @@ func TestScaleInPlace(t *testing.T) {
 	}
 	if p, _ := (run{}).do(t, s.text()); len(p.Mutating()) != 0 {
 		t.Errorf("after scaling: %s", planText(p))
+	}
+}
+
+// TestExposeAndIngress: expose makes web's Service a LoadBalancer on port
+// 80; ingress adds an Ingress to the stable Service, which follows a
+// blue/green replacement, and is pruned when the key goes.
+func TestExposeAndIngress(t *testing.T) {
+	cp := kubetest.Start(t)
+	s := newShop(t, cp)
+	s.ingressHost = "shop.example.com"
+	mustApply(t, s.text())
+	ctx := context.Background()
+	c := cp.Client
+	svc, err := c.CoreV1().Services(s.namespace).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		t.Fatalf("service web: %v %+v", err, svc)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "http" && (p.Port != 80 || p.TargetPort.String() != "http" || p.NodePort != int32(s.nodePort)) {
+			t.Errorf("port http: %+v", p)
+		}
+	}
+	ingress := func() *networkingv1.Ingress {
+		ing, err := c.NetworkingV1().Ingresses(s.namespace).Get(ctx, "web", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ing
+	}
+	check := func(host string) {
+		t.Helper()
+		ing := ingress()
+		if ing == nil || len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].Host != host || ing.Labels[label.Service] != "web" {
+			t.Fatalf("ingress for %s: %+v", host, ing)
+		}
+		p := ing.Spec.Rules[0].HTTP.Paths[0]
+		if p.Path != "/shop" || p.Backend.Service.Name != "web" || p.Backend.Service.Port.Name != "http" {
+			t.Errorf("ingress path: %+v", p)
+		}
+	}
+	check("shop.example.com")
+	if inv := inventory(t, cp, s.namespace); inv[s.namespace+"_web_networking.k8s.io_Ingress"] != "web" {
+		t.Errorf("inventory: %v", inv)
+	}
+
+	// Another host: a blue/green replacement; the one Ingress follows.
+	s.ingressHost = "www.example.com"
+	p := mustApply(t, s.text())
+	if got := actions(p); got["web"] != plan.Replace {
+		t.Fatalf("plan: %v\n%s", got, planText(p))
+	}
+	check("www.example.com")
+
+	// Without the keys: a ClusterIP Service with a node port again, and
+	// no Ingress.
+	s.ingressHost = ""
+	mustApply(t, s.text())
+	if ing := ingress(); ing != nil {
+		t.Errorf("the ingress was not pruned: %+v", ing)
+	}
+	if svc, err := c.CoreV1().Services(s.namespace).Get(ctx, "web", metav1.GetOptions{}); err != nil || svc.Spec.Type != corev1.ServiceTypeNodePort {
+		t.Errorf("service web without expose: %v %v", err, svc.Spec.Type)
+	}
+	if p, _ := (run{}).do(t, s.text()); len(p.Mutating()) != 0 {
+		t.Errorf("after removing the ingress: %s", planText(p))
 	}
 }

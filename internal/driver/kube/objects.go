@@ -10,12 +10,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
@@ -34,6 +36,7 @@ const (
 	KindConfigMap  = "ConfigMap"
 	KindSecret     = "Secret"
 	KindService    = "Service"
+	KindIngress    = "Ingress"
 )
 
 // HashLen is how much of the spec hash names a workload and its ConfigMap.
@@ -281,17 +284,22 @@ func (d *desired) daemonSet() (*appsv1ac.DaemonSetApplyConfiguration, error) {
 func (d *desired) headless() bool { return len(d.w.Ports) == 0 }
 
 // serviceObject is the Service selecting this spec's pods. Each port is exposed
-// under its exposed number; a port whose external port differs is a node
-// port, and the Service is of type NodePort when one is.
+// under its exposed number (or the number expose gives it); a port whose
+// external port differs is a node port, and the Service is of type
+// NodePort when one is, unless expose sets its type.
 func (d *desired) serviceObject() (*corev1ac.ServiceApplyConfiguration, error) {
 	spec := corev1ac.ServiceSpec().WithSelector(d.selector()).WithType(corev1.ServiceTypeClusterIP)
 	if d.headless() {
 		spec.WithClusterIP(corev1.ClusterIPNone)
 	}
+	x := d.w.Expose
 	for _, p := range d.w.Ports {
 		n, err := strconv.Atoi(p.ExposedPort())
 		if err != nil {
 			return nil, fmt.Errorf("port %s: %q is not a single port", p.Name, p.ExposedPort())
+		}
+		if x != nil && x.Ports[p.Name] > 0 {
+			n = x.Ports[p.Name]
 		}
 		sp := corev1ac.ServicePort().WithName(p.Name).WithPort(int32(n)).WithProtocol(protocol(p)).
 			WithTargetPort(intstr.FromString(p.Name))
@@ -305,7 +313,42 @@ func (d *desired) serviceObject() (*corev1ac.ServiceApplyConfiguration, error) {
 		}
 		spec.WithPorts(sp)
 	}
+	if x != nil {
+		spec.WithType(corev1.ServiceType(x.Type))
+	}
 	svc := corev1ac.Service(d.service, d.namespace).WithSpec(spec)
 	svc.ObjectMetaApplyConfiguration = d.meta(d.service)
 	return svc, nil
+}
+
+// ingressObject is the service's Ingress: a rule per host (or one for
+// every host) sending the path prefix to the stable Service's port, so
+// that it follows the blue/green switch with the Service; nil when the
+// service has none.
+func (d *desired) ingressObject() *networkingv1ac.IngressApplyConfiguration {
+	in := d.w.Ingress
+	if in == nil {
+		return nil
+	}
+	prefix := networkingv1.PathTypePrefix
+	paths := networkingv1ac.HTTPIngressRuleValue().WithPaths(networkingv1ac.HTTPIngressPath().
+		WithPath(in.Path).WithPathType(prefix).
+		WithBackend(networkingv1ac.IngressBackend().WithService(networkingv1ac.IngressServiceBackend().
+			WithName(d.service).WithPort(networkingv1ac.ServiceBackendPort().WithName(in.Port)))))
+	spec := networkingv1ac.IngressSpec()
+	if len(in.Hosts) == 0 {
+		spec.WithRules(networkingv1ac.IngressRule().WithHTTP(paths))
+	}
+	for _, h := range in.Hosts {
+		spec.WithRules(networkingv1ac.IngressRule().WithHost(h).WithHTTP(paths))
+	}
+	if in.TLSSecret != "" {
+		spec.WithTLS(networkingv1ac.IngressTLS().WithHosts(in.Hosts...).WithSecretName(in.TLSSecret))
+	}
+	if in.Class != "" {
+		spec.WithIngressClassName(in.Class)
+	}
+	ing := networkingv1ac.Ingress(d.service, d.namespace).WithSpec(spec)
+	ing.ObjectMetaApplyConfiguration = d.meta(d.service)
+	return ing
 }
