@@ -19,11 +19,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/net/netutil"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/maestro-sync/maestro-sync/internal/daemon"
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/history"
+	"github.com/maestro-sync/maestro-sync/internal/leader"
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/notify"
@@ -55,6 +57,10 @@ type runFlags struct {
 	allowExec                        bool
 	lockTTL                          time.Duration
 	refreshEvery                     time.Duration
+	leaderElect                      bool
+	leaderNamespace, leaderName      string
+	leaderIdentity, leaderKubeconfig string
+	leaderLease                      time.Duration
 	dataDir                          string
 	historyRuns                      int
 	historyAge                       time.Duration
@@ -123,6 +129,12 @@ flight and exits.`,
 	fl.BoolVar(&f.allowExec, "allow-exec-checks", false, "run lifecycle checks of type exec (commands on the deployer, with its credentials at hand); without it, an environment with one is invalid")
 	fl.StringSliceVar(&f.templateEnv, "template-env", nil, templateEnvUsage+"; never MAESTRO_SYNC_* nor --git-password-env")
 	fl.DurationVar(&f.lockTTL, "lock-ttl", lock.DefaultTTL, "how long the deploy locks outlive the daemon if it is killed")
+	fl.BoolVar(&f.leaderElect, "leader-elect", false, "run several replicas: only the holder of a Kubernetes Lease reconciles, the others serve their status and take over when it goes")
+	fl.StringVar(&f.leaderNamespace, "leader-elect-namespace", "", "namespace of the Lease (default: $POD_NAMESPACE, else the pod's own, else default)")
+	fl.StringVar(&f.leaderName, "leader-elect-name", "maestro-sync", "name of the Lease")
+	fl.StringVar(&f.leaderIdentity, "leader-elect-identity", "", "this replica's name in the Lease (default: $POD_NAME, else the host name)")
+	fl.StringVar(&f.leaderKubeconfig, "leader-elect-kubeconfig", "", "kubeconfig of the cluster holding the Lease (default: in-cluster, else KUBECONFIG or ~/.kube/config)")
+	fl.DurationVar(&f.leaderLease, "leader-elect-lease-duration", 15*time.Second, "how long followers wait for a silent leader before one takes over")
 	fl.DurationVar(&f.refreshEvery, "refresh-images-every", 0, "re-resolve every image tag on its ships at this interval (a resync at least as often) and replace the containers whose tag moved to another image, such as :latest (0: never)")
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "where the run history is kept across restarts (one daemon per directory; empty: no history)")
 	fl.IntVar(&f.historyRuns, "history-runs", 200, "runs kept in the history per environment")
@@ -313,7 +325,12 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	notified := make(chan struct{})
 	go func() { defer close(notified); cfg.Notify.Run(notifyCtx) }()
-	runErr := d.Run(ctx)
+	var runErr error
+	if f.leaderElect {
+		runErr = f.lead(ctx, d, log)
+	} else {
+		runErr = d.Run(ctx)
+	}
 	stopNotify()
 	<-notified
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -429,4 +446,38 @@ func repoPath(repo string) string {
 		p = after
 	}
 	return strings.TrimSuffix(strings.Trim(p, "/"), ".git")
+}
+
+// lead runs the daemon's loop only while this replica holds the Lease; a
+// replica that loses it stops with an error (to be restarted as a
+// follower).
+func (f *runFlags) lead(ctx context.Context, d *daemon.Daemon, log *slog.Logger) error {
+	cfg, err := kube.RESTConfig(f.leaderKubeconfig, "")
+	if err != nil {
+		return fmt.Errorf("--leader-elect: %w", err)
+	}
+	cfg.UserAgent = "maestro-sync"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("--leader-elect: %w", err)
+	}
+	id := cmp.Or(f.leaderIdentity, os.Getenv("POD_NAME"))
+	if id == "" {
+		if id, err = os.Hostname(); err != nil {
+			return fmt.Errorf("--leader-elect: name this replica with --leader-elect-identity: %w", err)
+		}
+	}
+	ns := cmp.Or(f.leaderNamespace, os.Getenv("POD_NAMESPACE"))
+	if ns == "" {
+		b, _ := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+		ns = cmp.Or(strings.TrimSpace(string(b)), "default")
+	}
+	d.SetLeader("", false)
+	err = leader.Run(ctx, leader.Config{Client: client, Namespace: ns, Name: f.leaderName, Identity: id, LeaseDuration: f.leaderLease, Log: log,
+		OnLeader: func(identity string) { d.SetLeader(identity, identity == id) }}, func(ctx context.Context) {
+		if err := d.Run(ctx); err != nil {
+			log.Error("daemon", "err", err)
+		}
+	})
+	return err
 }

@@ -99,10 +99,14 @@ type Daemon struct {
 	metrics *Metrics
 	wake    chan trigger
 
-	mu        sync.Mutex
-	status    Status
-	pending   *trigger // the earliest trigger not yet served
-	ready     bool
+	mu      sync.Mutex
+	status  Status
+	pending *trigger // the earliest trigger not yet served
+	ready   bool
+	// leader is the identity of the replica that leads, when leader
+	// election is on; follower is true while it is another one.
+	leader    string
+	follower  bool
 	lastApply map[string]string // env → revision fully applied
 	// rollouts is the progress of staged rollouts, by environment and
 	// service: shown in the status while and after they run.
@@ -464,11 +468,39 @@ func causeText(st plan.Step) string {
 
 func shortRev(rev string) string { return rev[:min(12, len(rev))] }
 
-// Ready reports whether a first reconcile has completed.
+// Ready reports whether a first reconcile has completed, or the daemon is
+// a follower (ready to take over).
 func (d *Daemon) Ready() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.ready
+	return d.ready || d.follower
+}
+
+// ErrFollower is the error of an operation asked of a replica that does
+// not lead: only the leader deploys, pauses, resumes and rolls back.
+var ErrFollower = errors.New("this replica does not lead")
+
+// SetLeader records which replica leads (with leader election): self
+// tells whether it is this one. A follower serves its status and
+// refuses operations.
+func (d *Daemon) SetLeader(identity string, self bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.leader, d.follower = identity, !self
+}
+
+// notLeading returns an ErrFollower naming the leader when this replica
+// is a follower, else nil.
+func (d *Daemon) notLeading() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.follower {
+		return nil
+	}
+	if d.leader == "" {
+		return fmt.Errorf("%w: no leader is known yet", ErrFollower)
+	}
+	return fmt.Errorf("%w: %s leads", ErrFollower, d.leader)
 }
 
 // sortEnvs orders the status by environment name.

@@ -166,6 +166,9 @@ func (d *Daemon) hold(env string) (history.Hold, bool) {
 // stored, so it outlives restarts; the run it triggers records it in the
 // history.
 func (d *Daemon) Pause(env, reason string) (history.Hold, error) {
+	if err := d.notLeading(); err != nil {
+		return history.Hold{}, err
+	}
 	if d.cfg.History == nil {
 		return history.Hold{}, ErrNoHistory
 	}
@@ -185,6 +188,9 @@ func (d *Daemon) Pause(env, reason string) (history.Hold, error) {
 
 // Resume lifts the hold on env; the next run (triggered now) deploys it.
 func (d *Daemon) Resume(env string) error {
+	if err := d.notLeading(); err != nil {
+		return err
+	}
 	if d.cfg.History == nil {
 		return ErrNoHistory
 	}
@@ -219,6 +225,9 @@ var ErrRollback = errors.New("rollback")
 // until Resume or until a new commit arrives. The pin is stored, so it
 // outlives restarts.
 func (d *Daemon) Rollback(ctx context.Context, env, rev, reason string) (history.Hold, error) {
+	if err := d.notLeading(); err != nil {
+		return history.Hold{}, err
+	}
 	if d.cfg.History == nil {
 		return history.Hold{}, ErrNoHistory
 	}

@@ -109,6 +109,10 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 				http.Error(w, "too many requests", http.StatusTooManyRequests)
 				return
 			}
+			if err := d.notLeading(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 			next(w, r)
 		}
 	}
@@ -177,6 +181,12 @@ func (d *Daemon) Handler(cfg HTTPConfig) http.Handler {
 			}
 			if !limiter.Allow() {
 				http.Error(w, "too many requests", http.StatusTooManyRequests)
+				return
+			}
+			if err := d.notLeading(); err != nil && status == http.StatusAccepted {
+				// The sender sees the delivery fail and can send it
+				// again; the leader polls meanwhile.
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			if status == http.StatusAccepted {

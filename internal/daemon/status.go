@@ -37,9 +37,13 @@ type Status struct {
 	LastRun     time.Time `json:"last_run,omitzero"`
 	// LastResult is success, failed, stalled, source_error or
 	// interrupted.
-	LastResult   string      `json:"last_result,omitempty"`
-	LastError    string      `json:"last_error,omitempty"`
-	NextRetry    time.Time   `json:"next_retry,omitzero"`
+	LastResult string    `json:"last_result,omitempty"`
+	LastError  string    `json:"last_error,omitempty"`
+	NextRetry  time.Time `json:"next_retry,omitzero"`
+	// Role is leader or follower with leader election (empty without),
+	// and Leader the identity of the replica that leads.
+	Role         string      `json:"role,omitempty"`
+	Leader       string      `json:"leader,omitempty"`
 	Environments []EnvStatus `json:"environments"`
 }
 
@@ -161,6 +165,12 @@ func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.status
+	if d.leader != "" || d.follower {
+		s.Role, s.Leader = "leader", d.leader
+		if d.follower {
+			s.Role = "follower"
+		}
+	}
 	s.Environments = slices.Clone(s.Environments)
 	return s
 }

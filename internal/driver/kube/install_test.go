@@ -16,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -95,6 +96,7 @@ func TestInstallManifests(t *testing.T) {
 		svc     *corev1.Service
 		sa      *corev1.ServiceAccount
 		nsObj   *corev1.Namespace
+		pdb     *policyv1.PodDisruptionBudget
 	)
 	for _, o := range objs {
 		switch o := o.(type) {
@@ -110,11 +112,13 @@ func TestInstallManifests(t *testing.T) {
 			sa = o
 		case *corev1.Namespace:
 			nsObj = o
+		case *policyv1.PodDisruptionBudget:
+			pdb = o
 		default:
 			t.Errorf("unexpected object %T", o)
 		}
 	}
-	if role == nil || binding == nil || dep == nil || svc == nil || sa == nil || nsObj == nil {
+	if role == nil || binding == nil || dep == nil || svc == nil || sa == nil || nsObj == nil || pdb == nil {
 		t.Fatalf("missing objects: role %v binding %v deployment %v service %v serviceaccount %v namespace %v", role != nil, binding != nil, dep != nil, svc != nil, sa != nil, nsObj != nil)
 	}
 
@@ -152,7 +156,12 @@ func TestInstallManifests(t *testing.T) {
 		t.Errorf("binding: %+v", binding)
 	}
 
-	// The daemon's Deployment.
+	// The daemon's Deployment: two replicas electing a leader, one of which
+	// a voluntary disruption may take at a time.
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 ||
+		!labelsMatch(pdb.Spec.Selector.MatchLabels, dep.Spec.Template.Labels) {
+		t.Errorf("replicas %v, disruption budget %+v", dep.Spec.Replicas, pdb.Spec)
+	}
 	pod := dep.Spec.Template.Spec
 	if pod.ServiceAccountName != sa.Name || len(pod.Containers) != 1 {
 		t.Fatalf("pod spec: %+v", pod)
@@ -186,6 +195,9 @@ func TestInstallManifests(t *testing.T) {
 	}
 	if e := env["GIT_TOKEN"]; e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != "maestro-sync" {
 		t.Errorf("GIT_TOKEN does not come from the Secret: %+v", e)
+	}
+	if env["MAESTRO_SYNC_LEADER_ELECT"].Value != "true" || env["POD_NAME"].ValueFrom == nil || env["POD_NAMESPACE"].ValueFrom == nil {
+		t.Errorf("leader election: %+v %+v %+v", env["MAESTRO_SYNC_LEADER_ELECT"], env["POD_NAME"], env["POD_NAMESPACE"])
 	}
 	if env["MAESTRO_SYNC_GIT_PASSWORD_ENV"].Value != "GIT_TOKEN" {
 		t.Errorf("MAESTRO_SYNC_GIT_PASSWORD_ENV: %+v", env["MAESTRO_SYNC_GIT_PASSWORD_ENV"])
@@ -355,4 +367,14 @@ func runBinary(t *testing.T, bin string, wantCode int, args ...string) string {
 		t.Fatalf("maestro-sync %s: exit %d, want %d\n%s", strings.Join(args, " "), code, wantCode, out)
 	}
 	return string(out)
+}
+
+// labelsMatch reports whether every label of sel is in labels.
+func labelsMatch(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(sel) > 0
 }

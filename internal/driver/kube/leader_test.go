@@ -1,0 +1,196 @@
+package kube_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/test/kubetest"
+)
+
+// replica is one maestro-sync run --leader-elect process.
+type replica struct {
+	id, base string
+	cmd      *exec.Cmd
+	out      *lockedBuffer
+	done     chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startReplica(t *testing.T, bin, id, dir, leaseNS, kubeconfig, token string) *replica {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	work := t.TempDir()
+	r := &replica{id: id, base: "http://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
+	r.cmd = exec.Command(bin, "run", "--dir", dir, "--poll", "1s", "--resync", "2s", "--listen", addr,
+		"--data-dir", filepath.Join(work, "data"), "--cache-dir", filepath.Join(work, "cache"), "--api-token-file", token,
+		"--rollout-timeout", "1m", "--log-format", "json", "--leader-elect", "--leader-elect-namespace", leaseNS,
+		"--leader-elect-identity", id, "--leader-elect-kubeconfig", kubeconfig, "--leader-elect-lease-duration", "3s")
+	r.cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			_ = r.cmd.Process.Kill()
+			<-r.done
+		}
+		if t.Failed() {
+			t.Logf("replica %s:\n%s", id, r.out.String())
+		}
+	})
+	return r
+}
+
+// status returns the replica's role and leader, "" when it does not answer.
+func (r *replica) status() (role, leader string) {
+	resp, err := http.Get(r.base + "/api/v1/status")
+	if err != nil {
+		return "", ""
+	}
+	defer resp.Body.Close()
+	var s struct{ Role, Leader string }
+	_ = json.NewDecoder(resp.Body).Decode(&s)
+	return s.Role, s.Leader
+}
+
+func eventually(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Since(start) > limit {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+	}
+}
+
+// TestLeaderElection: of two replicas with --leader-elect, one holds the
+// Lease and deploys, the other serves its status and refuses operations;
+// the leader killed with SIGKILL while it rolls a change out is followed
+// by the other, which finishes the rollout: one Deployment, the Service
+// on the new spec, the Lease held by the new leader.
+func TestLeaderElection(t *testing.T) {
+	cp := kubetest.Start(t)
+	s := newShop(t, cp)
+	leaseNS := cp.Namespace(t, "lease")
+	if _, err := cp.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNS}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeManifest(t, dir, s.text())
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("le-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	replicas := map[string]*replica{
+		"a": startReplica(t, bin, "a", dir, leaseNS, cp.Kubeconfig, token),
+		"b": startReplica(t, bin, "b", dir, leaseNS, cp.Kubeconfig, token),
+	}
+	ctx := context.Background()
+	holder := func() string {
+		l, err := cp.Client.CoordinationV1().Leases(leaseNS).Get(ctx, "maestro-sync", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	serving := func() string {
+		svc, err := cp.Client.CoreV1().Services(s.namespace).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return ""
+		}
+		return svc.Spec.Selector[label.SpecHash]
+	}
+	h1 := workload(t, load(t, s.text()), "web").SpecHash
+	eventually(t, "a leader deploying web", 90*time.Second, func() bool { return holder() != "" && serving() == h1 })
+	lead := replicas[holder()]
+	other := replicas[map[string]string{"a": "b", "b": "a"}[lead.id]]
+	eventually(t, "both replicas telling their roles", 30*time.Second, func() bool {
+		r1, l1 := lead.status()
+		r2, l2 := other.status()
+		return r1 == "leader" && l1 == lead.id && r2 == "follower" && l2 == lead.id
+	})
+	req, _ := http.NewRequest("POST", other.base+"/api/v1/sync", nil)
+	req.Header.Set("Authorization", "Bearer le-token")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("sync asked of the follower: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+
+	// A change; the leader is killed once the new Deployment exists.
+	s.logLevel = "debug"
+	writeManifest(t, dir, s.text())
+	h2 := workload(t, load(t, s.text()), "web").SpecHash
+	eventually(t, "the rollout of the change to start", 60*time.Second, func() bool {
+		_, err := cp.Client.AppsV1().Deployments(s.namespace).Get(ctx, kube.WorkloadName("web", h2), metav1.GetOptions{})
+		return err == nil
+	})
+	started := serving() == h1
+	if err := lead.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-lead.done
+	t.Logf("killed the leader %s with the Service still on the old pods: %v", lead.id, started)
+	eventually(t, "the other replica to lead and finish the rollout", 90*time.Second, func() bool {
+		return holder() == other.id && serving() == h2
+	})
+	eventually(t, "one Deployment and one ConfigMap of web", 60*time.Second, func() bool {
+		sel := metav1.ListOptions{LabelSelector: label.Service + "=web"}
+		deps, err1 := cp.Client.AppsV1().Deployments(s.namespace).List(ctx, sel)
+		cms, err2 := cp.Client.CoreV1().ConfigMaps(s.namespace).List(ctx, sel)
+		if err1 != nil || err2 != nil || len(deps.Items) != 1 || deps.Items[0].Name != kube.WorkloadName("web", h2) {
+			return false
+		}
+		n := 0
+		for _, cm := range cms.Items {
+			if strings.HasPrefix(cm.Name, "web-") {
+				n++
+			}
+		}
+		return n == 1
+	})
+	if role, leader := other.status(); role != "leader" || leader != other.id {
+		t.Errorf("the new leader says %s, led by %s", role, leader)
+	}
+}
