@@ -41,6 +41,23 @@ type Source interface {
 // them (see reconcile.Target).
 type Target = reconcile.Target
 
+// Watcher is a Target that can follow live changes (Docker events,
+// Kubernetes watches): the daemon then repairs a change made by hand as
+// soon as it is told of it, and the resync is only a safety net.
+type Watcher interface {
+	Watch(ctx context.Context, envs []*manifest.Environment, changed func(what string, at time.Time))
+	StopWatching()
+}
+
+// changeQuiet is how long after a run the changes it made itself are
+// still being reported: changes reported then are taken for the run's;
+// changeSettle is how long a reported change waits for the others of its
+// burst (a container dies, then is destroyed) before a run starts.
+const (
+	changeQuiet  = time.Second
+	changeSettle = 100 * time.Millisecond
+)
+
 // Config configures a Daemon.
 type Config struct {
 	Source Source
@@ -88,7 +105,7 @@ type Config struct {
 
 // trigger is a reason to reconcile.
 type trigger struct {
-	reason string // poll, resync, webhook, api, watch, retry, start
+	reason string // poll, resync, webhook, api, watch, event, retry, start
 	at     time.Time
 }
 
@@ -105,9 +122,15 @@ type Daemon struct {
 	ready   bool
 	// leader is the identity of the replica that leads, when leader
 	// election is on; follower is true while it is another one.
-	leader    string
-	follower  bool
-	lastApply map[string]string // env → revision fully applied
+	leader   string
+	follower bool
+	// running is true during a reconcile; ranFrom and ranUntil bound the
+	// last one, whose own changes live watches report too when it changed
+	// something (mutated). changedDuring tells of changes reported while
+	// one ran.
+	running, mutated, changedDuring bool
+	ranFrom, ranUntil               time.Time
+	lastApply                       map[string]string // env → revision fully applied
 	// rollouts is the progress of staged rollouts, by environment and
 	// service: shown in the status while and after they run.
 	rollouts map[string]map[string]RolloutStatus
@@ -194,6 +217,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer poll.Stop()
 	resync := time.NewTicker(d.cfg.Resync)
 	defer resync.Stop()
+	if w, ok := d.cfg.Target.(Watcher); ok {
+		defer w.StopWatching()
+	}
 	d.Trigger("start", time.Now())
 	for {
 		select {
@@ -244,9 +270,39 @@ func (d *Daemon) serve(ctx context.Context, t trigger) {
 	}
 }
 
+// changed is told of a live change (by a Watcher): unless the last run
+// made it, a reconcile follows at once.
+func (d *Daemon) changed(what string, at time.Time) {
+	d.mu.Lock()
+	running := d.running
+	d.changedDuring = d.changedDuring || running
+	ours := running || d.mutated && !at.Before(d.ranFrom) && at.Before(d.ranUntil.Add(changeQuiet))
+	d.mu.Unlock()
+	if ours {
+		return // a run that changes nothing tells again when it ends
+	}
+	d.log.Info("live change", "change", what)
+	time.AfterFunc(changeSettle, func() { d.Trigger("event", time.Now()) })
+}
+
 // reconcile fetches, loads, observes, plans and applies once.
 func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	start := time.Now()
+	d.mu.Lock()
+	d.running, d.ranFrom, d.changedDuring = true, start, false
+	d.mu.Unlock()
+	mutated := false
+	defer func() {
+		d.mu.Lock()
+		d.running, d.ranUntil, d.mutated = false, time.Now(), mutated
+		again := d.changedDuring && !mutated
+		d.mu.Unlock()
+		if again {
+			// Changes reported during a run that changed nothing were
+			// made by someone else, perhaps after it observed.
+			d.Trigger("event", time.Now())
+		}
+	}()
 	snap, err := d.cfg.Source.Fetch(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -302,7 +358,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
 		Holder: lock.Self(), SkipLocked: true, Paused: d.paused(),
 		Review: func(p *plan.Plan) error {
-			if t.reason == "resync" {
+			if t.reason == "resync" || t.reason == "event" {
 				d.countDrift(p, snap.Revision)
 			}
 			for _, st := range p.Mutating() {
@@ -336,6 +392,9 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		},
 	}
 	out, err := reconcile.Apply(ctx, d.cfg.Target, req)
+	if w, ok := d.cfg.Target.(Watcher); ok && ctx.Err() == nil {
+		w.Watch(ctx, envs, d.changed)
+	}
 	if ctx.Err() != nil {
 		d.recordCut(t, snap, start, out, "interrupted", ctx.Err(), auditors)
 		d.finishRun(log, "interrupted", start, ctx.Err())
@@ -351,6 +410,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	p, res, state := out.Plan, out.Apply, out.After
 	mutating := len(p.Mutating())
+	mutated = mutating > 0
 	failed := d.applyStatus(envs, p, res, state, snap, envStatus, out.Locked)
 	d.record(t, snap, start, before, res, auditors)
 	result := "success"

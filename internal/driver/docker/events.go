@@ -1,0 +1,85 @@
+package docker
+
+import (
+	"context"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+)
+
+// changeActions are the container events that can make live state differ
+// from what was applied: a container gone, stopped or dead, renamed, its
+// resources updated, paused, or unhealthy.
+var changeActions = []events.Action{
+	events.ActionDie, events.ActionStop, events.ActionDestroy, events.ActionRename, events.ActionUpdate,
+	events.ActionPause, events.ActionOOM, events.ActionHealthStatusUnhealthy,
+}
+
+// Follow follows the ship's Docker event stream, filtered to containers
+// with maestro-sync's labels and to the actions that change them, and
+// calls changed for each event (what happened, and when the engine says
+// it did) until ctx ends. When the stream breaks (the ship or its daemon
+// restarted), it reconnects with backoff and calls changed once more:
+// what happened meanwhile is unknown, so live state is to be listed again.
+func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, changed func(what string, at time.Time)) {
+	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", label.Env))
+	for _, a := range changeActions {
+		args.Add("event", string(a))
+	}
+	backoff := time.Second
+	broken := false
+	for ctx.Err() == nil {
+		c, err := p.Client(ship)
+		if err == nil {
+			msgs, errs := c.Events(ctx, events.ListOptions{Filters: args})
+			start := time.Now()
+			err = consume(ctx, ship, msgs, errs, changed, func() {
+				if broken {
+					changed("ship "+ship.Name+": events followed again after a break", time.Now())
+				}
+				broken = false
+			})
+			if time.Since(start) > time.Minute {
+				backoff = time.Second // it worked for a while
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		broken = true
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// consume passes events on until the stream ends; up is called once the
+// stream has held for a second (or delivered an event).
+func consume(ctx context.Context, ship *manifest.Ship, msgs <-chan events.Message, errs <-chan error, changed func(string, time.Time), up func()) error {
+	held := time.NewTimer(time.Second)
+	defer held.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errs:
+			return err
+		case <-held.C:
+			up()
+		case m := <-msgs:
+			name := m.Actor.Attributes["name"]
+			at := time.Unix(0, m.TimeNano)
+			if m.TimeNano == 0 {
+				at = time.Now()
+			}
+			changed("ship "+ship.Name+": container "+name+" "+string(m.Action), at)
+		}
+	}
+}
