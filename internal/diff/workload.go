@@ -65,6 +65,12 @@ func computeWorkloads(env *manifest.Environment, state *live.State, opts Options
 		switch {
 		case len(mine) == 0:
 			st.Action, st.Causes = plan.Create, []string{"not found"}
+		case serving != nil && serving == desired && len(mine) == 1 && len(serving.Drift) > 0:
+			// Changed on the cluster since it was applied: applied again.
+			st.Action, st.Container, st.LiveSpecHash = plan.Replace, serving.Name, serving.SpecHash()
+			for _, d := range serving.Drift {
+				st.Causes = append(st.Causes, "drift: "+d)
+			}
 		case serving != nil && serving == desired && len(mine) == 1 && w.Mode == manifest.ModeDeployment && serving.Replicas != w.Replicas:
 			// Only the number of pods differs (the manifest's, or a
 			// kubectl scale by hand, whose new pods may not be ready

@@ -63,4 +63,8 @@ const (
 	// context's digest and its file index (see build.Index.Encode).
 	ContextDigest = Prefix + "context-digest"
 	ContextIndex  = Prefix + "context-index"
+	// TemplateDigest, on a Deployment or DaemonSet, is a digest of its pod
+	// template as it was right after maestro-sync applied it: another
+	// value means it was edited on the cluster since.
+	TemplateDigest = Prefix + "template-digest"
 )

@@ -218,6 +218,9 @@ type Workload struct {
 	// Replicas is a Deployment's desired number of pods (its
 	// spec.replicas); 0 for a DaemonSet.
 	Replicas int
+	// Drift names what was changed on the cluster since maestro-sync
+	// applied it: the pod template edited, its ConfigMap deleted.
+	Drift []string
 }
 
 // Env returns the environment that owns the workload.

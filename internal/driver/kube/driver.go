@@ -12,6 +12,7 @@ package kube
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -298,22 +299,43 @@ func getMeta(ctx context.Context, c kubernetes.Interface, ns, kind, name string)
 }
 
 func (d *Driver) applyWorkload(ctx context.Context, c kubernetes.Interface, ds *desired, opts metav1.ApplyOptions) error {
+	name := ds.workloadName()
+	var tpl *corev1.PodTemplateSpec
 	if ds.kind() == KindDaemonSet {
 		obj, err := ds.daemonSet()
 		if err != nil {
 			return err
 		}
-		if _, err := c.AppsV1().DaemonSets(ds.namespace).Apply(ctx, obj, opts); err != nil {
-			return fmt.Errorf("apply daemonset %s: %w", ds.workloadName(), err)
+		live, err := c.AppsV1().DaemonSets(ds.namespace).Apply(ctx, obj, opts)
+		if err != nil {
+			return fmt.Errorf("apply daemonset %s: %w", name, err)
 		}
-		return nil
+		tpl = &live.Spec.Template
+	} else {
+		obj, err := ds.deployment()
+		if err != nil {
+			return err
+		}
+		live, err := c.AppsV1().Deployments(ds.namespace).Apply(ctx, obj, opts)
+		if err != nil {
+			return fmt.Errorf("apply deployment %s: %w", name, err)
+		}
+		tpl = &live.Spec.Template
 	}
-	obj, err := ds.deployment()
+	// The template as the apiserver keeps it (defaults filled in): what
+	// Observe compares with to see an edit made on the cluster.
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{label.TemplateDigest: TemplateDigest(tpl)}}})
 	if err != nil {
 		return err
 	}
-	if _, err := c.AppsV1().Deployments(ds.namespace).Apply(ctx, obj, opts); err != nil {
-		return fmt.Errorf("apply deployment %s: %w", ds.workloadName(), err)
+	po := metav1.PatchOptions{FieldManager: FieldManager}
+	if ds.kind() == KindDaemonSet {
+		_, err = c.AppsV1().DaemonSets(ds.namespace).Patch(ctx, name, types.MergePatchType, patch, po)
+	} else {
+		_, err = c.AppsV1().Deployments(ds.namespace).Patch(ctx, name, types.MergePatchType, patch, po)
+	}
+	if err != nil {
+		return fmt.Errorf("annotate %s %s: %w", strings.ToLower(ds.kind()), name, err)
 	}
 	return nil
 }

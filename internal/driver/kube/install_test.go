@@ -128,9 +128,9 @@ func TestInstallManifests(t *testing.T) {
 		"apps/deployments":            {"create", "delete", "get", "list", "patch", "watch"},
 		"apps/daemonsets":             {"create", "delete", "get", "list", "patch", "watch"},
 		"apps/deployments/scale":      {"patch"},
-		"networking.k8s.io/ingresses": {"create", "delete", "get", "list", "patch"},
-		"/services":                   {"create", "delete", "get", "list", "patch"},
-		"/configmaps":                 {"create", "delete", "get", "list", "patch", "update"},
+		"networking.k8s.io/ingresses": {"create", "delete", "get", "list", "patch", "watch"},
+		"/services":                   {"create", "delete", "get", "list", "patch", "watch"},
+		"/configmaps":                 {"create", "delete", "get", "list", "patch", "update", "watch"},
 		"coordination.k8s.io/leases":  {"create", "delete", "get", "update"},
 		"/secrets":                    {"create", "delete", "get", "patch"},
 	}

@@ -49,6 +49,13 @@ func (l *lockedBuffer) String() string {
 
 func startReplica(t *testing.T, bin, id, dir, leaseNS, kubeconfig, token string) *replica {
 	t.Helper()
+	return startDaemon(t, bin, id, dir, token, "--leader-elect", "--leader-elect-namespace", leaseNS,
+		"--leader-elect-identity", id, "--leader-elect-kubeconfig", kubeconfig, "--leader-elect-lease-duration", "3s")
+}
+
+// startDaemon runs maestro-sync run on the manifests of dir, with args.
+func startDaemon(t *testing.T, bin, id, dir, token string, args ...string) *replica {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +66,8 @@ func startReplica(t *testing.T, bin, id, dir, leaseNS, kubeconfig, token string)
 	r := &replica{id: id, base: "http://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(bin, "run", "--dir", dir, "--poll", "1s", "--resync", "2s", "--listen", addr,
 		"--data-dir", filepath.Join(work, "data"), "--cache-dir", filepath.Join(work, "cache"), "--api-token-file", token,
-		"--rollout-timeout", "1m", "--log-format", "json", "--leader-elect", "--leader-elect-namespace", leaseNS,
-		"--leader-elect-identity", id, "--leader-elect-kubeconfig", kubeconfig, "--leader-elect-lease-duration", "3s")
+		"--rollout-timeout", "1m", "--log-format", "json")
+	r.cmd.Args = append(r.cmd.Args, args...)
 	r.cmd.Env = append(os.Environ(), "KUBECONFIG=/nonexistent")
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	if err := r.cmd.Start(); err != nil {
@@ -193,4 +200,65 @@ func TestLeaderElection(t *testing.T) {
 	if role, leader := other.status(); role != "leader" || leader != other.id {
 		t.Errorf("the new leader says %s, led by %s", role, leader)
 	}
+}
+
+// TestSelfHeal: with a resync of 10 minutes, the daemon repairs what is
+// changed on the cluster as soon as its watches tell of it: kubectl
+// scale, a deleted ConfigMap, an image set by hand; each counted as drift.
+func TestSelfHeal(t *testing.T) {
+	cp := kubetest.Start(t)
+	s := newShop(t, cp)
+	dir := t.TempDir()
+	writeManifest(t, dir, s.text())
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("heal-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, buildBinary(t), "heal", dir, token, "--resync", "10m")
+	ctx := context.Background()
+	web := workload(t, load(t, s.text()), "web")
+	name, cmName := kube.WorkloadName("web", web.SpecHash), kube.ConfigMapName("web", web.SpecHash)
+	deps := cp.Client.AppsV1().Deployments(s.namespace)
+	eventually(t, "web deployed", 90*time.Second, func() bool {
+		dep, err := deps.Get(ctx, name, metav1.GetOptions{})
+		return err == nil && dep.Status.AvailableReplicas == 2 && dep.Annotations[label.TemplateDigest] != ""
+	})
+	time.Sleep(2 * time.Second) // past the quiet time after the run
+	healed := func(what string, ok func() bool) {
+		t.Helper()
+		start := time.Now()
+		eventually(t, what+" repaired", 30*time.Second, ok)
+		t.Logf("%s repaired in %s", what, time.Since(start).Round(10*time.Millisecond))
+		time.Sleep(2 * time.Second)
+	}
+
+	cp.Kubectl(t, "-n", s.namespace, "scale", "deployment/"+name, "--replicas", "4")
+	healed("kubectl scale", func() bool {
+		dep, err := deps.Get(ctx, name, metav1.GetOptions{})
+		return err == nil && *dep.Spec.Replicas == 2
+	})
+
+	if err := cp.Client.CoreV1().ConfigMaps(s.namespace).Delete(ctx, cmName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	healed("a deleted configmap", func() bool {
+		_, err := cp.Client.CoreV1().ConfigMaps(s.namespace).Get(ctx, cmName, metav1.GetOptions{})
+		return err == nil
+	})
+
+	cp.Kubectl(t, "-n", s.namespace, "set", "image", "deployment/"+name, "web=nginx:by-hand")
+	healed("kubectl set image", func() bool {
+		dep, err := deps.Get(ctx, name, metav1.GetOptions{})
+		return err == nil && dep.Spec.Template.Spec.Containers[0].Image == web.Image
+	})
+	eventually(t, "three drifts counted", 10*time.Second, func() bool {
+		resp, err := http.Get(d.base + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return strings.Contains(b.String(), `maestro_sync_drift_detected_total{env="shop"} 3`)
+	})
 }

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -351,4 +353,14 @@ func (d *desired) ingressObject() *networkingv1ac.IngressApplyConfiguration {
 	ing := networkingv1ac.Ingress(d.service, d.namespace).WithSpec(spec)
 	ing.ObjectMetaApplyConfiguration = d.meta(d.service)
 	return ing
+}
+
+// TemplateDigest is a digest of a pod template: 16 hex digits.
+func TemplateDigest(t *corev1.PodTemplateSpec) string {
+	data, err := json.Marshal(t)
+	if err != nil {
+		panic("kube: marshal pod template: " + err.Error()) // plain values only
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }

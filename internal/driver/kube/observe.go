@@ -3,12 +3,21 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
 	"github.com/maestro-sync/maestro-sync/internal/live"
@@ -69,9 +78,18 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 			serving[s.Labels[label.Owner]+"/"+s.Labels[label.Env]+"/"+s.Name] = s.Spec.Selector[label.SpecHash]
 		}
 	}
+	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fail("configmaps", err)
+	}
+	configMaps := map[string]bool{}
+	for _, cm := range cms.Items {
+		configMaps[cm.Name] = true
+	}
 	var out []live.Workload
-	add := func(kind string, m metav1.ObjectMeta, ready bool, replicas int) {
+	add := func(kind string, m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, ready bool, replicas int) {
 		w := live.Workload{Kind: kind, Name: m.Name, UID: string(m.UID), Labels: m.Labels, Annotations: m.Annotations, Ready: ready, Replicas: replicas}
+		w.Drift = drift(m, tpl, configMaps)
 		if h := serving[w.Owner()+"/"+w.Env()+"/"+w.Service()]; h != "" && h == w.SpecHash() {
 			w.Serving = true
 		}
@@ -88,7 +106,7 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 		if d.Spec.Replicas != nil {
 			replicas = int(*d.Spec.Replicas)
 		}
-		add(KindDeployment, d.ObjectMeta, done && failed == nil, replicas)
+		add(KindDeployment, d.ObjectMeta, &d.Spec.Template, done && failed == nil, replicas)
 	}
 	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, opts)
 	if err != nil {
@@ -97,7 +115,7 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 	for i := range dss.Items {
 		d := &dss.Items[i]
 		done, _, _ := daemonSetDone(d)
-		add(KindDaemonSet, d.ObjectMeta, done, 0)
+		add(KindDaemonSet, d.ObjectMeta, &d.Spec.Template, done, 0)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
@@ -139,10 +157,95 @@ func (p *Pool) inventories(ctx context.Context, cl *manifest.Cluster) ([]live.In
 	return out, nil
 }
 
+// drift names what changed on the cluster since maestro-sync applied a
+// workload: its pod template (by whom), or its ConfigMap gone.
+func drift(m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, configMaps map[string]bool) []string {
+	var out []string
+	if want := m.Annotations[label.TemplateDigest]; want != "" && want != TemplateDigest(tpl) {
+		var who []string
+		for _, f := range m.ManagedFields {
+			if f.Manager != FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate && f.Subresource == "" && !slices.Contains(who, f.Manager) {
+				who = append(who, f.Manager)
+			}
+		}
+		msg := "pod template edited on the cluster"
+		if len(who) > 0 {
+			msg += " (by " + strings.Join(who, ", ") + ")"
+		}
+		out = append(out, msg)
+	}
+	if svc, hash := m.Labels[label.Service], m.Labels[label.SpecHash]; svc != "" && hash != "" && !configMaps[ConfigMapName(svc, hash)] {
+		out = append(out, "configmap "+ConfigMapName(svc, hash)+" deleted")
+	}
+	return out
+}
+
 // Follow watches, in the cluster namespace, the objects maestro-sync
-// manages, and calls changed when one changed in a way live state would
-// show (created, deleted, its spec or data edited; not status updates),
-// until ctx ends.
+// manages (label-filtered informers: Deployments, DaemonSets, Services,
+// ConfigMaps, Ingresses), and calls changed when one is created, deleted,
+// or edited in a way the plan could see (a spec, labels, annotations or
+// data; not status updates), until ctx ends. The informers list once,
+// then watch, and re-list by themselves after a broken watch.
 func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, changed func(what string, at time.Time)) {
+	c, err := p.Client(cl)
+	if err != nil {
+		return
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(cl.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = label.Env }))
+	var synced atomic.Bool
+	tell := func(kind string, obj any, how string) {
+		if !synced.Load() {
+			return // the first list: what Observe sees anyway
+		}
+		name := ""
+		if m, err := meta.Accessor(obj); err == nil {
+			name = m.GetName()
+		} else if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			name = t.Key
+		}
+		changed("cluster "+cl.Name+": "+kind+" "+name+" "+how, time.Now())
+	}
+	watch := func(inf cache.SharedIndexInformer, kind string, differ func(old, cur any) bool) {
+		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: func(obj any) { tell(kind, obj, "created") },
+			UpdateFunc: func(old, cur any) {
+				if differ(old, cur) {
+					tell(kind, cur, "changed")
+				}
+			},
+			DeleteFunc: func(obj any) { tell(kind, obj, "deleted") },
+		})
+	}
+	metaDiffers := func(old, cur metav1.Object) bool {
+		return !maps.Equal(old.GetLabels(), cur.GetLabels()) || !maps.Equal(old.GetAnnotations(), cur.GetAnnotations())
+	}
+	// Deployments and DaemonSets: their spec (generation), not status.
+	generation := func(old, cur any) bool {
+		o, ok1 := old.(metav1.Object)
+		n, ok2 := cur.(metav1.Object)
+		return !ok1 || !ok2 || o.GetGeneration() != n.GetGeneration() || metaDiffers(o, n)
+	}
+	watch(f.Apps().V1().Deployments().Informer(), "deployment", generation)
+	watch(f.Apps().V1().DaemonSets().Informer(), "daemonset", generation)
+	watch(f.Core().V1().Services().Informer(), "service", func(old, cur any) bool {
+		o, ok1 := old.(*corev1.Service)
+		n, ok2 := cur.(*corev1.Service)
+		return !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Spec, n.Spec) || metaDiffers(o, n)
+	})
+	watch(f.Core().V1().ConfigMaps().Informer(), "configmap", func(old, cur any) bool {
+		o, ok1 := old.(*corev1.ConfigMap)
+		n, ok2 := cur.(*corev1.ConfigMap)
+		return !ok1 || !ok2 || !maps.Equal(o.Data, n.Data) || metaDiffers(o, n)
+	})
+	watch(f.Networking().V1().Ingresses().Informer(), "ingress", func(old, cur any) bool {
+		o, ok1 := old.(*networkingv1.Ingress)
+		n, ok2 := cur.(*networkingv1.Ingress)
+		return !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Spec, n.Spec) || metaDiffers(o, n)
+	})
+	f.Start(ctx.Done())
+	defer f.Shutdown() // waits for the informers' goroutines
+	f.WaitForCacheSync(ctx.Done())
+	synced.Store(true)
 	<-ctx.Done()
 }
