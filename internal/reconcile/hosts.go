@@ -157,20 +157,7 @@ func (h *Hosts) Driver(envs []*manifest.Environment, revision string) apply.Targ
 // Lease in a cluster namespace. Places on hosts no environment declares
 // are left out (nothing can reach them).
 func (h *Hosts) Mutexes(envs []*manifest.Environment, places []Place, holder lock.Holder) []lock.Mutex {
-	ships := map[string]*manifest.Ship{}
-	clusters := map[string]*manifest.Cluster{}
-	for _, env := range envs {
-		for _, name := range env.ShipNames() {
-			if s := env.Ships[name]; ships[s.Address()] == nil {
-				ships[s.Address()] = s
-			}
-		}
-		for _, cl := range env.Clusters {
-			if clusters[cl.Address()] == nil {
-				clusters[cl.Address()] = cl
-			}
-		}
-	}
+	ships, clusters := hostsOf(envs)
 	var out []lock.Mutex
 	for _, p := range places {
 		switch {
@@ -195,4 +182,24 @@ func (r Router) Apply(ctx context.Context, st plan.Step, progress func(string)) 
 		return r.Kube.Apply(ctx, st, progress)
 	}
 	return r.Docker.Apply(ctx, st, progress)
+}
+
+// hostsOf returns the ships and clusters envs declare, by address: the
+// first of each address, in ship name order.
+func hostsOf(envs []*manifest.Environment) (map[string]*manifest.Ship, map[string]*manifest.Cluster) {
+	ships := map[string]*manifest.Ship{}
+	clusters := map[string]*manifest.Cluster{}
+	for _, env := range envs {
+		for _, name := range env.ShipNames() {
+			if s := env.Ships[name]; ships[s.Address()] == nil {
+				ships[s.Address()] = s
+			}
+		}
+		for _, cl := range env.Clusters {
+			if clusters[cl.Address()] == nil {
+				clusters[cl.Address()] = cl
+			}
+		}
+	}
+	return ships, clusters
 }

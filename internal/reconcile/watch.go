@@ -22,20 +22,7 @@ type watches struct {
 // StopWatching. It may be called again with other environments: the
 // streams of places no longer named stop, new ones start.
 func (h *Hosts) Watch(ctx context.Context, envs []*manifest.Environment, changed func(what string, at time.Time)) {
-	ships := map[string]*manifest.Ship{}
-	clusters := map[string]*manifest.Cluster{}
-	for _, env := range envs {
-		for _, name := range env.ShipNames() {
-			if s := env.Ships[name]; ships[s.Address()] == nil {
-				ships[s.Address()] = s
-			}
-		}
-		for _, cl := range env.Clusters {
-			if clusters[cl.Address()] == nil {
-				clusters[cl.Address()] = cl
-			}
-		}
-	}
+	ships, clusters := hostsOf(envs)
 	w := &h.watches
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/test/dockertest"
 	"github.com/maestro-sync/maestro-sync/test/kubetest"
 )
 
@@ -26,25 +26,8 @@ import (
 type replica struct {
 	id, base string
 	cmd      *exec.Cmd
-	out      *lockedBuffer
+	out      *dockertest.SyncBuffer
 	done     chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startReplica(t *testing.T, bin, id, dir, leaseNS, kubeconfig, token string) *replica {
@@ -63,7 +46,7 @@ func startDaemon(t *testing.T, bin, id, dir, token string, args ...string) *repl
 	addr := ln.Addr().String()
 	ln.Close()
 	work := t.TempDir()
-	r := &replica{id: id, base: "http://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
+	r := &replica{id: id, base: "http://" + addr, out: &dockertest.SyncBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(bin, "run", "--dir", dir, "--poll", "1s", "--resync", "2s", "--listen", addr,
 		"--data-dir", filepath.Join(work, "data"), "--cache-dir", filepath.Join(work, "cache"), "--api-token-file", token,
 		"--rollout-timeout", "1m", "--log-format", "json")
