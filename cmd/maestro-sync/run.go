@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -473,8 +474,15 @@ func (f *runFlags) lead(ctx context.Context, d *daemon.Daemon, log *slog.Logger)
 		ns = cmp.Or(strings.TrimSpace(string(b)), "default")
 	}
 	d.SetLeader("", false)
+	var leading atomic.Bool
 	err = leader.Run(ctx, leader.Config{Client: client, Namespace: ns, Name: f.leaderName, Identity: id, LeaseDuration: f.leaderLease, Log: log,
-		OnLeader: func(identity string) { d.SetLeader(identity, identity == id) }}, func(ctx context.Context) {
+		OnLeader: func(identity string) {
+			if !leading.Load() { // news that comes late must not demote the leader
+				d.SetLeader(identity, identity == id)
+			}
+		}}, func(ctx context.Context) {
+		leading.Store(true)
+		d.SetLeader(id, true) // before any operation is refused as a follower's
 		if err := d.Run(ctx); err != nil {
 			log.Error("daemon", "err", err)
 		}

@@ -56,6 +56,9 @@ type Watcher interface {
 const (
 	changeQuiet  = time.Second
 	changeSettle = 100 * time.Millisecond
+	// eventCalm is how long without repairs started by live changes
+	// resets their backoff.
+	eventCalm = 10 * time.Minute
 )
 
 // Config configures a Daemon.
@@ -124,13 +127,18 @@ type Daemon struct {
 	// election is on; follower is true while it is another one.
 	leader   string
 	follower bool
-	// running is true during a reconcile; ranFrom and ranUntil bound the
-	// last one, whose own changes live watches report too when it changed
-	// something (mutated). changedDuring tells of changes reported while
-	// one ran.
-	running, mutated, changedDuring bool
-	ranFrom, ranUntil               time.Time
-	lastApply                       map[string]string // env → revision fully applied
+	// running is true during a reconcile, and changedDuring tells of
+	// live changes reported meanwhile. mutFrom and mutUntil bound the
+	// last run that changed something: watches report its own changes
+	// too. eventRepairs counts the runs that live changes started and
+	// that changed something, lately (a container that keeps dying): the
+	// next one waits longer.
+	running, changedDuring bool
+	mutFrom, mutUntil      time.Time
+	eventRepairs           int
+	lastEventRepair        time.Time
+	eventTimer             *time.Timer
+	lastApply              map[string]string // env → revision fully applied
 	// rollouts is the progress of staged rollouts, by environment and
 	// service: shown in the status while and after they run.
 	rollouts map[string]map[string]RolloutStatus
@@ -274,32 +282,56 @@ func (d *Daemon) serve(ctx context.Context, t trigger) {
 // made it, a reconcile follows at once.
 func (d *Daemon) changed(what string, at time.Time) {
 	d.mu.Lock()
-	running := d.running
-	d.changedDuring = d.changedDuring || running
-	ours := running || d.mutated && !at.Before(d.ranFrom) && at.Before(d.ranUntil.Add(changeQuiet))
-	d.mu.Unlock()
-	if ours {
-		return // a run that changes nothing tells again when it ends
+	defer d.mu.Unlock()
+	if d.running {
+		d.changedDuring = true // a run follows this one
+		return
 	}
-	d.log.Info("live change", "change", what)
-	time.AfterFunc(changeSettle, func() { d.Trigger("event", time.Now()) })
+	if !at.Before(d.mutFrom) && at.Before(d.mutUntil.Add(changeQuiet)) {
+		return // what the last run did itself
+	}
+	if time.Since(d.lastEventRepair) > eventCalm {
+		d.eventRepairs = 0
+	}
+	delay := changeSettle
+	if d.eventRepairs > 0 {
+		delay = max(delay, min(d.cfg.BackoffMax, d.cfg.BackoffMin<<min(d.eventRepairs-1, 20)))
+	}
+	d.log.Info("live change", "change", what, "run_in", delay.Round(time.Millisecond).String())
+	if d.eventTimer == nil {
+		// One run for a burst (a container dies, then is removed).
+		d.eventTimer = time.AfterFunc(delay, func() {
+			d.mu.Lock()
+			d.eventTimer = nil
+			d.mu.Unlock()
+			d.Trigger("event", time.Now())
+		})
+	}
 }
 
 // reconcile fetches, loads, observes, plans and applies once.
 func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	start := time.Now()
 	d.mu.Lock()
-	d.running, d.ranFrom, d.changedDuring = true, start, false
+	d.running, d.changedDuring = true, false
 	d.mu.Unlock()
 	mutated := false
 	defer func() {
 		d.mu.Lock()
-		d.running, d.ranUntil, d.mutated = false, time.Now(), mutated
-		again := d.changedDuring && !mutated
+		now := time.Now()
+		d.running = false
+		if mutated {
+			d.mutFrom, d.mutUntil = start, now
+			if t.reason == "event" {
+				d.eventRepairs++
+				d.lastEventRepair = now
+			}
+		}
+		again := d.changedDuring
 		d.mu.Unlock()
 		if again {
-			// Changes reported during a run that changed nothing were
-			// made by someone else, perhaps after it observed.
+			// Changes were reported during the run: its own, or someone
+			// else's made after it observed. One more run tells.
 			d.Trigger("event", time.Now())
 		}
 	}()
@@ -328,6 +360,9 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	d.mu.Unlock()
 	if t.reason == "poll" && !changed && (!failing || waiting) {
 		return // nothing new; the resync timer re-observes live state
+	}
+	if t.reason == "event" && !changed && waiting {
+		return // failing: the retry comes at its time, with its backoff
 	}
 	log := d.log.With("revision", shortRev(snap.Revision), "trigger", t.reason)
 

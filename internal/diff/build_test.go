@@ -116,6 +116,27 @@ func TestComputeBuilds(t *testing.T) {
 	}
 }
 
+// TestBuildOfADependent: a built service that requires another one being
+// created builds first, without waiting for it, and the plan is valid.
+func TestBuildOfADependent(t *testing.T) {
+	text := strings.Replace(builtShop, "    build: tool\n", "    build: tool\n    requires: [web]\n", 1)
+	envs := loadFiles(t, appFiles("v1", "x"), map[string]string{"manifest.yml": text})
+	state := &live.State{Hosts: map[string]*live.Host{}}
+	for _, name := range []string{"s1", "s2"} {
+		addr := envs[0].Ships[name].Address()
+		state.Hosts[addr] = &live.Host{Address: addr}
+	}
+	p := Compute(envs, state, Options{})
+	if err := p.Validate(); err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	for _, st := range p.Steps {
+		if st.Action == plan.Build && len(st.After) != 0 {
+			t.Errorf("build %s waits for %v", st.Instance, st.After)
+		}
+	}
+}
+
 // TestStaleWhenTheContextMoved: a saved plan is refused once a file of a
 // build context changed, though no manifest did.
 func TestStaleWhenTheContextMoved(t *testing.T) {

@@ -207,10 +207,11 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 	changes = append(changes, wlSteps...)
 	changes = append(builds(env, state, changes), changes...)
 	// Ordering: an instance (or workload) comes up after the instances and
-	// workloads of every service it depends on.
+	// workloads of every service it depends on. A build needs none of them
+	// running.
 	for i := range changes {
 		st := &changes[i]
-		if !st.Action.Mutates() {
+		if !st.Action.Mutates() || st.Action == plan.Build {
 			continue
 		}
 		for _, dep := range env.Dependencies(st.Service) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,8 +57,12 @@ func Run(ctx context.Context, cfg Config, lead func(ctx context.Context)) error 
 		Client:     cfg.Client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: cfg.Identity},
 	}
+	// client-go starts OnStartedLeading in a goroutine of its own: it
+	// may start after Run returned (the lease lost at once), and must
+	// then not run lead at all.
+	var mu sync.Mutex
+	started, over := false, false
 	done := make(chan struct{})
-	led := false
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		Name:            cfg.Name,
@@ -67,8 +72,14 @@ func Run(ctx context.Context, cfg Config, lead func(ctx context.Context)) error 
 		ReleaseOnCancel: true,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
+				mu.Lock()
+				if over {
+					mu.Unlock()
+					return
+				}
+				started = true
+				mu.Unlock()
 				defer close(done)
-				led = true
 				cfg.Log.Info("leading", "lease", cfg.Namespace+"/"+cfg.Name, "identity", cfg.Identity)
 				lead(ctx)
 			},
@@ -86,11 +97,16 @@ func Run(ctx context.Context, cfg Config, lead func(ctx context.Context)) error 
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	le.Run(ctx) // returns when ctx ends or the lease is lost
-	if led {
+	le.Run(ctx) // returns when ctx ends, or the lease it held was lost
+	mu.Lock()
+	over = true
+	wait := started
+	mu.Unlock()
+	if wait {
 		<-done // lead returned: nothing of it still runs
 	}
-	if led && ctx.Err() == nil {
+	if ctx.Err() == nil {
+		// Run only returns early after holding the lease.
 		return ErrLost
 	}
 	return nil

@@ -80,6 +80,19 @@ func (b *builder) exposeSettings(sd *serviceDraft, w *Workload) {
 					}
 				}
 			}
+			// The Service's port numbers must differ (of one protocol).
+			seen := map[string]string{}
+			for _, port := range w.Ports {
+				n := port.ExposedPort()
+				if v, ok := x.Ports[port.Name]; ok {
+					n = strconv.Itoa(v)
+				}
+				key := n + "/" + port.Protocol()
+				if other, dup := seen[key]; dup {
+					b.errorf(e.K, p, "ports %s and %s would both be the Service's port %s", other, port.Name, key)
+				}
+				seen[key] = port.Name
+			}
 			if x.Type == ExposeClusterIP {
 				for _, port := range w.Ports {
 					if port.External != port.Exposed {

@@ -22,7 +22,9 @@ type Build struct {
 	// Dockerfile the Dockerfile's path relative to it.
 	Context    string `json:"context"`
 	Dockerfile string `json:"dockerfile"`
-	// Args are the build arguments (values may be secret: never shown).
+	// Args are the build arguments. They are not shown in plans, and build
+	// output hides the values of those named like secrets, but an image
+	// records them in its history: they are no place for a secret.
 	Args   map[string]string `json:"-"`
 	Target string            `json:"target,omitempty"`
 	// Builder is the ship the image is built on.

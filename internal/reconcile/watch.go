@@ -44,10 +44,10 @@ func (h *Hosts) Watch(ctx context.Context, envs []*manifest.Environment, changed
 		w.wg.Go(func() { follow(wctx) })
 	}
 	for addr, s := range ships {
-		start(addr, func(ctx context.Context) { h.Docker.Follow(ctx, s, changed) })
+		start(addr, func(ctx context.Context) { h.Docker.Follow(ctx, s, h.Owner.ID, changed) })
 	}
 	for addr, cl := range clusters {
-		start(addr, func(ctx context.Context) { h.Kube.Follow(ctx, cl, changed) })
+		start(addr, func(ctx context.Context) { h.Kube.Follow(ctx, cl, h.Owner.ID, changed) })
 	}
 }
 

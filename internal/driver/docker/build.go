@@ -2,11 +2,13 @@ package docker
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -469,11 +471,18 @@ func (d *Driver) pinned(ctx context.Context, t *target, ref string) string {
 // logs, the status and notifications.
 func secretArgs(args map[string]string) *strings.Replacer {
 	m := secret.New(nil)
-	var pairs []string
+	var names []string
 	for k, v := range args {
 		if len(v) >= 4 && m.Name(k) {
-			pairs = append(pairs, v, "<"+k+" hidden>")
+			names = append(names, k)
 		}
+	}
+	// The longest first: a secret that starts another must not leave
+	// the other's end shown.
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(len(args[b])-len(args[a]), strings.Compare(a, b)) })
+	var pairs []string
+	for _, k := range names {
+		pairs = append(pairs, args[k], "<"+k+" hidden>")
 	}
 	return strings.NewReplacer(pairs...)
 }

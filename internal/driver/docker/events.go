@@ -20,12 +20,13 @@ var changeActions = []events.Action{
 }
 
 // Follow follows the ship's Docker event stream, filtered to containers
-// with maestro-sync's labels and to the actions that change them, and
-// calls changed for each event (what happened, and when the engine says
+// with maestro-sync's labels of the owner with that ID (or of none: made
+// before owners) and to the actions that change them, and calls changed
+// for each event (what happened, and when the engine says
 // it did) until ctx ends. When the stream breaks (the ship or its daemon
 // restarted), it reconnects with backoff and calls changed once more:
 // what happened meanwhile is unknown, so live state is to be listed again.
-func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, changed func(what string, at time.Time)) {
+func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, changed func(what string, at time.Time)) {
 	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", label.Env))
 	for _, a := range changeActions {
 		args.Add("event", string(a))
@@ -37,7 +38,7 @@ func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, changed func(wha
 		if err == nil {
 			msgs, errs := c.Events(ctx, events.ListOptions{Filters: args})
 			start := time.Now()
-			err = consume(ctx, ship, msgs, errs, changed, func() {
+			err = consume(ctx, ship, owner, msgs, errs, changed, func() {
 				if broken {
 					changed("ship "+ship.Name+": events followed again after a break", time.Now())
 				}
@@ -60,9 +61,9 @@ func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, changed func(wha
 	}
 }
 
-// consume passes events on until the stream ends; up is called once the
-// stream has held for a second (or delivered an event).
-func consume(ctx context.Context, ship *manifest.Ship, msgs <-chan events.Message, errs <-chan error, changed func(string, time.Time), up func()) error {
+// consume passes the owner's events on until the stream ends; up is
+// called once the stream has held for a second.
+func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan events.Message, errs <-chan error, changed func(string, time.Time), up func()) error {
 	held := time.NewTimer(time.Second)
 	defer held.Stop()
 	for {
@@ -74,6 +75,9 @@ func consume(ctx context.Context, ship *manifest.Ship, msgs <-chan events.Messag
 		case <-held.C:
 			up()
 		case m := <-msgs:
+			if o := m.Actor.Attributes[label.Owner]; o != "" && o != owner {
+				continue // another repository's container on a shared ship
+			}
 			name := m.Actor.Attributes["name"]
 			at := time.Unix(0, m.TimeNano)
 			if m.TimeNano == 0 {

@@ -493,12 +493,16 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, ser
 	for _, o := range cms.Items {
 		del(KindConfigMap, o.Name, o.Labels, o.UID)
 	}
-	ings, err := c.NetworkingV1().Ingresses(ns).List(ctx, list)
-	if err != nil {
+	// An install whose role predates ingresses may not list them: it
+	// made none either (the inventory still lists any it did).
+	switch ings, err := c.NetworkingV1().Ingresses(ns).List(ctx, list); {
+	case apierrors.IsForbidden(err):
+	case err != nil:
 		return nil, fmt.Errorf("list ingresses: %w", err)
-	}
-	for _, o := range ings.Items {
-		del(KindIngress, o.Name, o.Labels, o.UID)
+	default:
+		for _, o := range ings.Items {
+			del(KindIngress, o.Name, o.Labels, o.UID)
+		}
 	}
 	// What the inventory lists and the selectors did not find (its labels
 	// were changed by hand, say) is deleted only if it is still ours.

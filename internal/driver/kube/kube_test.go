@@ -831,6 +831,15 @@ func TestExposeAndIngress(t *testing.T) {
 		t.Errorf("inventory: %v", inv)
 	}
 
+	// Deleted by hand: applied again.
+	if err := c.NetworkingV1().Ingresses(s.namespace).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustApply(t, s.text()); actions(p)["web"] != plan.Replace || !strings.Contains(planText(p), "drift: ingress web missing") {
+		t.Errorf("after deleting the ingress: %s", planText(p))
+	}
+	check("shop.example.com")
+
 	// Another host: a blue/green replacement; the one Ingress follows.
 	s.ingressHost = "www.example.com"
 	p := mustApply(t, s.text())

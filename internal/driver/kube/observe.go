@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -86,10 +88,22 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 	for _, cm := range cms.Items {
 		configMaps[cm.Name] = true
 	}
+	// nil when they may not be listed (a role that predates ingresses).
+	var ingresses map[string]bool
+	switch ings, err := c.NetworkingV1().Ingresses(ns).List(ctx, opts); {
+	case apierrors.IsForbidden(err):
+	case err != nil:
+		return nil, fail("ingresses", err)
+	default:
+		ingresses = map[string]bool{}
+		for _, in := range ings.Items {
+			ingresses[in.Name] = true
+		}
+	}
 	var out []live.Workload
 	add := func(kind string, m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, ready bool, replicas int) {
 		w := live.Workload{Kind: kind, Name: m.Name, UID: string(m.UID), Labels: m.Labels, Annotations: m.Annotations, Ready: ready, Replicas: replicas}
-		w.Drift = drift(m, tpl, configMaps)
+		w.Drift = drift(m, tpl, configMaps, ingresses)
 		if h := serving[w.Owner()+"/"+w.Env()+"/"+w.Service()]; h != "" && h == w.SpecHash() {
 			w.Serving = true
 		}
@@ -158,8 +172,8 @@ func (p *Pool) inventories(ctx context.Context, cl *manifest.Cluster) ([]live.In
 }
 
 // drift names what changed on the cluster since maestro-sync applied a
-// workload: its pod template (by whom), or its ConfigMap gone.
-func drift(m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, configMaps map[string]bool) []string {
+// workload: its pod template (by whom), its ConfigMap or Ingress gone.
+func drift(m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, configMaps, ingresses map[string]bool) []string {
 	var out []string
 	if want := m.Annotations[label.TemplateDigest]; want != "" && want != TemplateDigest(tpl) {
 		var who []string
@@ -177,16 +191,22 @@ func drift(m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, configMaps map[stri
 	if svc, hash := m.Labels[label.Service], m.Labels[label.SpecHash]; svc != "" && hash != "" && !configMaps[ConfigMapName(svc, hash)] {
 		out = append(out, "configmap "+ConfigMapName(svc, hash)+" deleted")
 	}
+	var spec manifest.Spec
+	if svc := m.Labels[label.Service]; ingresses != nil && svc != "" && json.Unmarshal([]byte(m.Annotations[label.Spec]), &spec) == nil &&
+		spec.Ingress != nil && !ingresses[svc] {
+		out = append(out, "ingress "+svc+" missing")
+	}
 	return out
 }
 
 // Follow watches, in the cluster namespace, the objects maestro-sync
-// manages (label-filtered informers: Deployments, DaemonSets, Services,
-// ConfigMaps, Ingresses), and calls changed when one is created, deleted,
+// manages for the owner with that ID, or for none (label-filtered
+// informers: Deployments, DaemonSets, Services, ConfigMaps, Ingresses),
+// and calls changed when one is created, deleted,
 // or edited in a way the plan could see (a spec, labels, annotations or
 // data; not status updates), until ctx ends. The informers list once,
 // then watch, and re-list by themselves after a broken watch.
-func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, changed func(what string, at time.Time)) {
+func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, owner string, changed func(what string, at time.Time)) {
 	c, err := p.Client(cl)
 	if err != nil {
 		return
@@ -198,12 +218,17 @@ func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, changed func(wh
 		if !synced.Load() {
 			return // the first list: what Observe sees anyway
 		}
-		name := ""
-		if m, err := meta.Accessor(obj); err == nil {
-			name = m.GetName()
-		} else if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			name = t.Key
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
 		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return
+		}
+		if o := m.GetLabels()[label.Owner]; o != "" && o != owner {
+			return // another repository's object in a shared namespace
+		}
+		name := m.GetName()
 		changed("cluster "+cl.Name+": "+kind+" "+name+" "+how, time.Now())
 	}
 	watch := func(inf cache.SharedIndexInformer, kind string, differ func(old, cur any) bool) {
@@ -238,11 +263,14 @@ func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, changed func(wh
 		n, ok2 := cur.(*corev1.ConfigMap)
 		return !ok1 || !ok2 || !maps.Equal(o.Data, n.Data) || metaDiffers(o, n)
 	})
-	watch(f.Networking().V1().Ingresses().Informer(), "ingress", func(old, cur any) bool {
-		o, ok1 := old.(*networkingv1.Ingress)
-		n, ok2 := cur.(*networkingv1.Ingress)
-		return !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Spec, n.Spec) || metaDiffers(o, n)
-	})
+	if _, err := c.NetworkingV1().Ingresses(cl.Namespace).List(ctx, metav1.ListOptions{LabelSelector: label.Env, Limit: 1}); err == nil {
+		// Not when they may not be listed: the informers would never sync.
+		watch(f.Networking().V1().Ingresses().Informer(), "ingress", func(old, cur any) bool {
+			o, ok1 := old.(*networkingv1.Ingress)
+			n, ok2 := cur.(*networkingv1.Ingress)
+			return !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Spec, n.Spec) || metaDiffers(o, n)
+		})
+	}
 	f.Start(ctx.Done())
 	defer f.Shutdown() // waits for the informers' goroutines
 	f.WaitForCacheSync(ctx.Done())
