@@ -150,6 +150,7 @@ func (h *Hosts) Driver(envs []*manifest.Environment, revision string) apply.Targ
 	dd.Owner = h.Owner
 	dd.RefreshImages = h.RefreshImages
 	dd.LockTTL = h.LockTTL
+	kd.Pushed = dd.Pushed // a cluster service built in this run runs it by digest
 	return Router{Docker: dd, Kube: kd}
 }
 

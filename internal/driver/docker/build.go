@@ -428,13 +428,19 @@ func (d *Driver) build(ctx context.Context, st plan.Step, progress func(string))
 	return nil
 }
 
+// Pushed returns the registry digest a build step of this run pushed ref
+// with, or "".
+func (d *Driver) Pushed(ref string) string {
+	d.builtMu.Lock()
+	defer d.builtMu.Unlock()
+	return d.built[ref]
+}
+
 // image returns the reference a step's container runs: pinned by the
 // digest its build pushed in this run, or the plan observed; else the
 // instance's image.
 func (d *Driver) image(st plan.Step, in *manifest.Instance) string {
-	d.builtMu.Lock()
-	digest := d.built[in.Image]
-	d.builtMu.Unlock()
+	digest := d.Pushed(in.Image)
 	switch {
 	case digest != "":
 		return in.Image + "@" + digest

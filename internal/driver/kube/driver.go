@@ -56,6 +56,10 @@ type Driver struct {
 	// PollInterval is the pause between reads of a rollout when the driver
 	// may not watch workloads (it normally watches them).
 	PollInterval time.Duration
+	// Pushed, when set, returns the registry digest an image reference
+	// was pushed with during this run ("" when none): a cluster service
+	// built in the same run then runs its image pinned by digest.
+	Pushed func(ref string) string
 
 	mu         sync.Mutex
 	invQueues  map[string]*invQueue
@@ -147,6 +151,11 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 		return err
 	}
 	ds := &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision), namespace: cl.Namespace, w: w, image: st.Image, progressDeadline: d.rolloutTimeout()}
+	if d.Pushed != nil {
+		if digest := d.Pushed(w.Image); digest != "" {
+			ds.image = w.Image + "@" + digest
+		}
+	}
 	if err := d.ensureNamespace(ctx, c, cl); err != nil {
 		return err
 	}
