@@ -353,6 +353,17 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 
 var funcs = template.FuncMap{
 	"short": func(rev string) string { return rev[:min(12, len(rev))] },
+	// imageShort shortens a pinned image for a table: its digest to 12
+	// hex digits (the whole reference is the title).
+	"imageShort": func(ref string) string {
+		if name, digest, ok := strings.Cut(ref, "@sha256:"); ok {
+			return name + "@" + digest[:min(12, len(digest))]
+		}
+		if id, ok := strings.CutPrefix(ref, "sha256:"); ok {
+			return id[:min(12, len(id))]
+		}
+		return ref
+	},
 	"ago": func(t time.Time) string {
 		if t.IsZero() {
 			return "never"

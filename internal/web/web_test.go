@@ -59,9 +59,10 @@ func newServer(t *testing.T, opts Options) (*httptest.Server, *fakeDaemon) {
 	t.Helper()
 	f := &fakeDaemon{status: daemon.Status{Source: "https://git.example.com/ops.git (ref main)", Revision: "0123456789abcdef",
 		RevisionSubject: `bump <script>alert(1)</script>`, Environments: []daemon.EnvStatus{
-			{Name: "shop", State: "synced", AppliedRevision: "0123456789abcdef", Instances: []daemon.InstanceStatus{{Name: "web-1", Service: "web", Ship: "vm1", State: "running", InSync: true}}},
+			{Name: "shop", State: "synced", AppliedRevision: "0123456789abcdef", Instances: []daemon.InstanceStatus{{Name: "web-1", Service: "web", Ship: "vm1", State: "running", InSync: true,
+				Image: "registry.example.com/shop/web:ctx-0123456789abcdef@sha256:abcdef0123456789abcdef0123456789"}}},
 			{Name: "<b>x</b>", State: "stalled", Errors: []string{"x/manifest.yml:3:5: unknown ship \"s9\""}},
-		}}}
+		}, Role: "follower", Leader: "maestro-sync-7d9f"}}
 	h, err := New(f, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +100,12 @@ func TestPagesEscapeAndShowTheStatus(t *testing.T) {
 	}
 	if strings.Contains(body, "<script>") || strings.Contains(body, "Sync now") {
 		t.Errorf("GET / has a raw script or controls without a token:\n%s", body)
+	}
+	if !strings.Contains(body, "follower") || !strings.Contains(body, "leader: maestro-sync-7d9f") {
+		t.Errorf("GET / does not say the replica follows")
+	}
+	if _, body := get(t, srv.Client(), srv.URL+"/environments/shop"); !strings.Contains(body, "registry.example.com/shop/web:ctx-0123456789abcdef@abcdef012345") {
+		t.Errorf("the environment page does not show the pinned image:\n%s", body)
 	}
 	if code, body := get(t, srv.Client(), srv.URL+"/environments/"+url.PathEscape("<b>x</b>")); code != 200 || !strings.Contains(body, "unknown ship") {
 		t.Errorf("environment page: %d\n%s", code, body)
