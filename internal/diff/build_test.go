@@ -79,11 +79,7 @@ func TestReviewNamesTheBuild(t *testing.T) {
 // pushed is not built again, and the instances run it pinned by digest.
 func TestComputeBuilds(t *testing.T) {
 	envs := loadFiles(t, appFiles("v1", "x"), map[string]string{"manifest.yml": builtShop})
-	state := &live.State{Hosts: map[string]*live.Host{}}
-	for _, name := range []string{"s1", "s2"} {
-		addr := envs[0].Ships[name].Address()
-		state.Hosts[addr] = &live.Host{Address: addr}
-	}
+	state := emptyShips(envs)
 	p := Compute(envs, state, Options{})
 	if err := p.Validate(); err != nil {
 		t.Fatal(err)
@@ -121,11 +117,7 @@ func TestComputeBuilds(t *testing.T) {
 func TestBuildOfADependent(t *testing.T) {
 	text := strings.Replace(builtShop, "    build: tool\n", "    build: tool\n    requires: [web]\n", 1)
 	envs := loadFiles(t, appFiles("v1", "x"), map[string]string{"manifest.yml": text})
-	state := &live.State{Hosts: map[string]*live.Host{}}
-	for _, name := range []string{"s1", "s2"} {
-		addr := envs[0].Ships[name].Address()
-		state.Hosts[addr] = &live.Host{Address: addr}
-	}
+	state := emptyShips(envs)
 	p := Compute(envs, state, Options{})
 	if err := p.Validate(); err != nil {
 		t.Fatalf("plan: %v", err)
@@ -140,22 +132,25 @@ func TestBuildOfADependent(t *testing.T) {
 // TestStaleWhenTheContextMoved: a saved plan is refused once a file of a
 // build context changed, though no manifest did.
 func TestStaleWhenTheContextMoved(t *testing.T) {
-	state := func(envs []*manifest.Environment) *live.State {
-		s := &live.State{Hosts: map[string]*live.Host{}}
-		for _, name := range []string{"s1", "s2"} {
-			addr := envs[0].Ships[name].Address()
-			s.Hosts[addr] = &live.Host{Address: addr}
-		}
-		return s
-	}
 	v1 := loadFiles(t, appFiles("v1", "x"), map[string]string{"manifest.yml": builtShop})
 	v2 := loadFiles(t, appFiles("v2", "x"), map[string]string{"manifest.yml": builtShop})
-	saved := Compute(v1, state(v1), Options{})
-	if got := Stale(saved, Compute(v1, state(v1), Options{})); len(got) != 0 {
+	saved := Compute(v1, emptyShips(v1), Options{})
+	if got := Stale(saved, Compute(v1, emptyShips(v1), Options{})); len(got) != 0 {
 		t.Fatalf("an unchanged repository: %v", got)
 	}
-	got := Stale(saved, Compute(v2, state(v2), Options{}))
+	got := Stale(saved, Compute(v2, emptyShips(v2), Options{}))
 	if len(got) == 0 || !strings.Contains(strings.Join(got, "\n"), "new step build") {
 		t.Errorf("a moved context: %v", got)
 	}
+}
+
+// emptyShips is the live state of builtShop's two ships with nothing on
+// them.
+func emptyShips(envs []*manifest.Environment) *live.State {
+	s := &live.State{Hosts: map[string]*live.Host{}}
+	for _, name := range []string{"s1", "s2"} {
+		addr := envs[0].Ships[name].Address()
+		s.Hosts[addr] = &live.Host{Address: addr}
+	}
+	return s
 }
