@@ -287,6 +287,13 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	if err := f.notifiers(&cfg, log); err != nil {
 		return err
 	}
+	var elect *election
+	if f.leaderElect {
+		if elect, err = f.election(); err != nil {
+			return err
+		}
+		cfg.Holds = elect.holds() // shared by the replicas
+	}
 	d := daemon.New(cfg)
 
 	hc := daemon.HTTPConfig{}
@@ -327,8 +334,8 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	notified := make(chan struct{})
 	go func() { defer close(notified); cfg.Notify.Run(notifyCtx) }()
 	var runErr error
-	if f.leaderElect {
-		runErr = f.lead(ctx, d, log)
+	if elect != nil {
+		runErr = elect.lead(ctx, d, f.leaderLease, log)
 	} else {
 		runErr = d.Run(ctx)
 	}
@@ -449,23 +456,29 @@ func repoPath(repo string) string {
 	return strings.TrimSuffix(strings.Trim(p, "/"), ".git")
 }
 
-// lead runs the daemon's loop only while this replica holds the Lease; a
-// replica that loses it stops with an error (to be restarted as a
-// follower).
-func (f *runFlags) lead(ctx context.Context, d *daemon.Daemon, log *slog.Logger) error {
+// election is what --leader-elect needs: the cluster holding the Lease,
+// this replica's name, and the Lease's namespace.
+type election struct {
+	client    kubernetes.Interface
+	id, ns    string
+	leaseName string
+}
+
+// election connects to the cluster of the Lease.
+func (f *runFlags) election() (*election, error) {
 	cfg, err := kube.RESTConfig(f.leaderKubeconfig, "")
 	if err != nil {
-		return fmt.Errorf("--leader-elect: %w", err)
+		return nil, fmt.Errorf("--leader-elect: %w", err)
 	}
 	cfg.UserAgent = "maestro-sync"
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return fmt.Errorf("--leader-elect: %w", err)
+		return nil, fmt.Errorf("--leader-elect: %w", err)
 	}
 	id := cmp.Or(f.leaderIdentity, os.Getenv("POD_NAME"))
 	if id == "" {
 		if id, err = os.Hostname(); err != nil {
-			return fmt.Errorf("--leader-elect: name this replica with --leader-elect-identity: %w", err)
+			return nil, fmt.Errorf("--leader-elect: name this replica with --leader-elect-identity: %w", err)
 		}
 	}
 	ns := cmp.Or(f.leaderNamespace, os.Getenv("POD_NAMESPACE"))
@@ -473,19 +486,31 @@ func (f *runFlags) lead(ctx context.Context, d *daemon.Daemon, log *slog.Logger)
 		b, _ := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 		ns = cmp.Or(strings.TrimSpace(string(b)), "default")
 	}
+	return &election{client: client, id: id, ns: ns, leaseName: f.leaderName}, nil
+}
+
+// holds is where the replicas keep the operators' holds: a ConfigMap
+// beside the Lease, which a new leader reads.
+func (e *election) holds() leader.Holds {
+	return leader.Holds{Client: e.client, Namespace: e.ns, Name: e.leaseName + "-holds"}
+}
+
+// lead runs the daemon's loop only while this replica holds the Lease; a
+// replica that loses it stops with an error (to be restarted as a
+// follower).
+func (e *election) lead(ctx context.Context, d *daemon.Daemon, lease time.Duration, log *slog.Logger) error {
 	d.SetLeader("", false)
 	var leading atomic.Bool
-	err = leader.Run(ctx, leader.Config{Client: client, Namespace: ns, Name: f.leaderName, Identity: id, LeaseDuration: f.leaderLease, Log: log,
+	return leader.Run(ctx, leader.Config{Client: e.client, Namespace: e.ns, Name: e.leaseName, Identity: e.id, LeaseDuration: lease, Log: log,
 		OnLeader: func(identity string) {
 			if !leading.Load() { // news that comes late must not demote the leader
-				d.SetLeader(identity, identity == id)
+				d.SetLeader(identity, identity == e.id)
 			}
 		}}, func(ctx context.Context) {
 		leading.Store(true)
-		d.SetLeader(id, true) // before any operation is refused as a follower's
+		d.SetLeader(e.id, true) // before any operation is refused as a follower's
 		if err := d.Run(ctx); err != nil {
 			log.Error("daemon", "err", err)
 		}
 	})
-	return err
 }

@@ -41,6 +41,13 @@ type Source interface {
 // them (see reconcile.Target).
 type Target = reconcile.Target
 
+// HoldStore keeps the operators' holds durably.
+type HoldStore interface {
+	Holds() (map[string]history.Hold, error)
+	SetHold(h history.Hold) error
+	ClearHold(env string) error
+}
+
 // Watcher is a Target that can follow live changes (Docker events,
 // Kubernetes watches): the daemon then repairs a change made by hand as
 // soon as it is told of it, and the resync is only a safety net.
@@ -96,6 +103,10 @@ type Config struct {
 	Metrics *Metrics
 	// History, when set, keeps the runs of each environment.
 	History *history.Store
+	// Holds keeps the operators' holds (pauses, rollback pins); default
+	// the History. With several replicas, a store they share (see
+	// leader.Holds) keeps them across a change of leader.
+	Holds HoldStore
 	// Notify, when set, delivers notifications: to Notifiers (commit
 	// statuses, webhooks) and to each environment's auditors (its audit
 	// section, run with the Audit settings).
@@ -184,16 +195,28 @@ func New(cfg Config) *Daemon {
 		lastApply: map[string]string{}, holds: map[string]history.Hold{}, pinned: map[string]*manifest.Environment{}, warned: map[string]bool{},
 		status: Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}},
 	}
-	if cfg.History != nil {
-		holds, err := cfg.History.Holds()
-		if err != nil {
-			d.log.Error("history: some holds cannot be read; the others hold", "err", err.Error())
-		}
-		for env, h := range holds {
-			d.holds[env] = h
-		}
+	if cfg.Holds == nil && cfg.History != nil {
+		d.cfg.Holds = cfg.History
 	}
+	d.loadHolds()
 	return d
+}
+
+// loadHolds reads the holds from their store, replacing those in memory.
+func (d *Daemon) loadHolds() {
+	if d.cfg.Holds == nil {
+		return
+	}
+	holds, err := d.cfg.Holds.Holds()
+	if err != nil {
+		d.log.Error("holds: some cannot be read; the others hold", "err", err.Error())
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.holds = map[string]history.Hold{}
+	for env, h := range holds {
+		d.holds[env] = h
+	}
 }
 
 // Trigger asks for a reconcile as soon as possible. It never blocks: a
@@ -228,6 +251,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if w, ok := d.cfg.Target.(Watcher); ok {
 		defer w.StopWatching()
 	}
+	// Another replica may have led until now: its holds are the ones.
+	d.loadHolds()
 	d.Trigger("start", time.Now())
 	for {
 		select {

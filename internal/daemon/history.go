@@ -169,13 +169,13 @@ func (d *Daemon) Pause(env, reason string) (history.Hold, error) {
 	if err := d.notLeading(); err != nil {
 		return history.Hold{}, err
 	}
-	if d.cfg.History == nil {
+	if d.cfg.Holds == nil {
 		return history.Hold{}, ErrNoHistory
 	}
 	h := history.Hold{Env: env, Paused: true, Since: time.Now().UTC(), Reason: reason}
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	if err := d.cfg.History.SetHold(h); err != nil {
+	if err := d.cfg.Holds.SetHold(h); err != nil {
 		return history.Hold{}, err
 	}
 	d.mu.Lock()
@@ -191,12 +191,12 @@ func (d *Daemon) Resume(env string) error {
 	if err := d.notLeading(); err != nil {
 		return err
 	}
-	if d.cfg.History == nil {
+	if d.cfg.Holds == nil {
 		return ErrNoHistory
 	}
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	if err := d.cfg.History.ClearHold(env); err != nil {
+	if err := d.cfg.Holds.ClearHold(env); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -228,7 +228,7 @@ func (d *Daemon) Rollback(ctx context.Context, env, rev, reason string) (history
 	if err := d.notLeading(); err != nil {
 		return history.Hold{}, err
 	}
-	if d.cfg.History == nil {
+	if d.cfg.Holds == nil {
 		return history.Hold{}, ErrNoHistory
 	}
 	src, ok := d.cfg.Source.(Revisions)
@@ -249,7 +249,7 @@ func (d *Daemon) Rollback(ctx context.Context, env, rev, reason string) (history
 	h := history.Hold{Env: env, Revision: snap.Revision, Head: head, Since: time.Now().UTC(), Reason: reason}
 	d.holdMu.Lock()
 	defer d.holdMu.Unlock()
-	if err := d.cfg.History.SetHold(h); err != nil {
+	if err := d.cfg.Holds.SetHold(h); err != nil {
 		return history.Hold{}, err
 	}
 	d.mu.Lock()
@@ -346,7 +346,7 @@ func (d *Daemon) endPin(h history.Hold, head string, log *slog.Logger) {
 		return
 	}
 	log.Info("a new commit ends the rollback", "env", h.Env, "pinned", shortRev(h.Revision), "head", shortRev(head))
-	if err := d.cfg.History.ClearHold(h.Env); err != nil {
+	if err := d.cfg.Holds.ClearHold(h.Env); err != nil {
 		log.Error("history", "env", h.Env, "err", err.Error())
 		return
 	}

@@ -183,6 +183,40 @@ func TestLeaderElection(t *testing.T) {
 	if role, leader := other.status(); role != "leader" || leader != other.id {
 		t.Errorf("the new leader says %s, led by %s", role, leader)
 	}
+
+	// A pause asked of this leader holds under the next one.
+	req, _ = http.NewRequest("POST", other.base+"/api/v1/environments/shop/pause?reason=incident", nil)
+	req.Header.Set("Authorization", "Bearer le-token")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("pause: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	third := startReplica(t, bin, "c", dir, leaseNS, cp.Kubeconfig, token)
+	eventually(t, "the third replica following", 30*time.Second, func() bool { r, _ := third.status(); return r == "follower" })
+	if err := other.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-other.done
+	eventually(t, "the third replica leading, the environment still paused", 60*time.Second, func() bool {
+		if holder() != third.id {
+			return false
+		}
+		resp, err := http.Get(third.base + "/api/v1/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct{ Environments []struct{ Name, State string } }
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		return len(st.Environments) == 1 && st.Environments[0].State == "paused"
+	})
+	s.logLevel = "warn"
+	writeManifest(t, dir, s.text())
+	time.Sleep(5 * time.Second) // polls and resyncs of a paused environment
+	if got := serving(); got != h2 {
+		t.Errorf("a paused environment was deployed by the new leader: %s", got)
+	}
 }
 
 // TestSelfHeal: with a resync of 10 minutes, the daemon repairs what is
