@@ -207,7 +207,9 @@ func TestLeaderElection(t *testing.T) {
 			return false
 		}
 		defer resp.Body.Close()
-		var st struct{ Environments []struct{ Name, State string } }
+		var st struct {
+			Environments []struct{ Name, State string }
+		}
 		_ = json.NewDecoder(resp.Body).Decode(&st)
 		return len(st.Environments) == 1 && st.Environments[0].State == "paused"
 	})
