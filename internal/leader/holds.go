@@ -1,6 +1,7 @@
 package leader
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -31,7 +32,7 @@ type Holds struct {
 const maxHoldsSize = 1 << 20
 
 func (h Holds) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), max(h.Timeout, 10*time.Second))
+	return context.WithTimeout(context.Background(), cmp.Or(h.Timeout, 10*time.Second))
 }
 
 // Holds returns the holds by environment. A value that cannot be read is
