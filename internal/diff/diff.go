@@ -678,31 +678,22 @@ func builds(env *manifest.Environment, state *live.State, steps []plan.Step) []p
 		j, ok := at[ref]
 		if !ok {
 			owner := first[ref]
-			b := owner.Build
-			builder := env.Ships[b.Builder]
+			builder := env.Ships[owner.Build.Builder]
 			if builder == nil {
 				continue // validated: a cluster service names its builder
 			}
-			addr := builder.Address()
-			where := "kept on " + b.Builder
-			if b.Push {
-				where = "pushed to its registry"
-			}
-			causes := []string{"", fmt.Sprintf("context %s %s → %s, %s", b.Context, shortDigest(b.Digest), ref, where)}
+			bs := newBuildStep(env.Name, owner)
+			bs.Host = builder.Address()
+			bs.ID = stepID(env.Name, bs.Host, "build "+ref)
 			if img != nil && img.Err != nil {
-				causes = append(causes, "could not tell whether it is built: "+img.Err.Error())
+				bs.Causes = append(bs.Causes, "could not tell whether it is built: "+img.Err.Error())
 			}
-			out = append(out, plan.Step{ID: stepID(env.Name, addr, "build "+ref), Action: plan.Build, Env: env.Name, Service: owner.Name,
-				Instance: owner.Name, Ship: b.Builder, Host: addr, Causes: causes,
-				Build: &plan.BuildInfo{Image: ref, Push: b.Push, Context: b.Context, Dockerfile: b.Dockerfile, Digest: b.Digest, Files: -1, Services: []string{owner.Name}}})
+			out = append(out, bs)
 			j = len(out) - 1
 			at[ref] = j
 		}
 		bs := &out[j]
-		if !slices.Contains(bs.Build.Services, svc.Name) {
-			bs.Build.Services = append(bs.Build.Services, svc.Name)
-			bs.Instance = strings.Join(bs.Build.Services, ", ")
-		}
+		alsoRuns(bs, svc.Name)
 		if bs.Build.Files < 0 {
 			if old := state.Image(runningImage(state, st)); old != nil && old.Files != nil {
 				bs.Build.Files = build.Changed(old.Files, b.Files)
@@ -716,14 +707,40 @@ func builds(env *manifest.Environment, state *live.State, steps []plan.Step) []p
 	return out
 }
 
+// newBuildStep is the step that builds svc's image, svc being the first
+// service that runs it. Its first cause, ID and host are the caller's.
+func newBuildStep(env string, svc *manifest.Service) plan.Step {
+	b := svc.Build
+	where := "kept on " + b.Builder
+	if b.Push {
+		where = "pushed to its registry"
+	}
+	return plan.Step{Action: plan.Build, Env: env, Service: svc.Name, Instance: svc.Name, Ship: b.Builder,
+		Causes: []string{"", fmt.Sprintf("context %s %s → %s, %s", b.Context, shortDigest(b.Digest), svc.Image, where)},
+		Build:  &plan.BuildInfo{Image: svc.Image, Push: b.Push, Context: b.Context, Dockerfile: b.Dockerfile, Digest: b.Digest, Files: -1, Services: []string{svc.Name}}}
+}
+
+// alsoRuns records that svc runs the image the build step st builds.
+func alsoRuns(st *plan.Step, svc string) {
+	if !slices.Contains(st.Build.Services, svc) {
+		st.Build.Services = append(st.Build.Services, svc)
+		st.Instance = strings.Join(st.Build.Services, ", ")
+	}
+}
+
+// changedFiles says how many files of a build context changed.
+func changedFiles(n int) string {
+	if n == 1 {
+		return "context changed: 1 file"
+	}
+	return fmt.Sprintf("context changed: %d files", n)
+}
+
 // buildCause says why an image is built: how many files of its context
 // changed since what its services run, as far as that is known.
 func buildCause(b *plan.BuildInfo, steps []plan.Step) string {
-	switch {
-	case b.Files == 1:
-		return "context changed: 1 file"
-	case b.Files >= 0:
-		return fmt.Sprintf("context changed: %d files", b.Files)
+	if b.Files >= 0 {
+		return changedFiles(b.Files)
 	}
 	for _, st := range steps {
 		if st.Action == plan.Replace && slices.Contains(b.Services, st.Service) {

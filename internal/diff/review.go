@@ -3,7 +3,6 @@ package diff
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -449,24 +448,17 @@ func reviewBuilds(b, h *manifest.Environment) []plan.Step {
 			cause = "built from the repository from now on (was " + old.Image + ")"
 		case old.Build.Digest == nb.Digest:
 			continue
-		case build.Changed(old.Build.Files, nb.Files) == 1:
-			cause = "context changed: 1 file"
 		default:
-			cause = fmt.Sprintf("context changed: %d files", build.Changed(old.Build.Files, nb.Files))
+			cause = changedFiles(build.Changed(old.Build.Files, nb.Files))
 		}
 		if j, ok := at[svc.Image]; ok {
-			out[j].Build.Services = append(out[j].Build.Services, svc.Name)
-			out[j].Instance = strings.Join(out[j].Build.Services, ", ")
+			alsoRuns(&out[j], svc.Name)
 			continue
 		}
-		where := "kept on " + nb.Builder
-		if nb.Push {
-			where = "pushed to its registry"
-		}
+		st := newBuildStep(h.Name, svc)
+		st.ID, st.Causes[0] = h.Name+"/"+nb.Builder+"/build "+svc.Image, cause
 		at[svc.Image] = len(out)
-		out = append(out, plan.Step{ID: h.Name + "/" + nb.Builder + "/build " + svc.Image, Action: plan.Build, Env: h.Name, Service: svc.Name,
-			Instance: svc.Name, Ship: nb.Builder, Causes: []string{cause, fmt.Sprintf("context %s %s → %s, %s", nb.Context, shortDigest(nb.Digest), svc.Image, where)},
-			Build: &plan.BuildInfo{Image: svc.Image, Push: nb.Push, Context: nb.Context, Dockerfile: nb.Dockerfile, Digest: nb.Digest, Files: -1, Services: []string{svc.Name}}})
+		out = append(out, st)
 	}
 	return out
 }
