@@ -315,14 +315,7 @@ type Instance struct {
 }
 
 // Port returns the named port, or nil.
-func (in *Instance) Port(name string) *Port {
-	for i := range in.Ports {
-		if in.Ports[i].Name == name {
-			return &in.Ports[i]
-		}
-	}
-	return nil
-}
+func (in *Instance) Port(name string) *Port { return in.Ports.byName(name) }
 
 // Port is a named port of an instance. Exposed is the container side,
 // External the host side, both as "N[-M]/proto".
