@@ -311,11 +311,7 @@ func (p *Pool) observeImage(ctx context.Context, env *manifest.Environment, buil
 		case err != nil:
 			return &live.Image{Err: fmt.Errorf("inspect %s on %s: %w", ref, builder.Name, err)}
 		}
-		img := &live.Image{Present: true}
-		if v := info.Config; v != nil && v.Labels[label.ContextIndex] != "" {
-			img.Files, _ = build.DecodeIndex(v.Labels[label.ContextIndex])
-		}
-		return img
+		return &live.Image{Present: true, Files: indexOf(info)}
 	}
 	creds, err := auth.credentials(env, ref)
 	if err != nil {
@@ -356,11 +352,21 @@ func (p *Pool) imageIndex(ctx context.Context, ship *manifest.Ship, id string) b
 	if err != nil {
 		return nil
 	}
-	var ix build.Index
-	if v := info.Config; v != nil && v.Labels[label.ContextIndex] != "" {
-		ix, _ = build.DecodeIndex(v.Labels[label.ContextIndex])
-	}
+	ix := indexOf(info)
 	p.memo.setIndex(id, ix)
+	return ix
+}
+
+// indexOf reads the file index an image was built from off its label;
+// nil when it has none, or one that does not decode.
+func indexOf(info image.InspectResponse) build.Index {
+	if info.Config == nil || info.Config.Labels[label.ContextIndex] == "" {
+		return nil
+	}
+	ix, err := build.DecodeIndex(info.Config.Labels[label.ContextIndex])
+	if err != nil {
+		return nil
+	}
 	return ix
 }
 
