@@ -456,18 +456,13 @@ func (d *Driver) image(st plan.Step, in *manifest.Instance) string {
 	return in.Image
 }
 
-// pinned is what a container created from ref records it runs: ref when
-// it is pinned by a digest, else the image's registry digest
-// (repository@sha256:…) when it came from a registry, else its ID.
-func (d *Driver) pinned(ctx context.Context, t *target, ref string) string {
+// pinned is what a container created from ref (the ship has it as info)
+// records it runs: ref when it is pinned by a digest, else the image's
+// registry digest (repository@sha256:…) when it came from a registry,
+// else its ID.
+func pinned(ref string, info image.InspectResponse) string {
 	if strings.Contains(ref, "@") {
 		return ref
-	}
-	sctx, cancel := short(ctx, t.ship)
-	defer cancel()
-	info, err := t.c.ImageInspect(sctx, ref)
-	if err != nil {
-		return ""
 	}
 	repo, _ := manifest.ParseImage(ref)
 	for _, rd := range info.RepoDigests {

@@ -356,13 +356,14 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 // createContainer makes sure the image is there and creates the container.
 func (d *Driver) createContainer(ctx context.Context, t *target, name string, temporary bool, progress func(string)) (string, error) {
 	img := cmp.Or(t.image, t.in.Image)
-	if err := d.images.ensure(ctx, t, img, d.RefreshImages, progress); err != nil {
+	info, err := d.images.ensure(ctx, t, img, d.RefreshImages, progress)
+	if err != nil {
 		return "", err
 	}
 	progress("creating " + name)
 	cfg := containerConfig(t.env.Name, cmp.Or(t.env.Revision, d.revision), d.Owner, t.in)
 	cfg.Config.Image = img
-	if pin := d.pinned(ctx, t, img); pin != "" {
+	if pin := pinned(img, info); pin != "" {
 		cfg.Config.Labels[label.Image] = pin
 	}
 	if t.in.Route != nil {

@@ -166,24 +166,36 @@ type imageCache struct {
 
 func newImageCache(auth *Auth) *imageCache { return &imageCache{auth: auth} }
 
-func (ic *imageCache) ensure(ctx context.Context, t *target, ref string, refresh bool, progress func(string)) error {
+// ensure makes sure the ship has the image ref, pulling it when it is
+// missing (always, with refresh), and returns what the ship has under ref.
+func (ic *imageCache) ensure(ctx context.Context, t *target, ref string, refresh bool, progress func(string)) (image.InspectResponse, error) {
 	key := t.ship.Address() + "|" + ref
-	_, err, _ := ic.group.Do(key, func() (any, error) {
-		if !refresh {
+	v, err, _ := ic.group.Do(key, func() (any, error) {
+		inspect := func() (image.InspectResponse, error) {
 			sctx, cancel := short(ctx, t.ship)
-			_, err := t.c.ImageInspect(sctx, ref)
-			cancel()
+			defer cancel()
+			return t.c.ImageInspect(sctx, ref)
+		}
+		if !refresh {
+			info, err := inspect()
 			if err == nil {
-				return nil, nil
+				return info, nil
 			}
 			if !cerrdefs.IsNotFound(err) {
 				return nil, fmt.Errorf("inspect image %s: %w", ref, err)
 			}
 		}
 		progress("pulling image " + ref)
-		return nil, ic.pull(ctx, t, ref)
+		if err := ic.pull(ctx, t, ref); err != nil {
+			return nil, err
+		}
+		info, _ := inspect() // pulled: what it says is only recorded
+		return info, nil
 	})
-	return err
+	if err != nil {
+		return image.InspectResponse{}, err
+	}
+	return v.(image.InspectResponse), nil
 }
 
 func (ic *imageCache) pull(ctx context.Context, t *target, ref string) error {

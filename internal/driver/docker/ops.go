@@ -414,7 +414,7 @@ func (d *Driver) Pull(ctx context.Context, r Ref, progress func(string)) error {
 		return err
 	}
 	t := &target{env: r.Env, in: r.In, ship: ship, c: c}
-	if err := d.images.ensure(ctx, t, t.in.Image, true, progress); err != nil {
+	if _, err := d.images.ensure(ctx, t, t.in.Image, true, progress); err != nil {
 		return fmt.Errorf("ship %s: %w", ship.Name, err)
 	}
 	return nil

@@ -337,7 +337,7 @@ func (d *Driver) ensureNetwork(ctx context.Context, t *target) error {
 // createProxy creates and starts the proxy container with the table.
 func (d *Driver) createProxy(ctx context.Context, t *target, rt routeTable, progress func(string)) (string, error) {
 	p := t.env.Proxy
-	if err := d.images.ensure(ctx, t, p.Image, d.RefreshImages, progress); err != nil {
+	if _, err := d.images.ensure(ctx, t, p.Image, d.RefreshImages, progress); err != nil {
 		return "", fmt.Errorf("front proxy: %w", err)
 	}
 	port := nat.Port(strconv.Itoa(proxyHTTPPort) + "/tcp")
