@@ -150,7 +150,8 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if err != nil {
 		return err
 	}
-	ds := &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision), namespace: cl.Namespace, w: w, image: st.Image, progressDeadline: d.rolloutTimeout()}
+	ds := d.desired(env, svc, cl)
+	ds.image = st.Image
 	if d.Pushed != nil {
 		if digest := d.Pushed(w.Image); digest != "" {
 			ds.image = w.Image + "@" + digest
@@ -620,7 +621,7 @@ func (d *Driver) scale(ctx context.Context, st plan.Step, progress func(string))
 	if err != nil {
 		return err
 	}
-	ds := &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision), namespace: cl.Namespace, w: w, progressDeadline: d.rolloutTimeout()}
+	ds := d.desired(env, svc, cl)
 	name := ds.workloadName()
 	if st.Container != name {
 		return fmt.Errorf("service %s runs %s, not %s: plan again", svc.Name, st.Container, name)
@@ -641,4 +642,11 @@ func (d *Driver) scale(ctx context.Context, st plan.Step, progress func(string))
 		return fmt.Errorf("scale deployment %s: %w", name, err)
 	}
 	return d.waitRollout(ctx, c, ds, progress)
+}
+
+// desired is what the objects of a cluster service of env are built
+// from, on its cluster cl.
+func (d *Driver) desired(env *manifest.Environment, svc *manifest.Service, cl *manifest.Cluster) *desired {
+	return &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision),
+		namespace: cl.Namespace, w: svc.Workload, progressDeadline: d.rolloutTimeout()}
 }
