@@ -61,7 +61,8 @@ func BenchmarkApply500(b *testing.B) {
 	n := benchEnv("BENCH_KUBE_SERVICES", 167)
 	conc := benchEnv("BENCH_KUBE_CONCURRENCY", 16)
 	ctx := context.Background()
-	var drv, drvNoop, kApply, kWait, kNoop time.Duration
+	var drv, drvNoop, watchNoop, kApply, kWait, kNoop time.Duration
+	var watchRequests int64
 	for range b.N {
 		b.StopTimer()
 		round := benchRound.Add(1)
@@ -126,6 +127,11 @@ func BenchmarkApply500(b *testing.B) {
 			b.Fatalf("the second run applied %d steps", steps)
 		}
 		drvNoop += took
+		// The no-op run of a daemon, which follows the namespace: from
+		// the watches' cache, counting the API requests it makes.
+		took, requests := noopWatched(b, envs)
+		watchNoop += took
+		watchRequests += requests
 		start := time.Now()
 		if _, err := cp.KubectlErr(ctx, nil, "apply", "--server-side", "--field-manager=kubectl-bench", "-f", file); err != nil {
 			b.Fatal(err)
@@ -161,6 +167,40 @@ func BenchmarkApply500(b *testing.B) {
 	b.ReportMetric(drv.Seconds()/kWait.Seconds(), "ratio-vs-apply+wait")
 	b.ReportMetric(per(drvNoop), "driver-noop-s")
 	b.ReportMetric(per(kNoop), "kubectl-noop-s")
+	b.ReportMetric(per(watchNoop), "driver-noop-watched-s")
+	b.ReportMetric(float64(watchRequests)/float64(b.N), "driver-noop-watched-requests")
+}
+
+// noopWatched times observe + plan of envs, already applied, by a pool
+// that follows their cluster namespace (as the daemon does), once its
+// watches are synced, and counts the API requests that made.
+func noopWatched(b *testing.B, envs []*manifest.Environment) (time.Duration, int64) {
+	pool := NewPool()
+	var cl *manifest.Cluster
+	for _, c := range envs[0].Clusters {
+		cl = c
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		pool.Follow(ctx, cl, "", func(string, time.Time) {})
+	}()
+	defer func() { cancel(); <-followed }()
+	for deadline := time.Now().Add(time.Minute); !pool.Watching(cl); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the watches did not sync in a minute")
+		}
+	}
+	before := pool.Requests()
+	start := time.Now()
+	state := &live.State{Clusters: pool.Observe(ctx, envs)}
+	p := diff.Compute(envs, state, diff.Options{Revision: "bench"})
+	took := time.Since(start)
+	if n := len(p.Mutating()); n != 0 {
+		b.Fatalf("the watched no-op run planned %d steps", n)
+	}
+	return took, pool.Requests() - before
 }
 
 // benchYAML renders the objects the driver applies for env, in namespace

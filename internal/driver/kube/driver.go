@@ -648,5 +648,5 @@ func (d *Driver) scale(ctx context.Context, st plan.Step, progress func(string))
 // from, on its cluster cl.
 func (d *Driver) desired(env *manifest.Environment, svc *manifest.Service, cl *manifest.Cluster) *desired {
 	return &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision),
-		namespace: cl.Namespace, w: svc.Workload, progressDeadline: d.rolloutTimeout()}
+		namespace: cl.Namespace, address: cl.Address(), w: svc.Workload, progressDeadline: d.rolloutTimeout()}
 }

@@ -71,7 +71,9 @@ type desired struct {
 	env, service, revision string
 	owner                  owner.Owner
 	namespace              string
-	w                      *manifest.Workload
+	// address is the cluster's (manifest.Cluster.Address).
+	address string
+	w       *manifest.Workload
 	// image is the pods' image: w.Image, pinned by digest when the plan
 	// knows the digest of a built one.
 	image string

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,12 +13,14 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
@@ -33,6 +36,10 @@ import (
 // its spec hash. A cluster that cannot be observed is recorded with its
 // error; the others are still observed. The result is keyed by cluster
 // address (live.State.Clusters).
+//
+// Where Follow runs, Observe reads its informers' cache instead, with no
+// API call, once the cache shows every write the pool made there (it
+// waits for that at most cacheWait, then lists).
 func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) map[string]*live.Cluster {
 	clusters := map[string]*manifest.Cluster{}
 	for _, env := range envs {
@@ -49,9 +56,21 @@ func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) map[st
 		lc := &live.Cluster{Address: addr}
 		out[addr] = lc
 		g.Go(func() error {
+			c := p.cacheOf(addr)
+			if c != nil && c.await(cacheWait) {
+				lc.Workloads, lc.Inventories, lc.Err = p.fromCache(cl, c)
+				return nil
+			}
+			var mark uint64
+			if c != nil {
+				mark = c.mark()
+			}
 			lc.Workloads, lc.Err = p.list(ctx, cl)
 			if lc.Err == nil {
 				lc.Inventories, lc.Err = p.inventories(ctx, cl)
+			}
+			if c != nil && lc.Err == nil {
+				c.listed(mark)
 			}
 			return nil
 		})
@@ -70,33 +89,102 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 	fail := func(what string, err error) error {
 		return fmt.Errorf("cluster %s: list %s in namespace %s: %w", cl.Name, what, ns, err)
 	}
+	var o objects
 	svcs, err := c.CoreV1().Services(ns).List(ctx, opts)
 	if err != nil {
 		return nil, fail("services", err)
 	}
-	serving := map[string]string{} // owner/env/service → selected spec hash
-	for _, s := range svcs.Items {
-		if s.Labels[label.Env] != "" && s.Labels[label.Service] == s.Name {
-			serving[s.Labels[label.Owner]+"/"+s.Labels[label.Env]+"/"+s.Name] = s.Spec.Selector[label.SpecHash]
-		}
-	}
+	o.services = pointers(svcs.Items)
 	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, opts)
 	if err != nil {
 		return nil, fail("configmaps", err)
 	}
-	configMaps := map[string]bool{}
-	for _, cm := range cms.Items {
-		configMaps[cm.Name] = true
-	}
-	// nil when they may not be listed (a role that predates ingresses).
-	var ingresses map[string]bool
+	o.configMaps = pointers(cms.Items)
 	switch ings, err := c.NetworkingV1().Ingresses(ns).List(ctx, opts); {
 	case apierrors.IsForbidden(err):
 	case err != nil:
 		return nil, fail("ingresses", err)
 	default:
+		o.ingresses = pointers(ings.Items)
+		o.ingressesListed = true
+	}
+	deps, err := c.AppsV1().Deployments(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fail("deployments", err)
+	}
+	o.deployments = pointers(deps.Items)
+	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, opts)
+	if err != nil {
+		return nil, fail("daemonsets", err)
+	}
+	o.daemonSets = pointers(dss.Items)
+	return o.workloads(), nil
+}
+
+// fromCache reads the workloads and inventories of a cluster namespace
+// from Follow's informers.
+func (p *Pool) fromCache(cl *manifest.Cluster, c *nsCache) ([]live.Workload, []live.Inventory, error) {
+	sel := labels.Everything()
+	var o objects
+	var errs []error
+	var err error
+	o.services, err = c.services.List(sel)
+	errs = append(errs, err)
+	o.configMaps, err = c.configMaps.List(sel)
+	errs = append(errs, err)
+	if c.ingresses != nil {
+		o.ingresses, err = c.ingresses.List(sel)
+		o.ingressesListed = true
+		errs = append(errs, err)
+	}
+	o.deployments, err = c.deployments.List(sel)
+	errs = append(errs, err)
+	o.daemonSets, err = c.daemonSets.List(sel)
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("cluster %s: namespace %s: %w", cl.Name, cl.Namespace, err)
+	}
+	return o.workloads(), inventoriesOf(cl.Namespace, o.configMaps), nil
+}
+
+// objects are maestro-sync's objects of a cluster namespace, listed or
+// cached: what its workloads are read from.
+type objects struct {
+	services    []*corev1.Service
+	configMaps  []*corev1.ConfigMap
+	ingresses   []*networkingv1.Ingress
+	deployments []*appsv1.Deployment
+	daemonSets  []*appsv1.DaemonSet
+	// ingressesListed is false when ingresses may not be listed (a role
+	// that predates them).
+	ingressesListed bool
+}
+
+func pointers[T any](items []T) []*T {
+	out := make([]*T, len(items))
+	for i := range items {
+		out[i] = &items[i]
+	}
+	return out
+}
+
+// workloads reads the workloads: their readiness, the Service selecting
+// them, their drift.
+func (o *objects) workloads() []live.Workload {
+	serving := map[string]string{} // owner/env/service → selected spec hash
+	for _, s := range o.services {
+		if s.Labels[label.Env] != "" && s.Labels[label.Service] == s.Name {
+			serving[s.Labels[label.Owner]+"/"+s.Labels[label.Env]+"/"+s.Name] = s.Spec.Selector[label.SpecHash]
+		}
+	}
+	configMaps := map[string]bool{}
+	for _, cm := range o.configMaps {
+		configMaps[cm.Name] = true
+	}
+	var ingresses map[string]bool // nil when they may not be listed
+	if o.ingressesListed {
 		ingresses = map[string]bool{}
-		for _, in := range ings.Items {
+		for _, in := range o.ingresses {
 			ingresses[in.Name] = true
 		}
 	}
@@ -109,12 +197,7 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 		}
 		out = append(out, w)
 	}
-	deps, err := c.AppsV1().Deployments(ns).List(ctx, opts)
-	if err != nil {
-		return nil, fail("deployments", err)
-	}
-	for i := range deps.Items {
-		d := &deps.Items[i]
+	for _, d := range o.deployments {
 		done, _, failed := deploymentDone(d)
 		replicas := 1
 		if d.Spec.Replicas != nil {
@@ -122,12 +205,7 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 		}
 		add(KindDeployment, d.ObjectMeta, &d.Spec.Template, done && failed == nil, replicas)
 	}
-	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, opts)
-	if err != nil {
-		return nil, fail("daemonsets", err)
-	}
-	for i := range dss.Items {
-		d := &dss.Items[i]
+	for _, d := range o.daemonSets {
 		done, _, _ := daemonSetDone(d)
 		add(KindDaemonSet, d.ObjectMeta, &d.Spec.Template, done, 0)
 	}
@@ -137,7 +215,7 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 		}
 		return out[i].Kind < out[j].Kind
 	})
-	return out, nil
+	return out
 }
 
 // inventories lists the inventories of the cluster namespace: what each
@@ -152,23 +230,31 @@ func (p *Pool) inventories(ctx context.Context, cl *manifest.Cluster) ([]live.In
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: list inventories in namespace %s: %w", cl.Name, cl.Namespace, err)
 	}
+	return inventoriesOf(cl.Namespace, pointers(cms.Items)), nil
+}
+
+// inventoriesOf reads the inventories among the ConfigMaps of namespace
+// ns.
+func inventoriesOf(ns string, cms []*corev1.ConfigMap) []live.Inventory {
 	var out []live.Inventory
-	for i := range cms.Items {
-		cm := &cms.Items[i]
+	for _, cm := range cms {
 		env, own := cm.Labels[label.Env], cm.Labels[label.Owner]
-		if env == "" || cm.Name != InventoryName(own, env) {
+		if cm.Labels[label.Inventory] != "true" || env == "" || cm.Name != InventoryName(own, env) {
 			continue
 		}
 		inv := live.Inventory{Env: env, Owner: own}
 		for k, svc := range cm.Data {
-			if r, ok := parseRef(k); ok && r.Namespace == cl.Namespace && !slices.Contains(inv.Services, svc) {
+			if r, ok := parseRef(k); ok && r.Namespace == ns && !slices.Contains(inv.Services, svc) {
 				inv.Services = append(inv.Services, svc)
 			}
 		}
 		slices.Sort(inv.Services)
 		out = append(out, inv)
 	}
-	return out, nil
+	sort.Slice(out, func(i, j int) bool {
+		return InventoryName(out[i].Owner, out[i].Env) < InventoryName(out[j].Owner, out[j].Env)
+	})
+	return out
 }
 
 // drift names what changed on the cluster since maestro-sync applied a
@@ -263,17 +349,26 @@ func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, owner string, c
 		n, ok2 := cur.(*corev1.ConfigMap)
 		return !ok1 || !ok2 || !maps.Equal(o.Data, n.Data) || metaDiffers(o, n)
 	})
-	if _, err := c.NetworkingV1().Ingresses(cl.Namespace).List(ctx, metav1.ListOptions{LabelSelector: label.Env, Limit: 1}); err == nil {
-		// Not when they may not be listed: the informers would never sync.
+	_, err = c.NetworkingV1().Ingresses(cl.Namespace).List(ctx, metav1.ListOptions{LabelSelector: label.Env, Limit: 1})
+	ingresses := err == nil // not when they may not be listed: the informer would never sync
+	if ingresses {
 		watch(f.Networking().V1().Ingresses().Informer(), "ingress", func(old, cur any) bool {
 			o, ok1 := old.(*networkingv1.Ingress)
 			n, ok2 := cur.(*networkingv1.Ingress)
 			return !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Spec, n.Spec) || metaDiffers(o, n)
 		})
 	}
+	nc := newNSCache(f, cl.Namespace, ingresses)
 	f.Start(ctx.Done())
 	defer f.Shutdown() // waits for the informers' goroutines
-	f.WaitForCacheSync(ctx.Done())
+	for _, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return
+		}
+	}
 	synced.Store(true)
+	addr := cl.Address()
+	p.register(addr, nc)
+	defer p.unregister(addr, nc)
 	<-ctx.Done()
 }

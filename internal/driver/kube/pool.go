@@ -3,10 +3,12 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -27,8 +29,10 @@ type Pool struct {
 	// Timeout bounds every single request (not a rollout); zero means 30s.
 	Timeout time.Duration
 
-	mu      sync.Mutex
-	clients map[string]*poolEntry
+	mu       sync.Mutex
+	clients  map[string]*poolEntry
+	caches   map[string]*nsCache // by cluster address, while Follow runs
+	requests atomic.Int64
 }
 
 type poolEntry struct {
@@ -71,6 +75,7 @@ func (p *Pool) Client(c *manifest.Cluster) (kubernetes.Interface, error) {
 			cfg.Timeout = 30 * time.Second
 		}
 		cfg.UserAgent = "maestro-sync"
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &writeTracker{pool: p, key: key, next: rt} })
 		e.c, e.err = kubernetes.NewForConfig(cfg)
 		if e.err != nil {
 			e.err = fmt.Errorf("cluster %s: %w", c.Name, e.err)

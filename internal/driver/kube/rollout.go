@@ -157,22 +157,31 @@ func (d *Driver) waitRollout(ctx context.Context, c kubernetes.Interface, ds *de
 	}
 	prefix := strings.ToLower(ds.kind()) + " " + name + ": "
 	say := func(s string) { progress(prefix + s) }
-	var last string
+	var last, doneAt string
 	var err error
 	if ds.kind() == KindDaemonSet {
 		api := c.AppsV1().DaemonSets(ns)
 		last, err = waitFor(ctx, d.pollInterval(),
 			func(ctx context.Context) (*appsv1.DaemonSet, error) { return api.Get(ctx, name, metav1.GetOptions{}) },
 			func(ctx context.Context, rv string) (watch.Interface, error) { return api.Watch(ctx, listOpts(rv)) },
-			daemonSetDone, say)
+			func(o *appsv1.DaemonSet) (bool, string, error) {
+				doneAt = o.ResourceVersion
+				return daemonSetDone(o)
+			}, say)
 	} else {
 		api := c.AppsV1().Deployments(ns)
 		last, err = waitFor(ctx, d.pollInterval(),
 			func(ctx context.Context) (*appsv1.Deployment, error) { return api.Get(ctx, name, metav1.GetOptions{}) },
 			func(ctx context.Context, rv string) (watch.Interface, error) { return api.Watch(ctx, listOpts(rv)) },
-			deploymentDone, say)
+			func(o *appsv1.Deployment) (bool, string, error) {
+				doneAt = o.ResourceVersion
+				return deploymentDone(o)
+			}, say)
 	}
 	if err == nil {
+		// The next Observe sees the rollout complete, not an older state
+		// its cache may still hold.
+		d.pool.expectVersion(ds.address, strings.ToLower(ds.kind())+"s", name, doneAt)
 		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {

@@ -1,0 +1,365 @@
+package kube
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/scheme"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
+)
+
+// nsCache is what Follow's informers know of one cluster namespace:
+// maestro-sync's objects there, kept current by watches. While it is
+// registered, Observe reads it instead of listing, so a reconcile that
+// changes nothing makes no API call.
+type nsCache struct {
+	deployments appslisters.DeploymentNamespaceLister
+	daemonSets  appslisters.DaemonSetNamespaceLister
+	services    corelisters.ServiceNamespaceLister
+	configMaps  corelisters.ConfigMapNamespaceLister
+	ingresses   networkinglisters.IngressNamespaceLister // nil when they may not be listed
+	synced      []cache.InformerSynced
+
+	// expect holds, by "resource/name", what the pool's own writes made
+	// of objects of this namespace, until the informers have seen it.
+	mu     sync.Mutex
+	expect map[string]expectation
+	seq    uint64 // numbers the writes recorded
+	dirty  uint64 // the last write the cache cannot be checked against (a list shows it); 0 when none
+}
+
+// expectation is the state an object was written into.
+type expectation struct {
+	rv      uint64 // in the cache at this resource version or a later one
+	deleted bool   // gone from the cache
+	seq     uint64
+}
+
+// newNSCache reads the informers of f on namespace ns; it must be made
+// before f starts.
+func newNSCache(f informers.SharedInformerFactory, ns string, ingresses bool) *nsCache {
+	c := &nsCache{
+		deployments: f.Apps().V1().Deployments().Lister().Deployments(ns),
+		daemonSets:  f.Apps().V1().DaemonSets().Lister().DaemonSets(ns),
+		services:    f.Core().V1().Services().Lister().Services(ns),
+		configMaps:  f.Core().V1().ConfigMaps().Lister().ConfigMaps(ns),
+		expect:      map[string]expectation{},
+	}
+	c.synced = []cache.InformerSynced{
+		f.Apps().V1().Deployments().Informer().HasSynced,
+		f.Apps().V1().DaemonSets().Informer().HasSynced,
+		f.Core().V1().Services().Informer().HasSynced,
+		f.Core().V1().ConfigMaps().Informer().HasSynced,
+	}
+	if ingresses {
+		c.ingresses = f.Networking().V1().Ingresses().Lister().Ingresses(ns)
+		c.synced = append(c.synced, f.Networking().V1().Ingresses().Informer().HasSynced)
+	}
+	return c
+}
+
+// cachedResources are the resources the informers keep.
+var cachedResources = map[string]bool{"deployments": true, "daemonsets": true, "services": true, "configmaps": true, "ingresses": true}
+
+// record notes a write of the pool to an object of the namespace: rv
+// is the version the write produced (0 when unknown), gone a deletion.
+// labelled tells whether the written object carries the environment
+// label the informers select on; unknown (a subresource's answer) counts
+// as labelled when the cache holds the object.
+func (c *nsCache) record(resource, name string, rv uint64, gone bool, labelled *bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	key := resource + "/" + name
+	switch {
+	case name == "" || rv == 0 && !gone:
+		c.dirty = c.seq
+	case gone:
+		c.expect[key] = expectation{deleted: true, seq: c.seq}
+	case labelled != nil && !*labelled:
+		delete(c.expect, key) // not one the informers see
+	case labelled == nil && !c.has(resource, name):
+		delete(c.expect, key)
+	default:
+		c.expect[key] = expectation{rv: rv, seq: c.seq}
+	}
+}
+
+// has reports whether the cache holds the object.
+func (c *nsCache) has(resource, name string) bool {
+	_, ok := c.version(resource, name)
+	return ok
+}
+
+// version is the resource version of the object in the cache.
+func (c *nsCache) version(resource, name string) (string, bool) {
+	var rv string
+	var err error
+	switch resource {
+	case "deployments":
+		if o, e := c.deployments.Get(name); e == nil {
+			rv = o.ResourceVersion
+		} else {
+			err = e
+		}
+	case "daemonsets":
+		if o, e := c.daemonSets.Get(name); e == nil {
+			rv = o.ResourceVersion
+		} else {
+			err = e
+		}
+	case "services":
+		if o, e := c.services.Get(name); e == nil {
+			rv = o.ResourceVersion
+		} else {
+			err = e
+		}
+	case "configmaps":
+		if o, e := c.configMaps.Get(name); e == nil {
+			rv = o.ResourceVersion
+		} else {
+			err = e
+		}
+	case "ingresses":
+		if c.ingresses == nil {
+			return "", false
+		}
+		if o, e := c.ingresses.Get(name); e == nil {
+			rv = o.ResourceVersion
+		} else {
+			err = e
+		}
+	default:
+		return "", false
+	}
+	return rv, err == nil
+}
+
+// current reports whether the cache shows every write the pool made
+// (forgetting those it shows), and whether it is synced at all.
+func (c *nsCache) current() bool {
+	for _, s := range c.synced {
+		if !s() {
+			return false
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dirty != 0 {
+		return false
+	}
+	for key, want := range c.expect {
+		resource, name, _ := strings.Cut(key, "/")
+		rv, ok := c.version(resource, name)
+		switch {
+		case want.deleted && ok:
+			return false
+		case want.deleted:
+		case !ok:
+			return false
+		default:
+			n, err := strconv.ParseUint(rv, 10, 64)
+			if err != nil {
+				c.dirty = c.seq
+				return false
+			}
+			if n < want.rv {
+				return false
+			}
+		}
+		delete(c.expect, key)
+	}
+	return true
+}
+
+// mark is the number of the last write recorded: what a list started
+// now shows.
+func (c *nsCache) mark() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seq
+}
+
+// listed forgets what the cache was waiting for of the writes up to
+// mark: a list started after them showed them.
+func (c *nsCache) listed(mark uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, e := range c.expect {
+		if e.seq <= mark {
+			delete(c.expect, key)
+		}
+	}
+	if c.dirty <= mark {
+		c.dirty = 0
+	}
+}
+
+// await waits, at most wait, until the cache is current.
+func (c *nsCache) await(wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for !c.current() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+// cacheWait bounds how long Observe waits for the informers to show the
+// pool's own writes before it lists instead.
+const cacheWait = 2 * time.Second
+
+// register makes the cache of a cluster address what Observe reads.
+func (p *Pool) register(addr string, c *nsCache) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.caches == nil {
+		p.caches = map[string]*nsCache{}
+	}
+	p.caches[addr] = c
+}
+
+// unregister stops Observe reading the cache of addr.
+func (p *Pool) unregister(addr string, c *nsCache) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.caches[addr] == c {
+		delete(p.caches, addr)
+	}
+}
+
+func (p *Pool) cacheOf(addr string) *nsCache {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.caches[addr]
+}
+
+// expectVersion tells the cache of addr, if any, that an object of
+// resource was seen at version rv (read through a watch of the pool's
+// own), so that Observe waits until the cache shows it.
+func (p *Pool) expectVersion(addr, resource, name, rv string) {
+	c := p.cacheOf(addr)
+	if c == nil {
+		return
+	}
+	n, err := strconv.ParseUint(rv, 10, 64)
+	if err != nil {
+		n = 0 // unknown: list instead
+	}
+	c.record(resource, name, n, false, nil)
+}
+
+// Watching reports whether Observe reads the cluster namespace of cl
+// from Follow's watches (Follow runs and its informers are synced).
+func (p *Pool) Watching(cl *manifest.Cluster) bool { return p.cacheOf(cl.Address()) != nil }
+
+// Requests is how many requests the pool's clients sent to API servers.
+func (p *Pool) Requests() int64 { return p.requests.Load() }
+
+// maxRecordedBody bounds the answer to a write read for its resource
+// version; a larger one marks the cache for a list instead.
+const maxRecordedBody = 4 << 20
+
+// writeTracker counts a client's requests and tells the caches of what the
+// client writes, so that Observe never reads a cache that has not seen
+// them yet.
+type writeTracker struct {
+	pool *Pool
+	key  string // the client's kubeconfig#context
+	next http.RoundTripper
+}
+
+func (r *writeTracker) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.pool.requests.Add(1)
+	resp, err := r.next.RoundTrip(req)
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return resp, err
+	}
+	ns, resource, name, sub := splitPath(req.URL.Path)
+	if ns == "" || !cachedResources[resource] || (sub != "" && sub != "scale") {
+		return resp, err
+	}
+	c := r.pool.cacheOf(AddressPrefix + r.key + "/" + ns)
+	if c == nil {
+		return resp, err
+	}
+	if err != nil || resp.StatusCode >= 300 || req.Method == http.MethodDelete && name == "" {
+		// A failed write may still have happened; a collection changed.
+		c.record(resource, name, 0, false, nil)
+		return resp, err
+	}
+	if req.Method == http.MethodDelete {
+		c.record(resource, name, 0, true, nil)
+		return resp, nil
+	}
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxRecordedBody+1))
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+	// The answer is the object as written (JSON or protobuf).
+	var rv uint64
+	var labels map[string]string
+	if rerr == nil && len(body) <= maxRecordedBody {
+		if obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(body, nil, nil); err == nil {
+			if m, err := meta.Accessor(obj); err == nil {
+				rv, _ = strconv.ParseUint(m.GetResourceVersion(), 10, 64)
+				labels = m.GetLabels()
+				if name == "" { // a create names the object in its answer
+					name = m.GetName()
+				}
+			}
+		}
+	}
+	var labelled *bool
+	if sub == "" {
+		_, ok := labels[label.Env]
+		labelled = &ok
+	}
+	c.record(resource, name, rv, false, labelled)
+	return resp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// splitPath reads the namespace, resource, name and subresource of an
+// API path (/api/v1/namespaces/NS/RESOURCE[/NAME[/SUB]], or under
+// /apis/GROUP/VERSION).
+func splitPath(p string) (ns, resource, name, sub string) {
+	parts := strings.Split(strings.Trim(p, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return "", "", "", ""
+	}
+	if len(parts) < 3 || parts[0] != "namespaces" {
+		return "", "", "", ""
+	}
+	ns, resource = parts[1], parts[2]
+	if len(parts) > 3 {
+		name = parts[3]
+	}
+	if len(parts) > 4 {
+		sub = parts[4]
+	}
+	return ns, resource, name, sub
+}
