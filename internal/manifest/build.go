@@ -1003,9 +1003,12 @@ func (b *builder) audit(f *fields) {
 			case "level":
 				a.Level = v.Value
 			case "ignore_errors":
-				var ok bool
-				if a.IgnoreErrors, ok = parseBool(v); !ok {
-					b.errorf(v, join(p, "ignore_errors"), "expected true or false, got %s", kindName(v))
+				// Never an error, as in MaestroNG (which took only the
+				// boolean true): true, yes or on, quoted or not, in any
+				// case, mean true; anything else false.
+				switch strings.ToLower(v.Value) {
+				case "true", "yes", "on":
+					a.IgnoreErrors = v.Kind == yaml.ScalarNode
 				}
 			default:
 				if v.Kind == yaml.ScalarNode {

@@ -13,7 +13,9 @@ import (
 
 // TestJinjaCorpus: every template of testdata/jinja/cases.json renders
 // as Python's Jinja2 rendered it for MaestroNG (gen.py wrote the file with
-// Debian's python3-jinja2).
+// Debian's python3-jinja2), and fails where it failed. A case with files
+// renders beside them (include, import, extends), as MaestroNG's
+// FileSystemLoader on the manifest's directory reads them.
 func TestJinjaCorpus(t *testing.T) {
 	data, err := os.ReadFile("testdata/jinja/cases.json")
 	if err != nil {
@@ -22,9 +24,10 @@ func TestJinjaCorpus(t *testing.T) {
 	var corpus struct {
 		Env   map[string]string `json:"env"`
 		Cases []struct {
-			Template string `json:"template"`
-			Output   string `json:"output"`
-			Error    string `json:"error"`
+			Template string            `json:"template"`
+			Files    map[string]string `json:"files"`
+			Output   string            `json:"output"`
+			Error    string            `json:"error"`
 		} `json:"cases"`
 	}
 	if err := json.Unmarshal(data, &corpus); err != nil {
@@ -34,7 +37,11 @@ func TestJinjaCorpus(t *testing.T) {
 		t.Fatalf("only %d cases", len(corpus.Cases))
 	}
 	for _, c := range corpus.Cases {
-		out, _, err := render(fstest.MapFS{}, ".", []byte(c.Template), corpus.Env)
+		fsys := fstest.MapFS{}
+		for name, text := range c.Files {
+			fsys[name] = &fstest.MapFile{Data: []byte(text)}
+		}
+		out, _, err := render(fsys, ".", []byte(c.Template), corpus.Env)
 		switch {
 		case c.Error != "":
 			if err == nil {
@@ -129,6 +136,31 @@ func TestTemplateFailuresAreLocated(t *testing.T) {
 		_, line, err := render(fstest.MapFS{}, ".", []byte(src), nil)
 		if err == nil || line != 5 || !strings.Contains(err.Error(), want) {
 			t.Errorf("{{ %s }}: line %d, error %v; want line 5, %q", expr, line, err, want)
+		}
+	}
+}
+
+// TestTemplateFailuresInOtherFiles: a failure in an included file is at
+// the include, naming the file and its line; in the template a manifest
+// extends, at the {% extends %}, naming that file and line; in a block
+// the manifest defines, at the block's line of the manifest.
+func TestTemplateFailuresInOtherFiles(t *testing.T) {
+	for _, tc := range []struct {
+		src, file, text string
+		line            int
+		want            string
+	}{
+		{"a: 1\n{% include 'inc.yml' %}\n", "inc.yml", "x: 1\n\ny: {{ 1 // 0 }}\n", 2, "template: inc.yml:3: ZeroDivisionError"},
+		{"a: 1\n{% include 'inc.yml' %}\n", "inc.yml", "x: 1\ny: {{ 1 + }}\n", 2, "template: inc.yml:2: expected either"},
+		{"a: 1\n{% include 'inc.yml' %}\n", "inc.yml", "{{ [1] + 'a' }}", 2, `template: inc.yml:1: TypeError: can only concatenate list (not "str") to list`},
+		{"a: 1\n{% include 'nope.yml' %}\n", "inc.yml", "", 2, `template: include "nope.yml": not found`},
+		{"{% extends 'base.j2' %}\n{% block b %}\n{{ 1 // 0 }}{% endblock %}\n", "base.j2", "x: 1\n\n\n{% block b %}{% endblock %}\n", 3, "template: ZeroDivisionError"},
+		{"# env\n{% extends 'base.j2' %}{% block b %}{% endblock %}\n", "base.j2", "x: 1\n\n{{ 'a' - 1 }}\n{% block b %}{% endblock %}\n", 2, "template: base.j2:3: TypeError: unsupported operand type(s) for -: 'str' and 'int'"},
+	} {
+		fsys := fstest.MapFS{tc.file: {Data: []byte(tc.text)}}
+		_, line, err := render(fsys, ".", []byte(tc.src), nil)
+		if err == nil || line != tc.line || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q with %s %q: line %d, %v; want line %d, %q", tc.src, tc.file, tc.text, line, err, tc.line, tc.want)
 		}
 	}
 }

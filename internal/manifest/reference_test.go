@@ -1319,6 +1319,13 @@ audit:
 	if diff := cmp.Diff(want, env.Audit); diff != "" {
 		t.Errorf("Audit (-want +got):\n%s", diff)
 	}
+	// MaestroNG took only the boolean true (audit.py: `is True`) and never
+	// refused a value; we take yes and on too, quoted or not, and never
+	// refuse a value either.
+	quoted := mustEnv(t, "name: test\nships: {}\naudit:\n  - {type: log, file: a.log, ignore_errors: \"yes\"}\n  - {type: log, file: b.log, ignore_errors: 2}\n")
+	if !quoted.Audit[0].IgnoreErrors || quoted.Audit[1].IgnoreErrors {
+		t.Errorf("ignore_errors \"yes\" and 2: %v, %v; want true, false", quoted.Audit[0].IgnoreErrors, quoted.Audit[1].IgnoreErrors)
+	}
 	wantErrors(t, loadText(t, "name: test\nships: {s: {ip: 1.2.3.4}}\naudit:\n  - {type: nope}\n"), `unknown auditor type "nope"`)
 	wantErrors(t, loadText(t, "name: test\nships: {s: {ip: 1.2.3.4}}\naudit:\n  - {type: log}\n"), "missing required file for a log auditor")
 }

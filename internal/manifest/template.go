@@ -87,8 +87,25 @@ var (
 	pythonError = regexp.MustCompile(`\b[A-Z][A-Za-z]*Error: .*|integer too large: .*|repetition larger than .*`)
 )
 
-// templateError turns a template engine error into a located message.
-func templateError(err error) (line, col int, msg string) {
+var (
+	// includedAt finds an include in a template engine error: the
+	// included file, then (after the include's own position) the error
+	// in it.
+	includedAt = regexp.MustCompile(`IncludeControlStructure\(Filename='([^']*)'[^)]*\): `)
+	// innerLine finds the first line number of the rest of an error.
+	innerLine = regexp.MustCompile(`(?:at line |Line[=:] ?)(\d+)`)
+	// extendsTag finds a template's {% extends %}.
+	extendsTag = regexp.MustCompile(`\{%-?\s*extends\s+["']([^"']+)["']`)
+	// blockAt finds a block's position in a template engine error.
+	blockAt = regexp.MustCompile(`BlockControlStructure\([^)]*\): `)
+)
+
+// templateError turns a template engine error into a located message: a
+// line and column of the manifest (src), and the message. An error in an
+// included file is at the include, naming the file and its line; an error
+// in the template a manifest extends is at the {% extends %}, naming that
+// file and line, and one in a block of the manifest at its line.
+func templateError(err error, src []byte) (line, col int, msg string) {
 	msg = err.Error()
 	if m := templatePos.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
@@ -96,6 +113,39 @@ func templateError(err error) (line, col int, msg string) {
 	} else if m := templateLine.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 	}
+	where := ""
+	if ext := extendsTag.FindSubmatchIndex(src); ext != nil {
+		// The engine runs the extended template: its positions are that
+		// file's, except within a block the manifest defines.
+		if bs := blockAt.FindAllStringIndex(msg, -1); bs != nil {
+			line, col = 0, 1
+			if m := innerLine.FindStringSubmatch(msg[bs[len(bs)-1][1]:]); m != nil {
+				line, _ = strconv.Atoi(m[1])
+			}
+		} else {
+			where = string(src[ext[2]:ext[3]])
+			if line > 0 {
+				where += ":" + strconv.Itoa(line)
+			}
+			line = 1 + bytes.Count(src[:ext[0]], []byte("\n"))
+			col = ext[0] - bytes.LastIndexByte(src[:ext[0]], '\n')
+		}
+	}
+	if inc := includedAt.FindAllStringSubmatchIndex(msg, -1); inc != nil {
+		last := inc[len(inc)-1]
+		rest := msg[last[1]:]
+		if !strings.HasPrefix(rest, "unable to load template") || strings.Contains(rest, "failed to parse template") {
+			where = msg[last[2]:last[3]]
+			if m := innerLine.FindStringSubmatch(rest); m != nil {
+				where += ":" + m[1]
+			}
+		}
+	}
+	defer func() {
+		if where != "" {
+			msg = where + ": " + msg
+		}
+	}()
 	switch {
 	case filterMissing.MatchString(msg):
 		msg = fmt.Sprintf("unknown filter %q", filterMissing.FindStringSubmatch(msg)[1])
@@ -173,7 +223,7 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 	}
 	if be := (*budgetError)(nil); errors.As(err, &be) || err != nil && strings.Contains(err.Error(), budgetMark) {
 		// Over a bound: say which, where the template was when known.
-		line, col, msg := templateError(err)
+		line, col, msg := templateError(err, src)
 		if be != nil {
 			msg = be.msg
 		} else if i := strings.Index(msg, budgetMark); i >= 0 {
@@ -182,7 +232,7 @@ func render(fsys fs.FS, dir string, src []byte, environ map[string]string) (out 
 		return nil, line, &locatedError{line: line, col: col, msg: "template: " + msg}
 	}
 	if err != nil {
-		line, col, msg := templateError(err)
+		line, col, msg := templateError(err, src)
 		return nil, line, &locatedError{line: line, col: col, msg: "template: " + msg}
 	}
 	out = buf.buf.Bytes()

@@ -109,7 +109,19 @@ var (
 // modulo and powers as Python computes them, ZeroDivisionError). It
 // reports false for what it leaves to the generic code.
 func pyBinary(op tokens.Type, left, right *Value) (*Value, bool) {
+	if _, ok := arithmetic[op]; ok && !(op == tokens.Modulo && left.IsString()) {
+		// bool is a subclass of int: True + 1 is 2, 'ab' * True is 'ab'.
+		left, right = boolAsInt(left), boolAsInt(right)
+	}
 	switch {
+	case op == tokens.Addition && left.IsTuple() && right.IsTuple():
+		out := make(Tuple, 0, left.Len()+right.Len())
+		for _, seq := range []*Value{left, right} {
+			for i := range seq.Len() {
+				out = append(out, seq.Index(i))
+			}
+		}
+		return AsValue(out), true
 	case op == tokens.Modulo && left.IsString():
 		out, err := PercentFormat(left.String(), right)
 		if err != nil {
@@ -127,7 +139,58 @@ func pyBinary(op tokens.Type, left, right *Value) (*Value, bool) {
 	case left.isPyNumber() && right.isPyNumber():
 		return floatBinary(op, left.pyFloat(), right.pyFloat())
 	}
+	if err := operandError(op, left, right); err != nil {
+		return AsValue(err), true
+	}
 	return nil, false
+}
+
+// boolAsInt is a boolean as the integer Python's arithmetic takes it for.
+func boolAsInt(v *Value) *Value {
+	if !v.IsBool() {
+		return v
+	}
+	if v.IsTrue() {
+		return AsValue(1)
+	}
+	return AsValue(0)
+}
+
+// arithmetic names the arithmetic operators.
+var arithmetic = map[tokens.Type]string{
+	tokens.Addition: "+", tokens.Subtraction: "-", tokens.Multiply: "*", tokens.Division: "/",
+	tokens.FloorDivision: "//", tokens.Modulo: "%", tokens.Power: "**",
+}
+
+// operandError is the error Python raises for an arithmetic operator on
+// operands it does not apply to (Jinja2's Undefined raises UndefinedError,
+// 'a' - 1 and [1] + 'a' raise TypeError), or nil when the operator applies.
+// Values of types that have no Python name are left to the generic code.
+func operandError(op tokens.Type, left, right *Value) error {
+	sym, ok := arithmetic[op]
+	if !ok {
+		return nil
+	}
+	switch {
+	case left.IsUndefined():
+		return fmt.Errorf("UndefinedError: the left operand of %s is undefined", sym)
+	case right.IsUndefined():
+		return fmt.Errorf("UndefinedError: the right operand of %s is undefined", sym)
+	}
+	num := func(v *Value) bool { return v.isPyNumber() }
+	switch {
+	case typeName(left) == "object" || typeName(right) == "object":
+		return nil
+	case num(left) && num(right):
+		return nil
+	case op == tokens.Addition && left.IsString() && right.IsString():
+		return nil
+	case op == tokens.Addition && left.IsList() && right.IsList() && left.IsTuple() == right.IsTuple():
+		return nil
+	case op == tokens.Addition && (left.IsString() || left.IsList()):
+		return fmt.Errorf(`TypeError: can only concatenate %s (not "%s") to %s`, typeName(left), typeName(right), typeName(left))
+	}
+	return fmt.Errorf("TypeError: unsupported operand type(s) for %s: '%s' and '%s'", sym, typeName(left), typeName(right))
 }
 
 // repeat is seq * n for a string or a list.

@@ -5,6 +5,8 @@ rendered with env, the process environment, as its one variable; here a
 fixed env). Run it with python3 (Debian's python3-jinja2) from this
 directory; the Go test reads cases.json and needs no Python."""
 import json
+import os
+import tempfile
 
 import jinja2
 
@@ -155,6 +157,31 @@ CASES = [
     "{{ 2 ** 0.5 }}", "{{ 10 ** -2 }}", "{{ 0 ** 0 }}", "{{ (-8) % 3 }}", "{{ 5 // -2 }}", "{{ 5.5 // 2 }}",
     "{{ 2 ** 62 + 2 ** 62 }}", "{{ 2 ** 63 - 1 }}", "{{ 2 ** 63 == 9223372036854775808 }}", "{{ [2 ** 64] }}",
     "{{ 10 ** 20 / 10 ** 19 }}", "{{ 2 ** 64 + 0.5 }}", "{{ -(2 ** 64) }}", "{{ 3 - 2 ** 64 < 0 }}",
+    # extend inside a loop; MaestroNG's documented use of env (docs/environment.rst).
+    "{% set xs = [] %}{% for i in [1, 2] %}{% set _ = xs.extend([i, i * 10]) %}{% endfor %}{{ xs }}",
+    "key: {{ env.HOME }}/.ssh/id_dsa",
+    # Operators on operands Python refuses: TypeError, and Jinja2's
+    # Undefined in arithmetic: UndefinedError. Concatenation with ~ accepts
+    # anything.
+    "{{ 'a' - 1 }}", "{{ [1] + 'a' }}", "{{ 'a' + 1 }}", "{{ 1 + 'a' }}", "{{ {} + 1 }}", "{{ none + 1 }}",
+    "{{ [1] + (2,) }}", "{{ (1,) + (2,) }}", "{{ env.REPLICAS + 1 }}", "{{ env.NOPE + 1 }}", "{{ nope * 2 }}",
+    "{{ env.NOPE ~ 'x' }}", "{{ true + 1 }}", "{{ 'ab' * true }}", "{{ [1] * 'a' }}", "{{ 'a' / 2 }}",
+]
+
+# Templates with files beside them, loaded as MaestroNG loads them: a
+# FileSystemLoader on the manifest's directory (include, import, extends).
+FILE_CASES = [
+    ("{% include 'ships.yml' %}services: {}", {"ships.yml": "ships:\n  s1: {ip: 10.0.0.1}\n"}),
+    ("{% for i in [1, 2] %}{% include 'inst.j2' %}{% endfor %}", {"inst.j2": "web-{{ i }}: {ship: s{{ i }}}\n"}),
+    ("{% import 'm.j2' as m %}{{ m.port('zk', 1) }}", {"m.j2": "{% macro port(n, i) %}{{ n }}-{{ i }}: {{ 2180 + i }}{% endmacro %}"}),
+    ("{% from 'm.j2' import ids %}{{ ids(['a', 'b']) }}",
+     {"m.j2": "{% macro ids(names) %}{% set out = [] %}{% for n in names %}{% set _ = out.append(n ~ ':' ~ loop.index) %}{% endfor %}{{ out|join(',') }}{% endmacro %}"}),
+    ("{% extends 'base.j2' %}{% block services %}  web: {image: web}{% endblock %}",
+     {"base.j2": "name: x\nservices:\n{% block services %}{% endblock %}\n"}),
+    ("{% set region = env.REGION %}{% include 'region.j2' %}", {"region.j2": "region: {{ region }}"}),
+    ("{% include 'sub/a.j2' %}", {"sub/a.j2": "a {% include 'sub/b.j2' %}", "sub/b.j2": "b"}),
+    ("{% include 'nope.j2' %}", {}),
+    ("{% include 'bad.j2' %}", {"bad.j2": "{{ 1 // 0 }}"}),
 ]
 
 def main():
@@ -165,6 +192,17 @@ def main():
             out.append({"template": src, "output": env.from_string(src).render(env=ENV)})
         except Exception as e:  # noqa: BLE001: any failure is a case
             out.append({"template": src, "error": type(e).__name__})
+    for src, files in FILE_CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, text in files.items():
+                os.makedirs(os.path.dirname(os.path.join(tmp, name)), exist_ok=True)
+                with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            fenv = jinja2.Environment(loader=jinja2.FileSystemLoader(tmp), auto_reload=False)
+            try:
+                out.append({"template": src, "files": files, "output": fenv.from_string(src).render(env=ENV)})
+            except Exception as e:  # noqa: BLE001: any failure is a case
+                out.append({"template": src, "files": files, "error": type(e).__name__})
     with open("cases.json", "w", encoding="utf-8") as f:
         json.dump({"env": ENV, "cases": out}, f, ensure_ascii=False, indent=1)
         f.write("\n")
