@@ -140,6 +140,17 @@ func TestTemplateFailuresAreLocated(t *testing.T) {
 	}
 }
 
+// TestEndlessMacroRecursionFails: a macro calling itself without end
+// fails at once at the line of the call, as Python's RecursionError does,
+// not at the render's time limit.
+func TestEndlessMacroRecursionFails(t *testing.T) {
+	src := "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}\nname: x\nships: {s: {ip: 10.0.0.1}}\nservices:\n  a:\n    image: \"{{ f(1) }}\"\n"
+	_, line, err := render(fstest.MapFS{}, ".", []byte(src), nil)
+	if err == nil || line != 6 || !strings.Contains(err.Error(), "RecursionError: maximum recursion depth exceeded") {
+		t.Errorf("line %d, error %v; want line 6, a RecursionError", line, err)
+	}
+}
+
 // TestTemplateFailuresInOtherFiles: a failure in an included file is at
 // the include, naming the file and its line; in the template a manifest
 // extends, at the {% extends %}, naming that file and line; in a block

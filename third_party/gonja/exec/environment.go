@@ -16,7 +16,14 @@ type Environment struct {
 	Tests             *TestSet
 	Context           *Context
 	Methods           Methods
+	// MacroDepth counts the macro calls under way in one rendering,
+	// shared by every renderer it inherits (nil: not counted).
+	MacroDepth *int
 }
+
+// MaxMacroDepth bounds nested macro calls, as Python's recursion limit
+// bounds Jinja2's.
+const MaxMacroDepth = 100
 
 type FilterSet struct {
 	filters map[string]FilterFunction

@@ -43,6 +43,13 @@ func (ms *MacroSet) Replace(name string, fn Macro) error {
 
 func MacroNodeToFunc(node *nodes.Macro, r *Renderer) (Macro, error) {
 	return func(params *VarArgs) *Value {
+		if depth := r.Environment.MacroDepth; depth != nil {
+			if *depth >= MaxMacroDepth {
+				return AsValue(fmt.Errorf("RecursionError: maximum recursion depth exceeded: macro '%s' nested more than %d calls deep", node.Name, MaxMacroDepth))
+			}
+			*depth++
+			defer func() { *depth-- }()
+		}
 		var out strings.Builder
 		sub := r.Inherit()
 		sub.Output = &out

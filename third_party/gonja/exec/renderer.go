@@ -45,6 +45,7 @@ func (r *Renderer) Inherit() *Renderer {
 			Filters:           r.Environment.Filters,
 			ControlStructures: r.Environment.ControlStructures,
 			Methods:           r.Environment.Methods,
+			MacroDepth:        r.Environment.MacroDepth,
 		},
 		Template: r.Template,
 		RootNode: r.RootNode,

@@ -68,6 +68,7 @@ func (t *Template) Execute(wr io.Writer, data *Context) error {
 		ControlStructures: t.environment.ControlStructures,
 		Context:           t.environment.Context.Inherit().Update(data),
 		Methods:           t.environment.Methods,
+		MacroDepth:        new(int),
 	}, wr, t.config, t.loader, t)
 
 	err := renderer.Execute()
