@@ -9,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/scheme"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -32,6 +35,7 @@ type nsCache struct {
 	configMaps  corelisters.ConfigMapNamespaceLister
 	ingresses   networkinglisters.IngressNamespaceLister // nil when they may not be listed
 	synced      []cache.InformerSynced
+	memo        factMemo
 
 	// expect holds, by "resource/name", what the pool's own writes made
 	// of objects of this namespace, until the informers have seen it.
@@ -39,6 +43,51 @@ type nsCache struct {
 	expect map[string]expectation
 	seq    uint64 // numbers the writes recorded
 	dirty  uint64 // the last write the cache cannot be checked against (a list shows it); 0 when none
+}
+
+// factMemo keeps the facts of cached workloads by UID, as long as their
+// resource version stays: an object of the cache never changes in place.
+type factMemo struct {
+	mu    sync.Mutex
+	facts map[types.UID]memoFacts
+}
+
+type memoFacts struct {
+	rv   string
+	seen bool // read by the last pass
+	workloadFacts
+}
+
+// factsOf returns the facts of a workload, computed once per version.
+// Entries of workloads no longer read are dropped by sweep.
+func (m *factMemo) factsOf(o *metav1.ObjectMeta, tpl *corev1.PodTemplateSpec) workloadFacts {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.facts == nil {
+		m.facts = map[types.UID]memoFacts{}
+	}
+	if f, ok := m.facts[o.UID]; ok && f.rv == o.ResourceVersion {
+		f.seen = true
+		m.facts[o.UID] = f
+		return f.workloadFacts
+	}
+	f := memoFacts{rv: o.ResourceVersion, seen: true, workloadFacts: factsOf(o, tpl)}
+	m.facts[o.UID] = f
+	return f.workloadFacts
+}
+
+// sweep forgets the workloads the last pass did not read.
+func (m *factMemo) sweep() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for uid, f := range m.facts {
+		if !f.seen {
+			delete(m.facts, uid)
+			continue
+		}
+		f.seen = false
+		m.facts[uid] = f
+	}
 }
 
 // expectation is the state an object was written into.

@@ -41,7 +41,9 @@ import (
 const DefaultRolloutTimeout = 10 * time.Minute
 
 // Driver carries out plan steps on Kubernetes clusters (steps whose Host is
-// a cluster address, kube://...). It implements apply.Target.
+// a cluster address, kube://...). It implements apply.Target. A Driver
+// serves one run: what it lists to prune is read once for all the run's
+// steps.
 type Driver struct {
 	pool     *Pool
 	envs     map[string]*manifest.Environment
@@ -63,7 +65,8 @@ type Driver struct {
 
 	mu         sync.Mutex
 	invQueues  map[string]*invQueue
-	namespaces map[string]bool // cluster addresses whose namespace exists
+	namespaces map[string]bool         // cluster addresses whose namespace exists
+	snapshots  map[string]*envSnapshot // by cluster address/environment
 }
 
 // NewDriver returns a driver for the steps of envs, recording revision on
@@ -205,7 +208,7 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if ingress != nil {
 		newRefs = append(newRefs, refOf(ns, KindIngress, svc.Name))
 	}
-	if err := d.updateInventory(ctx, c, ns, env.Name, svc.Name, newRefs, nil); err != nil {
+	if err := d.updateInventory(ctx, c, cl, env.Name, svc.Name, newRefs, nil); err != nil {
 		return err
 	}
 	apply := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
@@ -220,11 +223,12 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 		}
 	}
 	progress("applying " + strings.ToLower(ds.kind()) + " " + wlName)
-	if err := d.applyWorkload(ctx, c, ds, apply); err != nil {
+	applied, err := d.applyWorkload(ctx, c, ds, apply)
+	if err != nil {
 		return d.rollback(ctx, c, ds, servingHash, err)
 	}
 	progress("waiting for the rollout of " + wlName)
-	if err := d.waitRollout(ctx, c, ds, progress); err != nil {
+	if err := d.waitRollout(ctx, c, ds, applied, progress); err != nil {
 		return d.rollback(ctx, c, ds, servingHash, err)
 	}
 	progress("switching service " + svc.Name + " to " + wlName)
@@ -239,14 +243,14 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 		}
 	}
 	progress("removing the old objects")
-	gone, err := d.prune(ctx, c, ns, env.Name, svc.Name, func(kind, name string) bool {
+	gone, err := d.prune(ctx, c, cl, env.Name, svc.Name, func(kind, name string) bool {
 		return kind == KindService || name == wlName && kind == ds.kind() || name == cmName && kind == KindConfigMap ||
 			name == secName && kind == KindSecret || kind == KindIngress && ingress != nil
 	})
 	if err != nil {
 		return fmt.Errorf("service %s runs %s, but removing the old objects failed: %w", svc.Name, wlName, err)
 	}
-	return d.updateInventory(ctx, c, ns, env.Name, svc.Name, nil, gone)
+	return d.updateInventory(ctx, c, cl, env.Name, svc.Name, nil, gone)
 }
 
 // checkName fails when an object of that kind and name exists without the
@@ -308,27 +312,30 @@ func getMeta(ctx context.Context, c kubernetes.Interface, ns, kind, name string)
 	return m.Labels, m.UID, err
 }
 
-func (d *Driver) applyWorkload(ctx context.Context, c kubernetes.Interface, ds *desired, opts metav1.ApplyOptions) error {
+// applyWorkload applies the workload, then records the digest of its
+// pod template as the apiserver keeps it. It returns the workload as
+// that last write left it.
+func (d *Driver) applyWorkload(ctx context.Context, c kubernetes.Interface, ds *desired, opts metav1.ApplyOptions) (object, error) {
 	name := ds.workloadName()
 	var tpl *corev1.PodTemplateSpec
 	if ds.kind() == KindDaemonSet {
 		obj, err := ds.daemonSet()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		live, err := c.AppsV1().DaemonSets(ds.namespace).Apply(ctx, obj, opts)
 		if err != nil {
-			return fmt.Errorf("apply daemonset %s: %w", name, err)
+			return nil, fmt.Errorf("apply daemonset %s: %w", name, err)
 		}
 		tpl = &live.Spec.Template
 	} else {
 		obj, err := ds.deployment()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		live, err := c.AppsV1().Deployments(ds.namespace).Apply(ctx, obj, opts)
 		if err != nil {
-			return fmt.Errorf("apply deployment %s: %w", name, err)
+			return nil, fmt.Errorf("apply deployment %s: %w", name, err)
 		}
 		tpl = &live.Spec.Template
 	}
@@ -336,18 +343,19 @@ func (d *Driver) applyWorkload(ctx context.Context, c kubernetes.Interface, ds *
 	// Observe compares with to see an edit made on the cluster.
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{label.TemplateDigest: TemplateDigest(tpl)}}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	po := metav1.PatchOptions{FieldManager: FieldManager}
+	var patched object
 	if ds.kind() == KindDaemonSet {
-		_, err = c.AppsV1().DaemonSets(ds.namespace).Patch(ctx, name, types.MergePatchType, patch, po)
+		patched, err = c.AppsV1().DaemonSets(ds.namespace).Patch(ctx, name, types.MergePatchType, patch, po)
 	} else {
-		_, err = c.AppsV1().Deployments(ds.namespace).Patch(ctx, name, types.MergePatchType, patch, po)
+		patched, err = c.AppsV1().Deployments(ds.namespace).Patch(ctx, name, types.MergePatchType, patch, po)
 	}
 	if err != nil {
-		return fmt.Errorf("annotate %s %s: %w", strings.ToLower(ds.kind()), name, err)
+		return nil, fmt.Errorf("annotate %s %s: %w", strings.ToLower(ds.kind()), name, err)
 	}
-	return nil
+	return patched, nil
 }
 
 // applyService points the Service at the new pods. A Service cannot change
@@ -395,7 +403,7 @@ func (d *Driver) rollback(ctx context.Context, c kubernetes.Interface, ds *desir
 		// Nothing served before: the Service was never applied.
 		gone = append(gone, refOf(ds.namespace, KindService, ds.service))
 	}
-	if ierr := d.updateInventory(ctx, c, ds.namespace, ds.env, ds.service, nil, gone); ierr != nil {
+	if ierr := d.updateInventory(ctx, c, ds.cluster, ds.env, ds.service, nil, gone); ierr != nil {
 		errs = append(errs, ierr)
 	}
 	if len(errs) > 0 {
@@ -452,13 +460,16 @@ func (d *Driver) deleteUID(ctx context.Context, c kubernetes.Interface, ns, kind
 // prune deletes the service's workloads, ConfigMaps and (when not kept)
 // Service: every one carrying its owner labels, and every one its
 // inventory lists that still carries them. It returns the references of
-// the deleted objects.
-func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, service string, keep func(kind, name string) bool) ([]objRef, error) {
-	// The selector finds the objects of every owner's environment of that
-	// name; owned keeps the driver's own (and those made before owners
-	// existed).
-	sel := labels.SelectorFromSet(labels.Set{label.Env: env, label.Service: service}).String()
-	list := metav1.ListOptions{LabelSelector: sel}
+// the deleted objects. What exists is read from the environment's
+// snapshot (one list per kind for every service of the run): anything of
+// the service that is not in it was made by this run's own step, and is
+// kept.
+func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, cl *manifest.Cluster, env, service string, keep func(kind, name string) bool) ([]objRef, error) {
+	ns := cl.Namespace
+	snap, err := d.snapshot(ctx, c, cl, env)
+	if err != nil {
+		return nil, err
+	}
 	var gone []objRef
 	var errs []error
 	seen := map[objRef]bool{}
@@ -482,49 +493,15 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, ser
 	} else if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get service %s: %w", service, err)
 	}
-	deps, err := c.AppsV1().Deployments(ns).List(ctx, list)
-	if err != nil {
-		return nil, fmt.Errorf("list deployments: %w", err)
-	}
-	for _, o := range deps.Items {
-		del(KindDeployment, o.Name, o.Labels, o.UID)
-	}
-	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, list)
-	if err != nil {
-		return nil, fmt.Errorf("list daemonsets: %w", err)
-	}
-	for _, o := range dss.Items {
-		del(KindDaemonSet, o.Name, o.Labels, o.UID)
-	}
-	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, list)
-	if err != nil {
-		return nil, fmt.Errorf("list configmaps: %w", err)
-	}
-	for _, o := range cms.Items {
-		del(KindConfigMap, o.Name, o.Labels, o.UID)
-	}
-	// An install whose role predates ingresses may not list them: it
-	// made none either (the inventory still lists any it did).
-	switch ings, err := c.NetworkingV1().Ingresses(ns).List(ctx, list); {
-	case apierrors.IsForbidden(err):
-	case err != nil:
-		return nil, fmt.Errorf("list ingresses: %w", err)
-	default:
-		for _, o := range ings.Items {
-			del(KindIngress, o.Name, o.Labels, o.UID)
+	for _, o := range snap.objects {
+		if o.labels[label.Service] == service {
+			del(o.kind, o.name, o.labels, o.uid)
 		}
 	}
 	// What the inventory lists and the selectors did not find (its labels
 	// were changed by hand, say) is deleted only if it is still ours.
-	refs, err := readInventory(ctx, c, ns, d.Owner.ID, env, service)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range refs {
-		if seen[r] {
-			continue
-		}
-		if keep(r.Kind, r.Name) {
+	for _, r := range snap.inventory[service] {
+		if seen[r] || keep(r.Kind, r.Name) {
 			continue
 		}
 		if err := d.deleteOwned(ctx, c, ns, r.Kind, r.Name, env, service); err != nil {
@@ -534,6 +511,93 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, ns, env, ser
 		gone = append(gone, r) // deleted, gone already, or no longer ours: forget it
 	}
 	return gone, errors.Join(errs...)
+}
+
+// envSnapshot is what existed of an environment in a namespace when the
+// run first pruned there: its workloads, ConfigMaps and Ingresses (in
+// that order), and its inventory's objects by service.
+type envSnapshot struct {
+	once      sync.Once
+	err       error
+	objects   []snapObject
+	inventory map[string][]objRef
+}
+
+type snapObject struct {
+	kind, name string
+	labels     map[string]string
+	uid        types.UID
+}
+
+// snapshot lists, once per run, the objects carrying the environment's
+// label in the namespace, and reads its inventory. A service's step
+// changes only the service's own objects, so what the snapshot holds of a
+// service is still all that may be left of it, besides what its step
+// made.
+func (d *Driver) snapshot(ctx context.Context, c kubernetes.Interface, cl *manifest.Cluster, env string) (*envSnapshot, error) {
+	d.mu.Lock()
+	key := cl.Address() + "/" + env
+	if d.snapshots == nil {
+		d.snapshots = map[string]*envSnapshot{}
+	}
+	s := d.snapshots[key]
+	if s == nil {
+		s = &envSnapshot{}
+		d.snapshots[key] = s
+	}
+	d.mu.Unlock()
+	s.once.Do(func() { s.err = s.read(ctx, c, cl.Namespace, d.Owner.ID, env) })
+	if s.err != nil {
+		d.mu.Lock()
+		if d.snapshots[key] == s {
+			delete(d.snapshots, key) // the next step reads again
+		}
+		d.mu.Unlock()
+	}
+	return s, s.err
+}
+
+func (s *envSnapshot) read(ctx context.Context, c kubernetes.Interface, ns, owner, env string) error {
+	list := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{label.Env: env}).String()}
+	add := func(kind string, m metav1.ObjectMeta) {
+		s.objects = append(s.objects, snapObject{kind: kind, name: m.Name, labels: m.Labels, uid: m.UID})
+	}
+	deps, err := c.AppsV1().Deployments(ns).List(ctx, list)
+	if err != nil {
+		return fmt.Errorf("list deployments: %w", err)
+	}
+	for _, o := range deps.Items {
+		add(KindDeployment, o.ObjectMeta)
+	}
+	dss, err := c.AppsV1().DaemonSets(ns).List(ctx, list)
+	if err != nil {
+		return fmt.Errorf("list daemonsets: %w", err)
+	}
+	for _, o := range dss.Items {
+		add(KindDaemonSet, o.ObjectMeta)
+	}
+	cms, err := c.CoreV1().ConfigMaps(ns).List(ctx, list)
+	if err != nil {
+		return fmt.Errorf("list configmaps: %w", err)
+	}
+	for _, o := range cms.Items {
+		if o.Labels[label.Inventory] != "true" {
+			add(KindConfigMap, o.ObjectMeta)
+		}
+	}
+	// An install whose role predates ingresses may not list them: it
+	// made none either (the inventory still lists any it did).
+	switch ings, err := c.NetworkingV1().Ingresses(ns).List(ctx, list); {
+	case apierrors.IsForbidden(err):
+	case err != nil:
+		return fmt.Errorf("list ingresses: %w", err)
+	default:
+		for _, o := range ings.Items {
+			add(KindIngress, o.ObjectMeta)
+		}
+	}
+	s.inventory, err = readInventory(ctx, c, ns, owner, env)
+	return err
 }
 
 // remove deletes every object of a service that is no longer desired on
@@ -548,11 +612,11 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 		return err
 	}
 	progress("removing service " + st.Service)
-	gone, err := d.prune(ctx, c, cl.Namespace, st.Env, st.Service, func(string, string) bool { return false })
+	gone, err := d.prune(ctx, c, cl, st.Env, st.Service, func(string, string) bool { return false })
 	if err != nil {
 		return fmt.Errorf("service %s: %w", st.Service, err)
 	}
-	return d.updateInventory(ctx, c, cl.Namespace, st.Env, st.Service, nil, gone)
+	return d.updateInventory(ctx, c, cl, st.Env, st.Service, nil, gone)
 }
 
 // cluster finds the cluster of a step by its address: one of the
@@ -641,12 +705,12 @@ func (d *Driver) scale(ctx context.Context, st plan.Step, progress func(string))
 	if _, err := c.AppsV1().Deployments(cl.Namespace).ApplyScale(ctx, name, scale, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
 		return fmt.Errorf("scale deployment %s: %w", name, err)
 	}
-	return d.waitRollout(ctx, c, ds, progress)
+	return d.waitRollout(ctx, c, ds, nil, progress)
 }
 
 // desired is what the objects of a cluster service of env are built
 // from, on its cluster cl.
 func (d *Driver) desired(env *manifest.Environment, svc *manifest.Service, cl *manifest.Cluster) *desired {
 	return &desired{env: env.Name, owner: d.Owner, service: svc.Name, revision: cmp.Or(env.Revision, d.revision),
-		namespace: cl.Namespace, address: cl.Address(), w: svc.Workload, progressDeadline: d.rolloutTimeout()}
+		namespace: cl.Namespace, cluster: cl, w: svc.Workload, progressDeadline: d.rolloutTimeout()}
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
 
@@ -75,8 +76,9 @@ func refOf(ns, kind, name string) objRef {
 	return objRef{Namespace: ns, Name: name, Group: group, Kind: kind}
 }
 
-// inventory reads the objects recorded for one service.
-func readInventory(ctx context.Context, c kubernetes.Interface, ns, owner, env, service string) ([]objRef, error) {
+// readInventory reads the objects recorded in an environment's
+// inventory, by service.
+func readInventory(ctx context.Context, c kubernetes.Interface, ns, owner, env string) (map[string][]objRef, error) {
 	cm, err := c.CoreV1().ConfigMaps(ns).Get(ctx, InventoryName(owner, env), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
@@ -87,10 +89,10 @@ func readInventory(ctx context.Context, c kubernetes.Interface, ns, owner, env, 
 	if !isInventory(cm, owner, env) {
 		return nil, nil
 	}
-	var out []objRef
+	out := map[string][]objRef{}
 	for k, v := range cm.Data {
-		if r, ok := parseRef(k); ok && v == service && r.Namespace == ns {
-			out = append(out, r)
+		if r, ok := parseRef(k); ok && r.Namespace == ns {
+			out[v] = append(out[v], r)
 		}
 	}
 	return out, nil
@@ -117,10 +119,10 @@ type invQueue struct {
 	busy    bool
 }
 
-func (d *Driver) inventoryQueue(ns, env string) *invQueue {
+func (d *Driver) inventoryQueue(cl *manifest.Cluster, env string) *invQueue {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	key := ns + "/" + env
+	key := cl.Address() + "/" + env
 	if d.invQueues[key] == nil {
 		d.invQueues[key] = &invQueue{}
 	}
@@ -132,11 +134,11 @@ func (d *Driver) inventoryQueue(ns, env string) *invQueue {
 // change is written. Concurrent updates by other processes are merged by
 // retrying on conflict; the ConfigMap is created on first use and deleted
 // once empty.
-func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, ns, env, service string, add, drop []objRef) error {
+func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, cl *manifest.Cluster, env, service string, add, drop []objRef) error {
 	if len(add) == 0 && len(drop) == 0 {
 		return nil
 	}
-	q := d.inventoryQueue(ns, env)
+	q := d.inventoryQueue(cl, env)
 	mine := &invChange{service: service, add: add, drop: drop, done: make(chan error, 1)}
 	q.mu.Lock()
 	q.pending = append(q.pending, mine)
@@ -149,7 +151,7 @@ func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, ns
 		batch := q.pending
 		q.pending = nil
 		q.mu.Unlock()
-		err := writeInventory(context.WithoutCancel(ctx), c, ns, d.Owner, env, batch)
+		err := writeInventory(context.WithoutCancel(ctx), c, cl.Namespace, d.Owner, env, batch)
 		for _, ch := range batch {
 			ch.done <- err
 		}

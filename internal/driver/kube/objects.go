@@ -71,9 +71,8 @@ type desired struct {
 	env, service, revision string
 	owner                  owner.Owner
 	namespace              string
-	// address is the cluster's (manifest.Cluster.Address).
-	address string
-	w       *manifest.Workload
+	cluster                *manifest.Cluster
+	w                      *manifest.Workload
 	// image is the pods' image: w.Image, pinned by digest when the plan
 	// knows the digest of a built one.
 	image string

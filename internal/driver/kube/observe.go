@@ -125,7 +125,7 @@ func (p *Pool) list(ctx context.Context, cl *manifest.Cluster) ([]live.Workload,
 // from Follow's informers.
 func (p *Pool) fromCache(cl *manifest.Cluster, c *nsCache) ([]live.Workload, []live.Inventory, error) {
 	sel := labels.Everything()
-	var o objects
+	o := objects{memo: &c.memo}
 	var errs []error
 	var err error
 	o.services, err = c.services.List(sel)
@@ -144,7 +144,9 @@ func (p *Pool) fromCache(cl *manifest.Cluster, c *nsCache) ([]live.Workload, []l
 	if err := errors.Join(errs...); err != nil {
 		return nil, nil, fmt.Errorf("cluster %s: namespace %s: %w", cl.Name, cl.Namespace, err)
 	}
-	return o.workloads(), inventoriesOf(cl.Namespace, o.configMaps), nil
+	ws := o.workloads()
+	c.memo.sweep()
+	return ws, inventoriesOf(cl.Namespace, o.configMaps), nil
 }
 
 // objects are maestro-sync's objects of a cluster namespace, listed or
@@ -158,6 +160,8 @@ type objects struct {
 	// ingressesListed is false when ingresses may not be listed (a role
 	// that predates them).
 	ingressesListed bool
+	// memo, when not nil, keeps the facts of the workloads between reads.
+	memo *factMemo
 }
 
 func pointers[T any](items []T) []*T {
@@ -188,10 +192,14 @@ func (o *objects) workloads() []live.Workload {
 			ingresses[in.Name] = true
 		}
 	}
+	facts := factsOf
+	if o.memo != nil {
+		facts = o.memo.factsOf
+	}
 	var out []live.Workload
-	add := func(kind string, m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, ready bool, replicas int) {
+	add := func(kind string, m *metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, ready bool, replicas int) {
 		w := live.Workload{Kind: kind, Name: m.Name, UID: string(m.UID), Labels: m.Labels, Annotations: m.Annotations, Ready: ready, Replicas: replicas}
-		w.Drift = drift(m, tpl, configMaps, ingresses)
+		w.Drift = drift(m, facts(m, tpl), configMaps, ingresses)
 		if h := serving[w.Owner()+"/"+w.Env()+"/"+w.Service()]; h != "" && h == w.SpecHash() {
 			w.Serving = true
 		}
@@ -203,11 +211,11 @@ func (o *objects) workloads() []live.Workload {
 		if d.Spec.Replicas != nil {
 			replicas = int(*d.Spec.Replicas)
 		}
-		add(KindDeployment, d.ObjectMeta, &d.Spec.Template, done && failed == nil, replicas)
+		add(KindDeployment, &d.ObjectMeta, &d.Spec.Template, done && failed == nil, replicas)
 	}
 	for _, d := range o.daemonSets {
 		done, _, _ := daemonSetDone(d)
-		add(KindDaemonSet, d.ObjectMeta, &d.Spec.Template, done, 0)
+		add(KindDaemonSet, &d.ObjectMeta, &d.Spec.Template, done, 0)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
@@ -257,11 +265,28 @@ func inventoriesOf(ns string, cms []*corev1.ConfigMap) []live.Inventory {
 	return out
 }
 
+// workloadFacts are what drift reads of a workload that takes work to
+// compute: the digest of its pod template, whether its spec asks for an
+// Ingress.
+type workloadFacts struct {
+	digest  string
+	ingress bool
+}
+
+func factsOf(m *metav1.ObjectMeta, tpl *corev1.PodTemplateSpec) workloadFacts {
+	f := workloadFacts{digest: TemplateDigest(tpl)}
+	var spec manifest.Spec
+	if m.Labels[label.Service] != "" && json.Unmarshal([]byte(m.Annotations[label.Spec]), &spec) == nil {
+		f.ingress = spec.Ingress != nil
+	}
+	return f
+}
+
 // drift names what changed on the cluster since maestro-sync applied a
 // workload: its pod template (by whom), its ConfigMap or Ingress gone.
-func drift(m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, configMaps, ingresses map[string]bool) []string {
+func drift(m *metav1.ObjectMeta, f workloadFacts, configMaps, ingresses map[string]bool) []string {
 	var out []string
-	if want := m.Annotations[label.TemplateDigest]; want != "" && want != TemplateDigest(tpl) {
+	if want := m.Annotations[label.TemplateDigest]; want != "" && want != f.digest {
 		var who []string
 		for _, f := range m.ManagedFields {
 			if f.Manager != FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate && f.Subresource == "" && !slices.Contains(who, f.Manager) {
@@ -277,9 +302,7 @@ func drift(m metav1.ObjectMeta, tpl *corev1.PodTemplateSpec, configMaps, ingress
 	if svc, hash := m.Labels[label.Service], m.Labels[label.SpecHash]; svc != "" && hash != "" && !configMaps[ConfigMapName(svc, hash)] {
 		out = append(out, "configmap "+ConfigMapName(svc, hash)+" deleted")
 	}
-	var spec manifest.Spec
-	if svc := m.Labels[label.Service]; ingresses != nil && svc != "" && json.Unmarshal([]byte(m.Annotations[label.Spec]), &spec) == nil &&
-		spec.Ingress != nil && !ingresses[svc] {
+	if svc := m.Labels[label.Service]; ingresses != nil && f.ingress && !ingresses[svc] {
 		out = append(out, "ingress "+svc+" missing")
 	}
 	return out

@@ -146,8 +146,10 @@ func follow[T object](ctx context.Context, w watch.Interface, check func(T) (boo
 }
 
 // waitRollout waits until the workload's rollout is complete, for at most
-// the driver's rollout timeout.
-func (d *Driver) waitRollout(ctx context.Context, c kubernetes.Interface, ds *desired, progress func(string)) error {
+// the driver's rollout timeout. first, when not nil, is the workload as
+// the driver's last write left it: the wait starts from it instead of
+// reading it.
+func (d *Driver) waitRollout(ctx context.Context, c kubernetes.Interface, ds *desired, first object, progress func(string)) error {
 	ctx, cancel := context.WithTimeout(ctx, d.rolloutTimeout())
 	defer cancel()
 	name, ns := ds.workloadName(), ds.namespace
@@ -162,7 +164,13 @@ func (d *Driver) waitRollout(ctx context.Context, c kubernetes.Interface, ds *de
 	if ds.kind() == KindDaemonSet {
 		api := c.AppsV1().DaemonSets(ns)
 		last, err = waitFor(ctx, d.pollInterval(),
-			func(ctx context.Context) (*appsv1.DaemonSet, error) { return api.Get(ctx, name, metav1.GetOptions{}) },
+			func(ctx context.Context) (*appsv1.DaemonSet, error) {
+				if o, ok := first.(*appsv1.DaemonSet); ok {
+					first = nil
+					return o, nil
+				}
+				return api.Get(ctx, name, metav1.GetOptions{})
+			},
 			func(ctx context.Context, rv string) (watch.Interface, error) { return api.Watch(ctx, listOpts(rv)) },
 			func(o *appsv1.DaemonSet) (bool, string, error) {
 				doneAt = o.ResourceVersion
@@ -171,7 +179,13 @@ func (d *Driver) waitRollout(ctx context.Context, c kubernetes.Interface, ds *de
 	} else {
 		api := c.AppsV1().Deployments(ns)
 		last, err = waitFor(ctx, d.pollInterval(),
-			func(ctx context.Context) (*appsv1.Deployment, error) { return api.Get(ctx, name, metav1.GetOptions{}) },
+			func(ctx context.Context) (*appsv1.Deployment, error) {
+				if o, ok := first.(*appsv1.Deployment); ok {
+					first = nil
+					return o, nil
+				}
+				return api.Get(ctx, name, metav1.GetOptions{})
+			},
 			func(ctx context.Context, rv string) (watch.Interface, error) { return api.Watch(ctx, listOpts(rv)) },
 			func(o *appsv1.Deployment) (bool, string, error) {
 				doneAt = o.ResourceVersion
@@ -181,7 +195,7 @@ func (d *Driver) waitRollout(ctx context.Context, c kubernetes.Interface, ds *de
 	if err == nil {
 		// The next Observe sees the rollout complete, not an older state
 		// its cache may still hold.
-		d.pool.expectVersion(ds.address, strings.ToLower(ds.kind())+"s", name, doneAt)
+		d.pool.expectVersion(ds.cluster.Address(), strings.ToLower(ds.kind())+"s", name, doneAt)
 		return nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
