@@ -73,8 +73,9 @@ objects=$(metric objects | head -1 | awk '{ printf "%.0f", $1 }')
 	echo
 	echo "== no-op second run on the unchanged objects"
 	line "kube driver: observe + plan (0 steps)" driver-noop-s s
-	line "  the same, following the namespace (daemon)" driver-noop-watched-s s
-	line "  API requests of that one" driver-noop-watched-requests ""
+	line "  the same from the watches (daemon), first" driver-noop-watched-first-s s
+	line "  the same from the watches, next (median of 9)" driver-noop-watched-s s
+	line "  API requests of those 10 runs" driver-noop-watched-requests ""
 	line "kubectl apply --server-side (no change)" kubectl-noop-s s
 	echo
 	echo "What is compared: the driver does more than kubectl apply — per service it"

@@ -166,37 +166,33 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	ns := cl.Namespace
 	wlName, cmName := ds.workloadName(), ds.configMapName()
 
-	// Nothing of another owner is touched: check every name first.
-	live, err := c.CoreV1().Services(ns).Get(ctx, svc.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		live = nil
-	case err != nil:
-		return fmt.Errorf("get service %s: %w", svc.Name, err)
-	case !d.owned(live.Labels, env.Name, svc.Name):
-		return d.notOurs(KindService, svc.Name, env.Name, live.Labels)
+	// Nothing of another owner is touched: every name is checked first,
+	// all at once.
+	secName := ds.secretName()
+	ingress := ds.ingressObject()
+	names := []struct{ kind, name string }{{ds.kind(), wlName}, {KindConfigMap, cmName}}
+	if ds.hasSecret() {
+		names = append(names, struct{ kind, name string }{KindSecret, secName})
+	}
+	if ingress != nil {
+		names = append(names, struct{ kind, name string }{KindIngress, svc.Name})
+	}
+	errs := make([]error, 1+len(names))
+	var live *corev1.Service
+	var wg sync.WaitGroup
+	wg.Go(func() { live, errs[0] = d.ownService(ctx, c, ns, env.Name, svc.Name) })
+	for i, n := range names {
+		wg.Go(func() { errs[1+i] = d.checkName(ctx, c, ns, n.kind, n.name, env.Name, svc.Name) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err // the first in the order above
+		}
 	}
 	servingHash := ""
 	if live != nil {
 		servingHash = live.Spec.Selector[label.SpecHash]
-	}
-	if err := d.checkName(ctx, c, ns, ds.kind(), wlName, env.Name, svc.Name); err != nil {
-		return err
-	}
-	if err := d.checkName(ctx, c, ns, KindConfigMap, cmName, env.Name, svc.Name); err != nil {
-		return err
-	}
-	secName := ds.secretName()
-	if ds.hasSecret() {
-		if err := d.checkName(ctx, c, ns, KindSecret, secName, env.Name, svc.Name); err != nil {
-			return err
-		}
-	}
-	ingress := ds.ingressObject()
-	if ingress != nil {
-		if err := d.checkName(ctx, c, ns, KindIngress, svc.Name, env.Name, svc.Name); err != nil {
-			return err
-		}
 	}
 
 	// Record the objects before they exist, so that an interrupted apply
@@ -251,6 +247,21 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 		return fmt.Errorf("service %s runs %s, but removing the old objects failed: %w", svc.Name, wlName, err)
 	}
 	return d.updateInventory(ctx, c, cl, env.Name, svc.Name, nil, gone)
+}
+
+// ownService reads the Service of a service, nil when there is none. It
+// fails when the Service exists without the service's owner labels.
+func (d *Driver) ownService(ctx context.Context, c kubernetes.Interface, ns, env, service string) (*corev1.Service, error) {
+	live, err := c.CoreV1().Services(ns).Get(ctx, service, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get service %s: %w", service, err)
+	case !d.owned(live.Labels, env, service):
+		return nil, d.notOurs(KindService, service, env, live.Labels)
+	}
+	return live, nil
 }
 
 // checkName fails when an object of that kind and name exists without the
