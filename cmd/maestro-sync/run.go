@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/net/netutil"
@@ -275,6 +276,9 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	hosts := &reconcile.Hosts{Docker: pool, Kube: kube.NewPool(), Auth: auth, Owner: cfg.Owner, RolloutTimeout: f.rolloutTimeout, LockTTL: f.lockTTL, RefreshEvery: f.refreshEvery}
 	defer hosts.Docker.Close()
 	defer hosts.Kube.Close()
+	metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "maestro_sync_kube_api_requests_total", Help: "Requests sent to Kubernetes API servers (a watch counts once, when it starts).",
+	}, func() float64 { return float64(hosts.Kube.Requests()) }))
 	cfg.Target = hosts
 	if f.dataDir != "" {
 		store, err := history.Open(f.dataDir, history.Options{MaxRuns: f.historyRuns, MaxAge: f.historyAge})

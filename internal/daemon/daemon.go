@@ -416,7 +416,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	req := reconcile.Request{
 		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
 		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
-		Holder: lock.Self(), SkipLocked: true, Paused: d.paused(),
+		Holder: lock.Self(), SkipLocked: true, PlanFirst: true, Paused: d.paused(),
 		Review: func(p *plan.Plan) error {
 			if t.reason == "resync" || t.reason == "event" {
 				d.countDrift(p, snap.Revision)

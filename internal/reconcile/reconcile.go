@@ -75,6 +75,11 @@ type Request struct {
 	// others go on, as the daemon needs; without it the run takes every
 	// lock or fails.
 	SkipLocked bool
+	// PlanFirst plans before taking any lock, and takes the locks (then
+	// observes and plans again) only when that plan changes something:
+	// a run that finds nothing to do changes no lock, which for a daemon
+	// following its places means no request at all.
+	PlanFirst bool
 	// Review sees the plan before anything is done; an error stops the
 	// run with nothing applied (the CLI prints the plan, checks a saved
 	// plan; the daemon counts drift).
@@ -122,6 +127,18 @@ var ErrInvalidPlan = errors.New("internal error: invalid plan")
 // Review's error; failed steps are in Result.Apply, not in the error.
 func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	res := &Result{Apply: &apply.Result{}}
+	if req.PlanFirst {
+		res.Before = t.Observe(ctx, req.Envs)
+		res.After = res.Before
+		p := compute(req, res.Before, nil)
+		if p.Validate() == nil && len(p.Mutating()) == 0 {
+			res.Plan = p
+			if req.Review != nil {
+				return res, req.Review(p)
+			}
+			return res, nil
+		}
+	}
 	runCtx, held, err := lockAll(ctx, t, req, res)
 	for _, s := range held {
 		defer s.Release(ctx)

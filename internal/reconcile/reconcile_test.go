@@ -120,3 +120,30 @@ func TestApplyReviewStops(t *testing.T) {
 		t.Errorf("the lock was not released: %v", r.calls)
 	}
 }
+
+// TestApplyPlanFirst: with PlanFirst, a run that finds nothing to change
+// observes once and takes no lock; one that finds something locks, then
+// observes and plans again before applying.
+func TestApplyPlanFirst(t *testing.T) {
+	r := &recorder{}
+	nothing := func(*manifest.Environment, *manifest.Instance) bool { return false }
+	res, err := Apply(context.Background(), r, Request{Owner: owner.New("o"), Envs: envs(t), PlanFirst: true, Select: nothing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.calls, ","); got != "observe" {
+		t.Errorf("a run with nothing to do: %s, want observe alone", got)
+	}
+	if res.Plan == nil || len(res.Plan.Mutating()) != 0 || res.Before == nil {
+		t.Errorf("result of a run with nothing to do: %+v", res)
+	}
+
+	r = &recorder{}
+	if _, err := Apply(context.Background(), r, Request{Owner: owner.New("o"), Envs: envs(t), PlanFirst: true}); err != nil {
+		t.Fatal(err)
+	}
+	want := "observe,lock shop tcp://10.0.0.1:2375,observe,apply web-1,observe,unlock shop"
+	if got := strings.Join(r.calls, ","); got != want {
+		t.Errorf("a run with a change:\n got %s\nwant %s", got, want)
+	}
+}

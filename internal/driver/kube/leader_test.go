@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,4 +281,57 @@ func TestSelfHeal(t *testing.T) {
 		_, _ = b.ReadFrom(resp.Body)
 		return strings.Contains(b.String(), `maestro_sync_drift_detected_total{env="shop"} 3`)
 	})
+}
+
+// metric reads one unlabelled or labelled sample of the daemon's
+// metrics (the line's name and labels exactly), -1 when absent.
+func metric(t *testing.T, base, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	for line := range strings.Lines(b.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), sample+" "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// TestDaemonNoOpMakesNoRequests: a daemon whose cluster services are in
+// sync reconciles (every 2 s here) from its watches' cache and takes no
+// lock: its reconciles send no request to the apiserver.
+func TestDaemonNoOpMakesNoRequests(t *testing.T) {
+	cp := kubetest.Start(t)
+	s := newShop(t, cp)
+	dir := t.TempDir()
+	writeManifest(t, dir, s.text())
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("noop-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, buildBinary(t), "noop", dir, token)
+	web := workload(t, load(t, s.text()), "web")
+	eventually(t, "web deployed", 90*time.Second, func() bool {
+		dep, err := cp.Client.AppsV1().Deployments(s.namespace).Get(context.Background(), kube.WorkloadName("web", web.SpecHash), metav1.GetOptions{})
+		return err == nil && dep.Status.AvailableReplicas == 2
+	})
+	time.Sleep(3 * time.Second) // the run that deployed ends; the watches are synced
+	const runs, requests = `maestro_sync_reconcile_runs_total{result="success"}`, "maestro_sync_kube_api_requests_total"
+	runs1, req1 := metric(t, d.base, runs), metric(t, d.base, requests)
+	time.Sleep(7 * time.Second)
+	runs2, req2 := metric(t, d.base, runs), metric(t, d.base, requests)
+	if runs1 < 1 || runs2 < runs1+2 {
+		t.Fatalf("successful runs %v, then %v: want at least two more no-op runs", runs1, runs2)
+	}
+	if req1 <= 0 || req2 != req1 {
+		t.Errorf("kube API requests %v before %v no-op runs, %v after: want none sent by them", req1, runs2-runs1, req2)
+	}
+	t.Logf("%v no-op runs, %v kube API requests in all so far", runs2-runs1, req2)
 }
