@@ -50,12 +50,22 @@ type Hosts struct {
 // Observe observes the ships and, when an environment declares clusters,
 // the cluster namespaces, both at once.
 func (h *Hosts) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
+	return h.observe(ctx, envs, h.Docker.Observe)
+}
+
+// ObserveCached is Observe reading the ships whose events Watch follows
+// from their last list, unless an event said they changed since.
+func (h *Hosts) ObserveCached(ctx context.Context, envs []*manifest.Environment) *live.State {
+	return h.observe(ctx, envs, h.Docker.ObserveCached)
+}
+
+func (h *Hosts) observe(ctx context.Context, envs []*manifest.Environment, ships func(context.Context, []*manifest.Environment) *live.State) *live.State {
 	var clusters map[string]*live.Cluster
 	var wg sync.WaitGroup
 	if slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return len(e.Clusters) > 0 }) {
 		wg.Go(func() { clusters = h.Kube.Observe(ctx, envs) })
 	}
-	state := h.Docker.Observe(ctx, envs)
+	state := ships(ctx, envs)
 	h.Docker.ObserveImages(ctx, envs, state, h.Auth)
 	if h.refreshDue() {
 		h.movedImages(ctx, envs, state)

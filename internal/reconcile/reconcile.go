@@ -34,6 +34,13 @@ type Target interface {
 	Mutexes(envs []*manifest.Environment, places []Place, holder lock.Holder) []lock.Mutex
 }
 
+// CachedObserver is a Target that can also observe from what it follows
+// of its places (events, watches) instead of listing them, as accurate
+// as the events it has received.
+type CachedObserver interface {
+	ObserveCached(ctx context.Context, envs []*manifest.Environment) *live.State
+}
+
 // Place is an owner's environment on one host.
 type Place struct {
 	Key  lock.Key
@@ -75,10 +82,11 @@ type Request struct {
 	// others go on, as the daemon needs; without it the run takes every
 	// lock or fails.
 	SkipLocked bool
-	// PlanFirst plans before taking any lock, and takes the locks (then
-	// observes and plans again) only when that plan changes something:
-	// a run that finds nothing to do changes no lock, which for a daemon
-	// following its places means no request at all.
+	// PlanFirst plans before taking any lock (from what the Target
+	// follows of its places, when it is a CachedObserver), and takes the
+	// locks (then observes and plans again) only when that plan changes
+	// something: a run that finds nothing to do changes no lock, which
+	// for a daemon following its places means no request at all.
 	PlanFirst bool
 	// Review sees the plan before anything is done; an error stops the
 	// run with nothing applied (the CLI prints the plan, checks a saved
@@ -128,7 +136,11 @@ var ErrInvalidPlan = errors.New("internal error: invalid plan")
 func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	res := &Result{Apply: &apply.Result{}}
 	if req.PlanFirst {
-		res.Before = t.Observe(ctx, req.Envs)
+		observe := t.Observe
+		if c, ok := t.(CachedObserver); ok {
+			observe = c.ObserveCached
+		}
+		res.Before = observe(ctx, req.Envs)
 		res.After = res.Before
 		p := compute(req, res.Before, nil)
 		if p.Validate() == nil && len(p.Mutating()) == 0 {

@@ -767,3 +767,45 @@ services:
 		return strings.Contains(d.metrics(), `maestro_sync_drift_detected_total{env="ev"} 4`)
 	})
 }
+
+// TestIdleDaemonMakesNoDockerRequests: a daemon whose environment is in
+// sync reconciles (every second here) from the ship's last list, which
+// its event stream keeps current, and takes no lock: it sends the ship no
+// request until a container changes.
+func TestIdleDaemonMakesNoDockerRequests(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	socket, requests := ship.CountingProxy(t)
+	counted := *ship
+	counted.Socket = socket
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(appManifest("idle", &counted, 18113, "1", httpCheck)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, t.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "1s")
+	waitFor(t, "deployed", 60*time.Second, func() bool { st, _, _ := d.env("idle"); return st == "synced" })
+	runs := func() int {
+		for line := range strings.Lines(d.metrics()) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), `maestro_sync_reconcile_runs_total{result="success"} `); ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+		return 0
+	}
+	time.Sleep(3 * time.Second) // the deploy's own events come in and are read once
+	runs1, req1 := runs(), requests.Load()
+	time.Sleep(5 * time.Second)
+	runs2, req2 := runs(), requests.Load()
+	if runs2 < runs1+3 {
+		t.Fatalf("%d successful runs, then %d: want at least three more", runs1, runs2)
+	}
+	if req2 != req1 {
+		t.Errorf("%d no-op runs sent the ship %d requests, want none", runs2-runs1, req2-req1)
+	}
+	exec.Command("docker", "-H", ship.Host, "stop", "-t", "1", "idle-app").Run()
+	waitFor(t, "the stopped container repaired", 30*time.Second, func() bool {
+		out, _ := exec.Command("docker", "-H", ship.Host, "inspect", "-f", "{{.State.Running}}", "idle-app").Output()
+		return strings.TrimSpace(string(out)) == "true"
+	})
+	t.Logf("%d no-op runs without a request; then a stop by hand repaired", runs2-runs1)
+}

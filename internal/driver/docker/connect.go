@@ -40,6 +40,9 @@ type Pool struct {
 	netMu sync.Mutex
 	// memo remembers built images (see ObserveImages).
 	memo imageMemo
+	// caches are the ships' last lists while Follow follows their
+	// events, by address.
+	caches map[string]*shipCache
 }
 
 // poolEntry is the connection to one daemon. Its own lock serialises

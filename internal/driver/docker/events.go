@@ -2,6 +2,7 @@ package docker
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -19,32 +20,36 @@ var changeActions = []events.Action{
 	events.ActionPause, events.ActionOOM, events.ActionHealthStatusUnhealthy,
 }
 
-// Follow follows the ship's Docker event stream, filtered to containers
-// with maestro-sync's labels of the owner with that ID (or of none: made
-// before owners) and to the actions that change them, and calls changed
-// for each event (what happened, and when the engine says
-// it did) until ctx ends. When the stream breaks (the ship or its daemon
-// restarted), it reconnects with backoff and calls changed once more:
-// what happened meanwhile is unknown, so live state is to be listed again.
+// Follow follows the ship's Docker event stream of containers, and calls
+// changed for each event of a container with maestro-sync's labels of the
+// owner with that ID (or of none: made before owners) whose action
+// changes it (what happened, and when the engine says it did), until ctx
+// ends. Every event that may change a list of the ship's containers (any
+// container's, ours or not) also tells the ship's cache, which
+// ObserveCached reads while the stream holds. When the stream breaks (the
+// ship or its daemon restarted), it reconnects with backoff and calls
+// changed once more: what happened meanwhile is unknown, so live state is
+// to be listed again.
 func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, changed func(what string, at time.Time)) {
-	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", label.Env))
-	for _, a := range changeActions {
-		args.Add("event", string(a))
-	}
+	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
+	cache := p.shipCache(ship.Address())
+	defer cache.streamDown()
 	backoff := time.Second
 	broken := false
 	for ctx.Err() == nil {
 		c, err := p.Client(ship)
 		if err == nil {
+			opened := time.Now()
 			msgs, errs := c.Events(ctx, events.ListOptions{Filters: args})
-			start := time.Now()
-			err = consume(ctx, ship, owner, msgs, errs, changed, func() {
+			err = consume(ctx, ship, owner, msgs, errs, cache, changed, func() {
+				cache.streamUp(opened)
 				if broken {
 					changed("ship "+ship.Name+": events followed again after a break", time.Now())
 				}
 				broken = false
 			})
-			if time.Since(start) > time.Minute {
+			cache.streamDown()
+			if time.Since(opened) > time.Minute {
 				backoff = time.Second // it worked for a while
 			}
 		}
@@ -63,7 +68,8 @@ func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, ch
 
 // consume passes the owner's events on until the stream ends; up is
 // called once the stream has held for a second.
-func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan events.Message, errs <-chan error, changed func(string, time.Time), up func()) error {
+func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan events.Message, errs <-chan error,
+	cache *shipCache, changed func(string, time.Time), up func()) error {
 	held := time.NewTimer(time.Second)
 	defer held.Stop()
 	for {
@@ -75,15 +81,21 @@ func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan
 		case <-held.C:
 			up()
 		case m := <-msgs:
-			if o := m.Actor.Attributes[label.Owner]; o != "" && o != owner {
+			if changesList(m.Action) {
+				cache.changed()
+			}
+			attrs := m.Actor.Attributes
+			if _, ours := attrs[label.Env]; !ours || !slices.Contains(changeActions, m.Action) {
+				continue
+			}
+			if o := attrs[label.Owner]; o != "" && o != owner {
 				continue // another repository's container on a shared ship
 			}
-			name := m.Actor.Attributes["name"]
 			at := time.Unix(0, m.TimeNano)
 			if m.TimeNano == 0 {
 				at = time.Now()
 			}
-			changed("ship "+ship.Name+": container "+name+" "+string(m.Action), at)
+			changed("ship "+ship.Name+": container "+attrs["name"]+" "+string(m.Action), at)
 		}
 	}
 }

@@ -18,28 +18,7 @@ import (
 // Docker daemon, concurrently. A daemon that cannot be reached is recorded
 // with its error; the others are still observed.
 func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
-	ships := map[string]*manifest.Ship{}
-	for _, env := range envs {
-		for _, name := range env.ShipNames() {
-			s := env.Ships[name]
-			if _, ok := ships[s.Address()]; !ok {
-				ships[s.Address()] = s
-			}
-		}
-	}
-	state := &live.State{Hosts: make(map[string]*live.Host, len(ships))}
-	var g errgroup.Group
-	g.SetLimit(16)
-	for addr, ship := range ships {
-		h := &live.Host{Address: addr}
-		state.Hosts[addr] = h
-		g.Go(func() error {
-			h.Containers, h.Err = p.list(ctx, ship)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	return state
+	return p.observe(ctx, envs, false)
 }
 
 func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container, error) {
