@@ -155,46 +155,29 @@ func (c *nsCache) has(resource, name string) bool {
 
 // version is the resource version of the object in the cache.
 func (c *nsCache) version(resource, name string) (string, bool) {
-	var rv string
-	var err error
 	switch resource {
 	case "deployments":
-		if o, e := c.deployments.Get(name); e == nil {
-			rv = o.ResourceVersion
-		} else {
-			err = e
-		}
+		return versionOf(c.deployments.Get(name))
 	case "daemonsets":
-		if o, e := c.daemonSets.Get(name); e == nil {
-			rv = o.ResourceVersion
-		} else {
-			err = e
-		}
+		return versionOf(c.daemonSets.Get(name))
 	case "services":
-		if o, e := c.services.Get(name); e == nil {
-			rv = o.ResourceVersion
-		} else {
-			err = e
-		}
+		return versionOf(c.services.Get(name))
 	case "configmaps":
-		if o, e := c.configMaps.Get(name); e == nil {
-			rv = o.ResourceVersion
-		} else {
-			err = e
-		}
+		return versionOf(c.configMaps.Get(name))
 	case "ingresses":
-		if c.ingresses == nil {
-			return "", false
+		if c.ingresses != nil {
+			return versionOf(c.ingresses.Get(name))
 		}
-		if o, e := c.ingresses.Get(name); e == nil {
-			rv = o.ResourceVersion
-		} else {
-			err = e
-		}
-	default:
+	}
+	return "", false
+}
+
+// versionOf is the resource version of an object a lister found.
+func versionOf[T metav1.Object](o T, err error) (string, bool) {
+	if err != nil {
 		return "", false
 	}
-	return rv, err == nil
+	return o.GetResourceVersion(), true
 }
 
 // current reports whether the cache shows every write the pool made

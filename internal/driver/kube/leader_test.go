@@ -228,13 +228,7 @@ func TestLeaderElection(t *testing.T) {
 func TestSelfHeal(t *testing.T) {
 	cp := kubetest.Start(t)
 	s := newShop(t, cp)
-	dir := t.TempDir()
-	writeManifest(t, dir, s.text())
-	token := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(token, []byte("heal-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, buildBinary(t), "heal", dir, token, "--resync", "10m")
+	d := startShopDaemon(t, s, "heal", "--resync", "10m")
 	ctx := context.Background()
 	web := workload(t, load(t, s.text()), "web")
 	name, cmName := kube.WorkloadName("web", web.SpecHash), kube.ConfigMapName("web", web.SpecHash)
@@ -272,15 +266,21 @@ func TestSelfHeal(t *testing.T) {
 		return err == nil && dep.Spec.Template.Spec.Containers[0].Image == web.Image
 	})
 	eventually(t, "three drifts counted", 10*time.Second, func() bool {
-		resp, err := http.Get(d.base + "/metrics")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(resp.Body)
-		return strings.Contains(b.String(), `maestro_sync_drift_detected_total{env="shop"} 3`)
+		return metric(t, d.base, `maestro_sync_drift_detected_total{env="shop"}`) == 3
 	})
+}
+
+// startShopDaemon starts a daemon (startDaemon) deploying the shop s from
+// a directory of its own.
+func startShopDaemon(t *testing.T, s shop, id string, args ...string) *replica {
+	t.Helper()
+	dir := t.TempDir()
+	writeManifest(t, dir, s.text())
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte(id+"-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startDaemon(t, buildBinary(t), id, dir, token, args...)
 }
 
 // metric reads one unlabelled or labelled sample of the daemon's
@@ -310,13 +310,7 @@ func metric(t *testing.T, base, sample string) float64 {
 func TestDaemonNoOpMakesNoRequests(t *testing.T) {
 	cp := kubetest.Start(t)
 	s := newShop(t, cp)
-	dir := t.TempDir()
-	writeManifest(t, dir, s.text())
-	token := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(token, []byte("noop-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := startDaemon(t, buildBinary(t), "noop", dir, token)
+	d := startShopDaemon(t, s, "noop")
 	web := workload(t, load(t, s.text()), "web")
 	eventually(t, "web deployed", 90*time.Second, func() bool {
 		dep, err := cp.Client.AppsV1().Deployments(s.namespace).Get(context.Background(), kube.WorkloadName("web", web.SpecHash), metav1.GetOptions{})
