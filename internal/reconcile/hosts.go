@@ -48,18 +48,24 @@ type Hosts struct {
 }
 
 // Observe observes the ships and, when an environment declares clusters,
-// the cluster namespaces, both at once.
+// the cluster namespaces, both at once; when a refresh of the images is
+// due, it re-resolves their tags too.
 func (h *Hosts) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
-	return h.observe(ctx, envs, h.Docker.Observe)
+	return h.observe(ctx, envs, h.Docker.Observe, h.refreshDue())
 }
 
 // ObserveCached is Observe reading the ships whose events Watch follows
-// from their last list, unless an event said they changed since.
+// from their last list, unless an event said they changed since. It
+// answers nil while a refresh of the images is due: only a full Observe
+// can tell whether a tag moved.
 func (h *Hosts) ObserveCached(ctx context.Context, envs []*manifest.Environment) *live.State {
-	return h.observe(ctx, envs, h.Docker.ObserveCached)
+	if h.refreshPending() {
+		return nil
+	}
+	return h.observe(ctx, envs, h.Docker.ObserveCached, false)
 }
 
-func (h *Hosts) observe(ctx context.Context, envs []*manifest.Environment, ships func(context.Context, []*manifest.Environment) *live.State) *live.State {
+func (h *Hosts) observe(ctx context.Context, envs []*manifest.Environment, ships func(context.Context, []*manifest.Environment) *live.State, refresh bool) *live.State {
 	var clusters map[string]*live.Cluster
 	var wg sync.WaitGroup
 	if slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return len(e.Clusters) > 0 }) {
@@ -67,7 +73,7 @@ func (h *Hosts) observe(ctx context.Context, envs []*manifest.Environment, ships
 	}
 	state := ships(ctx, envs)
 	h.Docker.ObserveImages(ctx, envs, state, h.Auth)
-	if h.refreshDue() {
+	if refresh {
 		h.movedImages(ctx, envs, state)
 	}
 	wg.Wait()
@@ -75,15 +81,27 @@ func (h *Hosts) observe(ctx context.Context, envs []*manifest.Environment, ships
 	return state
 }
 
-// refreshDue reports whether tags are to be re-resolved now.
+// refreshDue reports whether tags are to be re-resolved now, and if so
+// counts the next refresh from now.
 func (h *Hosts) refreshDue() bool {
 	h.refreshMu.Lock()
 	defer h.refreshMu.Unlock()
-	if !h.RefreshImages && (h.RefreshEvery <= 0 || time.Since(h.lastRefresh) < h.RefreshEvery) {
+	if !h.refreshPendingLocked() {
 		return false
 	}
 	h.lastRefresh = time.Now()
 	return true
+}
+
+// refreshPending reports whether tags are to be re-resolved now.
+func (h *Hosts) refreshPending() bool {
+	h.refreshMu.Lock()
+	defer h.refreshMu.Unlock()
+	return h.refreshPendingLocked()
+}
+
+func (h *Hosts) refreshPendingLocked() bool {
+	return h.RefreshImages || h.RefreshEvery > 0 && time.Since(h.lastRefresh) >= h.RefreshEvery
 }
 
 // movedImages pulls the image of every Docker instance on its ship (once

@@ -36,7 +36,8 @@ type Target interface {
 
 // CachedObserver is a Target that can also observe from what it follows
 // of its places (events, watches) instead of listing them, as accurate
-// as the events it has received.
+// as the events it has received. It answers nil when what it follows
+// cannot tell (then a run observes in full, under its locks).
 type CachedObserver interface {
 	ObserveCached(ctx context.Context, envs []*manifest.Environment) *live.State
 }
@@ -136,19 +137,20 @@ var ErrInvalidPlan = errors.New("internal error: invalid plan")
 func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	res := &Result{Apply: &apply.Result{}}
 	if req.PlanFirst {
-		observe := t.Observe
+		var state *live.State
 		if c, ok := t.(CachedObserver); ok {
-			observe = c.ObserveCached
+			state = c.ObserveCached(ctx, req.Envs)
+		} else {
+			state = t.Observe(ctx, req.Envs)
 		}
-		res.Before = observe(ctx, req.Envs)
-		res.After = res.Before
-		p := compute(req, res.Before, nil)
-		if p.Validate() == nil && len(p.Mutating()) == 0 {
-			res.Plan = p
-			if req.Review != nil {
-				return res, req.Review(p)
+		if state != nil {
+			if p := compute(req, state, nil); p.Validate() == nil && len(p.Mutating()) == 0 {
+				res.Plan, res.Before, res.After = p, state, state
+				if req.Review != nil {
+					return res, req.Review(p)
+				}
+				return res, nil
 			}
-			return res, nil
 		}
 	}
 	runCtx, held, err := lockAll(ctx, t, req, res)

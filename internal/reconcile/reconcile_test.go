@@ -147,3 +147,39 @@ func TestApplyPlanFirst(t *testing.T) {
 		t.Errorf("a run with a change:\n got %s\nwant %s", got, want)
 	}
 }
+
+// cachedRecorder is a recorder that can observe from a cache, which
+// answers nil (it cannot tell) when cannotTell is set.
+type cachedRecorder struct {
+	*recorder
+	cannotTell bool
+}
+
+func (c cachedRecorder) ObserveCached(ctx context.Context, envs []*manifest.Environment) *live.State {
+	c.calls = append(c.calls, "cached")
+	if c.cannotTell {
+		return nil
+	}
+	return c.recorder.Observe(ctx, envs)
+}
+
+// TestApplyPlanFirstFromTheCache: PlanFirst plans from the Target's
+// cache; when the cache cannot tell, the run observes in full under its
+// locks.
+func TestApplyPlanFirstFromTheCache(t *testing.T) {
+	nothing := func(*manifest.Environment, *manifest.Instance) bool { return false }
+	r := cachedRecorder{recorder: &recorder{}}
+	if _, err := Apply(context.Background(), r, Request{Owner: owner.New("o"), Envs: envs(t), PlanFirst: true, Select: nothing}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.calls, ","); got != "cached,observe" {
+		t.Errorf("a run with nothing to do read %s, want its cache alone", got)
+	}
+	r = cachedRecorder{recorder: &recorder{}, cannotTell: true}
+	if _, err := Apply(context.Background(), r, Request{Owner: owner.New("o"), Envs: envs(t), PlanFirst: true, Select: nothing}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(r.calls, ","), "cached,lock shop tcp://10.0.0.1:2375,observe,unlock shop"; got != want {
+		t.Errorf("a run whose cache cannot tell:\n got %s\nwant %s", got, want)
+	}
+}
