@@ -51,7 +51,7 @@ type Hosts struct {
 // the cluster namespaces, both at once; when a refresh of the images is
 // due, it re-resolves their tags too.
 func (h *Hosts) Observe(ctx context.Context, envs []*manifest.Environment) *live.State {
-	return h.observe(ctx, envs, h.Docker.Observe, h.refreshDue())
+	return h.observe(ctx, envs, h.Docker.Observe, h.Kube.Observe, h.refreshDue())
 }
 
 // ObserveCached is Observe reading the ships whose events Watch follows
@@ -62,14 +62,16 @@ func (h *Hosts) ObserveCached(ctx context.Context, envs []*manifest.Environment)
 	if h.refreshPending() {
 		return nil
 	}
-	return h.observe(ctx, envs, h.Docker.ObserveCached, false)
+	return h.observe(ctx, envs, h.Docker.ObserveCached, h.Kube.ObserveCached, false)
 }
 
-func (h *Hosts) observe(ctx context.Context, envs []*manifest.Environment, ships func(context.Context, []*manifest.Environment) *live.State, refresh bool) *live.State {
+func (h *Hosts) observe(ctx context.Context, envs []*manifest.Environment,
+	ships func(context.Context, []*manifest.Environment) *live.State,
+	kube func(context.Context, []*manifest.Environment) map[string]*live.Cluster, refresh bool) *live.State {
 	var clusters map[string]*live.Cluster
 	var wg sync.WaitGroup
 	if slices.ContainsFunc(envs, func(e *manifest.Environment) bool { return len(e.Clusters) > 0 }) {
-		wg.Go(func() { clusters = h.Kube.Observe(ctx, envs) })
+		wg.Go(func() { clusters = kube(ctx, envs) })
 	}
 	state := ships(ctx, envs)
 	h.Docker.ObserveImages(ctx, envs, state, h.Auth)

@@ -31,7 +31,13 @@ var changeActions = []events.Action{
 // changed once more: what happened meanwhile is unknown, so live state is
 // to be listed again.
 func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, changed func(what string, at time.Time)) {
-	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))
+	// Every container event that may change a list (of any container: a
+	// foreign one can hold an instance's name); the engine matches
+	// "health_status" with every health status.
+	args := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", string(events.ActionHealthStatus)))
+	for _, a := range listActions {
+		args.Add("event", string(a))
+	}
 	cache := p.shipCache(ship.Address())
 	defer cache.streamDown()
 	backoff := time.Second
@@ -42,7 +48,9 @@ func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, ch
 			opened := time.Now()
 			msgs, errs := c.Events(ctx, events.ListOptions{Filters: args})
 			err = consume(ctx, ship, owner, msgs, errs, cache, changed, func() {
-				cache.streamUp(opened)
+				// Held for a second: subscribed by now. Only lists
+				// started from here on are kept.
+				cache.streamUp(time.Now())
 				if broken {
 					changed("ship "+ship.Name+": events followed again after a break", time.Now())
 				}

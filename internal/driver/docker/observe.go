@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"golang.org/x/sync/errgroup"
 
@@ -21,16 +23,19 @@ func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) *live.
 	return p.observe(ctx, envs, false)
 }
 
-func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container, error) {
+// list lists the ship's containers, inspecting the running instance
+// containers for their drift. complete is false when an inspection failed
+// (that container's drift is unknown): good for this run, not to be kept.
+func (p *Pool) list(ctx context.Context, ship *manifest.Ship) (_ []live.Container, complete bool, _ error) {
 	c, err := p.Client(ship)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, shipTimeout(ship))
 	defer cancel()
 	list, err := c.ContainerList(ctx, container.ListOptions{All: true})
 	if err != nil {
-		return nil, fmt.Errorf("ship %s: list containers: %w", ship.Name, err)
+		return nil, false, fmt.Errorf("ship %s: list containers: %w", ship.Name, err)
 	}
 	out := make([]live.Container, 0, len(list))
 	for _, s := range list {
@@ -57,6 +62,7 @@ func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container,
 	// that leaves its labels as they were.
 	var g errgroup.Group
 	g.SetLimit(8)
+	var partial atomic.Bool
 	for i := range out {
 		lc := &out[i]
 		if lc.State != "running" || !lc.Owned() || lc.Name != lc.Instance() {
@@ -64,14 +70,17 @@ func (p *Pool) list(ctx context.Context, ship *manifest.Ship) ([]live.Container,
 		}
 		g.Go(func() error {
 			info, err := c.ContainerInspect(ctx, lc.ID)
-			if err == nil {
+			switch {
+			case err == nil:
 				lc.Drift = drift(info)
+			case !cerrdefs.IsNotFound(err):
+				partial.Store(true) // its drift is unknown
 			}
 			return nil // gone since the list: the next run sees it
 		})
 	}
 	_ = g.Wait()
-	return out, nil
+	return out, !partial.Load(), nil
 }
 
 // shipTimeout is the ship's Docker client timeout (5 s by default).

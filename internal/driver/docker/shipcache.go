@@ -30,8 +30,14 @@ type shipCache struct {
 	// list started) and with the stream up since before it started.
 	list    []live.Container
 	listGen uint64
+	listAt  time.Time
 	valid   bool
 }
+
+// maxListAge bounds how long a list is kept even when no event came: an
+// event stream can die silently (a half-open connection to a ship that
+// went away), and the next list finds out.
+const maxListAge = 5 * time.Minute
 
 // listActions are the container events after which a list may read
 // otherwise (health checks' exec events, attaches and the like do not).
@@ -87,7 +93,7 @@ func (c *shipCache) changed() {
 func (c *shipCache) cached() ([]live.Container, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.up || !c.valid || c.listGen != c.gen {
+	if !c.up || !c.valid || c.listGen != c.gen || time.Since(c.listAt) > maxListAge {
 		return nil, false
 	}
 	return copyList(c.list), true
@@ -118,7 +124,7 @@ func (c *shipCache) store(gen uint64, started time.Time, list []live.Container) 
 	if !c.up || c.gen != gen || c.upSince.After(started) {
 		return
 	}
-	c.list, c.listGen, c.valid = copyList(list), gen, true
+	c.list, c.listGen, c.listAt, c.valid = copyList(list), gen, started, true
 }
 
 // ObserveCached is Observe, reading each ship whose events Follow follows
@@ -135,7 +141,8 @@ func (p *Pool) observeShip(ctx context.Context, ship *manifest.Ship, cached bool
 	c := p.caches[ship.Address()]
 	p.mu.Unlock()
 	if c == nil {
-		return p.list(ctx, ship)
+		list, _, err := p.list(ctx, ship)
+		return list, err
 	}
 	if cached {
 		if list, ok := c.cached(); ok {
@@ -144,8 +151,8 @@ func (p *Pool) observeShip(ctx context.Context, ship *manifest.Ship, cached bool
 	}
 	gen, _ := c.mark()
 	started := time.Now()
-	list, err := p.list(ctx, ship)
-	if err == nil {
+	list, complete, err := p.list(ctx, ship)
+	if err == nil && complete {
 		c.store(gen, started, list)
 	}
 	return list, err

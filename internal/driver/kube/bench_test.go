@@ -201,7 +201,7 @@ func noopWatched(b *testing.B, envs []*manifest.Environment) (first, median time
 	var took []time.Duration
 	for range 10 {
 		start := time.Now()
-		state := &live.State{Clusters: pool.Observe(ctx, envs)}
+		state := &live.State{Clusters: pool.ObserveCached(ctx, envs)}
 		p := diff.Compute(envs, state, diff.Options{Revision: "bench"})
 		took = append(took, time.Since(start))
 		if n := len(p.Mutating()); n != 0 {

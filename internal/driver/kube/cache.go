@@ -2,6 +2,7 @@ package kube
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -95,7 +96,13 @@ type expectation struct {
 	rv      uint64 // in the cache at this resource version or a later one
 	deleted bool   // gone from the cache
 	seq     uint64
+	at      time.Time
 }
+
+// expectFor bounds how long an expectation is waited for: one the cache
+// can never show (an object created, then deleted by someone else before
+// the watch told of it) stops holding the cache up.
+const expectFor = 10 * time.Second
 
 // newNSCache reads the informers of f on namespace ns; it must be made
 // before f starts.
@@ -129,21 +136,25 @@ var cachedResources = map[string]bool{"deployments": true, "daemonsets": true, "
 // label the informers select on; unknown (a subresource's answer) counts
 // as labelled when the cache holds the object.
 func (c *nsCache) record(resource, name string, rv uint64, gone bool, labelled *bool) {
+	if resource == "ingresses" && c.ingresses == nil {
+		return // not watched
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
 	key := resource + "/" + name
+	now := time.Now()
 	switch {
 	case name == "" || rv == 0 && !gone:
 		c.dirty = c.seq
 	case gone:
-		c.expect[key] = expectation{deleted: true, seq: c.seq}
+		c.expect[key] = expectation{deleted: true, seq: c.seq, at: now}
 	case labelled != nil && !*labelled:
 		delete(c.expect, key) // not one the informers see
 	case labelled == nil && !c.has(resource, name):
 		delete(c.expect, key)
 	default:
-		c.expect[key] = expectation{rv: rv, seq: c.seq}
+		c.expect[key] = expectation{rv: rv, seq: c.seq, at: now}
 	}
 }
 
@@ -194,6 +205,10 @@ func (c *nsCache) current() bool {
 		return false
 	}
 	for key, want := range c.expect {
+		if time.Since(want.at) > expectFor {
+			delete(c.expect, key)
+			continue
+		}
 		resource, name, _ := strings.Cut(key, "/")
 		rv, ok := c.version(resource, name)
 		switch {
@@ -225,36 +240,50 @@ func (c *nsCache) mark() uint64 {
 	return c.seq
 }
 
-// listed forgets what the cache was waiting for of the writes up to
-// mark: a list started after them showed them.
+// listed forgets a write the cache could not be checked against, up to
+// mark: a list started after it showed it. (What the informers have yet
+// to show of the pool's writes is still waited for.)
 func (c *nsCache) listed(mark uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for key, e := range c.expect {
-		if e.seq <= mark {
-			delete(c.expect, key)
-		}
-	}
 	if c.dirty <= mark {
 		c.dirty = 0
 	}
 }
 
-// await waits, at most wait, until the cache is current.
-func (c *nsCache) await(wait time.Duration) bool {
-	deadline := time.Now().Add(wait)
-	for !c.current() {
-		if time.Now().After(deadline) {
+// ready reports whether the informers are synced and no write is known
+// that the cache cannot be checked against: only then is the cache worth
+// waiting for.
+func (c *nsCache) ready() bool {
+	for _, s := range c.synced {
+		if !s() {
 			return false
 		}
-		time.Sleep(2 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dirty == 0
+}
+
+// await waits, at most wait, until the cache is current; not at all when
+// it cannot become so without a list.
+func (c *nsCache) await(ctx context.Context, wait time.Duration) bool {
+	if !c.ready() {
+		return false
+	}
+	deadline := time.Now().Add(wait)
+	for !c.current() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	return true
 }
 
-// cacheWait bounds how long Observe waits for the informers to show the
-// pool's own writes before it lists instead.
-const cacheWait = 2 * time.Second
+// cacheWait bounds how long ObserveCached waits for the informers to show
+// the pool's own writes before it lists instead.
+const cacheWait = time.Second
 
 // register makes the cache of a cluster address what Observe reads.
 func (p *Pool) register(addr string, c *nsCache) {
@@ -296,9 +325,12 @@ func (p *Pool) expectVersion(addr, resource, name, rv string) {
 	c.record(resource, name, n, false, nil)
 }
 
-// Watching reports whether Observe reads the cluster namespace of cl
-// from Follow's watches (Follow runs and its informers are synced).
-func (p *Pool) Watching(cl *manifest.Cluster) bool { return p.cacheOf(cl.Address()) != nil }
+// Watching reports whether ObserveCached reads the cluster namespace of
+// cl from Follow's watches (Follow runs and its informers are synced).
+func (p *Pool) Watching(cl *manifest.Cluster) bool {
+	c := p.cacheOf(cl.Address())
+	return c != nil && c.ready()
+}
 
 // Requests is how many requests the pool's clients sent to API servers.
 func (p *Pool) Requests() int64 { return p.requests.Load() }
@@ -331,30 +363,40 @@ func (r *writeTracker) RoundTrip(req *http.Request) (*http.Response, error) {
 	if c == nil {
 		return resp, err
 	}
-	if err != nil || resp.StatusCode >= 300 || req.Method == http.MethodDelete && name == "" {
-		// A failed write may still have happened; a collection changed.
+	switch {
+	case err != nil || resp.StatusCode >= 500 || req.Method == http.MethodDelete && name == "":
+		// A write that failed on the way may still have happened; a
+		// collection changed.
 		c.record(resource, name, 0, false, nil)
 		return resp, err
-	}
-	if req.Method == http.MethodDelete {
-		c.record(resource, name, 0, true, nil)
+	case req.Method == http.MethodDelete && resp.StatusCode == http.StatusNotFound:
+		c.record(resource, name, 0, true, nil) // gone already
 		return resp, nil
+	case resp.StatusCode >= 300:
+		return resp, nil // refused: nothing was written
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxRecordedBody+1))
 	resp.Body = readCloser{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
-	// The answer is the object as written (JSON or protobuf).
+	// The answer is the object as written (JSON or protobuf); a deletion
+	// answers the object while finalizers keep it, else a Status.
 	var rv uint64
 	var labels map[string]string
+	kept := false
 	if rerr == nil && len(body) <= maxRecordedBody {
 		if obj, _, err := scheme.Codecs.UniversalDeserializer().Decode(body, nil, nil); err == nil {
-			if m, err := meta.Accessor(obj); err == nil {
+			if m, err := meta.Accessor(obj); err == nil && m.GetName() != "" {
 				rv, _ = strconv.ParseUint(m.GetResourceVersion(), 10, 64)
 				labels = m.GetLabels()
+				kept = m.GetDeletionTimestamp() != nil
 				if name == "" { // a create names the object in its answer
 					name = m.GetName()
 				}
 			}
 		}
+	}
+	if req.Method == http.MethodDelete && !kept {
+		c.record(resource, name, 0, true, nil)
+		return resp, nil
 	}
 	var labelled *bool
 	if sub == "" {
@@ -372,26 +414,30 @@ type readCloser struct {
 
 // splitPath reads the namespace, resource, name and subresource of an
 // API path (/api/v1/namespaces/NS/RESOURCE[/NAME[/SUB]], or under
-// /apis/GROUP/VERSION).
+// /apis/GROUP/VERSION), behind any path prefix of the server's.
 func splitPath(p string) (ns, resource, name, sub string) {
 	parts := strings.Split(strings.Trim(p, "/"), "/")
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:]
-	default:
-		return "", "", "", ""
+	for i := range parts {
+		var rest []string
+		switch {
+		case parts[i] == "api" && len(parts) > i+1:
+			rest = parts[i+2:]
+		case parts[i] == "apis" && len(parts) > i+2:
+			rest = parts[i+3:]
+		default:
+			continue
+		}
+		if len(rest) < 3 || rest[0] != "namespaces" {
+			continue
+		}
+		ns, resource = rest[1], rest[2]
+		if len(rest) > 3 {
+			name = rest[3]
+		}
+		if len(rest) > 4 {
+			sub = rest[4]
+		}
+		return ns, resource, name, sub
 	}
-	if len(parts) < 3 || parts[0] != "namespaces" {
-		return "", "", "", ""
-	}
-	ns, resource = parts[1], parts[2]
-	if len(parts) > 3 {
-		name = parts[3]
-	}
-	if len(parts) > 4 {
-		sub = parts[4]
-	}
-	return ns, resource, name, sub
+	return "", "", "", ""
 }

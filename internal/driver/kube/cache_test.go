@@ -15,7 +15,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/test/kubetest"
 )
 
-// TestObserveReadsTheCache: while Follow runs, Observe reads its
+// TestObserveReadsTheCache: while Follow runs, ObserveCached reads its
 // informers. It then makes no API call, sees at once what the pool's own
 // runs wrote (a create, a replacement, a scale, a prune: the next plan is
 // empty), sees what others change through the watches, and agrees with a
@@ -44,7 +44,7 @@ func TestObserveReadsTheCache(t *testing.T) {
 		t.Helper()
 		envs := load(t, text)
 		before := pool.Requests()
-		state := &live.State{Clusters: pool.Observe(ctx, envs)}
+		state := &live.State{Clusters: pool.ObserveCached(ctx, envs)}
 		if n := pool.Requests() - before; n != 0 {
 			t.Errorf("%s: observing through the watches made %d API requests", step, n)
 		}
@@ -87,9 +87,11 @@ func TestObserveReadsTheCache(t *testing.T) {
 	}
 	envs := load(t, s.text())
 	eventually(t, "the cache showing the scale and the deleted configmap", 10*time.Second, func() bool {
-		for _, w := range pool.Observe(ctx, envs)[cl.Address()].Workloads {
+		before := pool.Requests()
+		for _, w := range pool.ObserveCached(ctx, envs)[cl.Address()].Workloads {
 			if w.Name == name {
-				return w.Replicas == 5 && slices.Contains(w.Drift, "configmap "+kube.ConfigMapName("web", web.SpecHash)+" deleted")
+				return pool.Requests() == before && // read from the cache, not listed
+					w.Replicas == 5 && slices.Contains(w.Drift, "configmap "+kube.ConfigMapName("web", web.SpecHash)+" deleted")
 			}
 		}
 		return false

@@ -443,10 +443,27 @@ func (d *Driver) deleteOwned(ctx context.Context, c kubernetes.Interface, ns, ki
 
 // deleteUID deletes exactly the object with that UID (not one created
 // since under the same name); dependents (ReplicaSets, pods) are removed by
-// the garbage collector.
+// the garbage collector. An object that is gone, or replaced under its
+// name, is not an error.
 func (d *Driver) deleteUID(ctx context.Context, c kubernetes.Interface, ns, kind, name string, uid types.UID) error {
+	err := d.deleteAt(ctx, c, ns, kind, name, uid, "")
+	if apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// deleteAt deletes the object with that UID, and with that resource
+// version when rv is not empty: an object changed since it was read
+// (relabelled by hand, say) gives a Conflict error. A missing object is
+// not an error.
+func (d *Driver) deleteAt(ctx context.Context, c kubernetes.Interface, ns, kind, name string, uid types.UID, rv string) error {
 	bg := metav1.DeletePropagationBackground
-	opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, PropagationPolicy: &bg}
+	pre := &metav1.Preconditions{UID: &uid}
+	if rv != "" {
+		pre.ResourceVersion = &rv
+	}
+	opts := metav1.DeleteOptions{Preconditions: pre, PropagationPolicy: &bg}
 	var err error
 	switch kind {
 	case KindDeployment:
@@ -462,10 +479,13 @@ func (d *Driver) deleteUID(ctx context.Context, c kubernetes.Interface, ns, kind
 	case KindIngress:
 		err = c.NetworkingV1().Ingresses(ns).Delete(ctx, name, opts)
 	}
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("delete %s %s: %w", strings.ToLower(kind), name, err)
+	switch {
+	case err == nil || apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err):
+		return err
 	}
-	return nil
+	return fmt.Errorf("delete %s %s: %w", strings.ToLower(kind), name, err)
 }
 
 // prune deletes the service's workloads, ConfigMaps and (when not kept)
@@ -484,13 +504,20 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, cl *manifest
 	var gone []objRef
 	var errs []error
 	seen := map[objRef]bool{}
-	del := func(kind, name string, l map[string]string, uid types.UID) {
+	// del deletes an object as it was read (rv; "" for any version).
+	// One changed since the snapshot is read again, and deleted only if
+	// it is still ours.
+	del := func(kind, name string, l map[string]string, uid types.UID, rv string) {
 		r := refOf(ns, kind, name)
 		seen[r] = true
 		if keep(kind, name) || !d.owned(l, env, service) {
 			return
 		}
-		if err := d.deleteUID(ctx, c, ns, kind, name, uid); err != nil {
+		err := d.deleteAt(ctx, c, ns, kind, name, uid, rv)
+		if apierrors.IsConflict(err) {
+			err = d.deleteOwned(ctx, c, ns, kind, name, env, service)
+		}
+		if err != nil {
 			errs = append(errs, err)
 			return
 		}
@@ -500,13 +527,13 @@ func (d *Driver) prune(ctx context.Context, c kubernetes.Interface, cl *manifest
 	if keep(KindService, service) {
 		seen[refOf(ns, KindService, service)] = true
 	} else if svc, err := c.CoreV1().Services(ns).Get(ctx, service, metav1.GetOptions{}); err == nil {
-		del(KindService, svc.Name, svc.Labels, svc.UID)
+		del(KindService, svc.Name, svc.Labels, svc.UID, svc.ResourceVersion)
 	} else if !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("get service %s: %w", service, err)
 	}
 	for _, o := range snap.objects {
 		if o.labels[label.Service] == service {
-			del(o.kind, o.name, o.labels, o.uid)
+			del(o.kind, o.name, o.labels, o.uid, o.rv)
 		}
 	}
 	// What the inventory lists and the selectors did not find (its labels
@@ -535,9 +562,9 @@ type envSnapshot struct {
 }
 
 type snapObject struct {
-	kind, name string
-	labels     map[string]string
-	uid        types.UID
+	kind, name, rv string
+	labels         map[string]string
+	uid            types.UID
 }
 
 // snapshot lists, once per run, the objects carrying the environment's
@@ -571,7 +598,7 @@ func (d *Driver) snapshot(ctx context.Context, c kubernetes.Interface, cl *manif
 func (s *envSnapshot) read(ctx context.Context, c kubernetes.Interface, ns, owner, env string) error {
 	list := metav1.ListOptions{LabelSelector: labels.SelectorFromSet(labels.Set{label.Env: env}).String()}
 	add := func(kind string, m metav1.ObjectMeta) {
-		s.objects = append(s.objects, snapObject{kind: kind, name: m.Name, labels: m.Labels, uid: m.UID})
+		s.objects = append(s.objects, snapObject{kind: kind, name: m.Name, rv: m.ResourceVersion, labels: m.Labels, uid: m.UID})
 	}
 	deps, err := c.AppsV1().Deployments(ns).List(ctx, list)
 	if err != nil {

@@ -36,11 +36,18 @@ import (
 // its spec hash. A cluster that cannot be observed is recorded with its
 // error; the others are still observed. The result is keyed by cluster
 // address (live.State.Clusters).
-//
-// Where Follow runs, Observe reads its informers' cache instead, with no
-// API call, once the cache shows every write the pool made there (it
-// waits for that at most cacheWait, then lists).
 func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) map[string]*live.Cluster {
+	return p.observe(ctx, envs, false)
+}
+
+// ObserveCached is Observe reading, where Follow runs, its informers'
+// cache instead, with no API call, once the cache shows every write the
+// pool made there (it waits for that at most cacheWait, then lists).
+func (p *Pool) ObserveCached(ctx context.Context, envs []*manifest.Environment) map[string]*live.Cluster {
+	return p.observe(ctx, envs, true)
+}
+
+func (p *Pool) observe(ctx context.Context, envs []*manifest.Environment, cached bool) map[string]*live.Cluster {
 	clusters := map[string]*manifest.Cluster{}
 	for _, env := range envs {
 		for _, cl := range env.Clusters {
@@ -57,7 +64,7 @@ func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) map[st
 		out[addr] = lc
 		g.Go(func() error {
 			c := p.cacheOf(addr)
-			if c != nil && c.await(cacheWait) {
+			if cached && c != nil && c.await(ctx, cacheWait) {
 				lc.Workloads, lc.Inventories, lc.Err = p.fromCache(cl, c)
 				return nil
 			}
@@ -381,7 +388,12 @@ func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, owner string, c
 			return !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Spec, n.Spec) || metaDiffers(o, n)
 		})
 	}
+	// Registered before it syncs, so that it knows of every write made
+	// meanwhile; it is read once synced.
 	nc := newNSCache(f, cl.Namespace, ingresses)
+	addr := cl.Address()
+	p.register(addr, nc)
+	defer p.unregister(addr, nc)
 	f.Start(ctx.Done())
 	defer f.Shutdown() // waits for the informers' goroutines
 	for _, ok := range f.WaitForCacheSync(ctx.Done()) {
@@ -390,8 +402,5 @@ func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, owner string, c
 		}
 	}
 	synced.Store(true)
-	addr := cl.Address()
-	p.register(addr, nc)
-	defer p.unregister(addr, nc)
 	<-ctx.Done()
 }
