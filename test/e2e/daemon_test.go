@@ -792,7 +792,15 @@ func TestIdleDaemonMakesNoDockerRequests(t *testing.T) {
 		}
 		return 0
 	}
-	time.Sleep(3 * time.Second) // the deploy's own events come in and are read once
+	// The deploy's own events come in and are read once: wait until two
+	// runs in a row sent nothing.
+	waitFor(t, "the runs after the deploy", 30*time.Second, func() bool {
+		r, n := runs(), requests.Load()
+		for i := 0; runs() < r+2 && i < 100; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return requests.Load() == n
+	})
 	runs1, req1 := runs(), requests.Load()
 	time.Sleep(5 * time.Second)
 	runs2, req2 := runs(), requests.Load()

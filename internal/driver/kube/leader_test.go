@@ -316,8 +316,16 @@ func TestDaemonNoOpMakesNoRequests(t *testing.T) {
 		dep, err := cp.Client.AppsV1().Deployments(s.namespace).Get(context.Background(), kube.WorkloadName("web", web.SpecHash), metav1.GetOptions{})
 		return err == nil && dep.Status.AvailableReplicas == 2
 	})
-	time.Sleep(3 * time.Second) // the run that deployed ends; the watches are synced
 	const runs, requests = `maestro_sync_reconcile_runs_total{result="success"}`, "maestro_sync_kube_api_requests_total"
+	// The run that deployed ends and the watches sync: wait until two
+	// runs in a row sent nothing.
+	eventually(t, "the runs after the deploy", 60*time.Second, func() bool {
+		r, n := metric(t, d.base, runs), metric(t, d.base, requests)
+		for i := 0; metric(t, d.base, runs) < r+2 && i < 100; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return metric(t, d.base, requests) == n
+	})
 	runs1, req1 := metric(t, d.base, runs), metric(t, d.base, requests)
 	time.Sleep(7 * time.Second)
 	runs2, req2 := metric(t, d.base, runs), metric(t, d.base, requests)
