@@ -2,10 +2,13 @@ package kube_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,8 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/driver/kube"
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/source/sourcetest"
+	"github.com/maestro-sync/maestro-sync/test/dockertest"
 	"github.com/maestro-sync/maestro-sync/test/kubetest"
 )
 
@@ -192,7 +197,7 @@ func TestReadinessProbeBlocksRollout(t *testing.T) {
 
 	writeManifest(t, dir, v2)
 	began = time.Now()
-	out, code := runBinaryCode(t, bin, "apply", "--rollout-timeout", "20s", dir)
+	out, code := runBinaryCode(t, bin, "apply", "--rollout-timeout", "15s", dir)
 	took := time.Since(began)
 	t.Logf("failing apply: exit %d after %s:\n%s", code, took.Round(time.Millisecond), out)
 	time.Sleep(2 * time.Second) // the Service keeps answering after the failure
@@ -202,13 +207,16 @@ func TestReadinessProbeBlocksRollout(t *testing.T) {
 	if code == 0 {
 		t.Errorf("maestro-sync apply of a spec whose readiness probe fails exited 0")
 	}
-	for _, want := range []string{"rollout of deployment " + newName + " failed", "still selects the pods of " + oldName, "Applied 0 step(s), 1 failed."} {
+	// The error says why: the probe's failure, read from the kubelet's
+	// event (the admin may list pods and events).
+	for _, want := range []string{"rollout of deployment " + newName + " failed", "still selects the pods of " + oldName,
+		"Readiness probe failed: HTTP probe failed with statuscode: 503", "Applied 0 step(s), 1 failed."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply output does not say %q", want)
 		}
 	}
 	if took > 90*time.Second {
-		t.Errorf("the failed rollout took %s with a 20s timeout", took)
+		t.Errorf("the failed rollout took %s with a 15s timeout", took)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -301,4 +309,291 @@ func containerRunning(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// daemonImage imports the maestro-sync image into the node's containerd
+// as ref, made offline as the Dockerfile makes it: the static binary
+// (buildBinary) on an empty base, /cache, /data and the home directory owned by 65532, which
+// it runs as.
+func daemonImage(t *testing.T, node *kubetest.Node, ref string) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "rootfs")
+	for _, d := range []string{"cache", "data", "home/maestro-sync", "etc/ssl/certs"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"cache", "data", "home/maestro-sync"} {
+		if err := os.Chown(filepath.Join(root, d), 65532, 65532); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin, err := os.ReadFile(buildBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "maestro-sync"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if ca, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt"); err == nil {
+		if err := os.WriteFile(filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"), ca, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := node.ImportImage(t, ref, root, `{"Entrypoint":["/maestro-sync"],"Cmd":["run"],`+
+		`"Env":["HOME=/home/maestro-sync","MAESTRO_SYNC_CACHE_DIR=/cache","MAESTRO_SYNC_DATA_DIR=/data"],`+
+		`"User":"65532:65532","ExposedPorts":{"8080/tcp":{}}}`)
+	t.Logf("image %s: %s (%d MB binary)", ref, id, len(bin)>>20)
+}
+
+// inClusterManifest deploys web (the node's testweb image, one replica,
+// gated by its readiness probe) into namespace ns of the cluster
+// maestro-sync runs in (no kubeconfig), and box (busybox httpd) on a Docker
+// ship reached over TCP at endpoint:dockerPort, its port published on the
+// ship's address.
+func inClusterManifest(ns, message string, ship *dockertest.Ship, endpoint string, dockerPort, hostPort int) string {
+	return fmt.Sprintf(`name: incluster
+clusters:
+  here:
+    namespace: %[1]s
+ships:
+  s1: {ip: %[3]s, endpoint: %[4]s, docker_port: %[5]d, timeout: 30}
+services:
+  web:
+    image: maestro-test/web:1
+    cluster: here
+    replicas: 1
+    ports:
+      http: 8080
+    env:
+      MESSAGE: %[2]s
+    lifecycle:
+      running:
+        - type: http
+          port: http
+          path: /ready
+  box:
+    image: maestro-test/busybox:1
+    ports:
+      http: 8080
+    env:
+      MESSAGE: %[2]s
+    lifecycle:
+      running:
+        - {type: http, port: http, path: /index.html, max_wait: 30}
+    instances:
+      box-1:
+        ship: s1
+        ports: {http: "8080:%[6]d"}
+        stop_timeout: 1
+        command: [sh, -c, "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+`, ns, message, ship.IP, endpoint, dockerPort, hostPort)
+}
+
+// TestDaemonPodDeploys: maestro-sync runs as pods of the real node,
+// installed from manifests/ (two replicas electing a leader, the
+// ServiceAccount's RBAC, the Secret's Git token) with its image made
+// offline from the static binary. It follows a Git repository served over
+// HTTP on the node's address and deploys each commit to the cluster it
+// runs in (in-cluster configuration) and to a Docker ship reached over
+// TCP.
+//
+// There is no kube-proxy: the pods reach the apiserver at the node's
+// address (kubetest's forwarder), set as KUBERNETES_SERVICE_HOST and
+// KUBERNETES_SERVICE_PORT by the kustomization's patch, where kube-proxy
+// would route the kubernetes Service's ClusterIP.
+func TestDaemonPodDeploys(t *testing.T) {
+	cp := kubetest.Start(t)
+	node := cp.StartNode(t)
+	ctx := context.Background()
+	c := cp.Client
+
+	const ref = "maestro-sync:node-test"
+	daemonImage(t, node, ref)
+
+	// The Docker ship: dockerd listening on the node's address too.
+	dockerPort := dockertest.FreePort(t)
+	ship := dockertest.StartShipWithArgs(t, "--host", fmt.Sprintf("tcp://%s:%d", node.IP, dockerPort))
+	hostPort := dockertest.FreePort(t)
+
+	// The repository, behind basic auth with the Secret's token.
+	target := node.Namespace(t, "incluster")
+	repo := sourcetest.NewRepo(t)
+	first := repo.Commit(t, map[string]string{"app/manifest.yml": inClusterManifest(target, "v1", ship, node.IP, dockerPort, hostPort)}, "v1")
+	const gitToken = "node-test-git-token"
+	git := sourcetest.NewHTTPServerOn(t, node.IP, repo, "git", gitToken)
+	apiHost, apiPort := node.ForwardAPIServer(t)
+
+	// The install: manifests/ through a kustomization of the test's, in a
+	// namespace and with names of its own (TestInstallManifests installs
+	// the same cluster-wide objects).
+	inst := fmt.Sprintf("maestro-node-%d", os.Getpid()%100000)
+	suffix := fmt.Sprintf("-node%d", os.Getpid()%100000)
+	name := "maestro-sync" + suffix
+	overlay := t.TempDir()
+	manifests, err := filepath.Abs(manifestsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(overlay, manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var annotations strings.Builder
+	for k, v := range node.NamespaceAnnotations() {
+		fmt.Fprintf(&annotations, "          %s: '%s'\n", k, v)
+	}
+	files := map[string]string{
+		"kustomization.yaml": fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: %[1]s
+nameSuffix: %[2]s
+resources:
+  - %[3]s
+  - secret.yaml
+images:
+  - name: maestro-sync
+    newTag: node-test
+patches:
+  # The pods run on the real node.
+  - patch: |-
+      apiVersion: v1
+      kind: Namespace
+      metadata:
+        name: maestro-sync
+        annotations:
+%[4]s  # The repository; the apiserver at the node's address (no kube-proxy
+  # to route the kubernetes Service); a short poll interval.
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: maestro-sync
+        namespace: maestro-sync
+      spec:
+        template:
+          spec:
+            containers:
+              - name: maestro-sync
+                env:
+                  - {name: MAESTRO_SYNC_REPO, value: "%[5]s"}
+                  - {name: MAESTRO_SYNC_POLL, value: 2s}
+                  - {name: KUBERNETES_SERVICE_HOST, value: "%[6]s"}
+                  - {name: KUBERNETES_SERVICE_PORT, value: "%[7]s"}
+`, inst, suffix, rel, annotations.String(), git.URL, apiHost, apiPort),
+		"secret.yaml": fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: maestro-sync
+stringData:
+  git-token: %s
+  webhook-secret: node-test-webhook-secret
+`, gitToken),
+	}
+	for f, text := range files {
+		if err := os.WriteFile(filepath.Join(overlay, f), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	began := time.Now()
+	cp.Kubectl(t, "apply", "--server-side", "-k", overlay)
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := cp.KubectlErr(ctx, nil, "-n", inst, "logs", "--tail=40", "--prefix", "-l", "app.kubernetes.io/name=maestro-sync")
+			t.Logf("daemon logs:\n%s", logs)
+		}
+		_, _ = cp.KubectlErr(ctx, nil, "delete", "--wait=false", "-k", overlay)
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			if pods, err := c.CoreV1().Pods(inst).List(ctx, metav1.ListOptions{}); err == nil && len(pods.Items) == 0 {
+				return
+			}
+		}
+		t.Logf("the daemon's pods in %s are still there after 90s", inst)
+	})
+	if out, err := cp.KubectlErr(ctx, nil, "-n", inst, "rollout", "status", "deployment/"+name, "--timeout=3m"); err != nil {
+		t.Fatalf("the daemon's rollout: %v\n%s\n%s", err, out, cp.Kubectl(t, "-n", inst, "get", "pods,events", "-o", "wide"))
+	}
+	t.Logf("daemon rolled out in %s", time.Since(began).Round(100*time.Millisecond))
+	pods, err := c.CoreV1().Pods(inst).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=maestro-sync"})
+	if err != nil || len(pods.Items) != 2 {
+		t.Fatalf("the daemon's pods: %v %d", err, len(pods.Items))
+	}
+	podNames := map[string]bool{}
+	for _, p := range pods.Items {
+		podNames[p.Name] = true
+		if p.Spec.NodeName != node.Name || !podReady(&p) {
+			t.Errorf("daemon pod %s on %q, ready %v", p.Name, p.Spec.NodeName, podReady(&p))
+		}
+	}
+
+	// deployed waits until web answers message through its Service and box
+	// runs message on the ship, both from commit rev.
+	deployed := func(rev, message string) {
+		t.Helper()
+		start := time.Now()
+		eventually(t, "web "+message+" from "+rev[:8]+" on the cluster", 3*time.Minute, func() bool {
+			deps, err := c.AppsV1().Deployments(target).List(ctx, metav1.ListOptions{LabelSelector: label.Service + "=web"})
+			if err != nil || len(deps.Items) != 1 || deps.Items[0].Annotations[label.Revision] != rev || deps.Items[0].Status.AvailableReplicas != 1 {
+				return false
+			}
+			got, err := serviceGet(ctx, cp, target, "web", "http", "/")
+			return err == nil && got == message
+		})
+		eventually(t, "box "+message+" from "+rev[:8]+" on the ship", time.Minute, func() bool {
+			out, err := exec.Command("docker", "-H", ship.Host, "ps", "--filter", "label="+label.Revision+"="+rev,
+				"--format", `{{.Names}} {{.Label "`+label.Service+`"}}`).Output()
+			return err == nil && strings.Contains(string(out), " box")
+		})
+		t.Logf("%s deployed %s after %s", rev[:8], message, time.Since(start).Round(100*time.Millisecond))
+	}
+	deployed(first, "v1")
+	env := ship.Docker(t, "ps", "--filter", "label="+label.Service+"=box", "--format", "{{.ID}}")
+	if got := ship.Docker(t, "inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", env); !strings.Contains(got, "MESSAGE=v1") {
+		t.Errorf("box's env on the ship: %s", got)
+	}
+	// Its published port answers on the ship's address.
+	if resp, err := http.Get(fmt.Sprintf("http://%s:%d/index.html", ship.IP, hostPort)); err != nil {
+		t.Errorf("box on the ship: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// The next commit.
+	second := repo.Commit(t, map[string]string{"app/manifest.yml": inClusterManifest(target, "v2", ship, node.IP, dockerPort, hostPort)}, "v2")
+	deployed(second, "v2")
+
+	// The leader that deployed is one of the pods: the Lease of the
+	// replicas in the install's namespace names it.
+	lease, err := c.CoordinationV1().Leases(inst).Get(ctx, "maestro-sync", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || !podNames[*lease.Spec.HolderIdentity] {
+		t.Fatalf("leader Lease: %v, holder %v, pods %v", err, lease.Spec.HolderIdentity, podNames)
+	} else {
+		t.Logf("leader: %s", *lease.Spec.HolderIdentity)
+	}
+	// Each replica's status API (through the apiserver's pod proxy): the
+	// leader says the environment is synced at the second commit, the
+	// follower names the leader.
+	for pod := range podNames {
+		var st struct {
+			Role, Leader string
+			Environments []struct {
+				Name, State     string
+				AppliedRevision string `json:"applied_revision"`
+			}
+		}
+		eventually(t, "the status of "+pod, 30*time.Second, func() bool {
+			b, err := c.CoreV1().Pods(inst).ProxyGet("http", pod, "8080", "/api/v1/status", nil).DoRaw(ctx)
+			if err != nil || json.Unmarshal(b, &st) != nil {
+				return false
+			}
+			if pod != *lease.Spec.HolderIdentity {
+				return st.Role == "follower" && st.Leader == *lease.Spec.HolderIdentity
+			}
+			return st.Role == "leader" && len(st.Environments) == 1 && st.Environments[0].State == "synced" && st.Environments[0].AppliedRevision == second
+		})
+		t.Logf("status of %s: role %s, leader %s, environments %+v", pod, st.Role, st.Leader, st.Environments)
+	}
+	if n := git.Fetches(); n == 0 {
+		t.Error("the daemon never fetched from the Git server")
+	}
 }
