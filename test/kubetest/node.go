@@ -129,7 +129,11 @@ func (n *Node) stop() error {
 	if err != nil {
 		return fmt.Errorf("test/kube/node-stop.sh %s: %v\n%s", n.cp.Dir, err, out)
 	}
-	fmt.Fprintf(os.Stderr, "kubetest: real node stopped in %s\n", time.Since(began).Round(100*time.Millisecond))
+	took := time.Since(began)
+	fmt.Fprintf(os.Stderr, "kubetest: real node stopped in %s\n", took.Round(100*time.Millisecond))
+	if took > 20*time.Second {
+		fmt.Fprintf(os.Stderr, "%s", out) // where the time went
+	}
 	return nil
 }
 

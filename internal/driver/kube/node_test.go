@@ -502,9 +502,11 @@ stringData:
 			logs, _ := cp.KubectlErr(ctx, nil, "-n", inst, "logs", "--tail=40", "--prefix", "-l", "app.kubernetes.io/name=maestro-sync")
 			t.Logf("daemon logs:\n%s", logs)
 		}
+		start := time.Now()
 		_, _ = cp.KubectlErr(ctx, nil, "delete", "--wait=false", "-k", overlay)
 		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 			if pods, err := c.CoreV1().Pods(inst).List(ctx, metav1.ListOptions{}); err == nil && len(pods.Items) == 0 {
+				t.Logf("the install removed in %s", time.Since(start).Round(100*time.Millisecond))
 				return
 			}
 		}
