@@ -34,9 +34,11 @@ test: setup kube-setup lint unit fuzz
 setup:
 	./scripts/docker-setup.sh
 
-# The Kubernetes control plane of the kube driver's tests (test/kube): built
-# from the Go module proxy into ~/.cache/maestro-sync/kube-bin once (about
-# 10 minutes cold), then skipped in 0.1 s.
+# The Kubernetes control plane of the kube driver's tests (test/kube), and
+# the kubelet of its real node: built from the Go module proxy into
+# ~/.cache/maestro-sync/kube-bin once (about 14 minutes cold), then skipped in
+# 0.1 s; the real node's Debian packages (containerd, runc, CNI plugins) are
+# installed when missing.
 kube-setup:
 	./test/kube/build.sh >/dev/null
 

@@ -339,7 +339,10 @@ func TestInvalidCLI(t *testing.T) {
 	}
 	cases := invalidCases(t)
 	bin := filepath.Join(t.TempDir(), "maestro-sync")
+	// Static, as the Dockerfile and the e2e and kube tests build it: one
+	// compile serves all.
 	build := exec.Command("go", "build", "-o", bin, "github.com/maestro-sync/maestro-sync/cmd/maestro-sync")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

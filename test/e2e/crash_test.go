@@ -16,14 +16,18 @@ import (
 
 func TestMain(m *testing.M) { dockertest.Main(m) }
 
-// binary builds maestro-sync once per test binary.
+// binary builds maestro-sync once per test binary: static (CGO_ENABLED=0),
+// as the Dockerfile builds it, and as the kube and manifest tests build it,
+// so that one compile serves all of them.
 func binary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(os.TempDir(), fmt.Sprintf("maestro-sync-e2e-%d", os.Getpid()))
 	if _, err := os.Stat(bin); err == nil {
 		return bin
 	}
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/maestro-sync/maestro-sync/cmd/maestro-sync").CombinedOutput()
+	build := exec.Command("go", "build", "-o", bin, "github.com/maestro-sync/maestro-sync/cmd/maestro-sync")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

@@ -46,6 +46,26 @@ if ! command -v etcd >/dev/null 2>&1; then
 fi
 log "fallback etcd: $(command -v etcd) ($(etcd --version 2>/dev/null | head -1)); the default etcd is built below"
 
+# ---- the real node's runtime (Debian packages) ---------------------------------
+# test/kube/node-start.sh runs a kubelet with its own containerd: Debian's
+# containerd (ctr and the runc v2 shim come with it), runc, the CNI plugins
+# (bridge, host-local, loopback) and busybox-static for the offline images.
+node_missing=()
+command -v containerd >/dev/null 2>&1 || node_missing+=(containerd)
+command -v runc >/dev/null 2>&1 || node_missing+=(runc)
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] || node_missing+=(containernetworking-plugins)
+[[ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null || true)" == "install ok installed" ]] || node_missing+=(busybox-static)
+if ((${#node_missing[@]} > 0)); then
+	log "installing Debian's ${node_missing[*]} for the test node"
+	SUDO=""
+	[[ "$(id -u)" != 0 ]] && SUDO="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	if ! $SUDO apt-get install -y --no-install-recommends "${node_missing[@]}" >/dev/null; then
+		$SUDO apt-get update >/dev/null
+		$SUDO apt-get install -y --no-install-recommends "${node_missing[@]}" >/dev/null
+	fi
+fi
+
 # ---- Kubernetes binaries -------------------------------------------------------
 # Version stamping, as kubernetes' hack/lib/version.sh does; without it the
 # binaries report v0.0.0-master+$Format:%H$ from /version and `kubectl version`.
@@ -62,23 +82,26 @@ GO_VERSION="$(go env GOVERSION)"
 inputs_hash() {
 	cat "$TOOLS/go.mod" "$TOOLS/go.sum" "$TOOLS/cmd/$1/main.go" | sha256sum | cut -d' ' -f1
 }
-# up_to_date NAME: the binary exists and is newer than go.mod, go.sum and its
-# main.go, or (a fresh clone gives the files new mtimes) its recorded input
-# hash still matches.
+# up_to_date NAME: the binary exists and the input hash recorded next to it
+# still matches (a fresh clone gives the files new mtimes, and a file edited
+# during a build is newer than nothing); without a record, the binary is newer
+# than go.mod, go.sum and its main.go.
 up_to_date() {
-	local name="$1" out="$BIN/$1" f newer=1
+	local name="$1" out="$BIN/$1" f
 	[[ -x "$out" ]] || return 1
+	if [[ -f "$BIN/.$name.inputs" ]]; then
+		[[ "$(cat "$BIN/.$name.inputs")" == "$(inputs_hash "$name") $GO_VERSION" ]]
+		return
+	fi
 	for f in "$TOOLS/go.mod" "$TOOLS/go.sum" "$TOOLS/cmd/$name/main.go"; do
-		[[ "$out" -nt "$f" ]] || newer=0
+		[[ "$out" -nt "$f" ]] || return 1
 	done
-	((newer)) && return 0
-	[[ "$(cat "$BIN/.$name.inputs" 2>/dev/null)" == "$(inputs_hash "$name") $GO_VERSION" ]]
 }
 
 TOTAL_START=$SECONDS
 # The apiserver first: it has the largest dependency set, so the later builds
 # mostly reuse its compiled packages from the Go build cache.
-for name in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do
+for name in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kubelet pause testweb; do
 	out="$BIN/$name"
 	if [[ $FORCE == 0 ]] && up_to_date "$name"; then
 		log "$name: up to date, skipping"
@@ -86,11 +109,14 @@ for name in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; 
 	fi
 	log "$name: building (go build -p $GO_P) ..."
 	start=$SECONDS
+	# The inputs as they are when the build starts: a file edited during the
+	# build then makes the next run build again.
+	inputs="$(inputs_hash "$name") $GO_VERSION"
 	# Build to a temp name and rename, so an interrupted build never leaves a
 	# half-written binary that looks up to date.
 	(cd "$TOOLS" && go build -p "$GO_P" -trimpath -ldflags="$LDFLAGS" -o "$out.tmp" "./cmd/$name")
 	mv -f "$out.tmp" "$out"
-	echo "$(inputs_hash "$name") $GO_VERSION" >"$BIN/.$name.inputs"
+	echo "$inputs" >"$BIN/.$name.inputs"
 	log "$name: built in $((SECONDS - start))s ($(du -h "$out" | cut -f1))"
 done
 

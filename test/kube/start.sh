@@ -121,6 +121,11 @@ svc_ip() {
 	echo "$a.$b.$c.$((d + 1))"
 }
 SVC_IP="$(svc_ip)"
+# The address of a real node's bridge (node-start.sh): pods there reach the
+# apiserver through it (see README, "A real node"), so it is in the serving
+# certificate too.
+NODE_GATEWAY="${MAESTRO_NODE_SUBNET:-10.244.77.0/24}"
+NODE_GATEWAY="${NODE_GATEWAY%.0/24}.1"
 {
 	openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/ca.key"
 	openssl req -x509 -new -key "$PKI/ca.key" -sha256 -days 3650 -subj "/CN=maestro-test-ca" \
@@ -132,7 +137,7 @@ SVC_IP="$(svc_ip)"
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:$SVC_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:$SVC_IP,IP:$NODE_GATEWAY,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EOF
 	openssl x509 -req -in "$PKI/apiserver.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
 		-days 3650 -sha256 -extfile "$PKI/apiserver.ext" -out "$PKI/apiserver.crt"
@@ -152,6 +157,13 @@ EOF
 	# Service-account token signing key pair (RSA, as the apiserver's default).
 	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa.key"
 	openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+	# The apiserver's client certificate for kubelets (logs, exec, port-forward
+	# on a real node): group system:masters, so the kubelet's webhook
+	# authorization allows it.
+	openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/apiserver-kubelet-client.key"
+	openssl req -new -key "$PKI/apiserver-kubelet-client.key" -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" -out "$PKI/apiserver-kubelet-client.csr"
+	openssl x509 -req -in "$PKI/apiserver-kubelet-client.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+		-days 3650 -sha256 -extfile "$PKI/front-proxy-client.ext" -out "$PKI/apiserver-kubelet-client.crt"
 } >"$DIR/logs/pki.log" 2>&1
 
 token() { openssl rand -hex 24; }
@@ -281,6 +293,10 @@ launch kube-apiserver "$BIN/kube-apiserver" \
 	--proxy-client-cert-file="$PKI/front-proxy-client.crt" \
 	--proxy-client-key-file="$PKI/front-proxy-client.key" \
 	--endpoint-reconciler-type=none \
+	--kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+	--kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+	--kubelet-preferred-address-types=InternalIP \
+	--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction \
 	--profiling=false \
 	${MAESTRO_KUBE_APISERVER_ARGS:-}
 wait_for kube-apiserver "kube-apiserver /readyz" api_get /readyz
@@ -320,9 +336,12 @@ launch kube-scheduler "$BIN/kube-scheduler" \
 
 # ---- kwok ---------------------------------------------------------------------------
 # node-ip 127.0.0.1: anything that ever dials the fake "kubelet" stays on loopback.
+# kwok manages only the nodes annotated kwok.x-k8s.io/node=fake (start.sh's and
+# kubetest's fake nodes), never a real node (node-start.sh).
 launch kwok "$BIN/kwok" \
 	--kubeconfig="$PKI/kwok.kubeconfig" \
-	--manage-all-nodes=true \
+	--manage-all-nodes=false \
+	--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
 	--server-address="127.0.0.1:$KWOK_PORT" \
 	--node-ip=127.0.0.1 \
 	--node-port="$KWOK_PORT" \

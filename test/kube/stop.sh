@@ -27,6 +27,11 @@ ours() {
 	[[ "$cmd" == *"$name"* ]]
 }
 
+# A real node (node-start.sh) goes first, while the apiserver still answers.
+if [[ -s "$DIR/node/pids" ]]; then
+	"$(dirname "${BASH_SOURCE[0]}")/node-stop.sh" "$DIR"
+fi
+
 # Newest first, one at a time: clients go before the apiserver, and the
 # apiserver before etcd (etcd otherwise waits for the apiserver's watch streams
 # to drain, which adds seconds to every stop).

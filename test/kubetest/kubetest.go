@@ -2,6 +2,8 @@
 // tests: etcd, kube-apiserver (RBAC, server-side apply, ServiceAccount
 // tokens), kube-controller-manager, kube-scheduler and kwok, which fakes the
 // nodes and marks scheduled pods Running and Ready. See test/kube/README.md.
+// A test that needs pods that really run starts the real node beside them
+// (ControlPlane.StartNode: a kubelet with its own containerd).
 //
 // The binaries are built from the Go module proxy by test/kube/build.sh
 // into $MAESTRO_KUBE_BIN (default ~/.cache/maestro-sync/kube-bin); `make
@@ -43,7 +45,7 @@ import (
 )
 
 // Binaries lists what test/kube/build.sh installs into the bin directory.
-var Binaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok"}
+var Binaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok", "kubelet", "pause", "testweb"}
 
 // dirPrefix names the directories of control planes under os.TempDir().
 const dirPrefix = "maestro-kubetest-"
@@ -67,6 +69,10 @@ type ControlPlane struct {
 	Client kubernetes.Interface
 
 	lock *os.File // flock held while the control plane runs
+
+	nodeMu  sync.Mutex
+	node    *Node // the real node, once StartNode started it
+	nodeErr error
 }
 
 var shared struct {
@@ -88,6 +94,14 @@ func Main(m *testing.M) {
 	shared.cp = nil
 	shared.mu.Unlock()
 	if cp != nil {
+		if cp.node != nil {
+			if err := cp.node.stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "kubetest:", err)
+				if code == 0 {
+					code = 1
+				}
+			}
+		}
 		if err := cp.stop(code == 0); err != nil {
 			fmt.Fprintln(os.Stderr, "kubetest:", err)
 			if code == 0 {

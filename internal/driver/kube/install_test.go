@@ -337,7 +337,9 @@ func writeManifest(t *testing.T, dir, text string) {
 	}
 }
 
-// buildBinary builds cmd/maestro-sync for the test.
+// buildBinary builds cmd/maestro-sync for the test: static (CGO_ENABLED=0),
+// as the Dockerfile builds it, since TestDaemonPodDeploys makes the image
+// of it (and as the e2e and manifest tests build it: one compile serves all).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -346,6 +348,7 @@ func buildBinary(t *testing.T) string {
 	}
 	bin := filepath.Join(t.TempDir(), "maestro-sync")
 	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/maestro-sync/maestro-sync/cmd/maestro-sync")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -247,9 +247,48 @@ func podTrouble(ctx context.Context, c kubernetes.Interface, ds *desired) string
 				if why == "" {
 					why = "not ready"
 				}
+				if probe := lastProbeFailure(ctx, c, ds.namespace, p.Name); probe != "" {
+					why += ": " + probe
+				}
 				return fmt.Sprintf("pod %s: %s", p.Name, why)
 			}
 		}
 	}
 	return ""
+}
+
+// lastProbeFailure is the message of the kubelet's latest Unhealthy event of
+// the pod (such as "Readiness probe failed: HTTP probe failed with
+// statuscode: 503"), when the driver may list events; else "".
+func lastProbeFailure(ctx context.Context, c kubernetes.Interface, ns, pod string) string {
+	events, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pod + ",reason=Unhealthy", Limit: 50})
+	if err != nil {
+		return ""
+	}
+	var last *corev1.Event
+	for i := range events.Items {
+		e := &events.Items[i]
+		if last == nil || eventTime(e).After(eventTime(last)) {
+			last = e
+		}
+	}
+	if last == nil {
+		return ""
+	}
+	msg := []rune(strings.TrimSpace(last.Message))
+	if len(msg) > 300 {
+		return string(msg[:300]) + "…"
+	}
+	return string(msg)
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // HTTPServer serves a Repo with `git http-backend` (smart HTTP protocol,
-// read-only) on a loopback port, optionally behind basic auth. It can be
+// read-only) on a loopback port (or another address, NewHTTPServerOn), optionally behind basic auth. It can be
 // stopped and started again on the same address, to test an unreachable
 // server.
 type HTTPServer struct {
@@ -48,6 +48,13 @@ func ServeHTTP(t testing.TB, repo *Repo, user, pass string) (url string, stop fu
 // NewHTTPServer starts serving repo over HTTP, requiring basic auth when
 // user is not empty. The test's cleanup stops it.
 func NewHTTPServer(t testing.TB, repo *Repo, user, pass string) *HTTPServer {
+	t.Helper()
+	return NewHTTPServerOn(t, "127.0.0.1", repo, user, pass)
+}
+
+// NewHTTPServerOn is NewHTTPServer listening on another address of this
+// host than loopback, such as a bridge that pods or containers reach it by.
+func NewHTTPServerOn(t testing.TB, host string, repo *Repo, user, pass string) *HTTPServer {
 	t.Helper()
 	gitPath := need(t, "git", "git")
 	root := filepath.Dir(repo.Bare)
@@ -93,7 +100,7 @@ func NewHTTPServer(t testing.TB, repo *Repo, user, pass string) *HTTPServer {
 		}
 		backend.ServeHTTP(w, r)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatalf("sourcetest: listen: %v", err)
 	}
