@@ -95,7 +95,6 @@ func (m *factMemo) sweep() {
 type expectation struct {
 	rv      uint64 // in the cache at this resource version or a later one
 	deleted bool   // gone from the cache
-	seq     uint64
 	at      time.Time
 }
 
@@ -148,13 +147,13 @@ func (c *nsCache) record(resource, name string, rv uint64, gone bool, labelled *
 	case name == "" || rv == 0 && !gone:
 		c.dirty = c.seq
 	case gone:
-		c.expect[key] = expectation{deleted: true, seq: c.seq, at: now}
+		c.expect[key] = expectation{deleted: true, at: now}
 	case labelled != nil && !*labelled:
 		delete(c.expect, key) // not one the informers see
 	case labelled == nil && !c.has(resource, name):
 		delete(c.expect, key)
 	default:
-		c.expect[key] = expectation{rv: rv, seq: c.seq, at: now}
+		c.expect[key] = expectation{rv: rv, at: now}
 	}
 }
 
