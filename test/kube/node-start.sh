@@ -49,13 +49,15 @@ TIMEOUT="${MAESTRO_NODE_START_TIMEOUT:-120}"
 TAINT_KEY=maestro-sync.test/real-node
 CNI_NET=maestro-node
 
-log() { printf '[node-start %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_TAG=node-start
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 [[ "$(id -u)" == 0 ]] || die "a kubelet needs root"
 [[ -f "$DIR/env" && -f "$DIR/pids" ]] || die "no control plane running in $DIR (test/kube/start.sh $DIR)"
 DIR="$(cd "$DIR" && pwd)"
 N="$DIR/node"
+RUN_DIR="$N"
 for b in kubelet kubectl pause testweb; do
 	[[ -x "$BIN/$b" ]] || die "$BIN/$b missing: run test/kube/build.sh"
 done
@@ -114,15 +116,6 @@ done
 echo "$BRIDGE" >"$N/bridge"
 
 # ---- ports ----------------------------------------------------------------------------
-port_busy() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q . ; }
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
-		port_busy "$p" || { echo "$p"; return 0; }
-	done
-	die "no free port found"
-}
 KUBELET_PORT="${MAESTRO_NODE_KUBELET_PORT:-$(free_port)}"
 HEALTHZ_PORT="${MAESTRO_NODE_HEALTHZ_PORT:-$(free_port)}"
 [[ "$KUBELET_PORT" != "$HEALTHZ_PORT" ]] || HEALTHZ_PORT="$(free_port)"
@@ -280,25 +273,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     max_conf_num = 1
 EOF
 
-launch() { # NAME CMD...
-	local name="$1"
-	shift
-	"$@" >"$N/logs/$name.log" 2>&1 </dev/null &
-	local pid=$!
-	echo "$name $pid" >>"$N/pids"
-	log "$name started (pid $pid)"
-}
-alive() { local pid; pid="$(awk -v n="$1" '$1 == n { print $2 }' "$N/pids")"; [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
-wait_for() { # NAME DESCRIPTION COMMAND...
-	local name="$1" what="$2" deadline=$((SECONDS + TIMEOUT))
-	shift 2
-	until "$@" >/dev/null 2>&1; do
-		alive "$name" || die "$name exited while waiting for $what (see $N/logs/$name.log)"
-		((SECONDS < deadline)) || die "timed out after ${TIMEOUT}s waiting for $what"
-		sleep 0.2
-	done
-	log "$what: ok"
-}
 
 launch containerd containerd --config "$N/containerd.toml"
 wait_for containerd "containerd" ctr --address "$SOCK" version

@@ -42,8 +42,9 @@ TIMEOUT="${MAESTRO_KUBE_START_TIMEOUT:-180}"
 SERVICE_CIDR="${MAESTRO_KUBE_SERVICE_CIDR:-10.96.0.0/16}"
 NODE_NAME="${MAESTRO_KUBE_NODE_NAME:-kwok-node-0}"
 
-log() { printf '[kube-start %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+LOG_TAG=kube-start
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
 	[[ -x "$BIN/$b" ]] || die "$BIN/$b missing: run test/kube/build.sh first"
@@ -54,6 +55,7 @@ command -v curl >/dev/null || die "curl not found"
 
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
+RUN_DIR="$DIR"
 if [[ -s "$DIR/pids" ]]; then
 	die "$DIR/pids exists: a cluster may be running there; run test/kube/stop.sh $DIR first"
 fi
@@ -80,20 +82,6 @@ on_exit() {
 trap on_exit EXIT
 
 # ---- ports -------------------------------------------------------------------
-USED_PORTS=" "
-port_busy() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q . ; }
-free_port() {
-	local p i
-	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
-		[[ "$USED_PORTS" == *" $p "* ]] && continue
-		port_busy "$p" && continue
-		USED_PORTS+="$p "
-		echo "$p"
-		return 0
-	done
-	die "no free port found"
-}
 pick() { # VAR_NAME ENV_NAME
 	local v="${!2:-}"
 	if [[ -z "$v" ]]; then v="$(free_port)"; else USED_PORTS+="$v "; fi
@@ -221,30 +209,6 @@ export MAESTRO_KUBE_NODE_NAME=$NODE_NAME
 EOF
 
 # ---- process helpers ------------------------------------------------------------
-launch() { # NAME CMD...
-	local name="$1"
-	shift
-	# Runs on after this script exits; stop.sh stops it by pid.
-	"$@" >"$DIR/logs/$name.log" 2>&1 </dev/null &
-	local pid=$!
-	echo "$name $pid" >>"$DIR/pids"
-	log "$name started (pid $pid)"
-}
-alive() { # NAME
-	local pid
-	pid="$(awk -v n="$1" '$1 == n { print $2 }' "$DIR/pids")"
-	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
-}
-wait_for() { # NAME DESCRIPTION COMMAND...
-	local name="$1" what="$2" deadline=$((SECONDS + TIMEOUT))
-	shift 2
-	until "$@" >/dev/null 2>&1; do
-		alive "$name" || die "$name exited while waiting for $what (see $DIR/logs/$name.log)"
-		((SECONDS < deadline)) || die "timed out after ${TIMEOUT}s waiting for $what"
-		sleep 0.5
-	done
-	log "$what: ok"
-}
 KUBECTL=("$BIN/kubectl" --kubeconfig "$DIR/kubeconfig")
 api_get() { # PATH  -> curl the apiserver as admin
 	curl -fsS --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" "$SERVER$1"
