@@ -87,6 +87,14 @@ func (p *Pool) Client(ship *manifest.Ship) (*client.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ship %s: connect: %w", ship.Name, err)
 	}
+	if ship.APIVersion == "" {
+		// The API version is settled before the client is shared: the
+		// client would negotiate it on its first request otherwise, while
+		// an event stream reads it without the lock negotiation takes.
+		ctx, cancel := context.WithTimeout(context.Background(), shipTimeout(ship))
+		c.NegotiateAPIVersion(ctx)
+		cancel()
+	}
 	e.c, e.tunnel = c, tun
 	return c, nil
 }
