@@ -6,14 +6,16 @@
 log() { printf '[%s %s] %s\n' "$LOG_TAG" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# Ports: a free one is a random unprivileged port nothing listens on, and
-# none of USED_PORTS (the ports the caller was given).
+# Ports: a free one is a random port nothing uses, below the kernel's
+# ephemeral range (32768 and up here), so that no outgoing connection of
+# the busy machine can take it between the pick and the bind, and none of
+# USED_PORTS (the ports the caller was given).
 USED_PORTS=" "
 port_busy() { ss -Htan "( sport = :$1 )" 2>/dev/null | grep -q . ; }
 free_port() {
 	local p i
 	for ((i = 0; i < 200; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 30000))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
 		[[ "$USED_PORTS" == *" $p "* ]] && continue
 		port_busy "$p" && continue
 		echo "$p"
@@ -44,5 +46,9 @@ wait_for() { # NAME DESCRIPTION COMMAND...
 		((SECONDS < deadline)) || die "timed out after ${TIMEOUT}s waiting for $what"
 		sleep 0.2
 	done
+	# The answer may have come from another process on a port it took
+	# after the pick: the component itself must still run.
+	sleep 0.2
+	alive "$name" || die "$name exited after $what answered (see $RUN_DIR/logs/$name.log)"
 	log "$what: ok"
 }
