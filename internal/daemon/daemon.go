@@ -22,6 +22,7 @@ import (
 
 	"github.com/maestro-sync/maestro-sync/internal/apply"
 	"github.com/maestro-sync/maestro-sync/internal/history"
+	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/notify"
@@ -52,7 +53,7 @@ type HoldStore interface {
 // Kubernetes watches): the daemon then repairs a change made by hand as
 // soon as it is told of it, and the resync is only a safety net.
 type Watcher interface {
-	Watch(ctx context.Context, envs []*manifest.Environment, changed func(what string, at time.Time))
+	Watch(ctx context.Context, envs []*manifest.Environment, changed func(live.Change))
 	StopWatching()
 }
 
@@ -63,8 +64,9 @@ type Watcher interface {
 const (
 	changeQuiet  = time.Second
 	changeSettle = 100 * time.Millisecond
-	// eventCalm is how long without repairs started by live changes
-	// resets their backoff.
+	// eventCalm is how long an object's repairs are remembered: one
+	// repaired again within it (a container that keeps dying) waits
+	// longer each time.
 	eventCalm = 10 * time.Minute
 )
 
@@ -141,14 +143,17 @@ type Daemon struct {
 	// running is true during a reconcile, and changedDuring tells of
 	// live changes reported meanwhile. mutFrom and mutUntil bound the
 	// last run that changed something: watches report its own changes
-	// too. eventRepairs counts the runs that live changes started and
-	// that changed something, lately (a container that keeps dying): the
-	// next one waits longer.
+	// too. repairs counts, per object, the runs that its live changes
+	// started and that changed something, lately: a repair that keeps
+	// repeating (a container that keeps dying) waits longer each time,
+	// and delays no other object's. burst holds the objects whose changes
+	// the next event run answers, eventTimer starts it at eventDue.
 	running, changedDuring bool
 	mutFrom, mutUntil      time.Time
-	eventRepairs           int
-	lastEventRepair        time.Time
+	repairs                map[string]repairs
+	burst                  map[string]bool
 	eventTimer             *time.Timer
+	eventDue               time.Time
 	lastApply              map[string]string // env → revision fully applied
 	// rollouts is the progress of staged rollouts, by environment and
 	// service: shown in the status while and after they run.
@@ -303,27 +308,41 @@ func (d *Daemon) serve(ctx context.Context, t trigger) {
 	}
 }
 
+// repairs is how many runs an object's live changes started lately, and
+// when the last one ended.
+type repairs struct {
+	n    int
+	last time.Time
+}
+
 // changed is told of a live change (by a Watcher): unless the last run
-// made it, a reconcile follows at once.
-func (d *Daemon) changed(what string, at time.Time) {
+// made it, a reconcile follows at once, or after a backoff when the
+// object was repaired lately.
+func (d *Daemon) changed(c live.Change) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.burst == nil {
+		d.burst = map[string]bool{}
+	}
+	if c.Object != "" {
+		d.burst[c.Object] = true
+	}
 	if d.running {
 		d.changedDuring = true // a run follows this one
 		return
 	}
-	if !at.Before(d.mutFrom) && at.Before(d.mutUntil.Add(changeQuiet)) {
+	if !c.At.Before(d.mutFrom) && c.At.Before(d.mutUntil.Add(changeQuiet)) {
+		delete(d.burst, c.Object)
 		return // what the last run did itself
 	}
-	if time.Since(d.lastEventRepair) > eventCalm {
-		d.eventRepairs = 0
-	}
 	delay := changeSettle
-	if d.eventRepairs > 0 {
-		delay = max(delay, min(d.cfg.BackoffMax, d.cfg.BackoffMin<<min(d.eventRepairs-1, 20)))
+	if r := d.repairs[c.Object]; r.n > 0 && time.Since(r.last) <= eventCalm {
+		delay = max(delay, min(d.cfg.BackoffMax, d.cfg.BackoffMin<<min(r.n-1, 20)))
 	}
-	d.log.Info("live change", "change", what, "run_in", delay.Round(time.Millisecond).String())
-	if d.eventTimer == nil {
+	d.log.Info("live change", "change", c.What, "run_in", delay.Round(time.Millisecond).String())
+	due := time.Now().Add(delay)
+	switch {
+	case d.eventTimer == nil:
 		// One run for a burst (a container dies, then is removed).
 		d.eventTimer = time.AfterFunc(delay, func() {
 			d.mu.Lock()
@@ -331,6 +350,30 @@ func (d *Daemon) changed(what string, at time.Time) {
 			d.mu.Unlock()
 			d.Trigger("event", time.Now())
 		})
+		d.eventDue = due
+	case due.Before(d.eventDue):
+		// An object not repaired lately does not wait for one that
+		// backs off.
+		d.eventTimer.Reset(delay)
+		d.eventDue = due
+	}
+}
+
+// countRepairs counts a run that live changes of the objects of burst
+// started and that changed something, and forgets the objects calm for
+// eventCalm. Called with d.mu held.
+func (d *Daemon) countRepairs(burst map[string]bool, now time.Time) {
+	for obj, r := range d.repairs {
+		if now.Sub(r.last) > eventCalm {
+			delete(d.repairs, obj)
+		}
+	}
+	for obj := range burst {
+		if d.repairs == nil {
+			d.repairs = map[string]repairs{}
+		}
+		r := d.repairs[obj]
+		d.repairs[obj] = repairs{n: r.n + 1, last: now}
 	}
 }
 
@@ -340,6 +383,10 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	d.mu.Lock()
 	d.running, d.changedDuring = true, false
 	d.mu.Unlock()
+	var burst map[string]bool
+	if t.reason == "event" {
+		burst, d.burst = d.burst, nil
+	}
 	mutated := false
 	defer func() {
 		d.mu.Lock()
@@ -347,10 +394,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		d.running = false
 		if mutated {
 			d.mutFrom, d.mutUntil = start, now
-			if t.reason == "event" {
-				d.eventRepairs++
-				d.lastEventRepair = now
-			}
+			d.countRepairs(burst, now)
 		}
 		again := d.changedDuring
 		d.mu.Unlock()

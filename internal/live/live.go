@@ -241,3 +241,18 @@ func (w *Workload) Service() string { return w.Labels[label.Service] }
 
 // SpecHash returns the hash of the spec the workload was created from.
 func (w *Workload) SpecHash() string { return w.Labels[label.SpecHash] }
+
+// Change is a change of live state a driver was told of (a Docker event,
+// a Kubernetes watch): one of our objects created, changed or removed, or
+// a stream followed again after a break (what happened meanwhile is
+// unknown).
+type Change struct {
+	// Object names the object that changed, unique among every ship and
+	// cluster ("ship s1: shop/web-1"); it is "" when the change is not
+	// about one object.
+	Object string
+	// What tells what happened, for logs.
+	What string
+	// At is when it happened.
+	At time.Time
+}

@@ -3,8 +3,8 @@ package reconcile
 import (
 	"context"
 	"sync"
-	"time"
 
+	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 )
 
@@ -21,7 +21,7 @@ type watches struct {
 // changed when something of ours changed there, until ctx ends or
 // StopWatching. It may be called again with other environments: the
 // streams of places no longer named stop, new ones start.
-func (h *Hosts) Watch(ctx context.Context, envs []*manifest.Environment, changed func(what string, at time.Time)) {
+func (h *Hosts) Watch(ctx context.Context, envs []*manifest.Environment, changed func(live.Change)) {
 	ships, clusters := hostsOf(envs)
 	w := &h.watches
 	w.mu.Lock()

@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { dockertest.Main(m) }
 // binary builds maestro-sync once per test binary: static (CGO_ENABLED=0),
 // as the Dockerfile builds it, and as the kube and manifest tests build it,
 // so that one compile serves all of them.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(os.TempDir(), fmt.Sprintf("maestro-sync-e2e-%d", os.Getpid()))
 	if _, err := os.Stat(bin); err == nil {

@@ -25,7 +25,7 @@ import (
 
 // daemonProc is a running `maestro-sync run`.
 type daemonProc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	base string // http://127.0.0.1:PORT
 	log  *dockertest.SyncBuffer
@@ -34,7 +34,7 @@ type daemonProc struct {
 	token string
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func freePort(t *testing.T) int {
 
 // startDaemon runs maestro-sync run with args plus a listen address, a
 // cache dir and the test webhook secret and API token.
-func startDaemon(t *testing.T, cacheDir string, args ...string) *daemonProc {
+func startDaemon(t testing.TB, cacheDir string, args ...string) *daemonProc {
 	t.Helper()
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "secret")
@@ -166,7 +166,7 @@ func (d *daemonProc) webhook(body string, secret string) int {
 	return resp.StatusCode
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
@@ -719,56 +719,82 @@ func TestDaemonRollbackToARevision(t *testing.T) {
 	}
 }
 
-// TestDaemonRepairsOnEvents: with a resync of 10 minutes, a managed
-// container removed, stopped, renamed or updated by hand is repaired as
-// soon as the ship's Docker events tell of it, and counted as drift.
+// TestDaemonRepairsOnEvents: with a resync of 10 minutes, the event
+// streams are what finds a container removed, stopped, renamed or updated
+// by hand. Each change, made to an instance of its own, is repaired
+// within 1 s plus the time its container takes to start (the daemon's
+// step), and counted as drift.
 func TestDaemonRepairsOnEvents(t *testing.T) {
 	ship := dockertest.Shared(t, 1)[0]
 	dir := t.TempDir()
 	// No host port: a container renamed by hand keeps running, and is
 	// not ours any more (its name is not the instance's).
-	manifest := fmt.Sprintf(`__maestro: {schema: 2}
-name: ev
-ships:
-  s1: {ip: %s, socket_path: %s, timeout: 20}
-services:
-  app:
-    image: maestro-test/busybox:1
-    instances:
-      ev-app: {ship: s1, stop_timeout: 1, command: [sh, -c, "trap 'exit 0' TERM; sleep 100000 & wait"]}
-`, ship.IP, ship.Socket)
-	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(manifest), 0o644); err != nil {
+	changes := [][]string{
+		{"rm", "-f", "ev-rm"},
+		{"stop", "-t", "1", "ev-stop"},
+		{"rename", "ev-rename", "ev-rename-by-hand"},
+		{"update", "--memory", "32m", "--memory-swap", "64m", "ev-update"},
+	}
+	var text strings.Builder
+	fmt.Fprintf(&text, "__maestro: {schema: 2}\nname: ev\nships:\n  s1: {ip: %s, socket_path: %s, timeout: 20}\nservices:\n  app:\n    image: maestro-test/busybox:1\n    instances:\n", ship.IP, ship.Socket)
+	for _, c := range changes {
+		fmt.Fprintf(&text, "      ev-%s: {ship: s1, stop_timeout: 1, command: [sh, -c, \"trap 'exit 0' TERM; sleep 100000 & wait\"]}\n", c[0])
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(text.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d := startDaemon(t, t.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "10m")
 	waitFor(t, "deployed", 60*time.Second, func() bool { st, _, _ := d.env("ev"); return st == "synced" })
-	id := func() string {
-		out, _ := exec.Command("docker", "-H", ship.Host, "inspect", "-f", "{{.Id}} {{.State.Running}} {{.HostConfig.Memory}}", "ev-app").Output()
+	id := func(name string) string {
+		out, _ := exec.Command("docker", "-H", ship.Host, "inspect", "-f", "{{.Id}} {{.State.Running}} {{.HostConfig.Memory}}", name).Output()
 		return strings.TrimSpace(string(out))
 	}
-	for _, change := range [][]string{
-		{"rm", "-f", "ev-app"},
-		{"stop", "-t", "1", "ev-app"},
-		{"rename", "ev-app", "ev-app-by-hand"},
-		{"update", "--memory", "32m", "--memory-swap", "64m", "ev-app"},
-	} {
+	for _, change := range changes {
+		name := "ev-" + change[0]
 		time.Sleep(1500 * time.Millisecond) // past the quiet time after the last run
-		before := id()
+		before := id(name)
+		logged := len(d.log.String())
 		if out, err := exec.Command("docker", append([]string{"-H", ship.Host}, change...)...).CombinedOutput(); err != nil {
 			t.Fatalf("docker %s: %v\n%s", change[0], err, out)
 		}
 		took := waitFor(t, "docker "+change[0]+" repaired", 30*time.Second, func() bool {
-			now := id()
+			now := id(name)
 			return now != "" && now != before && strings.HasSuffix(now, " true 0")
 		})
-		t.Logf("docker %s repaired in %s", change[0], took)
+		start := stepDuration(t, d.log.String()[logged:], name)
+		t.Logf("docker %s repaired in %s, of which the container's step took %s", change[0], took.Round(time.Millisecond), start)
+		if took > time.Second+start {
+			t.Errorf("docker %s: repaired in %s, want at most 1s + the step's %s", change[0], took.Round(time.Millisecond), start)
+		}
 		if change[0] == "rename" {
-			exec.Command("docker", "-H", ship.Host, "rm", "-f", "ev-app-by-hand").Run()
+			exec.Command("docker", "-H", ship.Host, "rm", "-f", "ev-rename-by-hand").Run()
 		}
 	}
 	waitFor(t, "drift counted", 10*time.Second, func() bool {
 		return strings.Contains(d.metrics(), `maestro_sync_drift_detected_total{env="ev"} 4`)
 	})
+}
+
+// stepDuration is the duration of the (last) step the daemon logged for
+// the instance in log, its JSON log lines.
+func stepDuration(t *testing.T, log, instance string) time.Duration {
+	t.Helper()
+	var took time.Duration
+	for line := range strings.Lines(log) {
+		var entry struct{ Msg, Instance, Duration string }
+		if json.Unmarshal([]byte(line), &entry) != nil || entry.Msg != "step" || entry.Instance != instance {
+			continue
+		}
+		d, err := time.ParseDuration(entry.Duration)
+		if err != nil {
+			t.Fatalf("step duration %q: %v", entry.Duration, err)
+		}
+		took = d
+	}
+	if took == 0 {
+		t.Fatalf("no step logged for %s:\n%s", instance, log)
+	}
+	return took
 }
 
 // TestIdleDaemonMakesNoDockerRequests: a daemon whose environment is in

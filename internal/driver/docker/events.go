@@ -9,6 +9,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 )
 
@@ -30,7 +31,7 @@ var changeActions = []events.Action{
 // ship or its daemon restarted), it reconnects with backoff and calls
 // changed once more: what happened meanwhile is unknown, so live state is
 // to be listed again.
-func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, changed func(what string, at time.Time)) {
+func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, changed func(live.Change)) {
 	// Every container event that may change a list (of any container: a
 	// foreign one can hold an instance's name); the engine matches
 	// "health_status" with every health status.
@@ -52,7 +53,7 @@ func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, ch
 				// started from here on are kept.
 				cache.streamUp(time.Now())
 				if broken {
-					changed("ship "+ship.Name+": events followed again after a break", time.Now())
+					changed(live.Change{What: "ship " + ship.Name + ": events followed again after a break", At: time.Now()})
 				}
 				broken = false
 			})
@@ -77,7 +78,7 @@ func (p *Pool) Follow(ctx context.Context, ship *manifest.Ship, owner string, ch
 // consume passes the owner's events on until the stream ends; up is
 // called once the stream has held for a second.
 func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan events.Message, errs <-chan error,
-	cache *shipCache, changed func(string, time.Time), up func()) error {
+	cache *shipCache, changed func(live.Change), up func()) error {
 	held := time.NewTimer(time.Second)
 	defer held.Stop()
 	for {
@@ -103,7 +104,16 @@ func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan
 			if m.TimeNano == 0 {
 				at = time.Now()
 			}
-			changed("ship "+ship.Name+": container "+attrs["name"]+" "+string(m.Action), at)
+			// The instance's label stays when the container is renamed.
+			object := attrs[label.Instance]
+			if object == "" {
+				object = attrs["name"]
+			}
+			changed(live.Change{
+				Object: "ship " + ship.Name + ": " + attrs[label.Env] + "/" + object,
+				What:   "ship " + ship.Name + ": container " + attrs["name"] + " " + string(m.Action),
+				At:     at,
+			})
 		}
 	}
 }

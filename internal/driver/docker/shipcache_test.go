@@ -43,7 +43,7 @@ services:
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		pool.Follow(ctx, ship, "", func(string, time.Time) {})
+		pool.Follow(ctx, ship, "", func(live.Change) {})
 	}()
 	t.Cleanup(func() { cancel(); <-followed })
 	t.Cleanup(func() { s.Docker(t, "rm", "-f", "cached-app-1", "cached-foreign") })

@@ -189,7 +189,7 @@ func noopWatched(b *testing.B, envs []*manifest.Environment) (first, median time
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		pool.Follow(ctx, cl, "", func(string, time.Time) {})
+		pool.Follow(ctx, cl, "", func(live.Change) {})
 	}()
 	defer func() { cancel(); <-followed }()
 	for deadline := time.Now().Add(time.Minute); !pool.Watching(cl); time.Sleep(10 * time.Millisecond) {

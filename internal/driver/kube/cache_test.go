@@ -31,7 +31,7 @@ func TestObserveReadsTheCache(t *testing.T) {
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		pool.Follow(ctx, cl, "", func(string, time.Time) {})
+		pool.Follow(ctx, cl, "", func(live.Change) {})
 	}()
 	t.Cleanup(func() { cancel(); <-followed })
 	eventually(t, "the watches synced", 30*time.Second, func() bool { return pool.Watching(cl) })

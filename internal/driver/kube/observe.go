@@ -322,7 +322,7 @@ func drift(m *metav1.ObjectMeta, f workloadFacts, configMaps, ingresses map[stri
 // or edited in a way the plan could see (a spec, labels, annotations or
 // data; not status updates), until ctx ends. The informers list once,
 // then watch, and re-list by themselves after a broken watch.
-func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, owner string, changed func(what string, at time.Time)) {
+func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, owner string, changed func(live.Change)) {
 	c, err := p.Client(cl)
 	if err != nil {
 		return
@@ -345,7 +345,17 @@ func (p *Pool) Follow(ctx context.Context, cl *manifest.Cluster, owner string, c
 			return // another repository's object in a shared namespace
 		}
 		name := m.GetName()
-		changed("cluster "+cl.Name+": "+kind+" "+name+" "+how, time.Now())
+		// A service's workloads change names with their spec: the
+		// service is the object.
+		object := name
+		if svc := m.GetLabels()[label.Service]; svc != "" {
+			object = m.GetLabels()[label.Env] + "/" + svc
+		}
+		changed(live.Change{
+			Object: "cluster " + cl.Name + ": " + kind + " " + object,
+			What:   "cluster " + cl.Name + ": " + kind + " " + name + " " + how,
+			At:     time.Now(),
+		})
 	}
 	watch := func(inf cache.SharedIndexInformer, kind string, differ func(old, cur any) bool) {
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{

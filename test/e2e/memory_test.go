@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/maestro-sync/maestro-sync/test/dockertest"
+)
+
+// Memory benchmark sizes: services of one instance each, spread over
+// ships real dockerd ships.
+const (
+	memServices = 1000
+	memShips    = 10
+	memRuns     = 1000
+)
+
+// BenchmarkDaemonMemory measures the resident memory of a `maestro-sync
+// run` process that tracks 1,000 services on 10 real dockerd ships,
+// connections and event streams included: once it is in sync and idle,
+// and after 1,000 more reconciles (a resync every 20 ms, each a no-op).
+// The containers are deployed beforehand by `maestro-sync apply`, so the
+// daemon's figures are those of a daemon started over a fleet in sync.
+//
+//	go test -run '^$' -bench DaemonMemory -benchtime 1x -timeout 60m ./test/e2e/
+//
+// Reported: rss-MiB (VmRSS when idle), anon-MiB and file-MiB (its private
+// memory and its mapped pages of the binary), rss-after-MiB (VmRSS after
+// the reconciles) and growth-% between the two.
+func BenchmarkDaemonMemory(b *testing.B) {
+	ships := dockertest.StartShips(b, memShips)
+	b.Cleanup(func() {
+		// Before the ships stop, which would give their thousand
+		// containers too little time.
+		var wg sync.WaitGroup
+		for _, s := range ships {
+			wg.Go(func() { s.RemoveAll(b) })
+		}
+		wg.Wait()
+	})
+	dir := b.TempDir()
+	var text strings.Builder
+	text.WriteString("__maestro: {schema: 2}\nname: mem\nships:\n")
+	for i, s := range ships {
+		fmt.Fprintf(&text, "  s%d: {ip: %s, socket_path: %s, timeout: 60}\n", i, s.IP, s.Socket)
+	}
+	text.WriteString("services:\n")
+	for s := range memServices {
+		fmt.Fprintf(&text, "  svc%d:\n    image: %s\n    env: {LOG_LEVEL: info, SERVICE: svc%d}\n", s, dockertest.Busybox1, s)
+		fmt.Fprintf(&text, "    instances:\n      mem-svc%d: {ship: s%d, stop_timeout: 1, command: [sleep, \"1000000\"]}\n", s, s%memShips)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(text.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bin := binary(b)
+	start := time.Now()
+	if out, err := exec.Command(bin, "apply", "-c", "32", dir).CombinedOutput(); err != nil {
+		b.Fatalf("apply: %v\n%s", err, tail(string(out), 40))
+	}
+	b.Logf("%d containers on %d ships deployed in %s", memServices, memShips, time.Since(start).Round(time.Second))
+
+	for b.Loop() {
+		d := startDaemon(b, b.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "20ms")
+		pid := d.cmd.Process.Pid
+		waitFor(b, "in sync", 5*time.Minute, func() bool { st, _, _ := d.env("mem"); return st == "synced" })
+		runs := func() int {
+			for line := range strings.Lines(d.metrics()) {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(line), `maestro_sync_reconcile_runs_total{result="success"} `); ok {
+					n, _ := strconv.Atoi(v)
+					return n
+				}
+			}
+			return 0
+		}
+		// Settled: the deploy's events read, a few idle runs made.
+		first := runs()
+		waitFor(b, "idle runs", time.Minute, func() bool { return runs() >= first+10 })
+		time.Sleep(5 * time.Second)
+		idle := procMemory(b, pid)
+		idleRuntime := runtimeMemory(d.metrics())
+		b.Logf("idle: %+v (runtime: %s)", idle, idleRuntime)
+		from := runs()
+		waitFor(b, fmt.Sprint(memRuns, " reconciles"), 30*time.Minute, func() bool { return runs() >= from+memRuns })
+		time.Sleep(5 * time.Second)
+		after := procMemory(b, pid)
+		b.Logf("idle: %+v (runtime: %s); after %d reconciles: %+v (runtime: %s)", idle, idleRuntime, memRuns, after, runtimeMemory(d.metrics()))
+		if st, _, errs := d.env("mem"); st != "synced" {
+			b.Fatalf("after the reconciles: %s %v", st, errs)
+		}
+		b.ReportMetric(idle.rss, "rss-MiB")
+		b.ReportMetric(idle.anon, "anon-MiB")
+		b.ReportMetric(idle.file, "file-MiB")
+		b.ReportMetric(after.rss, "rss-after-MiB")
+		b.ReportMetric(100*(after.rss-idle.rss)/idle.rss, "growth-%")
+		d.stop()
+	}
+}
+
+// memory is a process's resident memory in MiB.
+type memory struct{ rss, anon, file float64 }
+
+// procMemory reads VmRSS, RssAnon and RssFile of process pid.
+func procMemory(t testing.TB, pid int) memory {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m memory
+	for line := range strings.Lines(string(data)) {
+		key, value, _ := strings.Cut(line, ":")
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 64)
+		switch key {
+		case "VmRSS":
+			m.rss = kb / 1024
+		case "RssAnon":
+			m.anon = kb / 1024
+		case "RssFile":
+			m.file = kb / 1024
+		}
+	}
+	return m
+}
+
+// runtimeMemory picks the Go runtime's memory figures out of the
+// daemon's metrics.
+func runtimeMemory(metrics string) string {
+	var out []string
+	for line := range strings.Lines(metrics) {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines"} {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+				out = append(out, name+"="+v)
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
