@@ -17,7 +17,10 @@
 #       from git push to the new page served by the daemon (build, push to
 #       a registry, pull by digest, checked replace), beside docker build +
 #       docker push + docker compose up -d of the same change by hand
-#       (bench/buildpush).
+#       (bench/buildpush);
+#   (g) memory: the resident set of a daemon tracking 1,000 services on
+#       10 real dockerd ships, idle and after 1,000 reconciles
+#       (test/e2e BenchmarkDaemonMemory).
 #
 # It installs what it needs: the Docker test bed (scripts/docker-setup.sh,
 # when the default engine or the test images are missing) and Docker
@@ -30,7 +33,7 @@
 #   BENCH_SHIP_TIMEOUT the ship's timeout in seconds in the generated
 #                      manifest (default 60; see README.md)
 #   BENCH_COUNT        go test -count of the pure benchmarks (default 3)
-#   BENCH_ONLY         "a", "b", "c", "d", "e" or a combination such as "bc"
+#   BENCH_ONLY         "a", "b", "c", "d", "e", "g" or a combination such as "bc"
 #                      (default: all); results.txt is still written
 #   BENCH_RESULTS      output file (default bench/results.txt)
 #   COMPOSE_VERSION    Docker Compose version to build (default v5.5.1)
@@ -47,7 +50,7 @@ readonly N=${BENCH_INSTANCES:-100}
 readonly ROUNDS=${BENCH_ROUNDS:-3}
 readonly CONC=${BENCH_CONCURRENCY:-16}
 readonly SHIP_TIMEOUT=${BENCH_SHIP_TIMEOUT:-60}
-readonly ONLY=${BENCH_ONLY:-abcde}
+readonly ONLY=${BENCH_ONLY:-abcdeg}
 readonly COUNT=${BENCH_COUNT:-3}
 readonly RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.txt}
 readonly COMPOSE_VERSION=${COMPOSE_VERSION:-v5.5.1}
@@ -416,6 +419,8 @@ want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships
 want a && bench_a
 want d && bench_d
 want e && bench_e
+want g && gobench "(g) memory of a daemon tracking 1,000 services on 10 real dockerd ships, idle and after 1,000 reconciles" \
+	"$WORK/memory.log" ./test/e2e/ -benchtime 1x -timeout 60m
 
 emit ""
 emit "load:    $(loadavg) at end; logs in $WORK"

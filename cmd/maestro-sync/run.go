@@ -32,6 +32,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/notify"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
+	"github.com/maestro-sync/maestro-sync/internal/procmem"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 	"github.com/maestro-sync/maestro-sync/internal/web"
@@ -153,6 +154,24 @@ flight and exits.`,
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// releaseStartup releases the executable's pages once the daemon's first
+// run has ended (see internal/procmem): package initialisation and that
+// run touched code all over the binary that an idle daemon does not run.
+func releaseStartup(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for d.Status().LastResult == "" {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	if _, err := procmem.ReleaseExecutable(); err != nil {
+		log.Debug("release of the executable's pages", "err", err.Error())
+	}
 }
 
 // envDefaults sets every flag not given on the command line from its
@@ -334,6 +353,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		serveErr <- srv.Serve(ln)
 	}()
 	log.Info("started", "source", cfg.Source.String(), "listen", ln.Addr().String(), "poll", f.poll.String(), "resync", f.resync.String())
+	go releaseStartup(ctx, d, log)
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	notified := make(chan struct{})
 	go func() { defer close(notified); cfg.Notify.Run(notifyCtx) }()
