@@ -156,10 +156,11 @@ flight and exits.`,
 	return cmd
 }
 
-// releaseStartup releases the executable's pages once the daemon's first
-// run has ended (see internal/procmem): package initialisation and that
-// run touched code all over the binary that an idle daemon does not run.
-func releaseStartup(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
+// trimMemory keeps the daemon's resident memory to what it uses (see
+// internal/procmem): once its first run has ended (package initialisation
+// and that run touched code all over the binary that an idle daemon does
+// not run), then every trimEvery.
+func trimMemory(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for d.Status().LastResult == "" {
@@ -169,10 +170,23 @@ func releaseStartup(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
 		case <-tick.C:
 		}
 	}
-	if _, err := procmem.ReleaseExecutable(); err != nil {
-		log.Debug("release of the executable's pages", "err", err.Error())
+	tick.Reset(trimEvery)
+	for {
+		if err := procmem.Trim(); err != nil {
+			log.Debug("memory trim", "err", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
+
+// trimEvery is how often an idle daemon trims its memory: a trim costs a
+// garbage collection, and the pages it releases that are still in use
+// come back at a minor fault each.
+const trimEvery = time.Minute
 
 // envDefaults sets every flag not given on the command line from its
 // MAESTRO_SYNC_* environment variable.
@@ -353,7 +367,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		serveErr <- srv.Serve(ln)
 	}()
 	log.Info("started", "source", cfg.Source.String(), "listen", ln.Addr().String(), "poll", f.poll.String(), "resync", f.resync.String())
-	go releaseStartup(ctx, d, log)
+	go trimMemory(ctx, d, log)
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	notified := make(chan struct{})
 	go func() { defer close(notified); cfg.Notify.Run(notifyCtx) }()

@@ -812,15 +812,7 @@ func TestIdleDaemonMakesNoDockerRequests(t *testing.T) {
 	}
 	d := startDaemon(t, t.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "1s")
 	waitFor(t, "deployed", 60*time.Second, func() bool { st, _, _ := d.env("idle"); return st == "synced" })
-	runs := func() int {
-		for line := range strings.Lines(d.metrics()) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), `maestro_sync_reconcile_runs_total{result="success"} `); ok {
-				n, _ := strconv.Atoi(v)
-				return n
-			}
-		}
-		return 0
-	}
+	runs := d.successes
 	// The deploy's own events come in and are read once: wait until two
 	// runs in a row sent nothing.
 	waitFor(t, "the runs after the deploy", 30*time.Second, func() bool {
