@@ -18,6 +18,10 @@
 #       a registry, pull by digest, checked replace), beside docker build +
 #       docker push + docker compose up -d of the same change by hand
 #       (bench/buildpush);
+#   (f) scale: a simulated fleet of 10,000 instances on 50 ships whose
+#       Docker API answers each request after 5 ms (test/dockersim): the
+#       no-op reconcile, and commit to healthy when one service changes
+#       (internal/daemon BenchmarkFleet*);
 #   (g) memory: the resident set of a daemon tracking 1,000 services on
 #       10 real dockerd ships, idle and after 1,000 reconciles
 #       (test/e2e BenchmarkDaemonMemory).
@@ -33,7 +37,7 @@
 #   BENCH_SHIP_TIMEOUT the ship's timeout in seconds in the generated
 #                      manifest (default 60; see README.md)
 #   BENCH_COUNT        go test -count of the pure benchmarks (default 3)
-#   BENCH_ONLY         "a", "b", "c", "d", "e", "g" or a combination such as "bc"
+#   BENCH_ONLY         "a" to "g" or a combination such as "bc"
 #                      (default: all); results.txt is still written
 #   BENCH_RESULTS      output file (default bench/results.txt)
 #   COMPOSE_VERSION    Docker Compose version to build (default v5.5.1)
@@ -50,7 +54,7 @@ readonly N=${BENCH_INSTANCES:-100}
 readonly ROUNDS=${BENCH_ROUNDS:-3}
 readonly CONC=${BENCH_CONCURRENCY:-16}
 readonly SHIP_TIMEOUT=${BENCH_SHIP_TIMEOUT:-60}
-readonly ONLY=${BENCH_ONLY:-abcdeg}
+#   BENCH_ONLY         "a" to "g" or a combination such as "bc"
 readonly COUNT=${BENCH_COUNT:-3}
 readonly RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.txt}
 readonly COMPOSE_VERSION=${COMPOSE_VERSION:-v5.5.1}
@@ -399,6 +403,31 @@ bench_e() {
 	cat "$WORK/buildpush.log" >>"$OUT"
 }
 
+# bench_f runs the simulated fleet's benchmarks and sets their figures
+# beside the targets of issue #12.
+bench_f() {
+	local log=$WORK/fleet.log
+	say "go test -bench ^BenchmarkFleet ./internal/daemon/ (simulated fleet)"
+	if ! go test -run '^$' -bench '^BenchmarkFleet' -benchtime 3x -benchmem -timeout 30m ./internal/daemon/ >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		die "the fleet benchmarks failed; output in $log"
+	fi
+	emit ""
+	emit "== (f) scale: 10,000 instances on 50 simulated ships (test/dockersim, 5 ms per API request)"
+	emit "go test -run '^\$' -bench '^BenchmarkFleet' -benchtime 3x -benchmem ./internal/daemon/"
+	emit "median per benchmark over the runs:"
+	summarize <"$log" >>"$OUT"
+	fig() { summarize <"$log" | awk -v n="$1" '$1 == n { print $2, $3 }'; }
+	emit "targets (issue #12):"
+	emit "$(printf '  %-58s %s   (target ≤ 500 ms)' "no-op reconcile, daemon following events (followed/plan-first)" "$(fig FleetNoop/followed/plan-first)")"
+	emit "$(printf '  %-58s %s' "no-op reconcile, full observation under every lock (followed/locked)" "$(fig FleetNoop/followed/locked)")"
+	emit "$(printf '  %-58s %s' "no-op reconcile, no events followed (unfollowed/plan-first)" "$(fig FleetNoop/unfollowed/plan-first)")"
+	emit "$(printf '  %-58s %s' "manifest.Load of the 10,000 instances, part of each (load)" "$(fig FleetNoop/load)")"
+	emit "$(printf '  %-58s %s   (target ≤ 2 s + container start, ~0 here)' "commit → healthy, one service (50 instances) changed" "$(fig FleetCommitToHealthy)")"
+	emit "raw (-2 is GOMAXPROCS):"
+	grep -E '^Benchmark' "$log" >>"$OUT" || true
+}
+
 # ---------------------------------------------------------------- main
 
 setup_docker
@@ -419,6 +448,7 @@ want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships
 want a && bench_a
 want d && bench_d
 want e && bench_e
+want f && bench_f
 want g && gobench "(g) memory of a daemon tracking 1,000 services on 10 real dockerd ships, idle and after 1,000 reconciles" \
 	"$WORK/memory.log" ./test/e2e/ -benchtime 1x -timeout 60m
 

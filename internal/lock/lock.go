@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
 
@@ -153,7 +155,8 @@ type Set struct {
 	cancel context.CancelCauseFunc
 }
 
-// Acquire takes every lock of ms, in the order of their addresses, waiting
+// Acquire takes every lock of ms (the first by address alone, then the
+// others at once; see tryAll), waiting
 // up to opts.Wait for locks others hold. It returns a context derived from
 // ctx that is cancelled (with cause ErrLost) if a lock is lost while held,
 // and the Set to Release. Targets that cannot be reached are skipped: a
@@ -201,32 +204,69 @@ func Acquire(ctx context.Context, ms []Mutex, opts Options) (context.Context, *S
 	}
 }
 
-// tryAll takes every lock or none.
+// tryAll takes every lock or none. The first lock (in address order) is
+// taken alone: two runs that want the same locks meet there, and the one
+// that loses goes no further. The others are then taken at once, since a
+// fleet of ships far away would otherwise be locked one round trip after
+// the other.
 func tryAll(ctx context.Context, ms []Mutex) ([]Held, error) {
-	var held []Held
-	for _, m := range ms {
-		h, err := m.TryLock(ctx)
-		switch {
-		case errors.Is(err, ErrUnreachable):
-			continue // nothing will change there either
-		case err != nil:
-			release(ctx, held)
-			return nil, err
-		}
-		held = append(held, h)
+	if len(ms) == 0 {
+		return nil, nil
 	}
-	return held, nil
+	held := make([]Held, len(ms))
+	errs := make([]error, len(ms))
+	held[0], errs[0] = ms[0].TryLock(ctx)
+	if errs[0] == nil || errors.Is(errs[0], ErrUnreachable) {
+		var g errgroup.Group
+		g.SetLimit(tryLimit)
+		for i := 1; i < len(ms); i++ {
+			g.Go(func() error {
+				held[i], errs[i] = ms[i].TryLock(ctx)
+				return nil
+			})
+		}
+		_ = g.Wait()
+	}
+	var taken []Held
+	var first error
+	for i, err := range errs {
+		switch {
+		case err == nil && held[i] != nil:
+			taken = append(taken, held[i])
+		case err != nil && !errors.Is(err, ErrUnreachable) && first == nil:
+			first = err // nothing will change where it is unreachable either
+		}
+	}
+	if first != nil {
+		release(ctx, taken)
+		return nil, first
+	}
+	return taken, nil
 }
 
+// tryLimit bounds the locks taken or released at once.
+const tryLimit = 16
+
+// release releases the locks in the reverse order of acquisition: every
+// one but the first at once, then the first.
 func release(ctx context.Context, held []Held) error {
+	if len(held) == 0 {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	var errs []error
-	for i := len(held) - 1; i >= 0; i-- {
-		if err := held[i].Unlock(ctx); err != nil {
-			errs = append(errs, err)
-		}
+	errs := make([]error, len(held))
+	var g errgroup.Group
+	g.SetLimit(tryLimit)
+	for i := len(held) - 1; i >= 1; i-- {
+		g.Go(func() error {
+			errs[i] = held[i].Unlock(ctx)
+			return nil
+		})
 	}
+	_ = g.Wait()
+	errs[0] = held[0].Unlock(ctx)
+	slices.Reverse(errs)
 	return errors.Join(errs...)
 }
 

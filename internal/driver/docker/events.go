@@ -91,7 +91,7 @@ func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan
 			up()
 		case m := <-msgs:
 			if changesList(m.Action) {
-				cache.changed()
+				cache.changed(m.Actor.ID)
 			}
 			attrs := m.Actor.Attributes
 			if _, ours := attrs[label.Env]; !ours || !slices.Contains(changeActions, m.Action) {

@@ -24,9 +24,10 @@ func (p *Pool) Observe(ctx context.Context, envs []*manifest.Environment) *live.
 }
 
 // list lists the ship's containers, inspecting the running instance
-// containers for their drift. complete is false when an inspection failed
-// (that container's drift is unknown): good for this run, not to be kept.
-func (p *Pool) list(ctx context.Context, ship *manifest.Ship) (_ []live.Container, complete bool, _ error) {
+// containers for their drift, but for those whose drift kept knows.
+// complete is false when an inspection failed (that container's drift is
+// unknown): good for this run, not to be kept.
+func (p *Pool) list(ctx context.Context, ship *manifest.Ship, kept func(id string) ([]string, bool)) (_ []live.Container, complete bool, _ error) {
 	c, err := p.Client(ship)
 	if err != nil {
 		return nil, false, err
@@ -65,8 +66,14 @@ func (p *Pool) list(ctx context.Context, ship *manifest.Ship) (_ []live.Containe
 	var partial atomic.Bool
 	for i := range out {
 		lc := &out[i]
-		if lc.State != "running" || !lc.Owned() || lc.Name != lc.Instance() {
+		if !inspected(*lc) {
 			continue
+		}
+		if kept != nil {
+			if d, ok := kept(lc.ID); ok {
+				lc.Drift = d
+				continue
+			}
 		}
 		g.Go(func() error {
 			info, err := c.ContainerInspect(ctx, lc.ID)
@@ -81,6 +88,12 @@ func (p *Pool) list(ctx context.Context, ship *manifest.Ship) (_ []live.Containe
 	}
 	_ = g.Wait()
 	return out, !partial.Load(), nil
+}
+
+// inspected reports whether a list inspects the container for its drift:
+// a running instance container.
+func inspected(lc live.Container) bool {
+	return lc.State == "running" && lc.Owned() && lc.Name == lc.Instance()
 }
 
 // shipTimeout is the ship's Docker client timeout (5 s by default).

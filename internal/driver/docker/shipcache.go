@@ -32,6 +32,19 @@ type shipCache struct {
 	listGen uint64
 	listAt  time.Time
 	valid   bool
+	// drifts are the drifts of the running instance containers of the
+	// kept lists, by container ID: a full list inspects only the
+	// containers without one. A container's event drops its entry (its
+	// configuration only changes with an update event); a broken
+	// stream drops them all.
+	drifts map[string]keptDrift
+}
+
+// keptDrift is a container's drift and the start of the list that
+// inspected it.
+type keptDrift struct {
+	drift []string
+	at    time.Time
 }
 
 // maxListAge bounds how long a list is kept even when no event came: an
@@ -77,16 +90,29 @@ func (c *shipCache) streamUp(since time.Time) {
 func (c *shipCache) streamDown() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.up, c.valid, c.list = false, false, nil
+	c.up, c.valid, c.list, c.drifts = false, false, nil, nil
 	c.gen++
 }
 
-// changed records an event that may change a list.
-func (c *shipCache) changed() {
+// changed records an event of container id that may change a list.
+func (c *shipCache) changed(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	c.valid, c.list = false, nil
+	delete(c.drifts, id)
+}
+
+// drift returns the kept drift of a container, if the stream holds and
+// no event of it came since it was inspected.
+func (c *shipCache) drift(id string) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k, ok := c.drifts[id]
+	if !c.up || !ok || time.Since(k.at) > maxListAge {
+		return nil, false
+	}
+	return slices.Clip(k.drift), true
 }
 
 // cached returns the last list when nothing may have changed since.
@@ -125,6 +151,18 @@ func (c *shipCache) store(gen uint64, started time.Time, list []live.Container) 
 		return
 	}
 	c.list, c.listGen, c.listAt, c.valid = copyList(list), gen, started, true
+	drifts := make(map[string]keptDrift, len(list))
+	for _, lc := range list {
+		if !inspected(lc) {
+			continue
+		}
+		k, ok := c.drifts[lc.ID]
+		if !ok || started.Sub(k.at) > maxListAge {
+			k = keptDrift{drift: slices.Clip(lc.Drift), at: started}
+		}
+		drifts[lc.ID] = k
+	}
+	c.drifts = drifts
 }
 
 // ObserveCached is Observe, reading each ship whose events Follow follows
@@ -141,7 +179,7 @@ func (p *Pool) observeShip(ctx context.Context, ship *manifest.Ship, cached bool
 	c := p.caches[ship.Address()]
 	p.mu.Unlock()
 	if c == nil {
-		list, _, err := p.list(ctx, ship)
+		list, _, err := p.list(ctx, ship, nil)
 		return list, err
 	}
 	if cached {
@@ -151,12 +189,16 @@ func (p *Pool) observeShip(ctx context.Context, ship *manifest.Ship, cached bool
 	}
 	gen, _ := c.mark()
 	started := time.Now()
-	list, complete, err := p.list(ctx, ship)
+	list, complete, err := p.list(ctx, ship, c.drift)
 	if err == nil && complete {
 		c.store(gen, started, list)
 	}
 	return list, err
 }
+
+// observeLimit bounds the ships observed at once: a fleet's ships are
+// mostly waited for, each on its own round trips.
+const observeLimit = 64
 
 // observe is Observe, with or without the ships' caches.
 func (p *Pool) observe(ctx context.Context, envs []*manifest.Environment, cached bool) *live.State {
@@ -171,7 +213,7 @@ func (p *Pool) observe(ctx context.Context, envs []*manifest.Environment, cached
 	}
 	state := &live.State{Hosts: make(map[string]*live.Host, len(ships))}
 	var g errgroup.Group
-	g.SetLimit(16)
+	g.SetLimit(observeLimit)
 	for addr, ship := range ships {
 		h := &live.Host{Address: addr}
 		state.Hosts[addr] = h

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 
 // TestObserveCachedFollowsEvents: while Follow follows a ship's events,
 // ObserveCached reads the ship's last list and makes no request as long
-// as no container changes; a container stopped by hand, or one created by
-// someone else, is read at once by a new list; what it reads is what a
-// list reads.
+// as no container changes, and a full Observe lists without inspecting
+// again what no event changed; a container updated or stopped by hand,
+// or one created by someone else, is read at once by a new list; what it
+// reads is what a list reads.
 func TestObserveCachedFollowsEvents(t *testing.T) {
 	s := dockertest.Shared(t, 1)[0]
 	socket, requests := s.CountingProxy(t)
@@ -105,6 +107,21 @@ services:
 	if c := find(quiet("deployed"), "cached-app-1"); c == nil || c.State != "running" {
 		t.Fatalf("deployed: cached-app-1 is %+v", c)
 	}
+	// A full observation lists again, and inspects only the containers
+	// that changed since the last list inspected them: none.
+	before := requests.Load()
+	containers(pool.Observe(ctx, envs))
+	if n := requests.Load() - before; n != 1 {
+		t.Errorf("a full observation of an unchanged ship made %d requests, want 1 (the list)", n)
+	}
+	// docker update changes no label: the update event has the next
+	// full observation inspect the container again, and see the drift.
+	s.Docker(t, "update", "--memory", "32m", "--memory-swap", "-1", "cached-app-1")
+	eventually(t, "the update's drift read", func() bool {
+		c := find(containers(pool.Observe(ctx, envs)), "cached-app-1")
+		return c != nil && len(c.Drift) > 0 && strings.HasPrefix(c.Drift[0], "memory:")
+	})
+	quiet("updated")
 
 	s.Docker(t, "stop", "-t", "1", "cached-app-1")
 	eventually(t, "the stop read", func() bool {
