@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/maestro-sync/maestro-sync/internal/driver/docker"
-	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/live"
+	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
