@@ -57,6 +57,9 @@ type serviceDraft struct {
 	route         *Route
 	routeNode     *yaml.Node
 	routePortNode *yaml.Node
+	// depLinks caches the service's link variables as its dependents see
+	// them, from ships [0] and from clusters [1].
+	depLinks [2][]EnvVar
 }
 
 // schemaOne reports whether a schema value is 1 as MaestroNG compares it
@@ -845,6 +848,18 @@ func (m *envMap) set(v EnvVar) {
 	m.vals[v.Name] = v
 }
 
+// grow makes room for n more variables.
+func (m *envMap) grow(n int) {
+	if len(m.vals)+n <= 8 {
+		return
+	}
+	vals := make(map[string]EnvVar, len(m.vals)+n)
+	for k, v := range m.vals {
+		vals[k] = v
+	}
+	m.vals = vals
+}
+
 func (m *envMap) clone() *envMap {
 	c := &envMap{vals: make(map[string]EnvVar, len(m.vals)+8)}
 	for k, v := range m.vals {
@@ -855,9 +870,10 @@ func (m *envMap) clone() *envMap {
 
 func (m *envMap) env() Env {
 	out := make(Env, 0, len(m.vals))
-	for _, k := range sortedKeys(m.vals) {
-		out = append(out, m.vals[k])
+	for _, v := range m.vals {
+		out = append(out, v)
 	}
+	slices.SortFunc(out, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

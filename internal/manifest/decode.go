@@ -459,9 +459,28 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // a small file of nested aliases cannot make loading take forever.
 const maxExpandedNodes = 2_000_000
 
+// countNodes adds the nodes of the tree under n to count, stopping at the
+// first alias.
+func countNodes(n *yaml.Node, count int) (int, bool) {
+	if n.Kind == yaml.AliasNode {
+		return count, true
+	}
+	count++
+	for _, c := range n.Content {
+		var aliased bool
+		if count, aliased = countNodes(c, count); aliased {
+			return count, true
+		}
+	}
+	return count, false
+}
+
 // checkAliases returns the first alias that refers to one of its own
 // ancestors, or that makes the expanded document too large.
 func checkAliases(root *yaml.Node) (*yaml.Node, string) {
+	if n, aliased := countNodes(root, 0); !aliased && n <= maxExpandedNodes {
+		return nil, "" // a tree without aliases is its own expansion
+	}
 	size := map[*yaml.Node]int{}
 	onPath := map[*yaml.Node]bool{}
 	var bad *yaml.Node

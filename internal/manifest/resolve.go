@@ -92,16 +92,18 @@ func (b *builder) listNode(f *fields, key string, i int) *yaml.Node {
 func (b *builder) warnEnvNameClashes() {
 	seen := map[string]string{}
 	for _, sd := range b.services {
-		if prev, ok := seen[ToEnv(sd.svc.Name)]; ok && prev != sd.svc.Name {
-			b.warnf(sd.f.node, sd.f.path, "services %q and %q share the variable prefix %s_: their injected variables overwrite each other", prev, sd.svc.Name, ToEnv(sd.svc.Name))
+		svc := ToEnv(sd.svc.Name)
+		if prev, ok := seen[svc]; ok && prev != sd.svc.Name {
+			b.warnf(sd.f.node, sd.f.path, "services %q and %q share the variable prefix %s_: their injected variables overwrite each other", prev, sd.svc.Name, svc)
 		}
-		seen[ToEnv(sd.svc.Name)] = sd.svc.Name
-		inst := map[string]string{}
+		seen[svc] = sd.svc.Name
+		inst := make(map[string]string, len(sd.instances))
 		for _, id := range sd.instances {
-			if prev, ok := inst[ToEnv(id.in.Name)]; ok && prev != id.in.Name {
-				b.warnf(id.f.node, id.f.path, "instances %q and %q share the variable name part %s: their injected variables overwrite each other", prev, id.in.Name, ToEnv(id.in.Name))
+			name := ToEnv(id.in.Name)
+			if prev, ok := inst[name]; ok && prev != id.in.Name {
+				b.warnf(id.f.node, id.f.path, "instances %q and %q share the variable name part %s: their injected variables overwrite each other", prev, id.in.Name, name)
 			}
-			inst[ToEnv(id.in.Name)] = id.in.Name
+			inst[name] = id.in.Name
 		}
 	}
 }
@@ -170,8 +172,10 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 			b.workloadEnv(sd, services, warned)
 			continue
 		}
+		// Every instance of a service gets the same link variables.
+		vars := b.serviceLinkVars(sd, services, false)
 		for _, id := range sd.instances {
-			b.applyLinks(id.env, sd, services, false, warned)
+			b.setLinks(id.env, sd, vars, warned)
 		}
 	}
 }
@@ -182,12 +186,41 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 // variables. Every overwrite that changes a value is a warning, once per
 // service and variable; values are never shown (they may be secrets).
 func (b *builder) applyLinks(m *envMap, sd *serviceDraft, services map[string]*serviceDraft, onCluster bool, warned map[string]bool) {
+	b.setLinks(m, sd, b.serviceLinkVars(sd, services, onCluster), warned)
+}
+
+// serviceLinkVars returns the link variables sd's containers get, in the
+// order applyLinks writes them.
+func (b *builder) serviceLinkVars(sd *serviceDraft, services map[string]*serviceDraft, onCluster bool) []EnvVar {
 	vars := linkVars(sd, b.env, true, onCluster)
 	for _, dep := range b.linkServices(sd) {
 		if dep != sd.svc.Name {
-			vars = append(vars, linkVars(services[dep], b.env, false, onCluster)...)
+			vars = append(vars, b.depLinkVars(services[dep], onCluster)...)
 		}
 	}
+	return vars
+}
+
+// depLinkVars returns the link variables of sd as a dependency sees them
+// (without internal ports), computed once per service and place.
+func (b *builder) depLinkVars(sd *serviceDraft, onCluster bool) []EnvVar {
+	i := 0
+	if onCluster {
+		i = 1
+	}
+	if sd.depLinks[i] == nil {
+		sd.depLinks[i] = linkVars(sd, b.env, false, onCluster)
+		if sd.depLinks[i] == nil {
+			sd.depLinks[i] = []EnvVar{}
+		}
+	}
+	return sd.depLinks[i]
+}
+
+// setLinks writes the link variables vars of sd's containers into m, as
+// applyLinks describes.
+func (b *builder) setLinks(m *envMap, sd *serviceDraft, vars []EnvVar, warned map[string]bool) {
+	m.grow(len(vars))
 	for _, v := range vars {
 		prev, ok := m.vals[v.Name]
 		if ok && !prev.Unset && prev.Value != v.Value && prev.Source != v.Source && !warned[sd.svc.Name+"\x00"+v.Name] {
