@@ -86,9 +86,12 @@ func schemaOne(v *yaml.Node) bool {
 
 // instanceDraft is an instance while it is being decoded.
 type instanceDraft struct {
-	in        *Instance
-	f         *fields
-	env       *envMap
+	in  *Instance
+	f   *fields
+	env *envMap
+	// linked is the instance's environment once the link variables are
+	// written over env.
+	linked    Env
 	portNodes map[string]*yaml.Node // where each port is defined
 	// routeNode is where the instance's own proxy key is, if any.
 	routeNode *yaml.Node
@@ -846,18 +849,6 @@ func (m *envMap) set(v EnvVar) {
 		m.vals = map[string]EnvVar{}
 	}
 	m.vals[v.Name] = v
-}
-
-// grow makes room for n more variables.
-func (m *envMap) grow(n int) {
-	if len(m.vals)+n <= 8 {
-		return
-	}
-	vals := make(map[string]EnvVar, len(m.vals)+n)
-	for k, v := range m.vals {
-		vals[k] = v
-	}
-	m.vals = vals
 }
 
 func (m *envMap) clone() *envMap {

@@ -71,7 +71,7 @@ func (b *builder) resolve() {
 	b.checkHostPorts()
 	for _, sd := range b.services {
 		for _, id := range sd.instances {
-			id.in.Env = id.env.env()
+			id.in.Env = id.linked
 			id.in.SpecHash = SpecHash(id.in)
 		}
 	}
@@ -173,11 +173,78 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 			continue
 		}
 		// Every instance of a service gets the same link variables.
-		vars := b.serviceLinkVars(sd, services, false)
+		links := newLinkSet(b.serviceLinkVars(sd, services, false))
 		for _, id := range sd.instances {
-			b.setLinks(id.env, sd, vars, warned)
+			id.linked = b.linkEnv(id.env, sd, links, warned)
 		}
 	}
+}
+
+// linkSet is the link variables of a service's containers, prepared once
+// for all of them.
+type linkSet struct {
+	vars []EnvVar // in the order applyLinks writes them
+	// prev is the index in vars of the previous variable of the same
+	// name, or -1.
+	prev []int
+	// final is the last variable of each name, sorted by name.
+	final Env
+}
+
+func newLinkSet(vars []EnvVar) *linkSet {
+	ls := &linkSet{vars: vars, prev: make([]int, len(vars))}
+	last := make(map[string]int, len(vars))
+	for i, v := range vars {
+		ls.prev[i] = -1
+		if j, ok := last[v.Name]; ok {
+			ls.prev[i] = j
+		}
+		last[v.Name] = i
+	}
+	ls.final = make(Env, 0, len(last))
+	for i, v := range vars {
+		if last[v.Name] == i {
+			ls.final = append(ls.final, v)
+		}
+	}
+	slices.SortFunc(ls.final, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	return ls
+}
+
+// linkEnv returns the environment of a container whose variables before
+// the links are m, once the links are written over them: what applyLinks
+// and envMap.env give, with the same warnings, without copying the links
+// into m.
+func (b *builder) linkEnv(m *envMap, sd *serviceDraft, ls *linkSet, warned map[string]bool) Env {
+	for i, v := range ls.vars {
+		var prev EnvVar
+		ok := true
+		if j := ls.prev[i]; j >= 0 {
+			prev = ls.vars[j]
+		} else {
+			prev, ok = m.vals[v.Name]
+		}
+		b.warnOverwrite(sd, prev, ok, v, warned)
+	}
+	base := m.env()
+	out := make(Env, 0, len(base)+len(ls.final))
+	i, j := 0, 0
+	for i < len(base) && j < len(ls.final) {
+		switch c := strings.Compare(base[i].Name, ls.final[j].Name); {
+		case c < 0:
+			out = append(out, base[i])
+			i++
+		case c > 0:
+			out = append(out, ls.final[j])
+			j++
+		default:
+			out = append(out, ls.final[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, base[i:]...)
+	return append(out, ls.final[j:]...)
 }
 
 // applyLinks writes the link variables sd's containers get into m in
@@ -220,23 +287,28 @@ func (b *builder) depLinkVars(sd *serviceDraft, onCluster bool) []EnvVar {
 // setLinks writes the link variables vars of sd's containers into m, as
 // applyLinks describes.
 func (b *builder) setLinks(m *envMap, sd *serviceDraft, vars []EnvVar, warned map[string]bool) {
-	m.grow(len(vars))
 	for _, v := range vars {
 		prev, ok := m.vals[v.Name]
-		if ok && !prev.Unset && prev.Value != v.Value && prev.Source != v.Source && !warned[sd.svc.Name+"\x00"+v.Name] {
-			warned[sd.svc.Name+"\x00"+v.Name] = true
-			was := "the env variable of the manifest"
-			switch prev.Source {
-			case "":
-			case SourceFixed:
-				was = "maestro-sync's own variable"
-			default:
-				was = "the link variable of service " + prev.Source
-			}
-			b.warnf(sd.f.node, sd.f.path, "%s: the link variable of service %s overwrites %s with another value, as in MaestroNG: rename a service or instance to keep both",
-				v.Name, v.Source, was)
-		}
+		b.warnOverwrite(sd, prev, ok, v, warned)
 		m.set(v)
+	}
+}
+
+// warnOverwrite warns, once per service and variable, when the link
+// variable v overwrites prev (present when ok) with another value.
+func (b *builder) warnOverwrite(sd *serviceDraft, prev EnvVar, ok bool, v EnvVar, warned map[string]bool) {
+	if ok && !prev.Unset && prev.Value != v.Value && prev.Source != v.Source && !warned[sd.svc.Name+"\x00"+v.Name] {
+		warned[sd.svc.Name+"\x00"+v.Name] = true
+		was := "the env variable of the manifest"
+		switch prev.Source {
+		case "":
+		case SourceFixed:
+			was = "maestro-sync's own variable"
+		default:
+			was = "the link variable of service " + prev.Source
+		}
+		b.warnf(sd.f.node, sd.f.path, "%s: the link variable of service %s overwrites %s with another value, as in MaestroNG: rename a service or instance to keep both",
+			v.Name, v.Source, was)
 	}
 }
 
