@@ -3,6 +3,7 @@ package diff
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -163,6 +164,9 @@ func sortedUnion[V any](a, b map[string]V) []string {
 }
 
 func sameJSON(a, b any) bool {
+	if reflect.DeepEqual(a, b) {
+		return true // equal values have one JSON form
+	}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
