@@ -860,11 +860,10 @@ func (m *envMap) clone() *envMap {
 }
 
 func (m *envMap) env() Env {
-	out := make(Env, 0, len(m.vals))
-	for _, v := range m.vals {
-		out = append(out, v)
+	out := make(Env, len(m.vals))
+	for i, k := range sortedKeys(m.vals) {
+		out[i] = m.vals[k]
 	}
-	slices.SortFunc(out, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -81,10 +81,14 @@ func (in *Instance) Spec() Spec {
 
 // Hash returns the digest of s: 32 hex characters.
 func (s Spec) Hash() string {
-	data, err := json.Marshal(s)
-	if err != nil {
-		// Every field is a plain value: Marshal cannot fail.
-		panic("manifest: hash spec: " + err.Error())
+	var buf [4096]byte
+	data, ok := s.appendJSON(buf[:0])
+	if !ok {
+		var err error
+		if data, err = json.Marshal(s); err != nil {
+			// Every field is a plain value: Marshal cannot fail.
+			panic("manifest: hash spec: " + err.Error())
+		}
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:16])

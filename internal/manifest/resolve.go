@@ -201,13 +201,10 @@ func newLinkSet(vars []EnvVar) *linkSet {
 		}
 		last[v.Name] = i
 	}
-	ls.final = make(Env, 0, len(last))
-	for i, v := range vars {
-		if last[v.Name] == i {
-			ls.final = append(ls.final, v)
-		}
+	ls.final = make(Env, len(last))
+	for i, name := range sortedKeys(last) {
+		ls.final[i] = vars[last[name]]
 	}
-	slices.SortFunc(ls.final, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
 	return ls
 }
 
