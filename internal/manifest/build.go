@@ -60,6 +60,9 @@ type serviceDraft struct {
 	// depLinks caches the service's link variables as its dependents see
 	// them, from ships [0] and from clusters [1].
 	depLinks [2][]EnvVar
+	// ownLinks and depLinkList are the service's link variables as its
+	// own containers and its dependents' containers on ships see them.
+	ownLinks, depLinkList *linkList
 }
 
 // schemaOne reports whether a schema value is 1 as MaestroNG compares it

@@ -642,3 +642,42 @@ services:
 		t.Errorf("no clash warning: %q", warns)
 	}
 }
+
+// TestLinkVariableOverwritesManifestEnv: a link variable written over a
+// variable of the manifest with another value is a warning, once per
+// service and variable; the same value is not.
+func TestLinkVariableOverwritesManifestEnv(t *testing.T) {
+	repo := loadText(t, `__maestro: {schema: 2}
+name: over
+ships:
+  a: {ip: 10.0.0.1}
+services:
+  web:
+    image: web:1
+    requires: [db]
+    env: {DB_DB_1_HOST: elsewhere, KEEP: mine}
+    instances:
+      web-1: {ship: a}
+      web-2: {ship: a}
+      web-3: {ship: a, env: {DB_DB_1_HOST: 10.0.0.1}}
+  db:
+    image: db:1
+    instances:
+      db-1: {ship: a}
+`)
+	env := envOf(t, repo)
+	for _, name := range []string{"web-1", "web-2", "web-3"} {
+		if got, _ := env.Instance(name).Env.Get("DB_DB_1_HOST"); got != "10.0.0.1" {
+			t.Errorf("DB_DB_1_HOST of %s = %q, want the link variable's 10.0.0.1", name, got)
+		}
+	}
+	n := 0
+	for _, w := range messages(repo, SeverityWarning) {
+		if strings.Contains(w, "DB_DB_1_HOST: the link variable of service db overwrites the env variable of the manifest") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warnings of the overwritten variable, want 1: %q", n, messages(repo, SeverityWarning))
+	}
+}

@@ -173,7 +173,7 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 			continue
 		}
 		// Every instance of a service gets the same link variables.
-		links := newLinkSet(b.serviceLinkVars(sd, services, false))
+		links := b.shipLinks(sd, services)
 		for _, id := range sd.instances {
 			id.linked = b.linkEnv(id.env, sd, links, warned)
 		}
@@ -183,12 +183,105 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 // linkSet is the link variables of a service's containers, prepared once
 // for all of them.
 type linkSet struct {
-	vars []EnvVar // in the order applyLinks writes them
-	// prev is the index in vars of the previous variable of the same
-	// name, or -1.
+	// vars are the variables in the order applyLinks writes them, and
+	// prev the index in vars of the previous variable of the same name,
+	// or -1. Both are nil when no two variables share a name.
+	vars []EnvVar
 	prev []int
 	// final is the last variable of each name, sorted by name.
 	final Env
+}
+
+// linkList is the link variables of one service as one consumer sees
+// them.
+type linkList struct {
+	vars []EnvVar // in the order linkVars returns them
+	// sorted is the last variable of each name, sorted by name; dups
+	// tells that two variables of vars share a name.
+	sorted Env
+	dups   bool
+}
+
+func newLinkList(vars []EnvVar) *linkList {
+	l := &linkList{vars: vars}
+	sorted := slices.Clone(vars)
+	slices.SortStableFunc(sorted, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	l.sorted = sorted[:0]
+	for i := range sorted {
+		if i+1 < len(sorted) && sorted[i+1].Name == sorted[i].Name {
+			l.dups = true
+			continue // the last one wins
+		}
+		l.sorted = append(l.sorted, sorted[i])
+	}
+	return l
+}
+
+// shipLinks returns the link variables of the containers of sd, a service
+// on ships: what serviceLinkVars gives, merged from the lists of the
+// service and its dependencies, each sorted once.
+func (b *builder) shipLinks(sd *serviceDraft, services map[string]*serviceDraft) *linkSet {
+	own, _ := b.linkLists(sd)
+	final, dups := own.sorted, own.dups
+	deps := b.linkServices(sd)
+	for _, dep := range deps {
+		if dep == sd.svc.Name {
+			continue
+		}
+		_, dl := b.linkLists(services[dep])
+		var tie bool
+		final, tie = mergeLinks(final, dl.sorted)
+		dups = dups || dl.dups || tie
+	}
+	if dups {
+		vars := slices.Clone(own.vars)
+		for _, dep := range deps {
+			if dep != sd.svc.Name {
+				_, dl := b.linkLists(services[dep])
+				vars = append(vars, dl.vars...)
+			}
+		}
+		return newLinkSet(vars)
+	}
+	if len(deps) == 0 {
+		final = slices.Clone(final) // not shared with the service's own list
+	}
+	return &linkSet{final: final}
+}
+
+// linkLists returns sd's link variables for its own containers and for
+// its dependents' (without internal ports), on ships; computed once.
+func (b *builder) linkLists(sd *serviceDraft) (own, dep *linkList) {
+	if sd.ownLinks == nil {
+		o, d := linkVarLists(sd, b.env, false)
+		sd.ownLinks, sd.depLinkList = newLinkList(o), newLinkList(d)
+	}
+	return sd.ownLinks, sd.depLinkList
+}
+
+// mergeLinks merges two lists sorted by name, b winning a tie; it tells
+// whether there was one.
+func mergeLinks(a, b Env) (Env, bool) {
+	out := make(Env, 0, len(a)+len(b))
+	tie := false
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch c := strings.Compare(a[i].Name, b[j].Name); {
+		case c < 0:
+			out = append(out, a[i])
+			i++
+		case c > 0:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, b[j])
+			tie = true
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...), tie
 }
 
 func newLinkSet(vars []EnvVar) *linkSet {
@@ -213,6 +306,9 @@ func newLinkSet(vars []EnvVar) *linkSet {
 // and envMap.env give, with the same warnings, without copying the links
 // into m.
 func (b *builder) linkEnv(m *envMap, sd *serviceDraft, ls *linkSet, warned map[string]bool) Env {
+	// With no two link variables of one name, a link variable overwrites
+	// only the one of its name in m: the merge below finds them.
+	unique := ls.vars == nil
 	for i, v := range ls.vars {
 		var prev EnvVar
 		ok := true
@@ -235,6 +331,9 @@ func (b *builder) linkEnv(m *envMap, sd *serviceDraft, ls *linkSet, warned map[s
 			out = append(out, ls.final[j])
 			j++
 		default:
+			if unique {
+				b.warnOverwrite(sd, base[i], true, ls.final[j], warned)
+			}
 			out = append(out, ls.final[j])
 			i++
 			j++
@@ -315,32 +414,47 @@ func (b *builder) warnOverwrite(sd *serviceDraft, prev EnvVar, ok bool, v EnvVar
 // name from the cluster, and from ships by the cluster's node address and
 // node ports when the cluster declares them.
 func linkVars(sd *serviceDraft, env *Environment, internal, onCluster bool) []EnvVar {
-	var out []EnvVar
+	own, dep := linkVarLists(sd, env, onCluster)
+	if internal {
+		return own
+	}
+	return dep
+}
+
+// linkVarLists returns the link variables of the service sd with the
+// _INTERNAL_PORT variables (own) and without them (dep), which share their
+// strings.
+func linkVarLists(sd *serviceDraft, env *Environment, onCluster bool) (own, dep []EnvVar) {
+	add := func(v EnvVar, internal bool) {
+		own = append(own, v)
+		if !internal {
+			dep = append(dep, v)
+		}
+	}
 	svc := ToEnv(sd.svc.Name)
 	src := sd.svc.Name
 	if w := sd.svc.Workload; w != nil {
 		cl := env.Clusters[w.Cluster]
 		if cl == nil {
-			return nil
+			return nil, nil
 		}
 		prefix := svc + "_" + svc + "_"
 		host, nodePorts := DNSName(sd.svc.Name, cl), false
 		if !onCluster && cl.NodeAddress != "" {
 			host, nodePorts = cl.NodeAddress, true
 		}
-		out = append(out, EnvVar{Name: prefix + "HOST", Value: host, Source: src})
+		add(EnvVar{Name: prefix + "HOST", Value: host, Source: src}, false)
 		for _, p := range w.Ports {
 			port := p.ExposedPort()
 			if nodePorts && p.External != p.Exposed {
 				port = p.ExternalPort()
 			}
-			out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: port, Source: src})
-			if internal {
-				out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
-			}
+			name := prefix + ToEnv(p.Name)
+			add(EnvVar{Name: name + "_PORT", Value: port, Source: src}, false)
+			add(EnvVar{Name: name + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src}, true)
 		}
-		out = append(out, EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src})
-		return out
+		add(EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src}, false)
+		return own, dep
 	}
 	names := make([]string, 0, len(sd.instances))
 	for _, peer := range sd.instances {
@@ -348,18 +462,17 @@ func linkVars(sd *serviceDraft, env *Environment, internal, onCluster bool) []En
 		names = append(names, in.Name)
 		prefix := svc + "_" + ToEnv(in.Name) + "_"
 		if ship := env.Ships[in.Ship]; ship != nil {
-			out = append(out, EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src})
+			add(EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src}, false)
 		}
 		for _, p := range in.Ports {
-			out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: p.ExternalPort(), Source: src})
-			if internal {
-				out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
-			}
+			name := prefix + ToEnv(p.Name)
+			add(EnvVar{Name: name + "_PORT", Value: p.ExternalPort(), Source: src}, false)
+			add(EnvVar{Name: name + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src}, true)
 		}
 	}
 	slices.Sort(names)
-	out = append(out, EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: src})
-	return out
+	add(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: src}, false)
+	return own, dep
 }
 
 // checkHostPorts reports two instances that bind the same host address,
