@@ -347,7 +347,7 @@ func (b *builder) service(s entry) *serviceDraft {
 	sd.lifecycle = b.lifecycleNodes(sf)
 	if sf.has("cluster") {
 		if sf.has("proxy") {
-			b.errorf(sf.byKey["proxy"].K, sf.sub("proxy"), "proxy applies to services on ships: a cluster service is reached through its Kubernetes Service")
+			b.errorf(sf.byKey("proxy").K, sf.sub("proxy"), "proxy applies to services on ships: a cluster service is reached through its Kubernetes Service")
 		}
 		b.workload(sd)
 		b.checkBuild(sd)
@@ -355,12 +355,12 @@ func (b *builder) service(s entry) *serviceDraft {
 	}
 	for _, key := range []string{"replicas", "mode", "expose", "ingress"} {
 		if sf.has(key) {
-			b.errorf(sf.byKey[key].K, sf.sub(key), "%s applies to a cluster service: set cluster, or use instances", key)
+			b.errorf(sf.byKey(key).K, sf.sub(key), "%s applies to a cluster service: set cluster, or use instances", key)
 		}
 	}
 	if sf.has("command") {
 		// MaestroNG ignores a service-level command: so do ships.
-		b.warnf(sf.byKey["command"].K, sf.sub("command"), "a service-level command applies to cluster services only and is ignored here: give it per instance")
+		b.warnf(sf.byKey("command").K, sf.sub("command"), "a service-level command applies to cluster services only and is ignored here: give it per instance")
 	}
 	e, ok := b.required(sf, "instances", "instances (a mapping of instance name to settings), or cluster")
 	if !ok && !sf.has("instances") {
@@ -502,7 +502,7 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 	b.ulimits(f, in)
 	b.labels(f, in)
 	if f.has("lxc_conf") {
-		e := f.byKey["lxc_conf"]
+		e := f.byKey("lxc_conf")
 		b.warnf(e.K, f.sub("lxc_conf"), "lxc_conf is not supported by Docker since 1.10 and is ignored")
 	}
 	b.lifecycle(sd, f, in)
@@ -552,7 +552,7 @@ func (b *builder) command(f *fields, in *Instance) {
 	key := "command"
 	if !f.has("command") && f.has("cmd") {
 		key = "cmd"
-		b.warnf(f.byKey["cmd"].K, f.sub("cmd"), "cmd is deprecated: use command")
+		b.warnf(f.byKey("cmd").K, f.sub("cmd"), "cmd is deprecated: use command")
 	}
 	e, ok := f.get(key)
 	if !ok {
@@ -596,7 +596,7 @@ func (b *builder) volumes(f *fields, in *Instance) {
 		slices.SortFunc(in.Volumes, func(a, b Bind) int { return strings.Compare(a.Target, b.Target) })
 	}
 	if cv, ok := b.stringList(f, "container_volumes"); ok {
-		e := f.byKey["container_volumes"]
+		e := f.byKey("container_volumes")
 		for _, t := range sortedSet(cv) {
 			target, err := cleanTarget(t)
 			if err != nil {
@@ -733,7 +733,7 @@ func (b *builder) limits(sd *serviceDraft, f *fields, in *Instance) {
 	}
 	if in.Limits.Swap > 0 && in.Limits.Memory > 0 && in.Limits.Swap < in.Limits.Memory {
 		n := f.node
-		if k, ok := b.keyOf[f.node]; ok {
+		if k, ok := b.keyOf(f.node); ok {
 			n = k
 		}
 		b.errorf(n, f.sub("limits.swap"), "swap (memory+swap in Docker's terms) %d must be at least the memory limit %d", in.Limits.Swap, in.Limits.Memory)

@@ -80,7 +80,7 @@ func (b *builder) resolve() {
 // listNode returns the node of element i of a list field, or the field's
 // key when the value is a single string.
 func (b *builder) listNode(f *fields, key string, i int) *yaml.Node {
-	e := f.byKey[key]
+	e := f.byKey(key)
 	if v := resolve(e.V); v.Kind == yaml.SequenceNode && i < len(v.Content) {
 		return v.Content[i]
 	}
@@ -118,7 +118,7 @@ func (b *builder) volumesFrom(instances map[string]*instanceDraft, g *graph) {
 			if len(in.VolumesFrom) == 0 {
 				continue
 			}
-			e := id.f.byKey["volumes_from"]
+			e := id.f.byKey("volumes_from")
 			p := id.f.sub("volumes_from")
 			for _, other := range in.VolumesFrom {
 				od, ok := instances[other]
