@@ -681,3 +681,39 @@ services:
 		t.Errorf("%d warnings of the overwritten variable, want 1: %q", n, messages(repo, SeverityWarning))
 	}
 }
+
+// TestHostPortClashNamesTheFirstBinding: a binding that clashes with
+// several earlier ones is reported against the first of them, whether
+// ranges are narrow or wide.
+func TestHostPortClashNamesTheFirstBinding(t *testing.T) {
+	repo := loadText(t, `__maestro: {schema: 2}
+name: ports
+ships:
+  a: {ip: 10.0.0.1}
+services:
+  svc:
+    image: web:1
+    instances:
+      r1: {ship: a, ports: {p: "80-90:8000-8010"}}
+      r2: {ship: a, ports: {p: "80:8005"}}
+      r3: {ship: a, ports: {p: {exposed: 80, external: [127.0.0.1, 8005]}}}
+      w1: {ship: a, ports: {p: "1000-2000:1000-2000"}}
+      w2: {ship: a, ports: {p: "80:1500"}}
+      w3: {ship: a, ports: {p: "900-1900:900-1900"}}
+      u1: {ship: a, ports: {p: "80/udp:8005/udp"}}
+`)
+	got := strings.Join(messages(repo, SeverityError), "\n")
+	for _, want := range []string{
+		"r2: host port 0.0.0.0:8005/tcp on ship a is also bound by r1 (port p)",
+		"r3: host port 127.0.0.1:8005/tcp on ship a is also bound by r1 (port p)",
+		"w2: host port 0.0.0.0:1500/tcp on ship a is also bound by w1 (port p)",
+		"w3: host port 0.0.0.0:900-1900/tcp on ship a is also bound by w1 (port p)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "u1") || strings.Count(got, "is also bound by") != 4 {
+		t.Errorf("want 4 clashes, none of u1 (udp):\n%s", got)
+	}
+}

@@ -476,15 +476,10 @@ func linkVarLists(sd *serviceDraft, env *Environment, onCluster bool) (own, dep 
 }
 
 // checkHostPorts reports two instances that bind the same host address,
-// port and protocol on one Docker host.
+// port and protocol on one Docker host: each binding against the first
+// earlier one it clashes with.
 func (b *builder) checkHostPorts() {
-	type binding struct {
-		in     *Instance
-		port   Port
-		ip     netip.Addr
-		lo, hi int
-	}
-	byHost := map[string][]binding{}
+	byHost := map[string]*hostBindings{}
 	for _, sd := range b.services {
 		for _, id := range sd.instances {
 			in := id.in
@@ -499,23 +494,87 @@ func (b *builder) checkHostPorts() {
 					continue // a random host port (the routed port's is)
 				}
 				ip, _ := netip.ParseAddr(p.ExternalIP)
-				nb := binding{in, p, ip, lo, hi}
-				for _, ob := range byHost[key+"/"+p.Protocol()] {
-					if ob.lo > hi || lo > ob.hi {
-						continue
-					}
-					if ob.ip != ip && !ob.ip.IsUnspecified() && !ip.IsUnspecified() {
-						continue
-					}
+				nb := hostBinding{in, p, ip, lo, hi}
+				hb := byHost[key+"/"+p.Protocol()]
+				if hb == nil {
+					hb = &hostBindings{byPort: map[int][]int{}}
+					byHost[key+"/"+p.Protocol()] = hb
+				}
+				if ob, clash := hb.clash(nb); clash {
 					path := id.f.sub("ports." + p.Name)
 					if own, ok := id.f.get("ports"); !ok || !slices.ContainsFunc(resolve(own.V).Content, func(k *yaml.Node) bool { return k.Value == p.Name }) {
 						path = sd.f.sub("ports." + p.Name) // inherited from the service
 					}
 					b.errorf(id.portNodes[p.Name], path, "%s: host port %s:%s/%s on ship %s is also bound by %s (port %s)", in.Name, p.ExternalIP, p.ExternalPort(), p.Protocol(), in.Ship, ob.in.Name, ob.port.Name)
-					break
 				}
-				byHost[key+"/"+p.Protocol()] = append(byHost[key+"/"+p.Protocol()], nb)
+				hb.add(nb)
 			}
 		}
+	}
+}
+
+// hostBinding is a host port range bound by an instance.
+type hostBinding struct {
+	in     *Instance
+	port   Port
+	ip     netip.Addr
+	lo, hi int
+}
+
+// hostBindings are the bindings of one host and protocol, in the order
+// they were added, indexed by port when they span few ports.
+type hostBindings struct {
+	all    []hostBinding
+	byPort map[int][]int // port → indices in all of the narrow bindings
+	wide   []int         // indices in all of the bindings of more ports
+}
+
+// narrowPorts is the most ports a binding spans to be indexed by port.
+const narrowPorts = 64
+
+// clash returns the first binding added that nb clashes with: an
+// overlapping port range on the same address, or where either binds
+// every address.
+func (h *hostBindings) clash(nb hostBinding) (hostBinding, bool) {
+	first := -1
+	check := func(i int) {
+		ob := h.all[i]
+		if first >= 0 && i >= first || ob.lo > nb.hi || nb.lo > ob.hi {
+			return
+		}
+		if ob.ip != nb.ip && !ob.ip.IsUnspecified() && !nb.ip.IsUnspecified() {
+			return
+		}
+		first = i
+	}
+	if nb.lo <= nb.hi && nb.hi-nb.lo < narrowPorts {
+		for port := nb.lo; port <= nb.hi; port++ {
+			for _, i := range h.byPort[port] {
+				check(i)
+			}
+		}
+		for _, i := range h.wide {
+			check(i)
+		}
+	} else {
+		for i := range h.all {
+			check(i)
+		}
+	}
+	if first < 0 {
+		return hostBinding{}, false
+	}
+	return h.all[first], true
+}
+
+func (h *hostBindings) add(nb hostBinding) {
+	i := len(h.all)
+	h.all = append(h.all, nb)
+	if nb.hi-nb.lo >= narrowPorts || nb.hi < nb.lo {
+		h.wide = append(h.wide, i)
+		return
+	}
+	for port := nb.lo; port <= nb.hi; port++ {
+		h.byPort[port] = append(h.byPort[port], i)
 	}
 }
