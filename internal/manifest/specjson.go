@@ -9,8 +9,9 @@ import (
 // appendJSON appends to b the text encoding/json writes for s, without
 // reflection. It handles the specs of instances on ships; false (and b
 // unchanged) when s holds a workload's or a routed instance's fields,
-// which are left to encoding/json.
-func (s *Spec) appendJSON(b []byte) ([]byte, bool) {
+// which are left to encoding/json. When env is not nil, the env written is
+// env.List(), not s.Env.
+func (s *Spec) appendJSON(b []byte, env Env) ([]byte, bool) {
 	if s.Mode != "" || s.Replicas != 0 || len(s.Probe) > 0 || s.Proxy != nil || s.Expose != nil || s.Ingress != nil {
 		return b, false
 	}
@@ -21,7 +22,11 @@ func (s *Spec) appendJSON(b []byte) ([]byte, bool) {
 	b = append(b, `,"command":`...)
 	b = appendJSONStrings(b, s.Command)
 	b = append(b, `,"env":`...)
-	b = appendJSONStrings(b, s.Env)
+	if env != nil {
+		b = appendJSONEnv(b, env)
+	} else {
+		b = appendJSONStrings(b, s.Env)
+	}
 	b = append(b, `,"hostname":`...)
 	b = appendJSONString(b, s.Hostname)
 	b = append(b, `,"ports":`...)
@@ -136,6 +141,32 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	q, _ := json.Marshal(s) // a string always marshals
 	return append(b, q...)
+}
+
+// appendJSONEnv appends env.List() as encoding/json writes it.
+func appendJSONEnv(b []byte, env Env) []byte {
+	b = append(b, '[')
+	for i, v := range env {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if !plainJSON(v.Name) || !v.Unset && !plainJSON(v.Value) {
+			if v.Unset {
+				b = appendJSONString(b, v.Name)
+			} else {
+				b = appendJSONString(b, v.Name+"="+v.Value)
+			}
+			continue
+		}
+		b = append(b, '"')
+		b = append(b, v.Name...)
+		if !v.Unset {
+			b = append(b, '=')
+			b = append(b, v.Value...)
+		}
+		b = append(b, '"')
+	}
+	return append(b, ']')
 }
 
 // appendJSONStrings appends a list of strings as encoding/json writes it.

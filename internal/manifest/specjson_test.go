@@ -15,7 +15,7 @@ func TestSpecJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := s.appendJSON(nil)
+		got, ok := s.appendJSON(nil, nil)
 		if !ok {
 			return
 		}
@@ -29,6 +29,22 @@ func TestSpecJSON(t *testing.T) {
 	}
 	for _, in := range repo.Environments[0].Instances() {
 		check(in.Spec())
+		if in.SpecHash != in.Spec().Hash() {
+			t.Errorf("%s: spec hash %s, hash of its spec %s", in.Name, in.SpecHash, in.Spec().Hash())
+		}
+	}
+	bare := &Instance{Name: "bare", Image: "x:1"}
+	if SpecHash(bare) != bare.Spec().Hash() {
+		t.Error("the spec hash of an instance without env is not the hash of its spec")
+	}
+	// An environment of every form, written from the variables.
+	for _, env := range []Env{{}, {{Name: "A", Value: "1"}, {Name: "B", Unset: true}, {Name: "C", Value: "<&>"}, {Name: "D\u2028", Value: ""}, {Name: "E\"", Unset: true}}} {
+		s := Spec{Version: specVersion, Env: env.List()}
+		want, _ := s.appendJSON(nil, nil)
+		got, _ := s.appendJSON(nil, env)
+		if string(got) != string(want) {
+			t.Errorf("env %v: got %s, want %s", env, got, want)
+		}
 	}
 	check(Spec{})
 	check(Spec{Command: []string{}, Env: []string{}, Ports: PortList{}, Volumes: []Bind{}, Links: map[string]string{}, Ulimits: []Ulimit{}, Labels: map[string]string{}})
@@ -86,7 +102,7 @@ func TestSpecJSON(t *testing.T) {
 		}
 		check(s)
 	}
-	if _, ok := (&Spec{Replicas: 2}).appendJSON(nil); ok {
+	if _, ok := (&Spec{Replicas: 2}).appendJSON(nil, nil); ok {
 		t.Error("a workload's spec was written without encoding/json")
 	}
 }
