@@ -401,13 +401,22 @@ func (pl PortList) plainJSON() ([]byte, bool) {
 // plainJSON reports whether encoding/json writes s between quotes as it is.
 func plainJSON(s string) bool {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+		if !plainJSONByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// plainJSONByte tells the bytes encoding/json writes in a string as they
+// are: printable ASCII but the quote, the backslash and the characters it
+// escapes for HTML.
+var plainJSONByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // UnmarshalJSON reads the form MarshalJSON writes.
 func (pl *PortList) UnmarshalJSON(data []byte) error {

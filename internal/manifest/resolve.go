@@ -243,9 +243,6 @@ func (b *builder) shipLinks(sd *serviceDraft, services map[string]*serviceDraft)
 		}
 		return newLinkSet(vars)
 	}
-	if len(deps) == 0 {
-		final = slices.Clone(final) // not shared with the service's own list
-	}
 	return &linkSet{final: final}
 }
 
