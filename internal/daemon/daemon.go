@@ -173,6 +173,9 @@ type Daemon struct {
 	warned map[string]bool
 	// holdMu orders the changes of holds (store and map together).
 	holdMu sync.Mutex
+	// manifests loads each revision, re-using the environments of the
+	// previous one whose files did not change.
+	manifests manifest.Cache
 }
 
 // New returns a daemon with the defaults filled in.
@@ -437,7 +440,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 
 	opts := d.cfg.Manifest
 	before := d.envStates()
-	repo, err := manifest.Load(snap.Files, opts)
+	repo, err := d.manifests.Load(snap.Files, opts)
 	if err != nil {
 		d.finishRun(log, "stalled", start, fmt.Errorf("load manifests: %w", err))
 		d.setAllStalled(snap.Revision, err.Error())

@@ -73,6 +73,8 @@ type fakeTarget struct {
 	lockedBy  *lock.Holder
 	lockedEnv string
 	locks     int // locks taken
+	// observed is the last environment of each name observed for.
+	observed map[string]*manifest.Environment
 }
 
 func newFakeTarget() *fakeTarget {
@@ -82,6 +84,12 @@ func newFakeTarget() *fakeTarget {
 func (t *fakeTarget) Observe(_ context.Context, envs []*manifest.Environment) *live.State {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.observed == nil {
+		t.observed = map[string]*manifest.Environment{}
+	}
+	for _, env := range envs {
+		t.observed[env.Name] = env
+	}
 	h := &live.Host{Address: "tcp://10.0.0.1:2375"}
 	if t.down {
 		h.Err = errors.New("connection refused")
@@ -257,6 +265,36 @@ func TestInvalidEnvironmentStallsAlone(t *testing.T) {
 	}
 	src.set("rev3", map[string]string{"a/manifest.yml": manifestText("a", "3"), "b/manifest.yml": manifestText("b", "2")})
 	eventually(t, "a resumed", func() bool { return envState(d, "a").AppliedRevision == "rev3" })
+}
+
+// TestUnchangedEnvironmentIsNotLoadedAgain checks that a new revision
+// re-uses the environments whose files did not change.
+func TestUnchangedEnvironmentIsNotLoadedAgain(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1"), "b/manifest.yml": manifestText("b", "1")})
+	tgt := newFakeTarget()
+	d, _, _ := newTestDaemon(t, src, tgt)
+	eventually(t, "both applied", func() bool {
+		return envState(d, "a").AppliedRevision == "rev1" && envState(d, "b").AppliedRevision == "rev1"
+	})
+	tgt.mu.Lock()
+	a1, b1 := tgt.observed["a"], tgt.observed["b"]
+	tgt.mu.Unlock()
+	src.set("rev2", map[string]string{"a/manifest.yml": manifestText("a", "1"), "b/manifest.yml": manifestText("b", "2")})
+	eventually(t, "b at rev2", func() bool { return envState(d, "b").AppliedRevision == "rev2" })
+	tgt.mu.Lock()
+	a2, b2 := tgt.observed["a"], tgt.observed["b"]
+	applied := strings.Join(tgt.applied, ",")
+	tgt.mu.Unlock()
+	if a1 == nil || a2 != a1 {
+		t.Error("environment a, unchanged, was loaded again")
+	}
+	if b2 == b1 {
+		t.Error("environment b, changed, was not loaded again")
+	}
+	if applied != "create a-1,create b-1,replace b-1" && applied != "create b-1,create a-1,replace b-1" {
+		t.Errorf("applied %q, want a-1 and b-1 created, then b-1 replaced", applied)
+	}
 }
 
 func TestSourceErrorKeepsLastAppliedRevision(t *testing.T) {

@@ -3,6 +3,7 @@ package diff
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -85,6 +86,9 @@ func imageCause(old, cur string) string {
 
 // envCauses compares two env lists of KEY=digest entries.
 func envCauses(old, cur []string) []string {
+	if out, ok := sortedEnvCauses(old, cur); ok {
+		return out
+	}
 	o, c := envMap(old), envMap(cur)
 	var out []string
 	for _, k := range sortedUnion(o, c) {
@@ -100,6 +104,58 @@ func envCauses(old, cur []string) []string {
 		}
 	}
 	return out
+}
+
+// sortedEnvCauses is envCauses of two lists whose names are strictly
+// increasing, as Env.List writes them, by merging them; false when a list
+// is not.
+func sortedEnvCauses(old, cur []string) ([]string, bool) {
+	var out []string
+	i, j := 0, 0
+	var ok, ck, prevO, prevC string
+	for i < len(old) || j < len(cur) {
+		var ov, cv string
+		if i < len(old) {
+			ok, ov = envEntry(old[i])
+			if i > 0 && ok <= prevO {
+				return nil, false
+			}
+		}
+		if j < len(cur) {
+			ck, cv = envEntry(cur[j])
+			if j > 0 && ck <= prevC {
+				return nil, false
+			}
+		}
+		switch {
+		case j == len(cur) || i < len(old) && ok < ck:
+			out = append(out, "env "+ok+" removed")
+			prevO = ok
+			i++
+		case i == len(old) || ck < ok:
+			out = append(out, "env "+ck+" added")
+			prevC = ck
+			j++
+		default:
+			if ov != cv {
+				out = append(out, "env "+ok+" changed")
+			}
+			prevO, prevC = ok, ck
+			i++
+			j++
+		}
+	}
+	return out, true
+}
+
+// envEntry splits a KEY=value entry; an unset variable's value is
+// "\x00unset".
+func envEntry(kv string) (key, value string) {
+	k, v, set := strings.Cut(kv, "=")
+	if !set {
+		v = "\x00unset"
+	}
+	return k, v
 }
 
 func envMap(list []string) map[string]string {
@@ -163,6 +219,9 @@ func sortedUnion[V any](a, b map[string]V) []string {
 }
 
 func sameJSON(a, b any) bool {
+	if reflect.DeepEqual(a, b) {
+		return true // equal values have one JSON form
+	}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)

@@ -55,6 +55,13 @@ type Options struct {
 // Compute returns the plan that makes live match envs.
 func Compute(envs []*manifest.Environment, state *live.State, opts Options) *plan.Plan {
 	p := &plan.Plan{Revision: opts.Revision, Desired: Digest(envs), Prune: opts.Prune}
+	n := 0
+	for _, env := range envs {
+		for _, svc := range env.Services {
+			n += len(svc.Instances)
+		}
+	}
+	p.Steps = make([]plan.Step, 0, n)
 	known := map[string]bool{}
 	for env := range opts.Paused {
 		known[env] = true // a paused environment is never changed, even when its file is gone
@@ -65,7 +72,7 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 		if opts.Hold[env.Name] {
 			continue
 		}
-		if rb, ok := rolledBack(env, state, opts); ok {
+		if rb, ok := rolledBack(env, index, opts); ok {
 			p.Environments = append(p.Environments, plan.EnvChange{Name: env.Name, File: env.File, Status: plan.RolledBack, Note: rollbackNote(rb)})
 			continue
 		}
@@ -85,6 +92,9 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 	if opts.Prune && opts.PruneEnvs && opts.Select == nil {
 		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state, opts.Owner)...)
 	}
+	if len(p.Steps) == 0 {
+		p.Steps = nil // as when nothing was appended
+	}
 	return p
 }
 
@@ -101,15 +111,16 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 	selected := func(in *manifest.Instance) bool { return opts.Select == nil || opts.Select(env, in) }
 
 	ordered := env.StartOrder(env.Instances())
+	changes = make([]plan.Step, 0, len(ordered))
+	addrs := shipAddresses(env)
 	for _, in := range ordered {
-		desiredHost[in.Name] = env.Ships[in.Ship].Address()
+		desiredHost[in.Name] = addrs[in.Ship]
 	}
 	for _, in := range ordered {
 		if !selected(in) {
 			continue
 		}
-		ship := env.Ships[in.Ship]
-		addr := ship.Address()
+		addr := addrs[in.Ship]
 		base := plan.Step{ID: stepID(env.Name, addr, in.Name), Env: env.Name, Service: in.Service, Instance: in.Name, Ship: in.Ship, Host: addr, SpecHash: in.SpecHash}
 		host := state.Host(addr)
 		if host == nil || host.Err != nil {
@@ -205,7 +216,9 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 	}
 	wlSteps, wlUp, wlRemovals := computeWorkloads(env, state, opts)
 	changes = append(changes, wlSteps...)
-	changes = append(builds(env, state, changes), changes...)
+	if bs := builds(env, state, changes); len(bs) > 0 {
+		changes = append(bs, changes...)
+	}
 	// Ordering: an instance (or workload) comes up after the instances and
 	// workloads of every service it depends on. A build needs none of them
 	// running.
@@ -229,12 +242,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 	// Containers of this environment that are not desired where they run.
 	removedSvc := map[string][]string{} // service → remove step IDs
 	for _, addr := range sortedHosts(state) {
-		host := state.Hosts[addr]
-		for i := range host.Containers {
-			c := &host.Containers[i]
-			if c.Env() != env.Name || !c.Ours(opts.Owner) {
-				continue
-			}
+		for _, c := range index[addr].byEnv[env.Name] {
 			want, desired := desiredHost[c.Instance()]
 			if desired && want == addr && (c.Name == c.Instance() || c.Temporary() || c.Kept()) {
 				continue // the instance's own container, a leftover planned above, or one kept for a rollback
@@ -279,7 +287,9 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 		}
 	}
 	removals = append(removals, wlRemovals...)
-	out := append(leftovers, changes...)
+	out := make([]plan.Step, 0, len(leftovers)+len(changes)+len(removals))
+	out = append(out, leftovers...)
+	out = append(out, changes...)
 	out = append(out, stopOrdered(removals)...)
 	for i := range out {
 		slices.Sort(out[i].After)
@@ -291,7 +301,7 @@ func computeEnv(env *manifest.Environment, state *live.State, index map[string]*
 // stopOrdered sorts steps so that each comes after the steps of the list it
 // runs after, keeping the given order otherwise.
 func stopOrdered(steps []plan.Step) []plan.Step {
-	index := map[string]int{}
+	index := make(map[string]int, len(steps))
 	for i, st := range steps {
 		index[st.ID] = i
 	}
@@ -379,6 +389,15 @@ func sortedHosts(state *live.State) []string {
 	return keys
 }
 
+// shipAddresses returns the address of each ship of env, by ship name.
+func shipAddresses(env *manifest.Environment) map[string]string {
+	out := make(map[string]string, len(env.Ships))
+	for name, ship := range env.Ships {
+		out[name] = ship.Address()
+	}
+	return out
+}
+
 func shipName(env *manifest.Environment, addr string) string {
 	for _, name := range env.ShipNames() {
 		if env.Ships[name].Address() == addr {
@@ -393,6 +412,11 @@ func shipName(env *manifest.Environment, addr string) string {
 type hostIndex struct {
 	owned map[string][]*live.Container // env + "\x00" + instance
 	named map[string]*live.Container
+	// byEnv holds the owner's containers by environment, in the host's
+	// order.
+	byEnv map[string][]*live.Container
+	// rollbacks are the containers that carry a rollback marker.
+	rollbacks []*live.Container
 }
 
 // indexHosts indexes every observed host once per Compute; owned holds
@@ -403,13 +427,19 @@ func indexHosts(state *live.State, owner string) map[string]*hostIndex {
 		return out
 	}
 	for addr, h := range state.Hosts {
-		hi := &hostIndex{owned: map[string][]*live.Container{}, named: make(map[string]*live.Container, len(h.Containers))}
+		hi := &hostIndex{owned: make(map[string][]*live.Container, len(h.Containers)), named: make(map[string]*live.Container, len(h.Containers)),
+			byEnv: map[string][]*live.Container{}}
 		for i := range h.Containers {
 			c := &h.Containers[i]
 			hi.named[c.Name] = c
 			if c.Ours(owner) {
-				key := c.Env() + "\x00" + c.Instance()
+				env := c.Env()
+				key := env + "\x00" + c.Instance()
 				hi.owned[key] = append(hi.owned[key], c)
+				hi.byEnv[env] = append(hi.byEnv[env], c)
+			}
+			if c.Labels[label.Rollback] != "" {
+				hi.rollbacks = append(hi.rollbacks, c)
 			}
 		}
 		out[addr] = hi
@@ -462,8 +492,11 @@ func parseSpec(raw string) *manifest.Spec {
 func Digest(envs []*manifest.Environment) string {
 	var lines []string
 	for _, env := range envs {
-		for _, in := range env.Instances() {
-			lines = append(lines, env.Name+"\x00"+in.Name+"\x00"+env.Ships[in.Ship].Address()+"\x00"+in.SpecHash)
+		addrs := shipAddresses(env)
+		for _, svc := range env.Services {
+			for _, in := range svc.Instances {
+				lines = append(lines, env.Name+"\x00"+in.Name+"\x00"+addrs[in.Ship]+"\x00"+in.SpecHash)
+			}
 		}
 		lines = append(lines, env.Name)
 	}
@@ -557,18 +590,14 @@ func downtime(c *live.Container, in *manifest.Instance) string {
 // rolledBack returns the rollback marker that holds env: one of the
 // owner's, on a ship of env, made while the source desired what it
 // desires now.
-func rolledBack(env *manifest.Environment, state *live.State, opts Options) (live.Rollback, bool) {
-	if state == nil {
-		return live.Rollback{}, false
-	}
+func rolledBack(env *manifest.Environment, index map[string]*hostIndex, opts Options) (live.Rollback, bool) {
 	digest := ""
 	for _, name := range env.ShipNames() {
-		h := state.Host(env.Ships[name].Address())
-		if h == nil {
+		hi := index[env.Ships[name].Address()]
+		if hi == nil {
 			continue
 		}
-		for i := range h.Containers {
-			c := &h.Containers[i]
+		for _, c := range hi.rollbacks {
 			rb, ok := c.Rollback()
 			if !ok || rb.Env != env.Name || c.Owner() != opts.Owner {
 				continue

@@ -171,9 +171,12 @@ type Rollback struct {
 
 // Rollback returns the rollback the container marks, if it is a marker.
 func (c *Container) Rollback() (Rollback, bool) {
-	var r Rollback
 	v := c.Labels[label.Rollback]
-	if v == "" || json.Unmarshal([]byte(v), &r) != nil || r.Env == "" {
+	if v == "" {
+		return Rollback{}, false
+	}
+	var r Rollback
+	if json.Unmarshal([]byte(v), &r) != nil || r.Env == "" {
 		return r, false
 	}
 	return r, true

@@ -57,6 +57,12 @@ type serviceDraft struct {
 	route         *Route
 	routeNode     *yaml.Node
 	routePortNode *yaml.Node
+	// depLinks caches the service's link variables as its dependents see
+	// them, from ships [0] and from clusters [1].
+	depLinks [2][]EnvVar
+	// ownLinks and depLinkList are the service's link variables as its
+	// own containers and its dependents' containers on ships see them.
+	ownLinks, depLinkList *linkList
 }
 
 // schemaOne reports whether a schema value is 1 as MaestroNG compares it
@@ -83,9 +89,12 @@ func schemaOne(v *yaml.Node) bool {
 
 // instanceDraft is an instance while it is being decoded.
 type instanceDraft struct {
-	in        *Instance
-	f         *fields
-	env       *envMap
+	in  *Instance
+	f   *fields
+	env *envMap
+	// linked is the instance's environment once the link variables are
+	// written over env.
+	linked    Env
 	portNodes map[string]*yaml.Node // where each port is defined
 	// routeNode is where the instance's own proxy key is, if any.
 	routeNode *yaml.Node
@@ -338,7 +347,7 @@ func (b *builder) service(s entry) *serviceDraft {
 	sd.lifecycle = b.lifecycleNodes(sf)
 	if sf.has("cluster") {
 		if sf.has("proxy") {
-			b.errorf(sf.byKey["proxy"].K, sf.sub("proxy"), "proxy applies to services on ships: a cluster service is reached through its Kubernetes Service")
+			b.errorf(sf.byKey("proxy").K, sf.sub("proxy"), "proxy applies to services on ships: a cluster service is reached through its Kubernetes Service")
 		}
 		b.workload(sd)
 		b.checkBuild(sd)
@@ -346,12 +355,12 @@ func (b *builder) service(s entry) *serviceDraft {
 	}
 	for _, key := range []string{"replicas", "mode", "expose", "ingress"} {
 		if sf.has(key) {
-			b.errorf(sf.byKey[key].K, sf.sub(key), "%s applies to a cluster service: set cluster, or use instances", key)
+			b.errorf(sf.byKey(key).K, sf.sub(key), "%s applies to a cluster service: set cluster, or use instances", key)
 		}
 	}
 	if sf.has("command") {
 		// MaestroNG ignores a service-level command: so do ships.
-		b.warnf(sf.byKey["command"].K, sf.sub("command"), "a service-level command applies to cluster services only and is ignored here: give it per instance")
+		b.warnf(sf.byKey("command").K, sf.sub("command"), "a service-level command applies to cluster services only and is ignored here: give it per instance")
 	}
 	e, ok := b.required(sf, "instances", "instances (a mapping of instance name to settings), or cluster")
 	if !ok && !sf.has("instances") {
@@ -493,7 +502,7 @@ func (b *builder) instance(sd *serviceDraft, ie entry) *instanceDraft {
 	b.ulimits(f, in)
 	b.labels(f, in)
 	if f.has("lxc_conf") {
-		e := f.byKey["lxc_conf"]
+		e := f.byKey("lxc_conf")
 		b.warnf(e.K, f.sub("lxc_conf"), "lxc_conf is not supported by Docker since 1.10 and is ignored")
 	}
 	b.lifecycle(sd, f, in)
@@ -543,7 +552,7 @@ func (b *builder) command(f *fields, in *Instance) {
 	key := "command"
 	if !f.has("command") && f.has("cmd") {
 		key = "cmd"
-		b.warnf(f.byKey["cmd"].K, f.sub("cmd"), "cmd is deprecated: use command")
+		b.warnf(f.byKey("cmd").K, f.sub("cmd"), "cmd is deprecated: use command")
 	}
 	e, ok := f.get(key)
 	if !ok {
@@ -587,7 +596,7 @@ func (b *builder) volumes(f *fields, in *Instance) {
 		slices.SortFunc(in.Volumes, func(a, b Bind) int { return strings.Compare(a.Target, b.Target) })
 	}
 	if cv, ok := b.stringList(f, "container_volumes"); ok {
-		e := f.byKey["container_volumes"]
+		e := f.byKey("container_volumes")
 		for _, t := range sortedSet(cv) {
 			target, err := cleanTarget(t)
 			if err != nil {
@@ -724,7 +733,7 @@ func (b *builder) limits(sd *serviceDraft, f *fields, in *Instance) {
 	}
 	if in.Limits.Swap > 0 && in.Limits.Memory > 0 && in.Limits.Swap < in.Limits.Memory {
 		n := f.node
-		if k, ok := b.keyOf[f.node]; ok {
+		if k, ok := b.keyOf(f.node); ok {
 			n = k
 		}
 		b.errorf(n, f.sub("limits.swap"), "swap (memory+swap in Docker's terms) %d must be at least the memory limit %d", in.Limits.Swap, in.Limits.Memory)
@@ -854,9 +863,9 @@ func (m *envMap) clone() *envMap {
 }
 
 func (m *envMap) env() Env {
-	out := make(Env, 0, len(m.vals))
-	for _, k := range sortedKeys(m.vals) {
-		out = append(out, m.vals[k])
+	out := make(Env, len(m.vals))
+	for i, k := range sortedKeys(m.vals) {
+		out[i] = m.vals[k]
 	}
 	return out
 }

@@ -108,7 +108,7 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 	intOr := func(key string, def int) int {
 		if v, ok := b.integer(f, key); ok {
 			if v < 0 {
-				b.errorf(f.byKey[key].V, f.sub(key), "%s must not be negative", key)
+				b.errorf(f.byKey(key).V, f.sub(key), "%s must not be negative", key)
 				good = false
 			}
 			return int(v)
@@ -142,7 +142,7 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 		if v, ok := b.str(f, "scheme"); ok {
 			c.Scheme = strings.ToLower(v)
 			if c.Scheme != "http" && c.Scheme != "https" {
-				b.errorf(f.byKey["scheme"].V, f.sub("scheme"), "unknown scheme %q (http or https)", v)
+				b.errorf(f.byKey("scheme").V, f.sub("scheme"), "unknown scheme %q (http or https)", v)
 				good = false
 			}
 		}
@@ -152,7 +152,7 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 		}
 		if v, ok := b.str(f, "match_regex"); ok {
 			if _, err := regexp.Compile(v); err != nil {
-				b.errorf(f.byKey["match_regex"].V, f.sub("match_regex"), "bad regex %q: %v (Go RE2 syntax: no lookarounds or backreferences)", v, unwrapRegexpError(err))
+				b.errorf(f.byKey("match_regex").V, f.sub("match_regex"), "bad regex %q: %v (Go RE2 syntax: no lookarounds or backreferences)", v, unwrapRegexpError(err))
 				good = false
 			}
 			c.MatchRegex = v
@@ -184,7 +184,7 @@ func (b *builder) check(n *yaml.Node, p string, in *Instance) (Check, bool) {
 			c.EnvFrom = "env"
 			if v, ok := b.str(f, "envfrom"); ok {
 				if v != "env" && v != "stdin" {
-					b.errorf(f.byKey["envfrom"].V, f.sub("envfrom"), "envfrom must be env or stdin, got %q", v)
+					b.errorf(f.byKey("envfrom").V, f.sub("envfrom"), "envfrom must be env or stdin, got %q", v)
 					good = false
 				}
 				c.EnvFrom = v

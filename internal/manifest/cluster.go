@@ -31,7 +31,7 @@ func (b *builder) clusters(n *yaml.Node) {
 		if ns, ok := b.str(cf, "namespace"); ok {
 			cl.Namespace = ns
 			if len(ns) > 63 || !dnsLabel.MatchString(ns) {
-				b.errorf(cf.byKey["namespace"].V, cf.sub("namespace"), "invalid namespace %q: lower-case letters, digits and -, at most 63", ns)
+				b.errorf(cf.byKey("namespace").V, cf.sub("namespace"), "invalid namespace %q: lower-case letters, digits and -, at most 63", ns)
 			}
 		}
 		cl.NodeAddress, _ = b.str(cf, "node_address")
@@ -46,7 +46,7 @@ func (b *builder) workload(sd *serviceDraft) {
 	w := &Workload{Mode: ModeDeployment, Replicas: 1, Image: svc.Image, Command: []string{}}
 	svc.Workload = w
 	if sf.has("instances") {
-		b.errorf(sf.byKey["instances"].K, sf.sub("instances"), "a service runs either on ships (instances) or on a cluster (cluster), not both")
+		b.errorf(sf.byKey("instances").K, sf.sub("instances"), "a service runs either on ships (instances) or on a cluster (cluster), not both")
 	}
 	if len(svc.Name) > 54 || !dnsLabel.MatchString(svc.Name) {
 		b.errorf(sf.node, sf.path, "invalid name %q for a cluster service: lower-case letters, digits and -, at most 54 (it names Kubernetes objects)", svc.Name)
@@ -54,7 +54,7 @@ func (b *builder) workload(sd *serviceDraft) {
 	if name, ok := b.str(sf, "cluster"); ok {
 		w.Cluster = name
 		if _, known := b.env.Clusters[name]; !known {
-			b.errorf(sf.byKey["cluster"].V, sf.sub("cluster"), "unknown cluster %q (%s)", name, b.clusterList())
+			b.errorf(sf.byKey("cluster").V, sf.sub("cluster"), "unknown cluster %q (%s)", name, b.clusterList())
 		}
 	}
 	if e, ok := sf.get("command"); ok {
@@ -62,17 +62,17 @@ func (b *builder) workload(sd *serviceDraft) {
 	}
 	if v, ok := b.integer(sf, "replicas"); ok {
 		if v < 0 {
-			b.errorf(sf.byKey["replicas"].V, sf.sub("replicas"), "replicas must not be negative")
+			b.errorf(sf.byKey("replicas").V, sf.sub("replicas"), "replicas must not be negative")
 		}
 		w.Replicas = int(v)
 	}
 	if m, ok := b.str(sf, "mode"); ok {
 		if m != ModeDeployment && m != ModeDaemonSet {
-			b.errorf(sf.byKey["mode"].V, sf.sub("mode"), "unknown mode %q (deployment or daemonset)", m)
+			b.errorf(sf.byKey("mode").V, sf.sub("mode"), "unknown mode %q (deployment or daemonset)", m)
 		}
 		w.Mode = m
 		if m == ModeDaemonSet && sf.has("replicas") {
-			b.errorf(sf.byKey["replicas"].K, sf.sub("replicas"), "a daemonset runs one pod per node: replicas does not apply")
+			b.errorf(sf.byKey("replicas").K, sf.sub("replicas"), "a daemonset runs one pod per node: replicas does not apply")
 		}
 	}
 	w.Ports = mergePorts(sd.ports, nil)
@@ -108,7 +108,7 @@ func (b *builder) workload(sd *serviceDraft) {
 			w.CPUMillis = v
 		}
 		if sd.limits.has("swap") {
-			b.errorf(sd.limits.byKey["swap"].K, sd.limits.sub("swap"), "swap does not apply to a cluster service")
+			b.errorf(sd.limits.byKey("swap").K, sd.limits.sub("swap"), "swap does not apply to a cluster service")
 		}
 	}
 	// Checks: running checks become the readiness probe; only tcp, http
@@ -132,7 +132,7 @@ func (b *builder) workload(sd *serviceDraft) {
 		}
 	}
 	if len(w.Lifecycle["running"]) > 1 {
-		b.errorf(sf.byKey["lifecycle"].K, sf.sub("lifecycle.running"), "a cluster service has one readiness probe: give one running check")
+		b.errorf(sf.byKey("lifecycle").K, sf.sub("lifecycle.running"), "a cluster service has one readiness probe: give one running check")
 	}
 }
 

@@ -16,8 +16,24 @@ type decoder struct {
 	rendered bool
 	strict   bool
 	errs     Errors
-	seen     map[string]bool           // de-duplicates problems met twice through aliases
-	keyOf    map[*yaml.Node]*yaml.Node // value node → its key node, to locate "missing key" errors
+	seen     map[string]bool // de-duplicates problems met twice through aliases
+	// keys pairs value nodes with their key nodes, in the order mappings
+	// were decoded, to locate "missing key" errors (see keyOf).
+	keys []nodeKey
+}
+
+// nodeKey is a value node of a mapping and its key node.
+type nodeKey struct{ v, k *yaml.Node }
+
+// keyOf returns the key node of the value node n, as the mapping decoded
+// last that holds n gave it.
+func (d *decoder) keyOf(n *yaml.Node) (*yaml.Node, bool) {
+	for i := len(d.keys) - 1; i >= 0; i-- {
+		if d.keys[i].v == n {
+			return d.keys[i].k, true
+		}
+	}
+	return nil, false
 }
 
 func (d *decoder) report(sev Severity, n *yaml.Node, path, format string, args ...any) {
@@ -98,7 +114,27 @@ func (d *decoder) mapping(n *yaml.Node, path string) (entries []entry, ok bool) 
 		d.errorf(n, path, "expected a mapping, got %s", kindName(n))
 		return nil, false
 	}
-	index := map[string]int{}
+	// Duplicate keys are found by a scan of entries in a small mapping,
+	// by index in a large one.
+	var index map[string]int
+	if len(n.Content) > 32 {
+		index = make(map[string]int, len(n.Content)/2)
+	}
+	find := func(key string) (int, bool) {
+		if index != nil {
+			j, ok := index[key]
+			return j, ok
+		}
+		for j := range entries {
+			if entries[j].Key == key {
+				return j, true
+			}
+		}
+		return 0, false
+	}
+	if len(n.Content) > 0 {
+		entries = make([]entry, 0, len(n.Content)/2)
+	}
 	var merged []entry
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -112,20 +148,21 @@ func (d *decoder) mapping(n *yaml.Node, path string) (entries []entry, ok bool) 
 			continue
 		}
 		key := rk.Value
-		if j, dup := index[key]; dup {
+		if j, dup := find(key); dup {
 			d.errorf(k, join(path, key), "duplicate key %q (first defined at line %d)", key, entries[j].K.Line)
 			continue
 		}
-		index[key] = len(entries)
-		entries = append(entries, entry{Key: key, K: k, V: v})
-		if d.keyOf == nil {
-			d.keyOf = map[*yaml.Node]*yaml.Node{}
+		if index != nil {
+			index[key] = len(entries)
 		}
-		d.keyOf[resolve(v)] = k
+		entries = append(entries, entry{Key: key, K: k, V: v})
+		d.keys = append(d.keys, nodeKey{resolve(v), k})
 	}
 	for _, e := range merged {
-		if _, exists := index[e.Key]; !exists {
-			index[e.Key] = len(entries)
+		if _, exists := find(e.Key); !exists {
+			if index != nil {
+				index[e.Key] = len(entries)
+			}
 			entries = append(entries, e)
 		}
 	}
@@ -168,7 +205,9 @@ type fields struct {
 	path    string
 	node    *yaml.Node
 	entries []entry
-	byKey   map[string]entry
+	// index finds entries by key in a large mapping; a small one is
+	// scanned.
+	index map[string]int
 }
 
 // fields decodes a mapping with known keys; unknown keys are warnings,
@@ -178,9 +217,14 @@ func (d *decoder) fields(n *yaml.Node, path string, known []string) (*fields, bo
 	if !ok {
 		return nil, false
 	}
-	f := &fields{path: path, node: resolve(n), entries: entries, byKey: map[string]entry{}}
-	for _, e := range entries {
-		f.byKey[e.Key] = e
+	f := &fields{path: path, node: resolve(n), entries: entries}
+	if len(entries) > 16 {
+		f.index = make(map[string]int, len(entries))
+	}
+	for i, e := range entries {
+		if f.index != nil {
+			f.index[e.Key] = i
+		}
 		if !slices.Contains(known, e.Key) && !(path == "" && (strings.HasPrefix(e.Key, "_") || strings.HasPrefix(e.Key, "x-"))) {
 			msg := fmt.Sprintf("unknown key %q is ignored", e.Key)
 			if d.strict {
@@ -195,8 +239,31 @@ func (d *decoder) fields(n *yaml.Node, path string, known []string) (*fields, bo
 	return f, true
 }
 
+// find returns the entry of key.
+func (f *fields) find(key string) (entry, bool) {
+	if f.index != nil {
+		i, ok := f.index[key]
+		if !ok {
+			return entry{}, false
+		}
+		return f.entries[i], true
+	}
+	for _, e := range f.entries {
+		if e.Key == key {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// byKey returns the entry of key, or the zero entry.
+func (f *fields) byKey(key string) entry {
+	e, _ := f.find(key)
+	return e
+}
+
 func (f *fields) get(key string) (entry, bool) {
-	e, ok := f.byKey[key]
+	e, ok := f.find(key)
 	if ok && isNull(e.V) {
 		return e, false
 	}
@@ -204,7 +271,7 @@ func (f *fields) get(key string) (entry, bool) {
 }
 
 func (f *fields) has(key string) bool {
-	_, ok := f.byKey[key]
+	_, ok := f.find(key)
 	return ok
 }
 
@@ -236,7 +303,7 @@ func (d *decoder) required(f *fields, key, what string) (entry, bool) {
 	e, ok := f.get(key)
 	if !ok {
 		n := f.node
-		if k, found := d.keyOf[f.node]; found {
+		if k, found := d.keyOf(f.node); found {
 			n = k
 		}
 		if f.has(key) {
@@ -459,9 +526,28 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // a small file of nested aliases cannot make loading take forever.
 const maxExpandedNodes = 2_000_000
 
+// countNodes adds the nodes of the tree under n to count, stopping at the
+// first alias.
+func countNodes(n *yaml.Node, count int) (int, bool) {
+	if n.Kind == yaml.AliasNode {
+		return count, true
+	}
+	count++
+	for _, c := range n.Content {
+		var aliased bool
+		if count, aliased = countNodes(c, count); aliased {
+			return count, true
+		}
+	}
+	return count, false
+}
+
 // checkAliases returns the first alias that refers to one of its own
 // ancestors, or that makes the expanded document too large.
 func checkAliases(root *yaml.Node) (*yaml.Node, string) {
+	if n, aliased := countNodes(root, 0); !aliased && n <= maxExpandedNodes {
+		return nil, "" // a tree without aliases is its own expansion
+	}
 	size := map[*yaml.Node]int{}
 	onPath := map[*yaml.Node]bool{}
 	var bad *yaml.Node

@@ -10,6 +10,10 @@
 // an Error carrying the file, line, column and YAML path, so that a person can
 // act on all of them at once.
 //
+// A Cache loads the revisions of a repository one after the other and
+// re-uses the environments whose manifest, files read and options did not
+// change since the previous load.
+//
 // The package does no network I/O, starts no goroutines and does not log:
 // files come from an fs.FS and the process environment from Options.
 package manifest

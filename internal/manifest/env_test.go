@@ -642,3 +642,78 @@ services:
 		t.Errorf("no clash warning: %q", warns)
 	}
 }
+
+// TestLinkVariableOverwritesManifestEnv: a link variable written over a
+// variable of the manifest with another value is a warning, once per
+// service and variable; the same value is not.
+func TestLinkVariableOverwritesManifestEnv(t *testing.T) {
+	repo := loadText(t, `__maestro: {schema: 2}
+name: over
+ships:
+  a: {ip: 10.0.0.1}
+services:
+  web:
+    image: web:1
+    requires: [db]
+    env: {DB_DB_1_HOST: elsewhere, KEEP: mine}
+    instances:
+      web-1: {ship: a}
+      web-2: {ship: a}
+      web-3: {ship: a, env: {DB_DB_1_HOST: 10.0.0.1}}
+  db:
+    image: db:1
+    instances:
+      db-1: {ship: a}
+`)
+	env := envOf(t, repo)
+	for _, name := range []string{"web-1", "web-2", "web-3"} {
+		if got, _ := env.Instance(name).Env.Get("DB_DB_1_HOST"); got != "10.0.0.1" {
+			t.Errorf("DB_DB_1_HOST of %s = %q, want the link variable's 10.0.0.1", name, got)
+		}
+	}
+	n := 0
+	for _, w := range messages(repo, SeverityWarning) {
+		if strings.Contains(w, "DB_DB_1_HOST: the link variable of service db overwrites the env variable of the manifest") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warnings of the overwritten variable, want 1: %q", n, messages(repo, SeverityWarning))
+	}
+}
+
+// TestHostPortClashNamesTheFirstBinding: a binding that clashes with
+// several earlier ones is reported against the first of them, whether
+// ranges are narrow or wide.
+func TestHostPortClashNamesTheFirstBinding(t *testing.T) {
+	repo := loadText(t, `__maestro: {schema: 2}
+name: ports
+ships:
+  a: {ip: 10.0.0.1}
+services:
+  svc:
+    image: web:1
+    instances:
+      r1: {ship: a, ports: {p: "80-90:8000-8010"}}
+      r2: {ship: a, ports: {p: "80:8005"}}
+      r3: {ship: a, ports: {p: {exposed: 80, external: [127.0.0.1, 8005]}}}
+      w1: {ship: a, ports: {p: "1000-2000:1000-2000"}}
+      w2: {ship: a, ports: {p: "80:1500"}}
+      w3: {ship: a, ports: {p: "900-1900:900-1900"}}
+      u1: {ship: a, ports: {p: "80/udp:8005/udp"}}
+`)
+	got := strings.Join(messages(repo, SeverityError), "\n")
+	for _, want := range []string{
+		"r2: host port 0.0.0.0:8005/tcp on ship a is also bound by r1 (port p)",
+		"r3: host port 127.0.0.1:8005/tcp on ship a is also bound by r1 (port p)",
+		"w2: host port 0.0.0.0:1500/tcp on ship a is also bound by w1 (port p)",
+		"w3: host port 0.0.0.0:900-1900/tcp on ship a is also bound by w1 (port p)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "u1") || strings.Count(got, "is also bound by") != 4 {
+		t.Errorf("want 4 clashes, none of u1 (udp):\n%s", got)
+	}
+}

@@ -62,7 +62,7 @@ func (b *builder) exposeSettings(sd *serviceDraft, w *Workload) {
 				case strings.EqualFold(t, ExposeClusterIP):
 					x.Type = ExposeClusterIP
 				default:
-					b.errorf(f.byKey["type"].V, f.sub("type"), "unknown Service type %q (LoadBalancer, NodePort or ClusterIP)", t)
+					b.errorf(f.byKey("type").V, f.sub("type"), "unknown Service type %q (LoadBalancer, NodePort or ClusterIP)", t)
 				}
 			}
 			if ports, ok := b.stringMap(f, "ports"); ok {
@@ -72,9 +72,9 @@ func (b *builder) exposeSettings(sd *serviceDraft, w *Workload) {
 					n, err := strconv.Atoi(ports[name])
 					switch {
 					case w.Ports.byName(name) == nil:
-						b.errorf(f.byKey["ports"].V, path, "unknown port %q (%s)", name, w.Ports.names())
+						b.errorf(f.byKey("ports").V, path, "unknown port %q (%s)", name, w.Ports.names())
 					case err != nil || n < 1 || n > 65535:
-						b.errorf(f.byKey["ports"].V, path, "the Service's port must be a number from 1 to 65535, got %q", ports[name])
+						b.errorf(f.byKey("ports").V, path, "the Service's port must be a number from 1 to 65535, got %q", ports[name])
 					default:
 						x.Ports[name] = n
 					}
@@ -116,7 +116,7 @@ func (b *builder) exposeSettings(sd *serviceDraft, w *Workload) {
 		in.Hosts, _ = b.hosts(f)
 		if v, ok := b.str(f, "path"); ok {
 			if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \t\n?#") {
-				b.errorf(f.byKey["path"].V, f.sub("path"), "a path prefix starts with / and has no spaces, ? or #, got %q", v)
+				b.errorf(f.byKey("path").V, f.sub("path"), "a path prefix starts with / and has no spaces, ? or #, got %q", v)
 			}
 			in.Path = v
 		}
@@ -129,17 +129,17 @@ func (b *builder) exposeSettings(sd *serviceDraft, w *Workload) {
 		case in.Port == "":
 			in.Port = w.Ports[0].Name
 		case w.Ports.byName(in.Port) == nil:
-			b.errorf(f.byKey["port"].V, f.sub("port"), "unknown port %q (%s)", in.Port, w.Ports.names())
+			b.errorf(f.byKey("port").V, f.sub("port"), "unknown port %q (%s)", in.Port, w.Ports.names())
 		}
 		for _, key := range []string{"tls_secret", "class"} {
 			if v, ok := b.str(f, key); ok && (len(v) > 253 || !hostName.MatchString(v) || strings.HasPrefix(v, "*")) {
-				b.errorf(f.byKey[key].V, f.sub(key), "invalid %s %q: a Kubernetes object name (lower-case letters, digits, - and .)", key, v)
+				b.errorf(f.byKey(key).V, f.sub(key), "invalid %s %q: a Kubernetes object name (lower-case letters, digits, - and .)", key, v)
 			}
 		}
 		in.TLSSecret, _ = b.str(f, "tls_secret")
 		in.Class, _ = b.str(f, "class")
 		if in.TLSSecret != "" && len(in.Hosts) == 0 {
-			b.errorf(f.byKey["tls_secret"].K, f.sub("tls_secret"), "tls_secret needs hosts: the certificate is for them")
+			b.errorf(f.byKey("tls_secret").K, f.sub("tls_secret"), "tls_secret needs hosts: the certificate is for them")
 		}
 		w.Ingress = in
 	}

@@ -57,11 +57,29 @@ type Spec struct {
 // manifest, since it is computed from resolved, sorted values. The result
 // is 32 hex characters, short enough for a Kubernetes label value.
 func SpecHash(in *Instance) string {
-	return in.Spec().Hash()
+	s := in.spec(false)
+	env := in.Env
+	if env == nil {
+		env = Env{} // Env.List gives an empty list, not nil
+	}
+	var buf [4096]byte
+	data, ok := s.appendJSON(buf[:0], env)
+	if !ok {
+		return in.Spec().Hash()
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
 }
 
 // Spec returns what shapes the instance's container, in canonical order.
-func (in *Instance) Spec() Spec {
+func (in *Instance) Spec() Spec { return in.spec(true) }
+
+// spec is Spec, with Env left out unless env is set.
+func (in *Instance) spec(env bool) Spec {
+	var list []string
+	if env {
+		list = in.Env.List()
+	}
 	volumes := make([]Bind, len(in.Volumes))
 	for i, v := range in.Volumes {
 		if v.Mode == "" {
@@ -70,7 +88,7 @@ func (in *Instance) Spec() Spec {
 		volumes[i] = v
 	}
 	return Spec{
-		Version: specVersion, Image: in.Image, Command: in.Command, Env: in.Env.List(), Hostname: in.Hostname,
+		Version: specVersion, Image: in.Image, Command: in.Command, Env: list, Hostname: in.Hostname,
 		Ports: in.Ports, Volumes: volumes, ContainerVolumes: in.ContainerVolumes, VolumesFrom: in.VolumesFrom,
 		Links: in.Links, User: in.User, Privileged: in.Privileged, CapAdd: sortedSet(in.CapAdd), CapDrop: sortedSet(in.CapDrop),
 		ExtraHosts: in.ExtraHosts, Net: in.Net, Restart: in.Restart, DNS: in.DNS, StopTimeout: in.StopTimeout,
@@ -81,10 +99,14 @@ func (in *Instance) Spec() Spec {
 
 // Hash returns the digest of s: 32 hex characters.
 func (s Spec) Hash() string {
-	data, err := json.Marshal(s)
-	if err != nil {
-		// Every field is a plain value: Marshal cannot fail.
-		panic("manifest: hash spec: " + err.Error())
+	var buf [4096]byte
+	data, ok := s.appendJSON(buf[:0], nil)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(s); err != nil {
+			// Every field is a plain value: Marshal cannot fail.
+			panic("manifest: hash spec: " + err.Error())
+		}
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:16])

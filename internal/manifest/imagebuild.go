@@ -91,7 +91,7 @@ func (b *builder) imageBuild(sd *serviceDraft, be entry) {
 		}
 		ctxNode = e.V
 		if v, ok := b.str(f, "dockerfile"); ok {
-			bd.Dockerfile, dfNode = v, f.byKey["dockerfile"].V
+			bd.Dockerfile, dfNode = v, f.byKey("dockerfile").V
 		}
 		if args, ok := b.stringMap(f, "args"); ok {
 			bd.Args = args
@@ -151,7 +151,7 @@ func (b *builder) checkBuild(sd *serviceDraft) {
 		return
 	}
 	p := sd.f.sub("build")
-	be := sd.f.byKey["build"]
+	be := sd.f.byKey("build")
 	if sd.svc.Workload != nil {
 		if bd.Builder == "" {
 			b.errorf(be.K, p, "a cluster service is built on a ship: name it with build.builder")
@@ -163,7 +163,7 @@ func (b *builder) checkBuild(sd *serviceDraft) {
 	}
 	for _, id := range sd.instances {
 		if id.f.has("image") {
-			e := id.f.byKey["image"]
+			e := id.f.byKey("image")
 			b.errorf(e.K, id.f.sub("image"), "an instance of a built service runs the service's build: remove its image")
 		}
 	}

@@ -119,20 +119,48 @@ type Source struct {
 
 // LoadSources loads manifests whose text is already read.
 func LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
+	loads := make([]loaded, len(srcs))
+	for i, src := range srcs {
+		loads[i] = loadSource(fsys, src, opts)
+	}
+	return assemble(loads)
+}
+
+// loaded is one manifest's environment as loaded on its own, before the
+// checks between environments.
+type loaded struct {
+	file string // as shown
+	// env is nil when the manifest did not validate.
+	env   *Environment
+	diags Errors
+}
+
+// loadSource loads one manifest on its own.
+func loadSource(fsys fs.FS, src Source, opts Options) loaded {
+	l := loaded{file: displayName(src, opts)}
+	if src.Err != nil {
+		l.diags = Errors{&Error{File: l.file, Msg: "cannot read the manifest: " + src.Err.Error()}}
+		return l
+	}
+	env, diags := loadOne(fsys, src, opts)
+	l.diags = diags
+	if env != nil && !diags.HasErrors() {
+		l.env = env
+	}
+	return l
+}
+
+// assemble makes the repository of manifests loaded on their own: the
+// checks between environments run on them together.
+func assemble(loads []loaded) *Repo {
 	repo := &Repo{}
-	for _, src := range srcs {
-		if src.Err != nil {
-			repo.Diagnostics = append(repo.Diagnostics, &Error{File: displayName(src, opts), Msg: "cannot read the manifest: " + src.Err.Error()})
-			repo.Invalid = append(repo.Invalid, displayName(src, opts))
+	for _, l := range loads {
+		repo.Diagnostics = append(repo.Diagnostics, l.diags...)
+		if l.env == nil {
+			repo.Invalid = append(repo.Invalid, l.file)
 			continue
 		}
-		env, diags := loadOne(fsys, src, opts)
-		repo.Diagnostics = append(repo.Diagnostics, diags...)
-		if env == nil || diags.HasErrors() {
-			repo.Invalid = append(repo.Invalid, displayName(src, opts))
-			continue
-		}
-		repo.Environments = append(repo.Environments, env)
+		repo.Environments = append(repo.Environments, l.env)
 	}
 	repo.crossCheck()
 	repo.Diagnostics.sort()

@@ -344,6 +344,9 @@ type PortList []Port
 
 // MarshalJSON renders the ports as {"name": {...}}, in name order.
 func (pl PortList) MarshalJSON() ([]byte, error) {
+	if out, ok := pl.plainJSON(); ok {
+		return out, nil
+	}
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, p := range pl {
@@ -362,6 +365,58 @@ func (pl PortList) MarshalJSON() ([]byte, error) {
 	b.WriteByte('}')
 	return []byte(b.String()), nil
 }
+
+// plainJSON is MarshalJSON's text when no string needs escaping in JSON
+// (encoding/json's escaping, HTML characters included); false otherwise.
+func (pl PortList) plainJSON() ([]byte, bool) {
+	n := 2
+	for _, p := range pl {
+		for _, s := range [...]string{p.Name, p.Exposed, p.External, p.ExternalIP} {
+			if !plainJSON(s) {
+				return nil, false
+			}
+			n += len(s)
+		}
+		n += len(`,"":{"exposed":"","external":"","external_ip":""}`)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, '{')
+	for i, p := range pl {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, p.Name...)
+		out = append(out, `":{"exposed":"`...)
+		out = append(out, p.Exposed...)
+		out = append(out, `","external":"`...)
+		out = append(out, p.External...)
+		out = append(out, `","external_ip":"`...)
+		out = append(out, p.ExternalIP...)
+		out = append(out, `"}`...)
+	}
+	return append(out, '}'), true
+}
+
+// plainJSON reports whether encoding/json writes s between quotes as it is.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainJSONByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainJSONByte tells the bytes encoding/json writes in a string as they
+// are: printable ASCII but the quote, the backslash and the characters it
+// escapes for HTML.
+var plainJSONByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 // UnmarshalJSON reads the form MarshalJSON writes.
 func (pl *PortList) UnmarshalJSON(data []byte) error {
@@ -482,13 +537,33 @@ func (e Env) Lookup(name string) (EnvVar, bool) {
 // List returns the environment in Docker's KEY=VALUE form (a bare KEY for
 // an unset variable), sorted by name.
 func (e Env) List() []string {
-	out := make([]string, len(e))
-	for i, v := range e {
-		if v.Unset {
-			out[i] = v.Name
-		} else {
-			out[i] = v.Name + "=" + v.Value
+	// One string holds every entry; the entries are slices of it.
+	n := 0
+	for _, v := range e {
+		n += len(v.Name)
+		if !v.Unset {
+			n += 1 + len(v.Value)
 		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, v := range e {
+		b.WriteString(v.Name)
+		if !v.Unset {
+			b.WriteByte('=')
+			b.WriteString(v.Value)
+		}
+	}
+	all := b.String()
+	out := make([]string, len(e))
+	at := 0
+	for i, v := range e {
+		end := at + len(v.Name)
+		if !v.Unset {
+			end += 1 + len(v.Value)
+		}
+		out[i] = all[at:end]
+		at = end
 	}
 	return out
 }

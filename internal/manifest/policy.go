@@ -153,10 +153,10 @@ func (b *builder) policy(f *fields, in *Instance) {
 		where = " of environment " + b.env.Name
 	}
 	if in.Privileged && denied(RulePrivileged) {
-		b.errorf(f.byKey["privileged"].V, f.sub("privileged"), "a privileged container"+why, where)
+		b.errorf(f.byKey("privileged").V, f.sub("privileged"), "a privileged container"+why, where)
 	}
 	if in.Net == "host" && denied(RuleHostNetwork) {
-		b.errorf(f.byKey["net"].V, f.sub("net"), "the host's network"+why, where)
+		b.errorf(f.byKey("net").V, f.sub("net"), "the host's network"+why, where)
 	}
 	if e, ok := f.get("volumes"); ok && resolve(e.V).Kind == yaml.MappingNode {
 		entries, _ := b.mapping(e.V, f.sub("volumes"))

@@ -71,7 +71,7 @@ func (b *builder) resolve() {
 	b.checkHostPorts()
 	for _, sd := range b.services {
 		for _, id := range sd.instances {
-			id.in.Env = id.env.env()
+			id.in.Env = id.linked
 			id.in.SpecHash = SpecHash(id.in)
 		}
 	}
@@ -80,7 +80,7 @@ func (b *builder) resolve() {
 // listNode returns the node of element i of a list field, or the field's
 // key when the value is a single string.
 func (b *builder) listNode(f *fields, key string, i int) *yaml.Node {
-	e := f.byKey[key]
+	e := f.byKey(key)
 	if v := resolve(e.V); v.Kind == yaml.SequenceNode && i < len(v.Content) {
 		return v.Content[i]
 	}
@@ -92,16 +92,18 @@ func (b *builder) listNode(f *fields, key string, i int) *yaml.Node {
 func (b *builder) warnEnvNameClashes() {
 	seen := map[string]string{}
 	for _, sd := range b.services {
-		if prev, ok := seen[ToEnv(sd.svc.Name)]; ok && prev != sd.svc.Name {
-			b.warnf(sd.f.node, sd.f.path, "services %q and %q share the variable prefix %s_: their injected variables overwrite each other", prev, sd.svc.Name, ToEnv(sd.svc.Name))
+		svc := ToEnv(sd.svc.Name)
+		if prev, ok := seen[svc]; ok && prev != sd.svc.Name {
+			b.warnf(sd.f.node, sd.f.path, "services %q and %q share the variable prefix %s_: their injected variables overwrite each other", prev, sd.svc.Name, svc)
 		}
-		seen[ToEnv(sd.svc.Name)] = sd.svc.Name
-		inst := map[string]string{}
+		seen[svc] = sd.svc.Name
+		inst := make(map[string]string, len(sd.instances))
 		for _, id := range sd.instances {
-			if prev, ok := inst[ToEnv(id.in.Name)]; ok && prev != id.in.Name {
-				b.warnf(id.f.node, id.f.path, "instances %q and %q share the variable name part %s: their injected variables overwrite each other", prev, id.in.Name, ToEnv(id.in.Name))
+			name := ToEnv(id.in.Name)
+			if prev, ok := inst[name]; ok && prev != id.in.Name {
+				b.warnf(id.f.node, id.f.path, "instances %q and %q share the variable name part %s: their injected variables overwrite each other", prev, id.in.Name, name)
 			}
-			inst[ToEnv(id.in.Name)] = id.in.Name
+			inst[name] = id.in.Name
 		}
 	}
 }
@@ -116,7 +118,7 @@ func (b *builder) volumesFrom(instances map[string]*instanceDraft, g *graph) {
 			if len(in.VolumesFrom) == 0 {
 				continue
 			}
-			e := id.f.byKey["volumes_from"]
+			e := id.f.byKey("volumes_from")
 			p := id.f.sub("volumes_from")
 			for _, other := range in.VolumesFrom {
 				od, ok := instances[other]
@@ -170,10 +172,172 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 			b.workloadEnv(sd, services, warned)
 			continue
 		}
+		// Every instance of a service gets the same link variables.
+		links := b.shipLinks(sd, services)
 		for _, id := range sd.instances {
-			b.applyLinks(id.env, sd, services, false, warned)
+			id.linked = b.linkEnv(id.env, sd, links, warned)
 		}
 	}
+}
+
+// linkSet is the link variables of a service's containers, prepared once
+// for all of them.
+type linkSet struct {
+	// vars are the variables in the order applyLinks writes them, and
+	// prev the index in vars of the previous variable of the same name,
+	// or -1. Both are nil when no two variables share a name.
+	vars []EnvVar
+	prev []int
+	// final is the last variable of each name, sorted by name.
+	final Env
+}
+
+// linkList is the link variables of one service as one consumer sees
+// them.
+type linkList struct {
+	vars []EnvVar // in the order linkVars returns them
+	// sorted is the last variable of each name, sorted by name; dups
+	// tells that two variables of vars share a name.
+	sorted Env
+	dups   bool
+}
+
+func newLinkList(vars []EnvVar) *linkList {
+	l := &linkList{vars: vars}
+	sorted := slices.Clone(vars)
+	slices.SortStableFunc(sorted, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	l.sorted = sorted[:0]
+	for i := range sorted {
+		if i+1 < len(sorted) && sorted[i+1].Name == sorted[i].Name {
+			l.dups = true
+			continue // the last one wins
+		}
+		l.sorted = append(l.sorted, sorted[i])
+	}
+	return l
+}
+
+// shipLinks returns the link variables of the containers of sd, a service
+// on ships: what serviceLinkVars gives, merged from the lists of the
+// service and its dependencies, each sorted once.
+func (b *builder) shipLinks(sd *serviceDraft, services map[string]*serviceDraft) *linkSet {
+	own, _ := b.linkLists(sd)
+	final, dups := own.sorted, own.dups
+	deps := b.linkServices(sd)
+	for _, dep := range deps {
+		if dep == sd.svc.Name {
+			continue
+		}
+		_, dl := b.linkLists(services[dep])
+		var tie bool
+		final, tie = mergeLinks(final, dl.sorted)
+		dups = dups || dl.dups || tie
+	}
+	if dups {
+		vars := slices.Clone(own.vars)
+		for _, dep := range deps {
+			if dep != sd.svc.Name {
+				_, dl := b.linkLists(services[dep])
+				vars = append(vars, dl.vars...)
+			}
+		}
+		return newLinkSet(vars)
+	}
+	return &linkSet{final: final}
+}
+
+// linkLists returns sd's link variables for its own containers and for
+// its dependents' (without internal ports), on ships; computed once.
+func (b *builder) linkLists(sd *serviceDraft) (own, dep *linkList) {
+	if sd.ownLinks == nil {
+		o, d := linkVarLists(sd, b.env, false)
+		sd.ownLinks, sd.depLinkList = newLinkList(o), newLinkList(d)
+	}
+	return sd.ownLinks, sd.depLinkList
+}
+
+// mergeLinks merges two lists sorted by name, b winning a tie; it tells
+// whether there was one.
+func mergeLinks(a, b Env) (Env, bool) {
+	out := make(Env, 0, len(a)+len(b))
+	tie := false
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch c := strings.Compare(a[i].Name, b[j].Name); {
+		case c < 0:
+			out = append(out, a[i])
+			i++
+		case c > 0:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, b[j])
+			tie = true
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...), tie
+}
+
+func newLinkSet(vars []EnvVar) *linkSet {
+	ls := &linkSet{vars: vars, prev: make([]int, len(vars))}
+	last := make(map[string]int, len(vars))
+	for i, v := range vars {
+		ls.prev[i] = -1
+		if j, ok := last[v.Name]; ok {
+			ls.prev[i] = j
+		}
+		last[v.Name] = i
+	}
+	ls.final = make(Env, len(last))
+	for i, name := range sortedKeys(last) {
+		ls.final[i] = vars[last[name]]
+	}
+	return ls
+}
+
+// linkEnv returns the environment of a container whose variables before
+// the links are m, once the links are written over them: what applyLinks
+// and envMap.env give, with the same warnings, without copying the links
+// into m.
+func (b *builder) linkEnv(m *envMap, sd *serviceDraft, ls *linkSet, warned map[string]bool) Env {
+	// With no two link variables of one name, a link variable overwrites
+	// only the one of its name in m: the merge below finds them.
+	unique := ls.vars == nil
+	for i, v := range ls.vars {
+		var prev EnvVar
+		ok := true
+		if j := ls.prev[i]; j >= 0 {
+			prev = ls.vars[j]
+		} else {
+			prev, ok = m.vals[v.Name]
+		}
+		b.warnOverwrite(sd, prev, ok, v, warned)
+	}
+	base := m.env()
+	out := make(Env, 0, len(base)+len(ls.final))
+	i, j := 0, 0
+	for i < len(base) && j < len(ls.final) {
+		switch c := strings.Compare(base[i].Name, ls.final[j].Name); {
+		case c < 0:
+			out = append(out, base[i])
+			i++
+		case c > 0:
+			out = append(out, ls.final[j])
+			j++
+		default:
+			if unique {
+				b.warnOverwrite(sd, base[i], true, ls.final[j], warned)
+			}
+			out = append(out, ls.final[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, base[i:]...)
+	return append(out, ls.final[j:]...)
 }
 
 // applyLinks writes the link variables sd's containers get into m in
@@ -182,28 +346,62 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 // variables. Every overwrite that changes a value is a warning, once per
 // service and variable; values are never shown (they may be secrets).
 func (b *builder) applyLinks(m *envMap, sd *serviceDraft, services map[string]*serviceDraft, onCluster bool, warned map[string]bool) {
+	b.setLinks(m, sd, b.serviceLinkVars(sd, services, onCluster), warned)
+}
+
+// serviceLinkVars returns the link variables sd's containers get, in the
+// order applyLinks writes them.
+func (b *builder) serviceLinkVars(sd *serviceDraft, services map[string]*serviceDraft, onCluster bool) []EnvVar {
 	vars := linkVars(sd, b.env, true, onCluster)
 	for _, dep := range b.linkServices(sd) {
 		if dep != sd.svc.Name {
-			vars = append(vars, linkVars(services[dep], b.env, false, onCluster)...)
+			vars = append(vars, b.depLinkVars(services[dep], onCluster)...)
 		}
 	}
+	return vars
+}
+
+// depLinkVars returns the link variables of sd as a dependency sees them
+// (without internal ports), computed once per service and place.
+func (b *builder) depLinkVars(sd *serviceDraft, onCluster bool) []EnvVar {
+	i := 0
+	if onCluster {
+		i = 1
+	}
+	if sd.depLinks[i] == nil {
+		sd.depLinks[i] = linkVars(sd, b.env, false, onCluster)
+		if sd.depLinks[i] == nil {
+			sd.depLinks[i] = []EnvVar{}
+		}
+	}
+	return sd.depLinks[i]
+}
+
+// setLinks writes the link variables vars of sd's containers into m, as
+// applyLinks describes.
+func (b *builder) setLinks(m *envMap, sd *serviceDraft, vars []EnvVar, warned map[string]bool) {
 	for _, v := range vars {
 		prev, ok := m.vals[v.Name]
-		if ok && !prev.Unset && prev.Value != v.Value && prev.Source != v.Source && !warned[sd.svc.Name+"\x00"+v.Name] {
-			warned[sd.svc.Name+"\x00"+v.Name] = true
-			was := "the env variable of the manifest"
-			switch prev.Source {
-			case "":
-			case SourceFixed:
-				was = "maestro-sync's own variable"
-			default:
-				was = "the link variable of service " + prev.Source
-			}
-			b.warnf(sd.f.node, sd.f.path, "%s: the link variable of service %s overwrites %s with another value, as in MaestroNG: rename a service or instance to keep both",
-				v.Name, v.Source, was)
-		}
+		b.warnOverwrite(sd, prev, ok, v, warned)
 		m.set(v)
+	}
+}
+
+// warnOverwrite warns, once per service and variable, when the link
+// variable v overwrites prev (present when ok) with another value.
+func (b *builder) warnOverwrite(sd *serviceDraft, prev EnvVar, ok bool, v EnvVar, warned map[string]bool) {
+	if ok && !prev.Unset && prev.Value != v.Value && prev.Source != v.Source && !warned[sd.svc.Name+"\x00"+v.Name] {
+		warned[sd.svc.Name+"\x00"+v.Name] = true
+		was := "the env variable of the manifest"
+		switch prev.Source {
+		case "":
+		case SourceFixed:
+			was = "maestro-sync's own variable"
+		default:
+			was = "the link variable of service " + prev.Source
+		}
+		b.warnf(sd.f.node, sd.f.path, "%s: the link variable of service %s overwrites %s with another value, as in MaestroNG: rename a service or instance to keep both",
+			v.Name, v.Source, was)
 	}
 }
 
@@ -213,32 +411,47 @@ func (b *builder) applyLinks(m *envMap, sd *serviceDraft, services map[string]*s
 // name from the cluster, and from ships by the cluster's node address and
 // node ports when the cluster declares them.
 func linkVars(sd *serviceDraft, env *Environment, internal, onCluster bool) []EnvVar {
-	var out []EnvVar
+	own, dep := linkVarLists(sd, env, onCluster)
+	if internal {
+		return own
+	}
+	return dep
+}
+
+// linkVarLists returns the link variables of the service sd with the
+// _INTERNAL_PORT variables (own) and without them (dep), which share their
+// strings.
+func linkVarLists(sd *serviceDraft, env *Environment, onCluster bool) (own, dep []EnvVar) {
+	add := func(v EnvVar, internal bool) {
+		own = append(own, v)
+		if !internal {
+			dep = append(dep, v)
+		}
+	}
 	svc := ToEnv(sd.svc.Name)
 	src := sd.svc.Name
 	if w := sd.svc.Workload; w != nil {
 		cl := env.Clusters[w.Cluster]
 		if cl == nil {
-			return nil
+			return nil, nil
 		}
 		prefix := svc + "_" + svc + "_"
 		host, nodePorts := DNSName(sd.svc.Name, cl), false
 		if !onCluster && cl.NodeAddress != "" {
 			host, nodePorts = cl.NodeAddress, true
 		}
-		out = append(out, EnvVar{Name: prefix + "HOST", Value: host, Source: src})
+		add(EnvVar{Name: prefix + "HOST", Value: host, Source: src}, false)
 		for _, p := range w.Ports {
 			port := p.ExposedPort()
 			if nodePorts && p.External != p.Exposed {
 				port = p.ExternalPort()
 			}
-			out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: port, Source: src})
-			if internal {
-				out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
-			}
+			name := prefix + ToEnv(p.Name)
+			add(EnvVar{Name: name + "_PORT", Value: port, Source: src}, false)
+			add(EnvVar{Name: name + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src}, true)
 		}
-		out = append(out, EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src})
-		return out
+		add(EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src}, false)
+		return own, dep
 	}
 	names := make([]string, 0, len(sd.instances))
 	for _, peer := range sd.instances {
@@ -246,30 +459,24 @@ func linkVars(sd *serviceDraft, env *Environment, internal, onCluster bool) []En
 		names = append(names, in.Name)
 		prefix := svc + "_" + ToEnv(in.Name) + "_"
 		if ship := env.Ships[in.Ship]; ship != nil {
-			out = append(out, EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src})
+			add(EnvVar{Name: prefix + "HOST", Value: ship.IP, Source: src}, false)
 		}
 		for _, p := range in.Ports {
-			out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_PORT", Value: p.ExternalPort(), Source: src})
-			if internal {
-				out = append(out, EnvVar{Name: prefix + ToEnv(p.Name) + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src})
-			}
+			name := prefix + ToEnv(p.Name)
+			add(EnvVar{Name: name + "_PORT", Value: p.ExternalPort(), Source: src}, false)
+			add(EnvVar{Name: name + "_INTERNAL_PORT", Value: p.ExposedPort(), Source: src}, true)
 		}
 	}
 	slices.Sort(names)
-	out = append(out, EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: src})
-	return out
+	add(EnvVar{Name: svc + "_INSTANCES", Value: strings.Join(names, ","), Source: src}, false)
+	return own, dep
 }
 
 // checkHostPorts reports two instances that bind the same host address,
-// port and protocol on one Docker host.
+// port and protocol on one Docker host: each binding against the first
+// earlier one it clashes with.
 func (b *builder) checkHostPorts() {
-	type binding struct {
-		in     *Instance
-		port   Port
-		ip     netip.Addr
-		lo, hi int
-	}
-	byHost := map[string][]binding{}
+	byHost := map[string]*hostBindings{}
 	for _, sd := range b.services {
 		for _, id := range sd.instances {
 			in := id.in
@@ -284,23 +491,87 @@ func (b *builder) checkHostPorts() {
 					continue // a random host port (the routed port's is)
 				}
 				ip, _ := netip.ParseAddr(p.ExternalIP)
-				nb := binding{in, p, ip, lo, hi}
-				for _, ob := range byHost[key+"/"+p.Protocol()] {
-					if ob.lo > hi || lo > ob.hi {
-						continue
-					}
-					if ob.ip != ip && !ob.ip.IsUnspecified() && !ip.IsUnspecified() {
-						continue
-					}
+				nb := hostBinding{in, p, ip, lo, hi}
+				hb := byHost[key+"/"+p.Protocol()]
+				if hb == nil {
+					hb = &hostBindings{byPort: map[int][]int{}}
+					byHost[key+"/"+p.Protocol()] = hb
+				}
+				if ob, clash := hb.clash(nb); clash {
 					path := id.f.sub("ports." + p.Name)
 					if own, ok := id.f.get("ports"); !ok || !slices.ContainsFunc(resolve(own.V).Content, func(k *yaml.Node) bool { return k.Value == p.Name }) {
 						path = sd.f.sub("ports." + p.Name) // inherited from the service
 					}
 					b.errorf(id.portNodes[p.Name], path, "%s: host port %s:%s/%s on ship %s is also bound by %s (port %s)", in.Name, p.ExternalIP, p.ExternalPort(), p.Protocol(), in.Ship, ob.in.Name, ob.port.Name)
-					break
 				}
-				byHost[key+"/"+p.Protocol()] = append(byHost[key+"/"+p.Protocol()], nb)
+				hb.add(nb)
 			}
 		}
+	}
+}
+
+// hostBinding is a host port range bound by an instance.
+type hostBinding struct {
+	in     *Instance
+	port   Port
+	ip     netip.Addr
+	lo, hi int
+}
+
+// hostBindings are the bindings of one host and protocol, in the order
+// they were added, indexed by port when they span few ports.
+type hostBindings struct {
+	all    []hostBinding
+	byPort map[int][]int // port → indices in all of the narrow bindings
+	wide   []int         // indices in all of the bindings of more ports
+}
+
+// narrowPorts is the most ports a binding spans to be indexed by port.
+const narrowPorts = 64
+
+// clash returns the first binding added that nb clashes with: an
+// overlapping port range on the same address, or where either binds
+// every address.
+func (h *hostBindings) clash(nb hostBinding) (hostBinding, bool) {
+	first := -1
+	check := func(i int) {
+		ob := h.all[i]
+		if first >= 0 && i >= first || ob.lo > nb.hi || nb.lo > ob.hi {
+			return
+		}
+		if ob.ip != nb.ip && !ob.ip.IsUnspecified() && !nb.ip.IsUnspecified() {
+			return
+		}
+		first = i
+	}
+	if nb.lo <= nb.hi && nb.hi-nb.lo < narrowPorts {
+		for port := nb.lo; port <= nb.hi; port++ {
+			for _, i := range h.byPort[port] {
+				check(i)
+			}
+		}
+		for _, i := range h.wide {
+			check(i)
+		}
+	} else {
+		for i := range h.all {
+			check(i)
+		}
+	}
+	if first < 0 {
+		return hostBinding{}, false
+	}
+	return h.all[first], true
+}
+
+func (h *hostBindings) add(nb hostBinding) {
+	i := len(h.all)
+	h.all = append(h.all, nb)
+	if nb.hi-nb.lo >= narrowPorts || nb.hi < nb.lo {
+		h.wide = append(h.wide, i)
+		return
+	}
+	for port := nb.lo; port <= nb.hi; port++ {
+		h.byPort[port] = append(h.byPort[port], i)
 	}
 }

@@ -57,6 +57,9 @@ func checkImage(image string) error {
 // "_" (a combining accent too), then Unicode's full upper case mapping
 // applies ("straße" becomes STRASSE, "ﬁ" FI).
 func ToEnv(name string) string {
+	if s, ok := asciiToEnv(name); ok {
+		return s
+	}
 	ascii := true
 	mapped := strings.Map(func(r rune) rune {
 		if r >= utf8.RuneSelf {
@@ -71,6 +74,38 @@ func ToEnv(name string) string {
 		return strings.ToUpper(mapped)
 	}
 	return cases.Upper(language.Und).String(mapped)
+}
+
+// asciiToEnv is ToEnv of an ASCII name, without allocating when the name
+// is already in its form; false when name is not ASCII.
+func asciiToEnv(name string) (string, bool) {
+	same := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return "", false
+		case c == '_' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9':
+		default:
+			same = false
+		}
+	}
+	if same {
+		return name, true
+	}
+	b := make([]byte, len(name))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case c == '_' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9':
+		default:
+			c = '_'
+		}
+		b[i] = c
+	}
+	return string(b), true
 }
 
 // parseSize parses a memory or swap size: an integer, or a string of digits

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -724,6 +725,63 @@ func TestToEnvCorpus(t *testing.T) {
 	for _, c := range cases {
 		if got := ToEnv(c.Name); got != c.Env {
 			t.Errorf("ToEnv(%q) = %q, MaestroNG: %q", c.Name, got, c.Env)
+		}
+	}
+}
+
+func TestToEnvASCII(t *testing.T) {
+	for _, name := range []string{"", "web", "WEB_1", "a-b.c", "svc9", "x y/z", "_", "Mixed-Case.9"} {
+		got, ok := asciiToEnv(name)
+		if !ok {
+			t.Fatalf("asciiToEnv(%q) refused an ASCII name", name)
+		}
+		want := strings.ToUpper(strings.Map(func(r rune) rune {
+			if r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r) {
+				return r
+			}
+			return '_'
+		}, name))
+		if got != want || ToEnv(name) != want {
+			t.Errorf("ToEnv(%q) = %q, want %q", name, got, want)
+		}
+	}
+	if _, ok := asciiToEnv("straße"); ok {
+		t.Error("asciiToEnv accepted a name that is not ASCII")
+	}
+}
+
+// TestPortListJSON checks that the plain form of a port list is the one
+// the general form (encoding/json for every name and port) writes.
+func TestPortListJSON(t *testing.T) {
+	general := func(pl PortList) string {
+		var b strings.Builder
+		b.WriteByte('{')
+		for i, p := range pl {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(p.Name)
+			v, _ := json.Marshal(p)
+			b.Write(k)
+			b.WriteByte(':')
+			b.Write(v)
+		}
+		b.WriteByte('}')
+		return b.String()
+	}
+	for _, pl := range []PortList{
+		nil,
+		{},
+		{{Name: "http", Exposed: "80/tcp", External: "8080/tcp"}},
+		{{Name: "admin", Exposed: "9000/tcp", External: "20000/tcp", ExternalIP: "127.0.0.1"}, {Name: "dns", Exposed: "53/udp", External: "53/udp"}},
+		{{Name: "a<b>&\"q\"", Exposed: "1/tcp"}, {Name: "é\u2028", External: "\x01"}},
+	} {
+		got, err := json.Marshal(pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := general(pl); string(got) != want {
+			t.Errorf("ports %v: got %s, want %s", pl, got, want)
 		}
 	}
 }
