@@ -130,6 +130,9 @@ func LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 		repo.Diagnostics = append(repo.Diagnostics, diags...)
 		if env == nil || diags.HasErrors() {
 			repo.Invalid = append(repo.Invalid, displayName(src, opts))
+			if env != nil {
+				repo.partial(displayName(src, opts), env)
+			}
 			continue
 		}
 		repo.Environments = append(repo.Environments, env)
@@ -214,6 +217,7 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 	env := b.build(doc.Content[0])
 	if env != nil {
 		env.File = d.file
+		env.Path = src.Name
 		taint(env, taintedValues(src.Data, opts.Environ))
 	}
 	if opts.Strict {
@@ -254,6 +258,7 @@ func (r *Repo) crossCheck() {
 		byName[env.Name] = env
 		if bad {
 			r.Invalid = append(r.Invalid, env.File)
+			r.partial(env.File, env)
 			continue
 		}
 		for _, in := range env.Instances() {
@@ -269,11 +274,20 @@ func (r *Repo) crossCheck() {
 		}
 		if bad {
 			r.Invalid = append(r.Invalid, env.File)
+			r.partial(env.File, env)
 			continue
 		}
 		keep = append(keep, env)
 	}
 	r.Environments = keep
+}
+
+// partial records what could be read of the invalid environment of file.
+func (r *Repo) partial(file string, env *Environment) {
+	if r.Partial == nil {
+		r.Partial = map[string]Partial{}
+	}
+	r.Partial[file] = Partial{Name: env.Name, Labels: env.Labels, LabelsOK: !env.labelsBad}
 }
 
 func leadingSpace(line []byte) []byte {
