@@ -61,6 +61,13 @@ type Request struct {
 	// those of environments not in Envs (only when Envs is the owner's
 	// whole tree and every environment of it is valid).
 	Prune, PruneEnvs bool
+	// Others names environments of the repository outside this run's
+	// selection (another daemon's shard): never planned nor pruned.
+	// PruneGone, when set, says which environments no longer in the
+	// repository PruneEnvs removes, by the manifest path and labels
+	// their objects recorded (see diff.Options).
+	Others    map[string]bool
+	PruneGone func(path string, labels map[string]string, ok bool) bool
 	// Adopt replaces containers without maestro-sync labels that hold an
 	// instance's name (MaestroNG's) instead of reporting conflicts.
 	Adopt bool
@@ -118,7 +125,7 @@ func Plan(ctx context.Context, t Target, req Request) (*plan.Plan, *live.State) 
 func compute(req Request, state *live.State, hold map[string]bool) *plan.Plan {
 	p := diff.Compute(req.Envs, state, diff.Options{
 		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select, Adopt: req.Adopt, Hold: hold, Paused: req.Paused,
-		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0,
+		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0, Others: req.Others, PruneGone: req.PruneGone,
 	})
 	p.Owner = req.Owner.Name
 	p.Things, p.WithDeps = req.Things, req.WithDeps
