@@ -429,7 +429,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	req := reconcile.Request{
 		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
-		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Others: view.Others, PruneGone: d.pruneGone(), Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
+		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Others: view.Others, PruneGone: d.pruneGone(), Reach: d.reach(view), Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
 		Holder: lock.Self(), SkipLocked: true, PlanFirst: true, Paused: d.paused(),
 		Review: func(p *plan.Plan) error {
 			if t.reason == "resync" || t.reason == "event" {
@@ -525,6 +525,16 @@ func (d *Daemon) pruneGone() func(string, map[string]string, bool) bool {
 		return nil
 	}
 	return d.cfg.Shard.Prunes
+}
+
+// reach is what a sharded daemon that prunes observes beside its own
+// environments: the ships of the others (never their environments), where
+// an environment of its shard that is gone may have been the last one.
+func (d *Daemon) reach(v shard.View) []*manifest.Environment {
+	if d.cfg.Shard == nil || !d.cfg.Prune {
+		return nil
+	}
+	return reconcile.ShipsOf(v.Outside)
 }
 
 // retryLater counts a failed run and schedules a retry with backoff.

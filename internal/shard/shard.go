@@ -149,6 +149,9 @@ type View struct {
 	// the shard, valid or not: they are not "no longer in the
 	// repository", and nothing of them is changed.
 	Others map[string]bool
+	// Outside are the valid environments of the repository outside the
+	// shard.
+	Outside []*manifest.Environment
 }
 
 // Split divides a loaded repository (every manifest of it, so that the
@@ -168,6 +171,7 @@ func (s *Shard) Split(repo *manifest.Repo) View {
 			files[env.File] = true
 		} else {
 			v.Others[env.Name] = true
+			v.Outside = append(v.Outside, env)
 		}
 	}
 	for _, file := range repo.Invalid {
