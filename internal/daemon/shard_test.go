@@ -157,7 +157,9 @@ func TestShardPrunesOnlyWhatItRecorded(t *testing.T) {
 	src.set("rev1", map[string]string{"a/manifest.yml": labelled("a", "1", "a"), "b/manifest.yml": labelled("b", "1", "b")})
 	tgt := newFakeTarget()
 	all, cancel, done := startTestDaemon(t, Config{Source: src, Target: tgt, Prune: true})
-	eventually(t, "rev1", func() bool { return envState(all, "a").AppliedRevision == "rev1" && envState(all, "b").AppliedRevision == "rev1" })
+	eventually(t, "rev1", func() bool {
+		return envState(all, "a").AppliedRevision == "rev1" && envState(all, "b").AppliedRevision == "rev1"
+	})
 	cancel()
 	<-done
 
