@@ -34,6 +34,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/procmem"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
+	"github.com/maestro-sync/maestro-sync/internal/shard"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 	"github.com/maestro-sync/maestro-sync/internal/web"
 )
@@ -53,6 +54,8 @@ type runFlags struct {
 	readTokenFile                    string
 	tlsCert, tlsKey                  string
 	prune, adopt                     bool
+	environments                     []string
+	envSelector                      string
 	concurrency                      int
 	rolloutTimeout                   time.Duration
 	logFormat, logLevel              string
@@ -127,6 +130,8 @@ flight and exits.`,
 	fl.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token of POST /api/v1/sync")
 	fl.BoolVar(&f.adopt, "adopt", false, "take over containers without maestro-sync labels holding an instance's name (MaestroNG's), replacing them immutably")
 	fl.BoolVar(&f.prune, "prune", false, "remove containers no longer in the manifests")
+	fl.StringSliceVar(&f.environments, "environments", nil, "deploy only the environments whose manifest path (relative to --path), or a directory above it, matches one of these globs (** crosses directories; repeat or separate with commas): several daemons split one repository")
+	fl.StringVar(&f.envSelector, "environment-selector", "", "deploy only the environments whose labels (__maestro.labels) match this Kubernetes label selector (shard=a, team in (web,api), !legacy)")
 	fl.IntVarP(&f.concurrency, "concurrency", "c", 8, "how many steps run at once (0: no limit)")
 	fl.DurationVar(&f.rolloutTimeout, "rollout-timeout", kube.DefaultRolloutTimeout, "how long a cluster service's new pods may take to become available")
 	fl.BoolVar(&f.allowExec, "allow-exec-checks", false, "run lifecycle checks of type exec (commands on the deployer, with its credentials at hand); without it, an environment with one is invalid")
@@ -267,6 +272,9 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 	if cfg.Manifest.Policy, err = g.loadPolicy(); err != nil {
 		return err
 	}
+	if cfg.Shard, err = f.shard(); err != nil {
+		return err
+	}
 	switch {
 	case f.repo != "" && f.dir != "":
 		return errors.New("--repo and --dir exclude each other")
@@ -366,7 +374,11 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		}
 		serveErr <- srv.Serve(ln)
 	}()
-	log.Info("started", "source", cfg.Source.String(), "listen", ln.Addr().String(), "poll", f.poll.String(), "resync", f.resync.String())
+	started := []any{"source", cfg.Source.String(), "listen", ln.Addr().String(), "poll", f.poll.String(), "resync", f.resync.String()}
+	if cfg.Shard != nil {
+		started = append(started, "shard", cfg.Shard.String())
+	}
+	log.Info("started", started...)
 	go trimMemory(ctx, d, log)
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	notified := make(chan struct{})
@@ -386,6 +398,20 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	return runErr
+}
+
+// shard is the part of the repository --environments and
+// --environment-selector select; nil for all of it.
+func (f *runFlags) shard() (*shard.Shard, error) {
+	globs, err := shard.ParseGlobs(f.environments)
+	if err != nil {
+		return nil, fmt.Errorf("--environments: %w", err)
+	}
+	sel, err := shard.ParseSelector(f.envSelector)
+	if err != nil {
+		return nil, fmt.Errorf("--environment-selector: %w", err)
+	}
+	return shard.New(globs, sel), nil
 }
 
 // maxConns bounds the connections the HTTP server holds at once.

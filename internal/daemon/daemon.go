@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
 	"github.com/maestro-sync/maestro-sync/internal/reconcile"
+	"github.com/maestro-sync/maestro-sync/internal/shard"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -90,6 +92,11 @@ type Config struct {
 	Owner owner.Owner
 	// Prune removes containers no longer in the manifests.
 	Prune bool
+	// Shard, when set, is the part of the repository this daemon deploys
+	// (several daemons split one repository): it loads every manifest,
+	// and observes, plans, locks, prunes and reports only the
+	// environments of its shard (see internal/shard).
+	Shard *shard.Shard
 	// Adopt takes over containers without maestro-sync labels that hold
 	// an instance's name (MaestroNG's), replacing them immutably.
 	Adopt bool
@@ -201,7 +208,10 @@ func New(cfg Config) *Daemon {
 	d := &Daemon{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, wake: make(chan trigger, 1),
 		lastApply: map[string]string{}, holds: map[string]history.Hold{}, pinned: map[string]*manifest.Environment{}, warned: map[string]bool{},
-		status: Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}},
+		status: Status{Source: cfg.Source.String(), Owner: cfg.Owner.Name, Branch: cfg.Branch, Environments: []EnvStatus{}, Shard: shardStatus(cfg.Shard)},
+	}
+	if cfg.Shard != nil {
+		d.metrics.shard.WithLabelValues(strings.Join(cfg.Shard.Globs, ","), cfg.Shard.SelectorString()).Set(1)
 	}
 	if cfg.Holds == nil && cfg.History != nil {
 		d.cfg.Holds = cfg.History
@@ -447,8 +457,12 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 		d.record(t, snap, start, before, nil, nil)
 		return
 	}
+	view := d.cfg.Shard.Split(repo)
+	repo = view.Repo
 	envStatus := d.invalidEnvs(repo, snap.Revision, log)
 	envs := d.applyPins(ctx, snap.Revision, repo.Environments, log)
+	// A pin of an environment that left the shard is another daemon's.
+	envs = slices.DeleteFunc(envs, func(e *manifest.Environment) bool { return view.Others[e.Name] })
 	// An environment pinned by a rollback is deployed from its pin, even
 	// when its file is broken at the head of the branch.
 	envStatus = slices.DeleteFunc(envStatus, func(es EnvStatus) bool {
@@ -462,7 +476,7 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	}
 	req := reconcile.Request{
 		Owner: d.cfg.Owner, Envs: envs, Invalid: invalid, Revision: snap.Revision,
-		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
+		Prune: d.cfg.Prune, PruneEnvs: d.cfg.Prune, Others: view.Others, PruneGone: d.pruneGone(), Reach: d.reach(view), Adopt: d.cfg.Adopt, Concurrency: d.cfg.Concurrency,
 		Holder: lock.Self(), SkipLocked: true, PlanFirst: true, Paused: d.paused(),
 		Review: func(p *plan.Plan) error {
 			if t.reason == "resync" || t.reason == "event" {
@@ -548,6 +562,26 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	d.failures = 0
 	d.status.NextRetry = time.Time{}
 	d.mu.Unlock()
+}
+
+// pruneGone says which environments gone from the repository this daemon
+// prunes: with a shard, those its shard selects as their objects
+// recorded them; without, every one of the owner.
+func (d *Daemon) pruneGone() func(string, map[string]string, bool) bool {
+	if d.cfg.Shard == nil {
+		return nil
+	}
+	return d.cfg.Shard.Prunes
+}
+
+// reach is what a sharded daemon that prunes observes beside its own
+// environments: the ships of the others (never their environments), where
+// an environment of its shard that is gone may have been the last one.
+func (d *Daemon) reach(v shard.View) []*manifest.Environment {
+	if d.cfg.Shard == nil || !d.cfg.Prune {
+		return nil
+	}
+	return reconcile.ShipsOf(v.Outside)
 }
 
 // retryLater counts a failed run and schedules a retry with backoff.

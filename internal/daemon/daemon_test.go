@@ -159,8 +159,17 @@ func (d *fakeDriver) Apply(ctx context.Context, st plan.Step, progress func(stri
 		delete(d.t.containers, st.Instance)
 		return nil
 	}
-	d.t.containers[st.Instance] = live.Container{ID: st.Instance + "-" + st.SpecHash[:6], Name: st.Instance, State: "running",
-		Labels: map[string]string{label.Env: st.Env, label.Service: st.Service, label.Instance: st.Instance, label.SpecHash: st.SpecHash, label.Revision: d.revision}}
+	labels := map[string]string{label.Env: st.Env, label.Service: st.Service, label.Instance: st.Instance, label.SpecHash: st.SpecHash, label.Revision: d.revision}
+	for _, env := range d.envs {
+		if env.Name == st.Env { // the origin, as the Docker driver records it
+			labels[label.File] = env.Path
+			if len(env.Labels) > 0 {
+				b, _ := json.Marshal(env.Labels)
+				labels[label.EnvLabels] = string(b)
+			}
+		}
+	}
+	d.t.containers[st.Instance] = live.Container{ID: st.Instance + "-" + st.SpecHash[:6], Name: st.Instance, State: "running", Labels: labels}
 	return nil
 }
 

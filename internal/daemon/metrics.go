@@ -20,6 +20,7 @@ type Metrics struct {
 	drift           *prometheus.CounterVec
 	commitToHealthy prometheus.Histogram
 	stalled         *prometheus.GaugeVec
+	shard           *prometheus.GaugeVec
 	rolloutBatch    *prometheus.GaugeVec
 	rolloutBatches  *prometheus.GaugeVec
 	rolloutFailed   *prometheus.CounterVec
@@ -58,6 +59,9 @@ func NewMetrics() *Metrics {
 			Name: "maestro_sync_commit_to_healthy_seconds", Help: "From the commit time (or the webhook's arrival, when later) to the moment the last replacement of the revision passed its checks.",
 			Buckets: []float64{.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
 		}),
+		shard: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "maestro_sync_shard_info", Help: "1 for the shard of the repository this daemon deploys: its path globs and label selector (absent without a shard).",
+		}, []string{"environments", "selector"}),
 		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "maestro_sync_environment_stalled", Help: "1 when an environment waits for a new commit (invalid manifest or untrusted commit).",
 		}, []string{"env"}),
@@ -71,7 +75,7 @@ func NewMetrics() *Metrics {
 	m.rolloutFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "maestro_sync_rollout_failed_total", Help: "Staged rollouts stopped by a batch that failed its bake (and was swapped back).",
 	}, []string{"env", "service"})
-	reg.MustRegister(m.runs, m.runDuration, m.steps, m.gitDuration, m.gitErrors, m.appliedRevision, m.drift, m.commitToHealthy, m.stalled,
+	reg.MustRegister(m.runs, m.runDuration, m.steps, m.gitDuration, m.gitErrors, m.appliedRevision, m.drift, m.commitToHealthy, m.stalled, m.shard,
 		m.rolloutBatch, m.rolloutBatches, m.rolloutFailed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -14,6 +14,7 @@ import (
 	"github.com/maestro-sync/maestro-sync/internal/lock"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/plan"
+	"github.com/maestro-sync/maestro-sync/internal/shard"
 	"github.com/maestro-sync/maestro-sync/internal/source"
 )
 
@@ -42,9 +43,26 @@ type Status struct {
 	NextRetry  time.Time `json:"next_retry,omitzero"`
 	// Role is leader or follower with leader election (empty without),
 	// and Leader the identity of the replica that leads.
-	Role         string      `json:"role,omitempty"`
-	Leader       string      `json:"leader,omitempty"`
-	Environments []EnvStatus `json:"environments"`
+	Role   string `json:"role,omitempty"`
+	Leader string `json:"leader,omitempty"`
+	// Shard is the part of the repository this daemon deploys, when
+	// several split it (nil: all of it).
+	Shard        *ShardStatus `json:"shard,omitempty"`
+	Environments []EnvStatus  `json:"environments"`
+}
+
+// ShardStatus describes a daemon's shard: the path globs and the label
+// selector of run --environments and --environment-selector.
+type ShardStatus struct {
+	Environments []string `json:"environments,omitempty"`
+	Selector     string   `json:"selector,omitempty"`
+}
+
+func shardStatus(s *shard.Shard) *ShardStatus {
+	if s == nil {
+		return nil
+	}
+	return &ShardStatus{Environments: s.Globs, Selector: s.SelectorString()}
 }
 
 // EnvStatus is the state of one environment.

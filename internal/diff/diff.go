@@ -36,6 +36,13 @@ type Options struct {
 	// every environment of the owner's repository and every manifest of it
 	// is valid (not with -f, nor when an environment is invalid).
 	PruneEnvs bool
+	// Others names environments of the repository that this run does not
+	// plan (another daemon's shard): they are not "no longer in the
+	// repository", and nothing of them is changed.
+	Others map[string]bool
+	// PruneGone, when set, limits PruneEnvs to environments whose objects
+	// record a manifest path and labels (ok false: none) it accepts.
+	PruneGone func(path string, labels map[string]string, ok bool) bool
 	// Hold names environments that are loaded but not planned this time
 	// (another run holds their lock): nothing of them is changed, and
 	// they are not "no longer in the repository" either.
@@ -66,6 +73,9 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 	for env := range opts.Paused {
 		known[env] = true // a paused environment is never changed, even when its file is gone
 	}
+	for env := range opts.Others {
+		known[env] = true
+	}
 	index := indexHosts(state, opts.Owner)
 	for _, env := range envs {
 		known[env.Name] = true
@@ -90,7 +100,7 @@ func Compute(envs []*manifest.Environment, state *live.State, opts Options) *pla
 		p.Steps = append(p.Steps, steps...)
 	}
 	if opts.Prune && opts.PruneEnvs && opts.Select == nil {
-		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state, opts.Owner)...)
+		p.Steps = append(p.Steps, pruneUnknownEnvs(known, state, opts.Owner, opts.PruneGone)...)
 	}
 	if len(p.Steps) == 0 {
 		p.Steps = nil // as when nothing was appended
@@ -332,11 +342,16 @@ func stopOrdered(steps []plan.Step) []plan.Step {
 // not in the repository any more (by their labels), and the objects its
 // cluster inventories record for such environments. Containers made before
 // owners existed are never pruned this way: nothing says whose they are.
-func pruneUnknownEnvs(known map[string]bool, state *live.State, owner string) []plan.Step {
+// gone, when set, must accept the manifest path and labels the objects
+// recorded.
+func pruneUnknownEnvs(known map[string]bool, state *live.State, owner string, gone func(string, map[string]string, bool) bool) []plan.Step {
 	var out []plan.Step
 	for _, addr := range sortedHosts(state) {
 		for _, c := range state.Hosts[addr].Containers {
 			if c.Owner() != owner || !c.Ours(owner) || known[c.Env()] {
+				continue
+			}
+			if gone != nil && !gone(c.Origin()) {
 				continue
 			}
 			out = append(out, plan.Step{ID: stepID(c.Env(), addr, c.Name), Action: plan.Remove, Env: c.Env(), Service: c.Service(),
@@ -356,6 +371,9 @@ func pruneUnknownEnvs(known map[string]bool, state *live.State, owner string) []
 		for _, addr := range addrs {
 			for _, inv := range state.Clusters[addr].Inventories {
 				if inv.Owner != owner || inv.Env == "" || known[inv.Env] {
+					continue
+				}
+				if gone != nil && !gone(inv.File, inv.Labels, inv.HasOrigin) {
 					continue
 				}
 				for _, svc := range inv.Services {

@@ -27,6 +27,13 @@ const (
 	// OwnerName is the owner's readable name (a label on containers, an
 	// annotation on Kubernetes objects, whose label values are too short).
 	OwnerName = Prefix + "owner-name"
+	// File is the path of the manifest an object's environment came from,
+	// relative to the owner's sub-path, and EnvLabels that environment's
+	// labels (JSON), as they were when the object was created: they say
+	// which daemon's shard the environment was in once its file is gone
+	// (see internal/shard). Neither is part of the spec hash.
+	File      = Prefix + "file"
+	EnvLabels = Prefix + "env-labels"
 	// Lock marks a deploy lock object (a never-started container on a
 	// ship); its value is the lock's key (see internal/lock). LockBeat
 	// marks a renewal of it, LockEnv and LockHolder say whose it is, and

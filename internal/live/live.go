@@ -99,6 +99,25 @@ func (c *Container) Owner() string { return c.Labels[label.Owner] }
 // OwnerName returns the readable name of the container's owner.
 func (c *Container) OwnerName() string { return c.Labels[label.OwnerName] }
 
+// Origin is the manifest file and the environment labels a container
+// records (label.File, label.EnvLabels); ok is false when it records no
+// file (made before objects recorded them) or labels that do not decode.
+func (c *Container) Origin() (file string, labels map[string]string, ok bool) {
+	return Origin(c.Labels[label.File], c.Labels[label.EnvLabels])
+}
+
+// Origin decodes a recorded manifest file and environment labels.
+func Origin(file, envLabels string) (string, map[string]string, bool) {
+	if file == "" {
+		return "", nil, false
+	}
+	var labels map[string]string
+	if envLabels != "" && json.Unmarshal([]byte(envLabels), &labels) != nil {
+		return "", nil, false
+	}
+	return file, labels, true
+}
+
 // Ours reports whether the owner with the given ID may act on the
 // container: it carries maestro-sync's labels, that owner's ID (or none,
 // when made before owners existed), and the name maestro-sync gives such
@@ -201,6 +220,12 @@ type Cluster struct {
 // Inventory is what one owner's environment applied in a namespace.
 type Inventory struct {
 	Env, Owner string
+	// File and Labels are the environment's manifest and labels as its
+	// last apply recorded them (see Container.Origin); HasOrigin is false
+	// when it recorded none.
+	File      string
+	Labels    map[string]string
+	HasOrigin bool
 	// Services are the services with objects recorded.
 	Services []string
 }

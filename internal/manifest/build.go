@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
 )
@@ -110,8 +111,13 @@ func (b *builder) build(root *yaml.Node) *Environment {
 	if e, ok := f.get("__maestro"); ok {
 		if mf, ok := b.mapping(e.V, "__maestro"); ok {
 			for _, m := range mf {
-				if m.Key == "schema" && !schemaOne(resolve(m.V)) {
-					env.Schema = 2
+				switch m.Key {
+				case "schema":
+					if !schemaOne(resolve(m.V)) {
+						env.Schema = 2
+					}
+				case "labels":
+					b.envLabels(m)
 				}
 			}
 		}
@@ -839,6 +845,41 @@ func (b *builder) labels(f *fields, in *Instance) {
 		if strings.HasPrefix(k, label.Prefix) {
 			b.errorf(v, f.sub("labels"), "label %q uses the prefix %s, which maestro-sync reserves for its own labels", k, label.Prefix)
 		}
+	}
+}
+
+// envLabels decodes __maestro.labels, the environment's own labels, with
+// Kubernetes' rules for label keys and values, so that a label selector
+// can select them.
+func (b *builder) envLabels(m entry) {
+	const p = "__maestro.labels"
+	entries, ok := b.mapping(m.V, p)
+	if !ok {
+		b.env.labelsBad = true
+		return
+	}
+	out := make(map[string]string, len(entries))
+	for _, en := range entries {
+		path := join(p, en.Key)
+		v, ok := b.scalar(en.V, path, "a string")
+		if !ok {
+			b.env.labelsBad = true
+			continue
+		}
+		if errs := validation.IsQualifiedName(en.Key); len(errs) > 0 {
+			b.errorf(en.K, path, "invalid label key %q: %s", en.Key, strings.Join(errs, "; "))
+			b.env.labelsBad = true
+			continue
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			b.errorf(en.V, path, "invalid label value %q: %s", v, strings.Join(errs, "; "))
+			b.env.labelsBad = true
+			continue
+		}
+		out[en.Key] = v
+	}
+	if len(out) > 0 {
+		b.env.Labels = out
 	}
 }
 

@@ -130,9 +130,11 @@ func LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 // checks between environments.
 type loaded struct {
 	file string // as shown
-	// env is nil when the manifest did not validate.
-	env   *Environment
-	diags Errors
+	// env is nil when the manifest did not validate; partial is then
+	// what could still be read of it (its name, its labels), if any.
+	env     *Environment
+	partial *Environment
+	diags   Errors
 }
 
 // loadSource loads one manifest on its own.
@@ -144,8 +146,11 @@ func loadSource(fsys fs.FS, src Source, opts Options) loaded {
 	}
 	env, diags := loadOne(fsys, src, opts)
 	l.diags = diags
-	if env != nil && !diags.HasErrors() {
+	switch {
+	case env != nil && !diags.HasErrors():
 		l.env = env
+	case env != nil:
+		l.partial = env
 	}
 	return l
 }
@@ -158,6 +163,9 @@ func assemble(loads []loaded) *Repo {
 		repo.Diagnostics = append(repo.Diagnostics, l.diags...)
 		if l.env == nil {
 			repo.Invalid = append(repo.Invalid, l.file)
+			if l.partial != nil {
+				repo.partial(l.file, l.partial)
+			}
 			continue
 		}
 		repo.Environments = append(repo.Environments, l.env)
@@ -242,6 +250,7 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 	env := b.build(doc.Content[0])
 	if env != nil {
 		env.File = d.file
+		env.Path = src.Name
 		taint(env, taintedValues(src.Data, opts.Environ))
 	}
 	if opts.Strict {
@@ -282,6 +291,7 @@ func (r *Repo) crossCheck() {
 		byName[env.Name] = env
 		if bad {
 			r.Invalid = append(r.Invalid, env.File)
+			r.partial(env.File, env)
 			continue
 		}
 		for _, in := range env.Instances() {
@@ -297,11 +307,20 @@ func (r *Repo) crossCheck() {
 		}
 		if bad {
 			r.Invalid = append(r.Invalid, env.File)
+			r.partial(env.File, env)
 			continue
 		}
 		keep = append(keep, env)
 	}
 	r.Environments = keep
+}
+
+// partial records what could be read of the invalid environment of file.
+func (r *Repo) partial(file string, env *Environment) {
+	if r.Partial == nil {
+		r.Partial = map[string]Partial{}
+	}
+	r.Partial[file] = Partial{Name: env.Name, Labels: env.Labels, LabelsOK: !env.labelsBad}
 }
 
 func leadingSpace(line []byte) []byte {

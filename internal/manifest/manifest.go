@@ -16,6 +16,20 @@ type Repo struct {
 	// Invalid lists the files whose environment did not validate; nothing
 	// of them is in Environments.
 	Invalid []string `json:"-"`
+	// Partial holds, by file in Invalid, what could still be read of its
+	// environment: its name and labels. A file that did not decode that
+	// far has no entry.
+	Partial map[string]Partial `json:"-"`
+}
+
+// Partial is what could be read of an invalid environment.
+type Partial struct {
+	// Name is the environment's name ("" when it did not decode).
+	Name string
+	// Labels are its labels (__maestro.labels); LabelsOK is false when
+	// they did not decode, so that which daemon it belongs to is unknown.
+	Labels   map[string]string
+	LabelsOK bool
 }
 
 // Err returns the error-level diagnostics as Errors, or nil when every
@@ -49,6 +63,10 @@ type Environment struct {
 	Name string `json:"name"`
 	// File is the manifest's path as the user sees it.
 	File string `json:"file"`
+	// Path is the manifest's path in the tree it was loaded from (for the
+	// daemon, relative to --path): what shards select by, and what the
+	// drivers record on the objects they create.
+	Path string `json:"-"`
 	// Schema is __maestro.schema: 1 (legacy volume direction) or 2.
 	Schema     int                  `json:"schema"`
 	Registries map[string]*Registry `json:"registries,omitempty"`
@@ -65,9 +83,14 @@ type Environment struct {
 	Revision string `json:"revision,omitempty"`
 	// Proxy configures the front proxy of the environment's ships.
 	Proxy Proxy `json:"proxy"`
+	// Labels are the environment's own labels (__maestro.labels, a
+	// maestro-sync extension): daemons select their environments by them
+	// (run --environment-selector).
+	Labels map[string]string `json:"labels,omitempty"`
 
 	graph             *graph
 	nameLine, nameCol int
+	labelsBad         bool
 }
 
 // Service returns the named service, or nil.

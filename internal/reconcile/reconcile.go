@@ -61,6 +61,18 @@ type Request struct {
 	// those of environments not in Envs (only when Envs is the owner's
 	// whole tree and every environment of it is valid).
 	Prune, PruneEnvs bool
+	// Others names environments of the repository outside this run's
+	// selection (another daemon's shard): never planned nor pruned.
+	// PruneGone, when set, says which environments no longer in the
+	// repository PruneEnvs removes, by the manifest path and labels
+	// their objects recorded (see diff.Options).
+	Others    map[string]bool
+	PruneGone func(path string, labels map[string]string, ok bool) bool
+	// Reach are environments whose hosts are observed and reachable too,
+	// though nothing of them is planned: with PruneEnvs, an environment
+	// gone from the repository is then found on a ship only they still
+	// use (another daemon's shard; see ShipsOf).
+	Reach []*manifest.Environment
 	// Adopt replaces containers without maestro-sync labels that hold an
 	// instance's name (MaestroNG's) instead of reporting conflicts.
 	Adopt bool
@@ -111,14 +123,14 @@ type Result struct {
 
 // Plan observes and plans without locking or changing anything.
 func Plan(ctx context.Context, t Target, req Request) (*plan.Plan, *live.State) {
-	state := t.Observe(ctx, req.Envs)
+	state := t.Observe(ctx, req.reach())
 	return compute(req, state, nil), state
 }
 
 func compute(req Request, state *live.State, hold map[string]bool) *plan.Plan {
 	p := diff.Compute(req.Envs, state, diff.Options{
 		Revision: req.Revision, Owner: req.Owner.ID, Select: req.Select, Adopt: req.Adopt, Hold: hold, Paused: req.Paused,
-		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0,
+		Prune: req.Prune, PruneEnvs: req.PruneEnvs && len(req.Invalid) == 0, Others: req.Others, PruneGone: req.PruneGone,
 	})
 	p.Owner = req.Owner.Name
 	p.Things, p.WithDeps = req.Things, req.WithDeps
@@ -139,9 +151,9 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	if req.PlanFirst {
 		var state *live.State
 		if c, ok := t.(CachedObserver); ok {
-			state = c.ObserveCached(ctx, req.Envs)
+			state = c.ObserveCached(ctx, req.reach())
 		} else {
-			state = t.Observe(ctx, req.Envs)
+			state = t.Observe(ctx, req.reach())
 		}
 		if state != nil {
 			if p := compute(req, state, nil); p.Validate() == nil && len(p.Mutating()) == 0 {
@@ -165,7 +177,7 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 		hold[env] = true
 	}
 
-	res.Before = t.Observe(runCtx, req.Envs)
+	res.Before = t.Observe(runCtx, req.reach())
 	res.After = res.Before
 	p := compute(req, res.Before, hold)
 	res.Plan = p
@@ -176,7 +188,7 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	// their objects are removed.
 	if extra := removedPlaces(req.Owner, req.Envs, p); len(extra) > 0 {
 		var more *lock.Set
-		runCtx, more, err = lock.Acquire(runCtx, t.Mutexes(req.Envs, extra, req.Holder), lock.Options{Wait: req.LockWait, Waiting: req.Waiting})
+		runCtx, more, err = lock.Acquire(runCtx, t.Mutexes(req.reach(), extra, req.Holder), lock.Options{Wait: req.LockWait, Waiting: req.Waiting})
 		if err != nil {
 			return res, err
 		}
@@ -190,14 +202,39 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	if len(p.Mutating()) == 0 {
 		return res, nil
 	}
-	res.Apply = apply.Run(runCtx, p, t.Driver(req.Envs, req.Revision), apply.Options{Concurrency: req.Concurrency, Progress: req.Progress})
+	res.Apply = apply.Run(runCtx, p, t.Driver(req.reach(), req.Revision), apply.Options{Concurrency: req.Concurrency, Progress: req.Progress})
 	if cause := context.Cause(runCtx); errors.Is(cause, lock.ErrLost) {
 		return res, cause
 	}
 	if ctx.Err() == nil {
-		res.After = t.Observe(ctx, req.Envs)
+		res.After = t.Observe(ctx, req.reach())
 	}
 	return res, nil
+}
+
+// reach is what the run observes and reaches: its environments and Reach.
+func (req Request) reach() []*manifest.Environment {
+	if len(req.Reach) == 0 {
+		return req.Envs
+	}
+	return append(slices.Clone(req.Envs), req.Reach...)
+}
+
+// ShipsOf returns one environment without a name or services that holds
+// every ship of envs (by address): for Request.Reach, it lets a run see
+// and reach those ships without taking anything of envs for its own.
+func ShipsOf(envs []*manifest.Environment) []*manifest.Environment {
+	ships := map[string]*manifest.Ship{}
+	for _, env := range envs {
+		for _, name := range env.ShipNames() {
+			s := env.Ships[name]
+			ships[s.Address()] = s
+		}
+	}
+	if len(ships) == 0 {
+		return nil
+	}
+	return []*manifest.Environment{{Ships: ships}}
 }
 
 // lockAll takes the locks of the request's environments: all at once, or

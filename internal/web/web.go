@@ -393,6 +393,7 @@ var funcs = template.FuncMap{
 		return "unknown"
 	},
 	"path": url.PathEscape,
+	"join": strings.Join,
 	// commit tells a Git commit from a directory's digest.
 	"commit": source.IsCommit,
 }

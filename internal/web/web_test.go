@@ -62,7 +62,8 @@ func newServer(t *testing.T, opts Options) (*httptest.Server, *fakeDaemon) {
 			{Name: "shop", State: "synced", AppliedRevision: "0123456789abcdef", Instances: []daemon.InstanceStatus{{Name: "web-1", Service: "web", Ship: "vm1", State: "running", InSync: true,
 				Image: "registry.example.com/shop/web:ctx-0123456789abcdef@sha256:abcdef0123456789abcdef0123456789"}}},
 			{Name: "<b>x</b>", State: "stalled", Errors: []string{"x/manifest.yml:3:5: unknown ship \"s9\""}},
-		}, Role: "follower", Leader: "maestro-sync-7d9f"}}
+		}, Role: "follower", Leader: "maestro-sync-7d9f",
+		Shard: &daemon.ShardStatus{Environments: []string{"apps/eu/**", "apps/<i>"}, Selector: "shard in (a,b)"}}}
 	h, err := New(f, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +104,9 @@ func TestPagesEscapeAndShowTheStatus(t *testing.T) {
 	}
 	if !strings.Contains(body, "follower") || !strings.Contains(body, "leader: maestro-sync-7d9f") {
 		t.Errorf("GET / does not say the replica follows")
+	}
+	if !strings.Contains(body, "Shard") || !strings.Contains(body, "apps/eu/**, apps/&lt;i&gt;") || !strings.Contains(body, "shard in (a,b)") {
+		t.Errorf("GET / does not show the daemon's shard (its globs, escaped, and selector)")
 	}
 	if _, body := get(t, srv.Client(), srv.URL+"/environments/shop"); !strings.Contains(body, "registry.example.com/shop/web:ctx-0123456789abcdef@abcdef012345") {
 		t.Errorf("the environment page does not show the pinned image:\n%s", body)

@@ -361,7 +361,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 		return "", err
 	}
 	progress("creating " + name)
-	cfg := containerConfig(t.env.Name, cmp.Or(t.env.Revision, d.revision), d.Owner, t.in)
+	cfg := containerConfig(t.env, cmp.Or(t.env.Revision, d.revision), d.Owner, t.in)
 	cfg.Config.Image = img
 	if pin := pinned(img, info); pin != "" {
 		cfg.Config.Labels[label.Image] = pin

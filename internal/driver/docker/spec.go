@@ -29,7 +29,8 @@ type config struct {
 
 // containerConfig turns a resolved instance into Docker's create request.
 // Every instance key reaches Docker; the owner labels record the spec.
-func containerConfig(envName, revision string, own owner.Owner, in *manifest.Instance) config {
+func containerConfig(env *manifest.Environment, revision string, own owner.Owner, in *manifest.Instance) config {
+	envName := env.Name
 	labels := map[string]string{}
 	for k, v := range in.Labels {
 		labels[k] = v
@@ -46,6 +47,13 @@ func containerConfig(envName, revision string, own owner.Owner, in *manifest.Ins
 	if !own.IsZero() {
 		labels[label.Owner] = own.ID
 		labels[label.OwnerName] = own.Name
+	}
+	if env.Path != "" {
+		labels[label.File] = env.Path
+		if len(env.Labels) > 0 {
+			envLabels, _ := json.Marshal(env.Labels)
+			labels[label.EnvLabels] = string(envLabels)
+		}
 	}
 	if in.Route != nil {
 		route, _ := json.Marshal(routeOf(own.ID, envName, in))

@@ -204,7 +204,7 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if ingress != nil {
 		newRefs = append(newRefs, refOf(ns, KindIngress, svc.Name))
 	}
-	if err := d.updateInventory(ctx, c, cl, env.Name, svc.Name, newRefs, nil); err != nil {
+	if err := d.updateInventory(ctx, c, cl, env.Name, svc.Name, newRefs, nil, originOf(env)); err != nil {
 		return err
 	}
 	apply := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
@@ -246,7 +246,7 @@ func (d *Driver) up(ctx context.Context, st plan.Step, progress func(string)) er
 	if err != nil {
 		return fmt.Errorf("service %s runs %s, but removing the old objects failed: %w", svc.Name, wlName, err)
 	}
-	return d.updateInventory(ctx, c, cl, env.Name, svc.Name, nil, gone)
+	return d.updateInventory(ctx, c, cl, env.Name, svc.Name, nil, gone, nil)
 }
 
 // ownService reads the Service of a service, nil when there is none. It
@@ -414,7 +414,7 @@ func (d *Driver) rollback(ctx context.Context, c kubernetes.Interface, ds *desir
 		// Nothing served before: the Service was never applied.
 		gone = append(gone, refOf(ds.namespace, KindService, ds.service))
 	}
-	if ierr := d.updateInventory(ctx, c, ds.cluster, ds.env, ds.service, nil, gone); ierr != nil {
+	if ierr := d.updateInventory(ctx, c, ds.cluster, ds.env, ds.service, nil, gone, nil); ierr != nil {
 		errs = append(errs, ierr)
 	}
 	if len(errs) > 0 {
@@ -654,7 +654,7 @@ func (d *Driver) remove(ctx context.Context, st plan.Step, progress func(string)
 	if err != nil {
 		return fmt.Errorf("service %s: %w", st.Service, err)
 	}
-	return d.updateInventory(ctx, c, cl, st.Env, st.Service, nil, gone)
+	return d.updateInventory(ctx, c, cl, st.Env, st.Service, nil, gone, nil)
 }
 
 // cluster finds the cluster of a step by its address: one of the

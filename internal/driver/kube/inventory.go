@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -106,7 +107,25 @@ func isInventory(cm *corev1.ConfigMap, owner, env string) bool {
 type invChange struct {
 	service   string
 	add, drop []objRef
-	done      chan error
+	// origin, when set, are the environment's manifest path and labels
+	// to record (annotations label.File and label.EnvLabels).
+	origin map[string]string
+	done   chan error
+}
+
+// originOf is what an inventory records of env's origin: its manifest's
+// path and its labels, which say which daemon's shard it was in once the
+// file is gone.
+func originOf(env *manifest.Environment) map[string]string {
+	if env.Path == "" {
+		return nil
+	}
+	out := map[string]string{label.File: env.Path, label.EnvLabels: ""}
+	if len(env.Labels) > 0 {
+		b, _ := json.Marshal(env.Labels)
+		out[label.EnvLabels] = string(b)
+	}
+	return out
 }
 
 // invQueue batches the changes of concurrent steps to one inventory: the
@@ -134,12 +153,12 @@ func (d *Driver) inventoryQueue(cl *manifest.Cluster, env string) *invQueue {
 // change is written. Concurrent updates by other processes are merged by
 // retrying on conflict; the ConfigMap is created on first use and deleted
 // once empty.
-func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, cl *manifest.Cluster, env, service string, add, drop []objRef) error {
+func (d *Driver) updateInventory(ctx context.Context, c kubernetes.Interface, cl *manifest.Cluster, env, service string, add, drop []objRef, origin map[string]string) error {
 	if len(add) == 0 && len(drop) == 0 {
 		return nil
 	}
 	q := d.inventoryQueue(cl, env)
-	mine := &invChange{service: service, add: add, drop: drop, done: make(chan error, 1)}
+	mine := &invChange{service: service, add: add, drop: drop, origin: origin, done: make(chan error, 1)}
 	q.mu.Lock()
 	q.pending = append(q.pending, mine)
 	if q.busy {
@@ -190,6 +209,15 @@ func writeInventory(ctx context.Context, c kubernetes.Interface, ns string, own 
 		if data == nil {
 			data = map[string]string{}
 		}
+		annotations := maps.Clone(cm.Annotations)
+		for _, ch := range batch {
+			for k, v := range ch.origin {
+				if annotations == nil {
+					annotations = map[string]string{}
+				}
+				annotations[k] = v
+			}
+		}
 		for _, ch := range batch {
 			for _, r := range ch.drop {
 				if data[r.String()] == ch.service {
@@ -201,21 +229,21 @@ func writeInventory(ctx context.Context, c kubernetes.Interface, ns string, own 
 			}
 		}
 		switch {
-		case maps.Equal(data, cm.Data) && !create:
+		case maps.Equal(data, cm.Data) && maps.Equal(annotations, cm.Annotations) && !create:
 			return nil
 		case len(data) == 0 && create:
 			return nil
 		case len(data) == 0:
 			return cms.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &cm.ResourceVersion}})
 		case create:
-			cm.Data = data
+			cm.Data, cm.Annotations = data, annotations
 			_, err := cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
 			if apierrors.IsAlreadyExists(err) {
 				return apierrors.NewConflict(corev1.Resource("configmaps"), name, err)
 			}
 			return err
 		}
-		cm.Data = data
+		cm.Data, cm.Annotations = data, annotations
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
 		return err
 	})

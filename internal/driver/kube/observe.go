@@ -258,6 +258,7 @@ func inventoriesOf(ns string, cms []*corev1.ConfigMap) []live.Inventory {
 			continue
 		}
 		inv := live.Inventory{Env: env, Owner: own}
+		inv.File, inv.Labels, inv.HasOrigin = live.Origin(cm.Annotations[label.File], cm.Annotations[label.EnvLabels])
 		for k, svc := range cm.Data {
 			if r, ok := parseRef(k); ok && r.Namespace == ns && !slices.Contains(inv.Services, svc) {
 				inv.Services = append(inv.Services, svc)
