@@ -89,6 +89,11 @@ func envCauses(old, cur []string) []string {
 	if out, ok := sortedEnvCauses(old, cur); ok {
 		return out
 	}
+	return envCausesByMaps(old, cur)
+}
+
+// envCausesByMaps is envCauses through maps, for lists in any order.
+func envCausesByMaps(old, cur []string) []string {
 	o, c := envMap(old), envMap(cur)
 	var out []string
 	for _, k := range sortedUnion(o, c) {

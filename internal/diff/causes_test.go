@@ -11,23 +11,7 @@ import (
 // comparing them through maps says, and that an unsorted list is left to
 // the maps.
 func TestSortedEnvCauses(t *testing.T) {
-	byMaps := func(old, cur []string) []string {
-		o, c := envMap(old), envMap(cur)
-		var out []string
-		for _, k := range sortedUnion(o, c) {
-			ov, inOld := o[k]
-			cv, inCur := c[k]
-			switch {
-			case !inOld:
-				out = append(out, "env "+k+" added")
-			case !inCur:
-				out = append(out, "env "+k+" removed")
-			case ov != cv:
-				out = append(out, "env "+k+" changed")
-			}
-		}
-		return out
-	}
+	byMaps := envCausesByMaps
 	r := rand.New(rand.NewPCG(3, 4))
 	list := func() []string {
 		var out []string

@@ -370,6 +370,12 @@ func (pl PortList) MarshalJSON() ([]byte, error) {
 	if out, ok := pl.plainJSON(); ok {
 		return out, nil
 	}
+	return pl.generalJSON()
+}
+
+// generalJSON is MarshalJSON's text written through encoding/json for
+// every name and port.
+func (pl PortList) generalJSON() ([]byte, error) {
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, p := range pl {

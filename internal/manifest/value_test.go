@@ -754,20 +754,11 @@ func TestToEnvASCII(t *testing.T) {
 // the general form (encoding/json for every name and port) writes.
 func TestPortListJSON(t *testing.T) {
 	general := func(pl PortList) string {
-		var b strings.Builder
-		b.WriteByte('{')
-		for i, p := range pl {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			k, _ := json.Marshal(p.Name)
-			v, _ := json.Marshal(p)
-			b.Write(k)
-			b.WriteByte(':')
-			b.Write(v)
+		out, err := pl.generalJSON()
+		if err != nil {
+			t.Fatal(err)
 		}
-		b.WriteByte('}')
-		return b.String()
+		return string(out)
 	}
 	for _, pl := range []PortList{
 		nil,
