@@ -393,13 +393,13 @@ func (d *Daemon) countRepairs(burst map[string]bool, now time.Time) {
 // reconcile fetches, loads, observes, plans and applies once.
 func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 	start := time.Now()
+	var burst map[string]bool
 	d.mu.Lock()
 	d.running, d.changedDuring = true, false
-	d.mu.Unlock()
-	var burst map[string]bool
 	if t.reason == "event" {
 		burst, d.burst = d.burst, nil
 	}
+	d.mu.Unlock()
 	mutated := false
 	defer func() {
 		d.mu.Lock()
