@@ -14,7 +14,9 @@ import (
 // this process's executable (its code and constant data), and returns how
 // many bytes those mappings span. They are private file mappings that
 // nothing writes, so no data is lost: a page is read back from the page
-// cache (or the file) when it is next used.
+// cache (or the file) when it is next used. The file cannot change under
+// them: the kernel refuses writes to a running executable (ETXTBSY), and
+// one replaced by a rename is a new file, the old one kept while mapped.
 func ReleaseExecutable() (int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
