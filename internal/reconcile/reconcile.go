@@ -148,12 +148,13 @@ var ErrInvalidPlan = errors.New("internal error: invalid plan")
 // Review's error; failed steps are in Result.Apply, not in the error.
 func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	res := &Result{Apply: &apply.Result{}}
+	reach := req.reach() // observed and reached: Envs and Reach
 	if req.PlanFirst {
 		var state *live.State
 		if c, ok := t.(CachedObserver); ok {
-			state = c.ObserveCached(ctx, req.reach())
+			state = c.ObserveCached(ctx, reach)
 		} else {
-			state = t.Observe(ctx, req.reach())
+			state = t.Observe(ctx, reach)
 		}
 		if state != nil {
 			if p := compute(req, state, nil); p.Validate() == nil && len(p.Mutating()) == 0 {
@@ -177,7 +178,7 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 		hold[env] = true
 	}
 
-	res.Before = t.Observe(runCtx, req.reach())
+	res.Before = t.Observe(runCtx, reach)
 	res.After = res.Before
 	p := compute(req, res.Before, hold)
 	res.Plan = p
@@ -188,7 +189,7 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	// their objects are removed.
 	if extra := removedPlaces(req.Owner, req.Envs, p); len(extra) > 0 {
 		var more *lock.Set
-		runCtx, more, err = lock.Acquire(runCtx, t.Mutexes(req.reach(), extra, req.Holder), lock.Options{Wait: req.LockWait, Waiting: req.Waiting})
+		runCtx, more, err = lock.Acquire(runCtx, t.Mutexes(reach, extra, req.Holder), lock.Options{Wait: req.LockWait, Waiting: req.Waiting})
 		if err != nil {
 			return res, err
 		}
@@ -202,12 +203,12 @@ func Apply(ctx context.Context, t Target, req Request) (*Result, error) {
 	if len(p.Mutating()) == 0 {
 		return res, nil
 	}
-	res.Apply = apply.Run(runCtx, p, t.Driver(req.reach(), req.Revision), apply.Options{Concurrency: req.Concurrency, Progress: req.Progress})
+	res.Apply = apply.Run(runCtx, p, t.Driver(reach, req.Revision), apply.Options{Concurrency: req.Concurrency, Progress: req.Progress})
 	if cause := context.Cause(runCtx); errors.Is(cause, lock.ErrLost) {
 		return res, cause
 	}
 	if ctx.Err() == nil {
-		res.After = t.Observe(ctx, req.reach())
+		res.After = t.Observe(ctx, reach)
 	}
 	return res, nil
 }
