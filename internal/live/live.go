@@ -106,6 +106,21 @@ func (c *Container) Origin() (file string, labels map[string]string, ok bool) {
 	return Origin(c.Labels[label.File], c.Labels[label.EnvLabels])
 }
 
+// OriginRecord is what an object records of its environment's origin
+// (label.File, label.EnvLabels; decoded by Origin): nil when the
+// environment has no manifest path, an empty EnvLabels without labels.
+func OriginRecord(file string, envLabels map[string]string) map[string]string {
+	if file == "" {
+		return nil
+	}
+	out := map[string]string{label.File: file, label.EnvLabels: ""}
+	if len(envLabels) > 0 {
+		b, _ := json.Marshal(envLabels)
+		out[label.EnvLabels] = string(b)
+	}
+	return out
+}
+
 // Origin decodes a recorded manifest file and environment labels.
 func Origin(file, envLabels string) (string, map[string]string, bool) {
 	if file == "" {

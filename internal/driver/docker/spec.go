@@ -16,6 +16,7 @@ import (
 	"github.com/docker/go-units"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
@@ -48,11 +49,9 @@ func containerConfig(env *manifest.Environment, revision string, own owner.Owner
 		labels[label.Owner] = own.ID
 		labels[label.OwnerName] = own.Name
 	}
-	if env.Path != "" {
-		labels[label.File] = env.Path
-		if len(env.Labels) > 0 {
-			envLabels, _ := json.Marshal(env.Labels)
-			labels[label.EnvLabels] = string(envLabels)
+	for k, v := range live.OriginRecord(env.Path, env.Labels) {
+		if v != "" { // a container records no empty label
+			labels[k] = v
 		}
 	}
 	if in.Route != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/maestro-sync/maestro-sync/internal/label"
+	"github.com/maestro-sync/maestro-sync/internal/live"
 	"github.com/maestro-sync/maestro-sync/internal/manifest"
 	"github.com/maestro-sync/maestro-sync/internal/owner"
 )
@@ -113,19 +113,10 @@ type invChange struct {
 	done   chan error
 }
 
-// originOf is what an inventory records of env's origin: its manifest's
-// path and its labels, which say which daemon's shard it was in once the
-// file is gone.
+// originOf is what an inventory records of env's origin (see
+// live.OriginRecord): which daemon's shard it was in once its file is gone.
 func originOf(env *manifest.Environment) map[string]string {
-	if env.Path == "" {
-		return nil
-	}
-	out := map[string]string{label.File: env.Path, label.EnvLabels: ""}
-	if len(env.Labels) > 0 {
-		b, _ := json.Marshal(env.Labels)
-		out[label.EnvLabels] = string(b)
-	}
-	return out
+	return live.OriginRecord(env.Path, env.Labels)
 }
 
 // invQueue batches the changes of concurrent steps to one inventory: the
