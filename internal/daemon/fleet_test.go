@@ -58,6 +58,9 @@ type fleet struct {
 	hosts *reconcile.Hosts
 	owner owner.Owner
 	files fstest.MapFS
+	// cache loads the manifests as the daemon does: an environment whose
+	// files did not change is not loaded again.
+	cache manifest.Cache
 }
 
 // startFleet starts the ships and deploys the manifest of version 1 on
@@ -95,7 +98,7 @@ func startFleet(b *testing.B) *fleet {
 }
 
 func (f *fleet) load(b *testing.B) []*manifest.Environment {
-	repo, err := manifest.Load(f.files, manifest.Options{})
+	repo, err := f.cache.Load(f.files, manifest.Options{})
 	if err != nil {
 		b.Fatalf("manifest: %v", err)
 	}
@@ -125,7 +128,9 @@ func noop(b *testing.B, res *reconcile.Result) {
 
 // BenchmarkFleetNoop measures a no-op reconcile of 10,000 instances on
 // 50 simulated ships that answer each request after 5 ms: loading the
-// manifest, then reconcile.Apply with the real Docker driver (Hosts).
+// manifest as the daemon does (through a manifest.Cache, which keeps the
+// environment of a file that did not change), then reconcile.Apply with
+// the real Docker driver (Hosts).
 //
 //   - followed/plan-first: the daemon's run (PlanFirst, SkipLocked) while
 //     it follows the ships' events: the lists kept since the last run are
@@ -136,7 +141,9 @@ func noop(b *testing.B, res *reconcile.Result) {
 //     what a daemon's run that changes something costs before it applies.
 //   - unfollowed/plan-first: the daemon's run following no events: every
 //     ship is listed and every running instance inspected for drift.
-//   - load: manifest.Load alone, part of each of the above.
+//   - load: the cached manifest load alone, part of each of the above;
+//     load-uncached: manifest.Load of the environment, what a commit that
+//     changes it costs.
 func BenchmarkFleetNoop(b *testing.B) {
 	f := startFleet(b)
 	ctx := b.Context()
@@ -159,6 +166,13 @@ func BenchmarkFleetNoop(b *testing.B) {
 	b.Run("load", func(b *testing.B) {
 		for b.Loop() {
 			f.load(b)
+		}
+	})
+	b.Run("load-uncached", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := manifest.Load(f.files, manifest.Options{}); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	b.Run("unfollowed/plan-first", func(b *testing.B) { counted(b, true) })
@@ -186,8 +200,10 @@ func requests(ships []*dockersim.Ship) int64 {
 // on the deployed fleet when one service changes (its 50 instances, one
 // per ship, are replaced): from the webhook's trigger of the new revision
 // to the environment reported synced at it. The daemon follows the
-// ships' events, as `maestro-sync run` does. Containers start at once in
-// the simulation, so the figure is maestro-sync's own.
+// ships' events, as `maestro-sync run` does, and is idle when a change
+// comes; a first change, not measured, brings it to its steady state.
+// Containers start at once in the simulation, so the figure is
+// maestro-sync's own.
 func BenchmarkFleetCommitToHealthy(b *testing.B) {
 	f := startFleet(b)
 	src := &fakeSource{}
@@ -219,16 +235,40 @@ func BenchmarkFleetCommitToHealthy(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	wait(b, "r1", time.Minute)
-	time.Sleep(1500 * time.Millisecond) // the event streams are up
-	for b.Loop() {
+	// idle waits until the daemon has no run going, due or pending (a
+	// change runs once more after a run its own events came during).
+	// It must stay so for 50 ms: a run that ends triggers the next after
+	// it has marked itself done.
+	idle := func() {
+		since := time.Now()
+		for time.Since(since) < 50*time.Millisecond {
+			d.mu.Lock()
+			busy := d.running || d.pending != nil || d.eventTimer != nil
+			d.mu.Unlock()
+			if busy {
+				since = time.Now()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	change := func(b *testing.B) {
 		version++
 		rev := fmt.Sprintf("r%d", version)
 		b.StopTimer()
 		src.set(rev, map[string]string{"manifest.yml": fleetManifest(f.ships, version)})
+		idle()
 		b.StartTimer()
 		d.Trigger("webhook", time.Now())
 		wait(b, rev, time.Minute)
+	}
+	wait(b, "r1", time.Minute)
+	time.Sleep(1500 * time.Millisecond) // the event streams are up
+	// The first run after the streams came up lists every ship and
+	// inspects every container once (what a daemon does once after it
+	// starts or a ship reconnects); the measure is the steady state.
+	change(b)
+	for b.Loop() {
+		change(b)
 	}
 	b.StopTimer()
 	for _, s := range f.ships {

@@ -357,23 +357,40 @@ func (d *Daemon) applyStatus(envs []*manifest.Environment, p *plan.Plan, res *ap
 // after the run, with the run's errors.
 func instanceStatus(env *manifest.Environment, state *live.State, failed map[string]string) []InstanceStatus {
 	var out []InstanceStatus
+	// The environment's containers of each host, by name (the last one
+	// listed of a name, should there be two).
+	byHost := map[string]map[string]*live.Container{}
+	containers := func(addr string) map[string]*live.Container {
+		if m, ok := byHost[addr]; ok {
+			return m
+		}
+		m := map[string]*live.Container{}
+		if host := state.Host(addr); host != nil && host.Err == nil {
+			for i := range host.Containers {
+				if c := &host.Containers[i]; c.Env() == env.Name {
+					m[c.Name] = c
+				}
+			}
+		}
+		byHost[addr] = m
+		return m
+	}
 	for _, in := range env.Instances() {
 		is := InstanceStatus{Name: in.Name, Service: in.Service, Ship: in.Ship, State: "missing"}
-		host := state.Host(env.Ships[in.Ship].Address())
+		addr := env.Ships[in.Ship].Address()
+		host := state.Host(addr)
 		switch {
 		case host == nil || host.Err != nil:
 			is.State = "unknown"
 		default:
-			for _, c := range host.Containers {
-				if c.Name == in.Name && c.Env() == env.Name {
-					is.Container = c.ID[:min(12, len(c.ID))]
-					is.State = c.State
-					is.Health = c.Health
-					is.Created = c.Created
-					is.Revision = c.Revision()
-					is.Image = cmp.Or(c.Labels[label.Image], c.ImageID)
-					is.InSync = c.SpecHash() == in.SpecHash && c.Running()
-				}
+			if c := containers(addr)[in.Name]; c != nil {
+				is.Container = c.ID[:min(12, len(c.ID))]
+				is.State = c.State
+				is.Health = c.Health
+				is.Created = c.Created
+				is.Revision = c.Revision()
+				is.Image = cmp.Or(c.Labels[label.Image], c.ImageID)
+				is.InSync = c.SpecHash() == in.SpecHash && c.Running()
 			}
 		}
 		if err, ok := failed[env.Name+"/"+in.Name]; ok {

@@ -885,7 +885,12 @@ func (b *builder) envLabels(m entry) {
 
 // envMap is an environment being built: later sets override earlier ones.
 type envMap struct {
+	// base is the map this one was cloned from, shared and no longer
+	// changed; vals are the variables set since, which win over it.
+	base *envMap
 	vals map[string]EnvVar
+	// sorted caches env() of a base.
+	sorted Env
 }
 
 func (m *envMap) set(v EnvVar) {
@@ -895,20 +900,58 @@ func (m *envMap) set(v EnvVar) {
 	m.vals[v.Name] = v
 }
 
-func (m *envMap) clone() *envMap {
-	c := &envMap{vals: make(map[string]EnvVar, len(m.vals)+8)}
-	for k, v := range m.vals {
-		c.vals[k] = v
+// get returns the variable name, and whether it is set.
+func (m *envMap) get(name string) (EnvVar, bool) {
+	if v, ok := m.vals[name]; ok {
+		return v, true
 	}
-	return c
+	if m.base != nil {
+		return m.base.get(name)
+	}
+	return EnvVar{}, false
 }
 
-func (m *envMap) env() Env {
-	out := make(Env, len(m.vals))
-	for i, k := range sortedKeys(m.vals) {
-		out[i] = m.vals[k]
+// clone returns a map holding m's variables. It shares them with m,
+// which must not be changed afterwards (a service's env is complete before
+// its instances clone it).
+func (m *envMap) clone() *envMap {
+	if len(m.vals) == 0 && m.base != nil {
+		return &envMap{base: m.base}
 	}
-	return out
+	return &envMap{base: m}
+}
+
+// env returns the variables sorted by name.
+func (m *envMap) env() Env {
+	own := make(Env, 0, len(m.vals))
+	for _, k := range sortedKeys(m.vals) {
+		own = append(own, m.vals[k])
+	}
+	if m.base == nil {
+		return own
+	}
+	if m.base.sorted == nil {
+		m.base.sorted = m.base.env()
+	}
+	base := m.base.sorted
+	out := make(Env, 0, len(base)+len(own))
+	i, j := 0, 0
+	for i < len(base) && j < len(own) {
+		switch c := strings.Compare(base[i].Name, own[j].Name); {
+		case c < 0:
+			out = append(out, base[i])
+			i++
+		case c > 0:
+			out = append(out, own[j])
+			j++
+		default:
+			out = append(out, own[j])
+			i++
+			j++
+		}
+	}
+	out = append(out, base[i:]...)
+	return append(out, own[j:]...)
 }
 
 // envSources applies env file sources: a path, a (nested) list of them, or

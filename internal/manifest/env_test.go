@@ -717,3 +717,47 @@ services:
 		t.Errorf("want 4 clashes, none of u1 (udp):\n%s", got)
 	}
 }
+
+// TestEnvMapClone checks the copy-on-write env of instances: a clone sees
+// its base's variables, its own win, and the base (shared by the other
+// instances of the service) never sees them.
+func TestEnvMapClone(t *testing.T) {
+	svc := &envMap{}
+	svc.set(EnvVar{Name: "B", Value: "svc"})
+	svc.set(EnvVar{Name: "D", Value: "svc"})
+	one, two := svc.clone(), svc.clone()
+	one.set(EnvVar{Name: "A", Value: "one"})
+	one.set(EnvVar{Name: "D", Value: "one"})
+	one.set(EnvVar{Name: "E", Value: "one"})
+	two.set(EnvVar{Name: "C", Value: "two"})
+	names := func(e Env) string {
+		var out []string
+		for _, v := range e {
+			out = append(out, v.Name+"="+v.Value)
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		m    *envMap
+		want string
+	}{
+		{one, "A=one B=svc D=one E=one"},
+		{two, "B=svc C=two D=svc"},
+		{svc, "B=svc D=svc"},
+		{one.clone(), "A=one B=svc D=one E=one"},
+		{two.clone().clone(), "B=svc C=two D=svc"},
+	} {
+		if got := names(tc.m.env()); got != tc.want {
+			t.Errorf("env() = %s, want %s", got, tc.want)
+		}
+	}
+	if v, ok := one.get("D"); !ok || v.Value != "one" {
+		t.Errorf("one.get(D) = %+v %v, want one's own", v, ok)
+	}
+	if v, ok := two.get("D"); !ok || v.Value != "svc" {
+		t.Errorf("two.get(D) = %+v %v, want the service's", v, ok)
+	}
+	if _, ok := two.get("A"); ok {
+		t.Error("two sees a variable of one")
+	}
+}

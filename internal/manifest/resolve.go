@@ -312,7 +312,7 @@ func (b *builder) linkEnv(m *envMap, sd *serviceDraft, ls *linkSet, warned map[s
 		if j := ls.prev[i]; j >= 0 {
 			prev = ls.vars[j]
 		} else {
-			prev, ok = m.vals[v.Name]
+			prev, ok = m.get(v.Name)
 		}
 		b.warnOverwrite(sd, prev, ok, v, warned)
 	}
@@ -381,7 +381,7 @@ func (b *builder) depLinkVars(sd *serviceDraft, onCluster bool) []EnvVar {
 // applyLinks describes.
 func (b *builder) setLinks(m *envMap, sd *serviceDraft, vars []EnvVar, warned map[string]bool) {
 	for _, v := range vars {
-		prev, ok := m.vals[v.Name]
+		prev, ok := m.get(v.Name)
 		b.warnOverwrite(sd, prev, ok, v, warned)
 		m.set(v)
 	}
