@@ -71,9 +71,16 @@ func (c *Cache) LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 	optsKey, err := optionsKey(opts)
 	next := make(map[string]*cacheEntry, len(srcs))
 	loads := make([]loaded, len(srcs))
+	// The environments to load again, which load in parallel.
+	type miss struct {
+		i   int
+		key string
+		rec *recordFS
+	}
+	var misses []*miss
 	for i, src := range srcs {
 		if src.Err != nil || err != nil {
-			loads[i] = loadSource(fsys, src, opts)
+			misses = append(misses, &miss{i: i})
 			continue
 		}
 		key := sourceKey(optsKey, src)
@@ -82,13 +89,22 @@ func (c *Cache) LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 			next[src.Name] = e
 			continue
 		}
-		c.builds++
-		rec := &recordFS{fsys: fsys}
-		ropts := opts
-		if opts.ReadFile != nil {
+		misses = append(misses, &miss{i: i, key: key})
+	}
+	shared, sopts := serialized(fsys, opts)
+	eachParallel(len(misses), func(k int) {
+		m := misses[k]
+		src := srcs[m.i]
+		if m.key == "" {
+			loads[m.i] = loadSource(shared, src, sopts)
+			return
+		}
+		rec := &recordFS{fsys: shared}
+		ropts := sopts
+		if sopts.ReadFile != nil {
 			ropts.ReadFile = func(name string) ([]byte, error) {
 				rec.unchecked = true
-				return opts.ReadFile(name)
+				return sopts.ReadFile(name)
 			}
 		}
 		l := loadSource(rec, src, ropts)
@@ -100,12 +116,18 @@ func (c *Cache) LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 				}
 			}
 		}
-		loads[i] = l
 		if hasTemplate(src.Data) && nondeterministic.Match(src.Data) {
 			rec.unchecked = true
 		}
-		if !rec.unchecked && l.env != nil {
-			next[src.Name] = &cacheEntry{key: key, reads: rec.reads, l: l}
+		loads[m.i], m.rec = l, rec
+	})
+	for _, m := range misses {
+		if m.key == "" {
+			continue
+		}
+		c.builds++
+		if l := loads[m.i]; !m.rec.unchecked && l.env != nil {
+			next[srcs[m.i].Name] = &cacheEntry{key: m.key, reads: m.rec.reads, l: l}
 		}
 	}
 	c.entries = next

@@ -14,6 +14,8 @@
 // re-uses the environments whose manifest, files read and options did not
 // change since the previous load.
 //
-// The package does no network I/O, starts no goroutines and does not log:
-// files come from an fs.FS and the process environment from Options.
+// The package does no network I/O and does not log: files come from an
+// fs.FS and the process environment from Options. The manifests of a
+// repository load in parallel, up to GOMAXPROCS at once; they read the fs.FS
+// one call at a time, so that it need not be safe for concurrent use.
 package manifest

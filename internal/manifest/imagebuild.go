@@ -72,7 +72,7 @@ func registryOf(repo string) string {
 // given, is the repository to tag (and push) the image in.
 func (b *builder) imageBuild(sd *serviceDraft, be entry) {
 	p := sd.f.sub("build")
-	bd := &Build{Dockerfile: "Dockerfile", FS: b.fsys}
+	bd := &Build{Dockerfile: "Dockerfile", FS: unlocked(b.fsys)}
 	var ctxNode, dfNode *yaml.Node
 	if v := resolve(be.V); v.Kind == yaml.ScalarNode {
 		// build: DIR, as in compose.

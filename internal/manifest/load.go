@@ -117,12 +117,12 @@ type Source struct {
 	Err error
 }
 
-// LoadSources loads manifests whose text is already read.
+// LoadSources loads manifests whose text is already read. The manifests
+// load in parallel, reading fsys (and Options.ReadFile) one at a time.
 func LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 	loads := make([]loaded, len(srcs))
-	for i, src := range srcs {
-		loads[i] = loadSource(fsys, src, opts)
-	}
+	fsys, opts = serialized(fsys, opts)
+	eachParallel(len(srcs), func(i int) { loads[i] = loadSource(fsys, srcs[i], opts) })
 	return assemble(loads)
 }
 

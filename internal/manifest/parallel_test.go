@@ -1,0 +1,98 @@
+package manifest
+
+import (
+	"fmt"
+	"io/fs"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// oneAtATimeFS fails a test when two calls overlap: a file system that is
+// not safe for concurrent use.
+type oneAtATimeFS struct {
+	t     *testing.T
+	fsys  fs.FS
+	busy  atomic.Bool
+	calls atomic.Int64
+}
+
+func (o *oneAtATimeFS) enter() func() {
+	if !o.busy.CompareAndSwap(false, true) {
+		o.t.Error("two reads of the file system at once")
+		return func() {}
+	}
+	o.calls.Add(1)
+	time.Sleep(100 * time.Microsecond) // a slow read widens the window
+	return func() { o.busy.Store(false) }
+}
+
+func (o *oneAtATimeFS) Open(name string) (fs.File, error) {
+	defer o.enter()()
+	return o.fsys.Open(name)
+}
+
+// parallelRepo is a repository of envs environments whose manifests are
+// templates including a file and reading env files.
+func parallelRepo(envs int) fstest.MapFS {
+	fsys := fstest.MapFS{}
+	for e := range envs {
+		dir := fmt.Sprintf("env%02d", e)
+		fsys[dir+"/ships.j2"] = &fstest.MapFile{Data: []byte("ships:\n  a: {ip: 10.0.0.1}\n  b: {ip: 10.0.0.2}\n")}
+		fsys[dir+"/app.env"] = &fstest.MapFile{Data: []byte(fmt.Sprintf("FROM_FILE=%d\n", e))}
+		fsys[dir+"/manifest.yml"] = &fstest.MapFile{Data: []byte(fmt.Sprintf(`__maestro: {schema: 2}
+name: env%02d
+{%% include "ships.j2" %%}
+services:
+{%% for s in range(%d) %%}
+  svc{{ s }}:
+    image: registry.example.com/svc:{{ s }}
+    envfile: app.env
+    env: {INDEX: "{{ s }}"}
+    instances:
+      e%02d-svc{{ s }}-1: {ship: a}
+      e%02d-svc{{ s }}-2: {ship: b}
+{%% endfor %%}
+`, e, 5+e, e, e))}
+	}
+	return fsys
+}
+
+// TestParallelLoadIsTheSequentialLoad checks that the manifests of a
+// repository, loaded in parallel, give what loading each on its own gives,
+// and that the file system is read one call at a time.
+func TestParallelLoadIsTheSequentialLoad(t *testing.T) {
+	files := parallelRepo(12)
+	fsys := &oneAtATimeFS{t: t, fsys: files}
+	repo, err := Load(fsys, Options{})
+	if err != nil || repo.Err() != nil {
+		t.Fatalf("load: %v %v", err, repo.Err())
+	}
+	if len(repo.Environments) != 12 || fsys.calls.Load() == 0 {
+		t.Fatalf("%d environments from %d reads", len(repo.Environments), fsys.calls.Load())
+	}
+	var cache Cache
+	cached, err := cache.Load(fsys, Options{})
+	if err != nil || cached.Err() != nil {
+		t.Fatalf("cache load: %v %v", err, cached.Err())
+	}
+	// Every field, unexported ones too (positions, the graph).
+	opts := cmp.Options{cmp.Exporter(func(reflect.Type) bool { return true }), cmpopts.EquateEmpty()}
+	for i, env := range repo.Environments {
+		one, err := LoadFiles(files, []string{env.Path}, Options{})
+		if err != nil || one.Err() != nil || len(one.Environments) != 1 {
+			t.Fatalf("load %s alone: %v %v", env.Path, err, one.Err())
+		}
+		if diff := cmp.Diff(one.Environments[0], env, opts...); diff != "" {
+			t.Errorf("%s loaded in parallel differs from its load alone (-alone +parallel):\n%s", env.Path, diff)
+		}
+		if diff := cmp.Diff(one.Environments[0], cached.Environments[i], opts...); diff != "" {
+			t.Errorf("%s loaded through the cache differs from its load alone (-alone +cached):\n%s", env.Path, diff)
+		}
+	}
+}
