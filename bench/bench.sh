@@ -54,7 +54,7 @@ readonly N=${BENCH_INSTANCES:-100}
 readonly ROUNDS=${BENCH_ROUNDS:-3}
 readonly CONC=${BENCH_CONCURRENCY:-16}
 readonly SHIP_TIMEOUT=${BENCH_SHIP_TIMEOUT:-60}
-#   BENCH_ONLY         "a" to "g" or a combination such as "bc"
+readonly ONLY=${BENCH_ONLY:-abcdefg}
 readonly COUNT=${BENCH_COUNT:-3}
 readonly RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.txt}
 readonly COMPOSE_VERSION=${COMPOSE_VERSION:-v5.5.1}

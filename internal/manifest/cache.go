@@ -71,7 +71,8 @@ func (c *Cache) LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 	optsKey, err := optionsKey(opts)
 	next := make(map[string]*cacheEntry, len(srcs))
 	loads := make([]loaded, len(srcs))
-	// The environments to load again, which load in parallel.
+	// The environments to load again, which load in parallel: srcs[i],
+	// kept under key (none when it cannot be kept), its reads in rec.
 	type miss struct {
 		i   int
 		key string
