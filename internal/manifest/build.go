@@ -933,25 +933,8 @@ func (m *envMap) env() Env {
 	if m.base.sorted == nil {
 		m.base.sorted = m.base.env()
 	}
-	base := m.base.sorted
-	out := make(Env, 0, len(base)+len(own))
-	i, j := 0, 0
-	for i < len(base) && j < len(own) {
-		switch c := strings.Compare(base[i].Name, own[j].Name); {
-		case c < 0:
-			out = append(out, base[i])
-			i++
-		case c > 0:
-			out = append(out, own[j])
-			j++
-		default:
-			out = append(out, own[j])
-			i++
-			j++
-		}
-	}
-	out = append(out, base[i:]...)
-	return append(out, own[j:]...)
+	out, _ := mergeEnv(m.base.sorted, own)
+	return out
 }
 
 // envSources applies env file sources: a path, a (nested) list of them, or

@@ -230,7 +230,7 @@ func (b *builder) shipLinks(sd *serviceDraft, services map[string]*serviceDraft)
 		}
 		_, dl := b.linkLists(services[dep])
 		var tie bool
-		final, tie = mergeLinks(final, dl.sorted)
+		final, tie = mergeEnv(final, dl.sorted)
 		dups = dups || dl.dups || tie
 	}
 	if dups {
@@ -256,9 +256,9 @@ func (b *builder) linkLists(sd *serviceDraft) (own, dep *linkList) {
 	return sd.ownLinks, sd.depLinkList
 }
 
-// mergeLinks merges two lists sorted by name, b winning a tie; it tells
+// mergeEnv merges two lists sorted by name, b winning a tie; it tells
 // whether there was one.
-func mergeLinks(a, b Env) (Env, bool) {
+func mergeEnv(a, b Env) (Env, bool) {
 	out := make(Env, 0, len(a)+len(b))
 	tie := false
 	i, j := 0, 0
