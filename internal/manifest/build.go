@@ -90,12 +90,9 @@ func schemaOne(v *yaml.Node) bool {
 
 // instanceDraft is an instance while it is being decoded.
 type instanceDraft struct {
-	in  *Instance
-	f   *fields
-	env *envMap
-	// linked is the instance's environment once the link variables are
-	// written over env.
-	linked    Env
+	in        *Instance
+	f         *fields
+	env       *envMap
 	portNodes map[string]*yaml.Node // where each port is defined
 	// routeNode is where the instance's own proxy key is, if any.
 	routeNode *yaml.Node
@@ -299,14 +296,35 @@ func (b *builder) sshTunnel(n *yaml.Node, p, ship string) *SSHTunnel {
 	return t
 }
 
+// servicesSection decodes the services, in parallel: each is decoded on
+// its own (it reads the ships and settings decoded before it, and nothing
+// of another service), and the problems found are reported in the order
+// of the services, as one pass over them would have.
 func (b *builder) servicesSection(n *yaml.Node) {
 	entries, _ := b.mapping(n, "services")
-	for _, s := range entries {
-		if sd := b.service(s); sd != nil {
+	drafts := make([]*serviceDraft, len(entries))
+	reports := make([]*decoder, len(entries))
+	eachParallel(len(entries), func(i int) {
+		sb := b.part()
+		drafts[i] = sb.service(entries[i])
+		reports[i] = sb.decoder
+	})
+	for i, sd := range drafts {
+		b.adopt(reports[i])
+		if sd != nil {
 			b.services = append(b.services, sd)
 			b.env.Services = append(b.env.Services, sd.svc)
 		}
 	}
+}
+
+// part returns a builder of the same environment whose problems are its
+// own, for one of several parts of the environment decoded at once; b
+// adopts them afterwards, in the order of the parts.
+func (b *builder) part() *builder {
+	p := *b
+	p.decoder = &decoder{file: b.file, rendered: b.rendered, strict: b.strict, parent: b.decoder}
+	return &p
 }
 
 func (b *builder) service(s entry) *serviceDraft {

@@ -20,6 +20,9 @@ type decoder struct {
 	// keys pairs value nodes with their key nodes, in the order mappings
 	// were decoded, to locate "missing key" errors (see keyOf).
 	keys []nodeKey
+	// parent is the decoder of the whole environment when this one
+	// decodes a part of it (builder.part); it is not changed meanwhile.
+	parent *decoder
 }
 
 // nodeKey is a value node of a mapping and its key node.
@@ -28,12 +31,23 @@ type nodeKey struct{ v, k *yaml.Node }
 // keyOf returns the key node of the value node n, as the mapping decoded
 // last that holds n gave it.
 func (d *decoder) keyOf(n *yaml.Node) (*yaml.Node, bool) {
-	for i := len(d.keys) - 1; i >= 0; i-- {
-		if d.keys[i].v == n {
-			return d.keys[i].k, true
+	for ; d != nil; d = d.parent {
+		for i := len(d.keys) - 1; i >= 0; i-- {
+			if d.keys[i].v == n {
+				return d.keys[i].k, true
+			}
 		}
 	}
 	return nil, false
+}
+
+// adopt takes the problems and mapping keys a decoder of a part of the
+// environment found, as if d had found them.
+func (d *decoder) adopt(part *decoder) {
+	for _, e := range part.errs {
+		d.keep(e)
+	}
+	d.keys = append(d.keys, part.keys...)
 }
 
 func (d *decoder) report(sev Severity, n *yaml.Node, path, format string, args ...any) {
@@ -41,6 +55,12 @@ func (d *decoder) report(sev Severity, n *yaml.Node, path, format string, args .
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column
 	}
+	d.keep(e)
+}
+
+// keep adds e to the problems found, unless the same one was found
+// before.
+func (d *decoder) keep(e *Error) {
 	key := e.Error()
 	if d.seen == nil {
 		d.seen = map[string]bool{}

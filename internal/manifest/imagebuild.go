@@ -118,7 +118,11 @@ func (b *builder) imageBuild(sd *serviceDraft, be entry) {
 		b.errorf(ctxNode, p, "build context %s is not a directory of the repository", bd.Context)
 		return
 	}
-	sum, err := bd.BuildContext().Sum()
+	// The sum reads the files through the load's file system, which reads
+	// one file at a time while manifests and services load in parallel.
+	bc := bd.BuildContext()
+	bc.FS = b.fsys
+	sum, err := bc.Sum()
 	if err != nil {
 		if dfNode != nil && strings.Contains(err.Error(), "dockerfile") {
 			ctxNode, p = dfNode, join(p, "dockerfile")

@@ -69,12 +69,6 @@ func (b *builder) resolve() {
 	}
 	b.injectLinks(services)
 	b.checkHostPorts()
-	for _, sd := range b.services {
-		for _, id := range sd.instances {
-			id.in.Env = id.linked
-			id.in.SpecHash = SpecHash(id.in)
-		}
-	}
 }
 
 // listNode returns the node of element i of a list field, or the field's
@@ -162,21 +156,42 @@ func intersect(a, b []string) []string {
 	return out
 }
 
-// injectLinks writes MaestroNG's link variables into every instance's env:
-// for its own service (with internal ports), the transitive requires and the
-// direct wants_info services (without internal ports).
+// injectLinks writes MaestroNG's link variables into every instance's env
+// (for its own service with internal ports, the transitive requires and the
+// direct wants_info services without them) and computes its spec hash.
+//
+// Services are done in parallel, in two passes: each service's link lists
+// first, which its dependents read, then the environments of its
+// containers. The warnings of each service are kept apart and reported in
+// the order of the services, as one pass over them would have.
 func (b *builder) injectLinks(services map[string]*serviceDraft) {
-	warned := map[string]bool{}
-	for _, sd := range b.services {
+	clusters := slices.ContainsFunc(b.services, func(sd *serviceDraft) bool { return sd.svc.Workload != nil })
+	eachParallel(len(b.services), func(i int) {
+		sd := b.services[i]
+		b.linkLists(sd)
+		if clusters {
+			b.depLinkVars(sd, true)
+		}
+	})
+	reports := make([]*decoder, len(b.services))
+	eachParallel(len(b.services), func(i int) {
+		sd := b.services[i]
+		sb := b.part()
+		reports[i] = sb.decoder
+		warned := map[string]bool{}
 		if sd.svc.Workload != nil {
-			b.workloadEnv(sd, services, warned)
-			continue
+			sb.workloadEnv(sd, services, warned)
+			return
 		}
 		// Every instance of a service gets the same link variables.
-		links := b.shipLinks(sd, services)
+		links := sb.shipLinks(sd, services)
 		for _, id := range sd.instances {
-			id.linked = b.linkEnv(id.env, sd, links, warned)
+			id.in.Env = sb.linkEnv(id.env, sd, links, warned)
+			id.in.SpecHash = SpecHash(id.in)
 		}
+	})
+	for _, r := range reports {
+		b.adopt(r)
 	}
 }
 
