@@ -17,7 +17,8 @@
 // The package does no network I/O and does not log: files come from an
 // fs.FS and the process environment from Options. The manifests of a
 // repository load in parallel, up to GOMAXPROCS at once, and so do the
-// services of a manifest once its YAML is parsed (their problems are
-// reported as a load in order would); they read the fs.FS one call at a
-// time, so that it need not be safe for concurrent use.
+// services of a manifest (their problems are reported as a load in order
+// would), the YAML of a large manifest's services section included (see
+// splitParse); they read the fs.FS one call at a time, so that it need not
+// be safe for concurrent use.
 package manifest

@@ -208,16 +208,21 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 		text = out
 	}
 	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(text))
-	err := dec.Decode(&doc)
-	if errors.Is(err, io.EOF) {
-		err = nil
-	}
-	if err == nil {
-		var extra yaml.Node
-		if dec.Decode(&extra) == nil {
-			d.errorf(&extra, "", "a manifest holds one YAML document; this file has more (remove the --- separator)")
-			return nil, d.errs
+	var err error
+	if parsed, ok := splitParse(text); ok {
+		doc = *parsed
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(text))
+		err = dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		if err == nil {
+			var extra yaml.Node
+			if dec.Decode(&extra) == nil {
+				d.errorf(&extra, "", "a manifest holds one YAML document; this file has more (remove the --- separator)")
+				return nil, d.errs
+			}
 		}
 	}
 	if err != nil {
