@@ -162,11 +162,11 @@ flight and exits.`,
 }
 
 // trimMemory keeps the daemon's resident memory to what it uses (see
-// internal/procmem): once its first run has ended (package initialisation
-// and that run touched code all over the binary that an idle daemon does
-// not run), then every trimEvery.
+// internal/procmem): as soon as its first run has ended (package
+// initialisation and that run touched code all over the binary that an
+// idle daemon does not run), then every trimEvery.
 func trimMemory(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for d.Status().LastResult == "" {
 		select {
