@@ -162,36 +162,41 @@ flight and exits.`,
 }
 
 // trimMemory keeps the daemon's resident memory to what it uses (see
-// internal/procmem): as soon as its first run has ended (package
-// initialisation and that run touched code all over the binary that an
-// idle daemon does not run), then every trimEvery.
-func trimMemory(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
-	tick := time.NewTicker(100 * time.Millisecond)
+// internal/procmem): once the runs stop for trimIdle (start-up and a run
+// touch code all over the binary and grow the heap, which an idle daemon
+// does not need), and every trimEvery. ended receives a value after each
+// run.
+func trimMemory(ctx context.Context, ended <-chan struct{}, log *slog.Logger) {
+	idle := time.NewTimer(trimIdle)
+	idle.Stop()
+	tick := time.NewTicker(trimEvery)
 	defer tick.Stop()
-	for d.Status().LastResult == "" {
+	for {
 		select {
 		case <-ctx.Done():
+			idle.Stop()
 			return
+		case <-ended:
+			idle.Reset(trimIdle)
+			continue
+		case <-idle.C:
 		case <-tick.C:
 		}
-	}
-	tick.Reset(trimEvery)
-	for {
 		if err := procmem.Trim(); err != nil {
 			log.Debug("memory trim", "err", err.Error())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
 		}
 	}
 }
 
-// trimEvery is how often an idle daemon trims its memory: a trim costs a
-// garbage collection, and the pages it releases that are still in use
-// come back at a minor fault each.
-const trimEvery = time.Minute
+// trimIdle is how long the runs stop before the daemon trims its memory,
+// and trimEvery how often an idle daemon trims it anyway (the status and
+// metrics it serves touch pages too): a trim costs a garbage collection,
+// and the pages it releases that are still in use come back at a minor
+// fault each.
+const (
+	trimIdle  = 500 * time.Millisecond
+	trimEvery = time.Minute
+)
 
 // envDefaults sets every flag not given on the command line from its
 // MAESTRO_SYNC_* environment variable.
@@ -339,6 +344,13 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		}
 		cfg.Holds = elect.holds() // shared by the replicas
 	}
+	runEnded := make(chan struct{}, 1)
+	cfg.RunEnded = func() {
+		select {
+		case runEnded <- struct{}{}:
+		default: // one is already waiting
+		}
+	}
 	d := daemon.New(cfg)
 
 	hc := daemon.HTTPConfig{}
@@ -379,7 +391,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globals) error {
 		started = append(started, "shard", cfg.Shard.String())
 	}
 	log.Info("started", started...)
-	go trimMemory(ctx, d, log)
+	go trimMemory(ctx, runEnded, log)
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	notified := make(chan struct{})
 	go func() { defer close(notified); cfg.Notify.Run(notifyCtx) }()

@@ -124,6 +124,9 @@ type Config struct {
 	Audit     notify.AuditOptions
 	// PublicURL is the dashboard's address, for links in notifications.
 	PublicURL string
+	// RunEnded, when set, is called after each run, outside the daemon's
+	// lock (the run command trims its memory once the runs stop).
+	RunEnded func()
 }
 
 // trigger is a reason to reconcile.
@@ -415,6 +418,9 @@ func (d *Daemon) reconcile(ctx context.Context, t trigger) {
 			// Changes were reported during the run: its own, or someone
 			// else's made after it observed. One more run tells.
 			d.Trigger("event", time.Now())
+		}
+		if d.cfg.RunEnded != nil {
+			d.cfg.RunEnded()
 		}
 	}()
 	snap, err := d.cfg.Source.Fetch(ctx)

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -615,5 +616,38 @@ func TestReadToken(t *testing.T) {
 	}
 	if got := get("/healthz", ""); got != 200 {
 		t.Errorf("healthz needs no token: %d", got)
+	}
+}
+
+// TestRunEndedFollowsEachRun checks that Config.RunEnded is called after
+// each run, once the status holds the run's result.
+func TestRunEndedFollowsEachRun(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	var started atomic.Pointer[Daemon]
+	var mu sync.Mutex
+	var results []string
+	cfg := Config{Source: src, Target: newFakeTarget(), Branch: "main", RunEnded: func() {
+		for started.Load() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		r := started.Load().Status().LastResult
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}}
+	d, _, _ := startTestDaemon(t, cfg)
+	started.Store(d)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(results) }
+	eventually(t, "a run to end", func() bool { return count() >= 1 })
+	src.set("rev2", map[string]string{"a/manifest.yml": manifestText("a", "2")})
+	eventually(t, "rev2 applied", func() bool { return envState(d, "a").AppliedRevision == "rev2" })
+	eventually(t, "its run to end", func() bool { return count() >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, r := range results {
+		if r != "success" {
+			t.Errorf("run %d ended with the status's result %q", i+1, r)
+		}
 	}
 }

@@ -33,13 +33,14 @@ const (
 //
 //	go test -run '^$' -bench DaemonMemory -benchtime 1x -timeout 60m ./test/e2e/
 //
-// The resident set moves as the daemon trims its memory (once its first
-// run has ended, then every minute, see internal/procmem) and pages come
-// back as they are used, so each figure is the highest of a sample every
-// second over 65 s: rss-MiB when idle, from a second after the first run
-// ended (with its private part, anon-MiB, and its mapped pages of the
-// binary, file-MiB, at that moment), rss-after-MiB after the reconciles,
-// and growth-% from one to the other.
+// The resident set moves as the daemon trims its memory (half a second
+// after its runs stop, and every minute, see internal/procmem) and pages
+// come back as they are used, so each figure is the highest of a sample
+// every second over 65 s, from two seconds after the last run ended:
+// rss-MiB when idle after the first run (with its private part, anon-MiB,
+// and its mapped pages of the binary, file-MiB, at that moment),
+// rss-after-MiB idle after the reconciles, and growth-% from one to the
+// other.
 func BenchmarkDaemonMemory(b *testing.B) {
 	ships := dockertest.StartShips(b, memShips)
 	b.Cleanup(func() {
@@ -76,9 +77,9 @@ func BenchmarkDaemonMemory(b *testing.B) {
 		d := startDaemon(b, b.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "10m")
 		pid := d.cmd.Process.Pid
 		waitFor(b, "in sync", 5*time.Minute, func() bool { st, _, _ := d.env("mem"); return st == "synced" && d.status().LastResult != "" })
-		// Idle begins once the first run has ended: the daemon trims
-		// its memory at that moment (within 100 ms).
-		time.Sleep(time.Second)
+		// Idle begins once the runs have stopped: the daemon trims its
+		// memory half a second after the last one ended.
+		time.Sleep(2 * time.Second)
 		// highest samples the resident set every second for 65 s,
 		// reading the status and metrics every 15 s as a dashboard and
 		// a Prometheus would, and returns the highest sample.
@@ -107,6 +108,7 @@ func BenchmarkDaemonMemory(b *testing.B) {
 			d.sync()
 			waitFor(b, fmt.Sprint("reconcile ", i+1), time.Minute, func() bool { return d.successes() > from+i })
 		}
+		time.Sleep(2 * time.Second)
 		after := highest()
 		b.Logf("after %d reconciles: %+v (runtime: %s)", memRuns, after, runtimeMemory(d.metrics()))
 		if st, _, errs := d.env("mem"); st != "synced" {
