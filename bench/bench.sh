@@ -401,6 +401,9 @@ bench_e() {
 	"$WORK/buildpush" -maestro-sync "$WORK/maestro-sync" -compose "$COMPOSE" -registry "$registry" -work "$WORK" >"$WORK/buildpush.log" 2>&1 ||
 		{ cat "$WORK/buildpush.log" >&2; die "bench/buildpush failed; output in $WORK/buildpush.log"; }
 	cat "$WORK/buildpush.log" >>"$OUT"
+	# Leave the engine as it was: the compose project's containers (the
+	# daemon's own are removed by bench/buildpush).
+	dock rm -f $(dock ps -aq --filter label=com.docker.compose.project=bpcompose) >/dev/null 2>&1 || true
 }
 
 # bench_f runs the simulated fleet's benchmarks and sets their figures
