@@ -108,7 +108,10 @@ func (c *Cache) LoadSources(fsys fs.FS, srcs []Source, opts Options) *Repo {
 				return sopts.ReadFile(name)
 			}
 		}
-		l := loadSource(rec, src, ropts)
+		// The services of a manifest load in parallel: the record is
+		// kept one read at a time.
+		rfs, ropts := serialized(rec, ropts)
+		l := loadSource(rfs, src, ropts)
 		if l.env != nil {
 			for _, svc := range l.env.Services {
 				if svc.Build != nil {

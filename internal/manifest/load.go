@@ -251,10 +251,7 @@ func loadOne(fsys fs.FS, src Source, opts Options) (*Environment, Errors) {
 		d.errorf(n, "", "%s", msg)
 		return nil, d.errs
 	}
-	// The services are built in parallel: they read the files one at a
-	// time too.
-	bfs, bopts := serialized(fsys, opts)
-	b := &builder{decoder: d, fsys: bfs, dir: dir, opts: bopts}
+	b := &builder{decoder: d, fsys: fsys, dir: dir, opts: opts}
 	env := b.build(doc.Content[0])
 	if env != nil {
 		env.File = d.file

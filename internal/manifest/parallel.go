@@ -51,17 +51,14 @@ type lockedFS struct {
 	fsys fs.FS
 }
 
-// unlocked returns the file system fsys wraps, if it is a lockedFS (of a
-// lockedFS): what a value of the repository that outlives the load (an
-// image's build context) keeps.
+// unlocked returns the file system fsys wraps, if it is a lockedFS: what a
+// value of the repository that outlives the load (an image's build
+// context) keeps.
 func unlocked(fsys fs.FS) fs.FS {
-	for {
-		l, ok := fsys.(*lockedFS)
-		if !ok {
-			return fsys
-		}
-		fsys = l.fsys
+	if l, ok := fsys.(*lockedFS); ok {
+		return l.fsys
 	}
+	return fsys
 }
 
 func (l *lockedFS) Open(name string) (fs.File, error) {

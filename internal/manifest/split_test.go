@@ -11,13 +11,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// parseWhole parses text at once, as the loader does when it does not cut
-// it: the document node, or false when it does not parse or holds another
-// number of documents than one.
-func parseWhole(text []byte) (*yaml.Node, bool) {
-	return parseOne(text)
-}
-
 // sameNodes reports where two node trees differ in anything but comments,
 // or "".
 func sameNodes(a, b *yaml.Node, path string) string {
@@ -49,7 +42,7 @@ func sameNodes(a, b *yaml.Node, path string) string {
 // whether it was parsed in parts.
 func checkSplit(t *testing.T, text []byte, n int) bool {
 	t.Helper()
-	whole, wholeOK := parseWhole(text)
+	whole, wholeOK := parseOne(text) // the whole text at once
 	parts, partsOK := parseParts(text, n)
 	switch {
 	case partsOK && !wholeOK:
