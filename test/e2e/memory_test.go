@@ -108,7 +108,7 @@ func BenchmarkDaemonMemory(b *testing.B) {
 			d.sync()
 			waitFor(b, fmt.Sprint("reconcile ", i+1), time.Minute, func() bool { return d.successes() > from+i })
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // idle again, as above
 		after := highest()
 		b.Logf("after %d reconciles: %+v (runtime: %s)", memRuns, after, runtimeMemory(d.metrics()))
 		if st, _, errs := d.env("mem"); st != "synced" {
