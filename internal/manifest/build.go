@@ -309,8 +309,8 @@ func (b *builder) servicesSection(n *yaml.Node) {
 		drafts[i] = sb.service(entries[i])
 		reports[i] = sb.decoder
 	})
-	for i, sd := range drafts {
-		b.adopt(reports[i])
+	b.adopt(reports...)
+	for _, sd := range drafts {
 		if sd != nil {
 			b.services = append(b.services, sd)
 			b.env.Services = append(b.env.Services, sd.svc)
@@ -904,24 +904,57 @@ func (b *builder) envLabels(m entry) {
 // envMap is an environment being built: later sets override earlier ones.
 type envMap struct {
 	// base is the map this one was cloned from, shared and no longer
-	// changed; vals are the variables set since, which win over it.
-	base *envMap
-	vals map[string]EnvVar
+	// changed; vals are the variables set since, which win over it, in the
+	// order they were first set. index finds them by name once there are
+	// more than a few.
+	base  *envMap
+	vals  []EnvVar
+	index map[string]int
 	// sorted caches env() of a base.
 	sorted Env
 }
 
-func (m *envMap) set(v EnvVar) {
-	if m.vals == nil {
-		m.vals = map[string]EnvVar{}
+// envIndexFrom is the number of variables from which an envMap indexes
+// them by name; below it, a scan is faster than a map.
+const envIndexFrom = 16
+
+// find returns the position of name in m.vals, or -1.
+func (m *envMap) find(name string) int {
+	if m.index != nil {
+		if i, ok := m.index[name]; ok {
+			return i
+		}
+		return -1
 	}
-	m.vals[v.Name] = v
+	for i := range m.vals {
+		if m.vals[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *envMap) set(v EnvVar) {
+	if i := m.find(v.Name); i >= 0 {
+		m.vals[i] = v
+		return
+	}
+	m.vals = append(m.vals, v)
+	switch {
+	case m.index != nil:
+		m.index[v.Name] = len(m.vals) - 1
+	case len(m.vals) > envIndexFrom:
+		m.index = make(map[string]int, 2*len(m.vals))
+		for i := range m.vals {
+			m.index[m.vals[i].Name] = i
+		}
+	}
 }
 
 // get returns the variable name, and whether it is set.
 func (m *envMap) get(name string) (EnvVar, bool) {
-	if v, ok := m.vals[name]; ok {
-		return v, true
+	if i := m.find(name); i >= 0 {
+		return m.vals[i], true
 	}
 	if m.base != nil {
 		return m.base.get(name)
@@ -939,20 +972,30 @@ func (m *envMap) clone() *envMap {
 	return &envMap{base: m}
 }
 
-// env returns the variables sorted by name.
-func (m *envMap) env() Env {
-	own := make(Env, 0, len(m.vals))
-	for _, k := range sortedKeys(m.vals) {
-		own = append(own, m.vals[k])
-	}
+// own returns the variables set since the base, sorted by name.
+func (m *envMap) own() Env {
+	own := append(make(Env, 0, len(m.vals)), m.vals...)
+	slices.SortFunc(own, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	return own
+}
+
+// baseEnv returns env() of the base, computed once; nil without a base.
+func (m *envMap) baseEnv() Env {
 	if m.base == nil {
-		return own
+		return nil
 	}
 	if m.base.sorted == nil {
 		m.base.sorted = m.base.env()
 	}
-	out, _ := mergeEnv(m.base.sorted, own)
-	return out
+	return m.base.sorted
+}
+
+// env returns the variables sorted by name.
+func (m *envMap) env() Env {
+	if m.base == nil {
+		return m.own()
+	}
+	return mergeEnvs(nil, m.baseEnv(), m.own())
 }
 
 // envSources applies env file sources: a path, a (nested) list of them, or

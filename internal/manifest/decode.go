@@ -41,13 +41,20 @@ func (d *decoder) keyOf(n *yaml.Node) (*yaml.Node, bool) {
 	return nil, false
 }
 
-// adopt takes the problems and mapping keys a decoder of a part of the
-// environment found, as if d had found them.
-func (d *decoder) adopt(part *decoder) {
-	for _, e := range part.errs {
-		d.keep(e)
+// adopt takes the problems and mapping keys the decoders of parts of the
+// environment found, in the order of the parts, as if d had found them.
+func (d *decoder) adopt(parts ...*decoder) {
+	n := 0
+	for _, p := range parts {
+		n += len(p.keys)
 	}
-	d.keys = append(d.keys, part.keys...)
+	d.keys = slices.Grow(d.keys, n)
+	for _, p := range parts {
+		for _, e := range p.errs {
+			d.keep(e)
+		}
+		d.keys = append(d.keys, p.keys...)
+	}
 }
 
 func (d *decoder) report(sev Severity, n *yaml.Node, path, format string, args ...any) {

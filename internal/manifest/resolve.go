@@ -190,9 +190,7 @@ func (b *builder) injectLinks(services map[string]*serviceDraft) {
 			id.in.SpecHash = SpecHash(id.in)
 		}
 	})
-	for _, r := range reports {
-		b.adopt(r)
-	}
+	b.adopt(reports...)
 }
 
 // linkSet is the link variables of a service's containers, prepared once
@@ -237,17 +235,17 @@ func newLinkList(vars []EnvVar) *linkList {
 // service and its dependencies, each sorted once.
 func (b *builder) shipLinks(sd *serviceDraft, services map[string]*serviceDraft) *linkSet {
 	own, _ := b.linkLists(sd)
-	final, dups := own.sorted, own.dups
+	dups := own.dups
+	lists := []Env{own.sorted}
 	deps := b.linkServices(sd)
 	for _, dep := range deps {
-		if dep == sd.svc.Name {
-			continue
+		if dep != sd.svc.Name {
+			_, dl := b.linkLists(services[dep])
+			lists = append(lists, dl.sorted)
+			dups = dups || dl.dups
 		}
-		_, dl := b.linkLists(services[dep])
-		var tie bool
-		final, tie = mergeEnv(final, dl.sorted)
-		dups = dups || dl.dups || tie
 	}
+	final := mergeEnvs(func(EnvVar, EnvVar, int) { dups = true }, lists...)
 	if dups {
 		vars := slices.Clone(own.vars)
 		for _, dep := range deps {
@@ -271,29 +269,43 @@ func (b *builder) linkLists(sd *serviceDraft) (own, dep *linkList) {
 	return sd.ownLinks, sd.depLinkList
 }
 
-// mergeEnv merges two lists sorted by name, b winning a tie; it tells
-// whether there was one.
-func mergeEnv(a, b Env) (Env, bool) {
-	out := make(Env, 0, len(a)+len(b))
-	tie := false
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		switch c := strings.Compare(a[i].Name, b[j].Name); {
-		case c < 0:
-			out = append(out, a[i])
-			i++
-		case c > 0:
-			out = append(out, b[j])
-			j++
-		default:
-			out = append(out, b[j])
-			tie = true
-			i++
-			j++
-		}
+// mergeEnvs merges lists sorted by name, each holding a name once, into
+// one: of the variables of one name, the one of the latest list wins. tie,
+// when not nil, is called at each variable v of list i that displaces
+// prev, a variable of an earlier list.
+func mergeEnvs(tie func(prev, v EnvVar, i int), lists ...Env) Env {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
 	}
-	out = append(out, a[i:]...)
-	return append(out, b[j:]...), tie
+	out := make(Env, 0, n)
+	var buf [8]Env
+	lists = append(buf[:0], lists...) // the heads of the lists not merged yet
+	for {
+		// The least name at the head of a list.
+		name, any := "", false
+		for _, l := range lists {
+			if len(l) > 0 && (!any || l[0].Name < name) {
+				name, any = l[0].Name, true
+			}
+		}
+		if !any {
+			return out
+		}
+		var win EnvVar
+		found := false
+		for i, l := range lists {
+			if len(l) == 0 || l[0].Name != name {
+				continue
+			}
+			if found && tie != nil {
+				tie(win, l[0], i)
+			}
+			win, found = l[0], true
+			lists[i] = l[1:]
+		}
+		out = append(out, win)
+	}
 }
 
 func newLinkSet(vars []EnvVar) *linkSet {
@@ -331,28 +343,13 @@ func (b *builder) linkEnv(m *envMap, sd *serviceDraft, ls *linkSet, warned map[s
 		}
 		b.warnOverwrite(sd, prev, ok, v, warned)
 	}
-	base := m.env()
-	out := make(Env, 0, len(base)+len(ls.final))
-	i, j := 0, 0
-	for i < len(base) && j < len(ls.final) {
-		switch c := strings.Compare(base[i].Name, ls.final[j].Name); {
-		case c < 0:
-			out = append(out, base[i])
-			i++
-		case c > 0:
-			out = append(out, ls.final[j])
-			j++
-		default:
-			if unique {
-				b.warnOverwrite(sd, base[i], true, ls.final[j], warned)
-			}
-			out = append(out, ls.final[j])
-			i++
-			j++
+	// The variables of the container: its service's, its own over them,
+	// the links over both.
+	return mergeEnvs(func(prev, v EnvVar, i int) {
+		if i == 2 && unique {
+			b.warnOverwrite(sd, prev, true, v, warned)
 		}
-	}
-	out = append(out, base[i:]...)
-	return append(out, ls.final[j:]...)
+	}, m.baseEnv(), m.own(), ls.final)
 }
 
 // applyLinks writes the link variables sd's containers get into m in
@@ -468,6 +465,12 @@ func linkVarLists(sd *serviceDraft, env *Environment, onCluster bool) (own, dep 
 		add(EnvVar{Name: svc + "_INSTANCES", Value: sd.svc.Name, Source: src}, false)
 		return own, dep
 	}
+	nDep, nPorts := 1, 0
+	for _, peer := range sd.instances {
+		nDep += 1 + len(peer.in.Ports)
+		nPorts += len(peer.in.Ports)
+	}
+	own, dep = make([]EnvVar, 0, nDep+nPorts), make([]EnvVar, 0, nDep)
 	names := make([]string, 0, len(sd.instances))
 	for _, peer := range sd.instances {
 		in := peer.in
