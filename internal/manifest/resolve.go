@@ -33,7 +33,11 @@ func (b *builder) resolve() {
 	}
 	for _, sd := range b.services {
 		name := sd.svc.Name
-		for key, list := range map[string][]string{"requires": sd.svc.Requires, "wants_info": sd.svc.WantsInfo} {
+		for _, key := range [...]string{"requires", "wants_info"} {
+			list := sd.svc.Requires
+			if key == "wants_info" {
+				list = sd.svc.WantsInfo
+			}
 			for i, dep := range list {
 				n := b.listNode(sd.f, key, i)
 				if _, ok := services[dep]; !ok {
