@@ -498,7 +498,8 @@ func linkVarLists(sd *serviceDraft, env *Environment, onCluster bool) (own, dep 
 // port and protocol on one Docker host: each binding against the first
 // earlier one it clashes with.
 func (b *builder) checkHostPorts() {
-	byHost := map[string]*hostBindings{}
+	type hostProto struct{ host, proto string }
+	byHost := map[hostProto]*hostBindings{}
 	for _, sd := range b.services {
 		for _, id := range sd.instances {
 			in := id.in
@@ -514,10 +515,11 @@ func (b *builder) checkHostPorts() {
 				}
 				ip, _ := netip.ParseAddr(p.ExternalIP)
 				nb := hostBinding{in, p, ip, lo, hi}
-				hb := byHost[key+"/"+p.Protocol()]
+				hp := hostProto{key, p.Protocol()}
+				hb := byHost[hp]
 				if hb == nil {
-					hb = &hostBindings{byPort: map[int][]int{}}
-					byHost[key+"/"+p.Protocol()] = hb
+					hb = &hostBindings{byPort: map[int]int{}}
+					byHost[hp] = hb
 				}
 				if ob, clash := hb.clash(nb); clash {
 					path := id.f.sub("ports." + p.Name)
@@ -543,10 +545,17 @@ type hostBinding struct {
 // hostBindings are the bindings of one host and protocol, in the order
 // they were added, indexed by port when they span few ports.
 type hostBindings struct {
-	all    []hostBinding
-	byPort map[int][]int // port → indices in all of the narrow bindings
-	wide   []int         // indices in all of the bindings of more ports
+	all []hostBinding
+	// byPort maps a port to the last link in chain of the narrow
+	// bindings that span it; each link leads to the one before.
+	byPort map[int]int
+	chain  []portLink
+	wide   []int // indices in all of the bindings of more ports
 }
+
+// portLink is a narrow binding spanning a port, and the link of the
+// binding before it that spans the port (-1: none).
+type portLink struct{ binding, prev int }
 
 // narrowPorts is the most ports a binding spans to be indexed by port.
 const narrowPorts = 64
@@ -568,8 +577,10 @@ func (h *hostBindings) clash(nb hostBinding) (hostBinding, bool) {
 	}
 	if nb.lo <= nb.hi && nb.hi-nb.lo < narrowPorts {
 		for port := nb.lo; port <= nb.hi; port++ {
-			for _, i := range h.byPort[port] {
-				check(i)
+			if l, ok := h.byPort[port]; ok {
+				for ; l >= 0; l = h.chain[l].prev {
+					check(h.chain[l].binding)
+				}
 			}
 		}
 		for _, i := range h.wide {
@@ -594,6 +605,11 @@ func (h *hostBindings) add(nb hostBinding) {
 		return
 	}
 	for port := nb.lo; port <= nb.hi; port++ {
-		h.byPort[port] = append(h.byPort[port], i)
+		prev, ok := h.byPort[port]
+		if !ok {
+			prev = -1
+		}
+		h.chain = append(h.chain, portLink{binding: i, prev: prev})
+		h.byPort[port] = len(h.chain) - 1
 	}
 }
