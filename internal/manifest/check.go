@@ -1,10 +1,8 @@
 package manifest
 
 import (
-	"fmt"
 	"regexp"
 	"regexp/syntax"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -61,13 +59,9 @@ type Check struct {
 // followed by the instance's own (never leaking to other instances).
 func (b *builder) lifecycle(sd *serviceDraft, f *fields, in *Instance) {
 	own := b.lifecycleNodes(f)
-	for _, state := range lifecycleStates {
-		nodes := append(slices.Clone(sd.lifecycle[state]), own[state]...)
+	add := func(state string, of *fields, nodes []*yaml.Node) {
 		for i, n := range nodes {
-			p := fmt.Sprintf("%s.%s[%d]", sd.f.sub("lifecycle"), state, i)
-			if i >= len(sd.lifecycle[state]) {
-				p = fmt.Sprintf("%s.%s[%d]", f.sub("lifecycle"), state, i-len(sd.lifecycle[state]))
-			}
+			p := of.sub("lifecycle") + "." + state + "[" + strconv.Itoa(i) + "]"
 			if c, ok := b.check(n, p, in); ok {
 				if in.Lifecycle == nil {
 					in.Lifecycle = map[string][]Check{}
@@ -75,6 +69,10 @@ func (b *builder) lifecycle(sd *serviceDraft, f *fields, in *Instance) {
 				in.Lifecycle[state] = append(in.Lifecycle[state], c)
 			}
 		}
+	}
+	for _, state := range lifecycleStates {
+		add(state, sd.f, sd.lifecycle[state]) // the service's checks first
+		add(state, f, own[state])
 	}
 }
 
