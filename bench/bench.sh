@@ -447,7 +447,7 @@ emit "docker:  engine $engine"
 emit "load:    $(loadavg) at start (the machine may be shared: see README.md)"
 
 want c && gobench "(c) pure diff.Compute, 10,000 instances in memory (and 1,000 for scale)" "$WORK/diff.log" ./internal/diff/ -count "$COUNT"
-want c && gobench "manifest.Load, 1,000 services × 2 instances" "$WORK/manifest.log" ./internal/manifest/ -count "$COUNT"
+want c && gobench "manifest.Load, 1,000 services × 2 instances" "$WORK/manifest.log" ./internal/manifest/ -count "$COUNT" -benchtime 3s
 want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships" "$WORK/docker.log" ./internal/driver/docker/ -timeout 30m
 want a && bench_a
 want d && bench_d
