@@ -775,6 +775,57 @@ func TestDaemonRepairsOnEvents(t *testing.T) {
 	})
 }
 
+// TestOwnEventsStartNoRun: the events a deploy's own stops, removals,
+// updates and renames send are not taken for live changes, so no run
+// follows the deploy; a stop by hand of the container the deploy just
+// renamed still is one, and is repaired.
+func TestOwnEventsStartNoRun(t *testing.T) {
+	ship := dockertest.Shared(t, 1)[0]
+	dir := t.TempDir()
+	write := func(version string) {
+		if err := os.WriteFile(filepath.Join(dir, "manifest.yml"), []byte(appManifest("own", ship, 18131, version, httpCheck)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("1")
+	d := startDaemon(t, t.TempDir(), "--dir", dir, "--poll", "1h", "--resync", "10m")
+	waitFor(t, "deployed", 60*time.Second, func() bool { st, _, _ := d.env("own"); return st == "synced" })
+	// runs are the reconciles logged from offset on, by trigger.
+	runs := func(offset int) map[string]int {
+		n := map[string]int{}
+		for line := range strings.Lines(d.log.String()[offset:]) {
+			var entry struct{ Msg, Trigger string }
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "reconcile" {
+				n[entry.Trigger]++
+			}
+		}
+		return n
+	}
+	for _, version := range []string{"2", "3"} {
+		time.Sleep(2 * time.Second)
+		offset := len(d.log.String())
+		write(version)
+		d.sync()
+		waitFor(t, "version "+version+" deployed", 60*time.Second, func() bool {
+			st, _, _ := d.env("own")
+			return st == "synced" && envVersion(t, ship, "own-app") == version
+		})
+		// Past the quiet time after the run, when a run for its events
+		// would have started.
+		time.Sleep(3 * time.Second)
+		if got := runs(offset); got["event"] != 0 || got["api"] != 1 {
+			t.Errorf("version %s: runs by trigger %v, want one api run and no event run\n%s", version, got, tail(d.log.String()[offset:], 30))
+		}
+	}
+	if out, err := exec.Command("docker", "-H", ship.Host, "stop", "-t", "1", "own-app").CombinedOutput(); err != nil {
+		t.Fatalf("docker stop: %v\n%s", err, out)
+	}
+	waitFor(t, "the container stopped by hand repaired", 30*time.Second, func() bool {
+		out, _ := exec.Command("docker", "-H", ship.Host, "inspect", "-f", "{{.State.Running}}", "own-app").Output()
+		return strings.TrimSpace(string(out)) == "true"
+	})
+}
+
 // stepDuration is the duration of the (last) step the daemon logged for
 // the instance in log, its JSON log lines.
 func stepDuration(t *testing.T, log, instance string) time.Duration {

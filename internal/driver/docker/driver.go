@@ -91,6 +91,8 @@ type target struct {
 	in   *manifest.Instance
 	ship *manifest.Ship
 	c    *client.Client
+	// own records the ship's events the step's actions are to send.
+	own *ownActions
 	// image is the reference the instance's new container runs.
 	image string
 }
@@ -124,7 +126,7 @@ func (d *Driver) target(st plan.Step) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.c = c
+	t.c, t.own = c, d.pool.own(t.ship)
 	return t, nil
 }
 
@@ -148,7 +150,7 @@ func (d *Driver) hostTarget(st plan.Step) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{env: &manifest.Environment{Name: st.Env}, ship: s, c: c}, nil
+	return &target{env: &manifest.Environment{Name: st.Env}, ship: s, c: c, own: d.pool.own(s)}, nil
 }
 
 // shipAt returns the first ship of envs (in ship name order) whose Docker
@@ -304,6 +306,7 @@ func (d *Driver) replace(ctx context.Context, st plan.Step, progress func(string
 	}
 	sctx, cancel = short(ctx, t.ship)
 	defer cancel()
+	t.expect(id, renameEvents)
 	if err := t.c.ContainerRename(sctx, id, t.in.Name); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, t.in.Name, err)
 	}
@@ -378,6 +381,7 @@ func (d *Driver) createContainer(ctx context.Context, t *target, name string, te
 		// A leftover of an interrupted apply with the same spec, if it
 		// is ours: its labels are read again before it goes.
 		if info, ierr := t.c.ContainerInspect(sctx, name); ierr == nil && d.ours(info, t.env.Name, name) == nil {
+			t.expect(info.ID, removeEvents)
 			if rerr := t.c.ContainerRemove(sctx, info.ID, container.RemoveOptions{RemoveVolumes: true, Force: true}); rerr == nil {
 				resp, err = t.c.ContainerCreate(sctx, cfg.Config, cfg.Host, cfg.Net, nil, name)
 			}
@@ -643,6 +647,7 @@ func indent(s string) string {
 func (d *Driver) stop(ctx context.Context, t *target, id string, timeout int) error {
 	sctx, cancel := context.WithTimeout(ctx, shipTimeout(t.ship)+time.Duration(timeout)*time.Second)
 	defer cancel()
+	t.expect(id, stopEvents)
 	if err := t.c.ContainerStop(sctx, id, container.StopOptions{Timeout: &timeout}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop %s: %w", shortID(id), err)
 	}
@@ -654,6 +659,7 @@ func (d *Driver) stop(ctx context.Context, t *target, id string, timeout int) er
 func (d *Driver) removeContainer(ctx context.Context, t *target, id string, volumes bool) error {
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()
+	t.expect(id, removeEvents)
 	if err := t.c.ContainerRemove(sctx, id, container.RemoveOptions{RemoveVolumes: volumes, Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", shortID(id), err)
 	}
@@ -674,6 +680,7 @@ func (d *Driver) discardNamed(ctx context.Context, t *target, name string) {
 		switch {
 		case err == nil:
 			if d.ours(info, t.env.Name, name) == nil {
+				t.expect(info.ID, removeEvents)
 				_ = t.c.ContainerRemove(ctx, info.ID, container.RemoveOptions{RemoveVolumes: true, Force: true})
 			}
 			return
@@ -687,6 +694,7 @@ func (d *Driver) discardNamed(ctx context.Context, t *target, name string) {
 func (d *Driver) discard(ctx context.Context, t *target, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*shipTimeout(t.ship))
 	defer cancel()
+	t.expect(id, removeEvents)
 	_ = t.c.ContainerRemove(ctx, id, container.RemoveOptions{RemoveVolumes: true, Force: true})
 }
 

@@ -25,7 +25,8 @@ var changeActions = []events.Action{
 // changed for each event of a container with maestro-sync's labels of the
 // owner with that ID (or of none: made before owners) whose action
 // changes it (what happened, and when the engine says it did), until ctx
-// ends. Every event that may change a list of the ship's containers (any
+// ends; the events of the pool's own actions are not changes (see
+// ownActions). Every event that may change a list of the ship's containers (any
 // container's, ours or not) also tells the ship's cache, which
 // ObserveCached reads while the stream holds. When the stream breaks (the
 // ship or its daemon restarted), it reconnects with backoff and calls
@@ -99,6 +100,9 @@ func consume(ctx context.Context, ship *manifest.Ship, owner string, msgs <-chan
 			}
 			if o := attrs[label.Owner]; o != "" && o != owner {
 				continue // another repository's container on a shared ship
+			}
+			if cache.own.mine(m.Actor.ID, attrs["name"], m.Action, time.Now()) {
+				continue // what this process did itself
 			}
 			at := time.Unix(0, m.TimeNano)
 			if m.TimeNano == 0 {

@@ -192,6 +192,7 @@ func (p *Pool) Stop(ctx context.Context, r Ref, ct *Container, progress func(str
 	progress("stopping service")
 	timeout := r.In.StopTimeout
 	sctx, cancel := context.WithTimeout(ctx, shipTimeout(ship)+time.Duration(timeout)*time.Second)
+	p.expect(ship, ct.ID, stopEvents)
 	err = c.ContainerStop(sctx, ct.ID, container.StopOptions{Timeout: &timeout})
 	cancel()
 	if err != nil && !cerrdefs.IsNotFound(err) {
@@ -217,6 +218,7 @@ func (p *Pool) Kill(ctx context.Context, r Ref, ct *Container, progress func(str
 	}
 	progress("killing the service")
 	sctx, cancel := short(ctx, ship)
+	p.expect(ship, ct.ID, killEvents)
 	err = c.ContainerKill(sctx, ct.ID, "KILL")
 	cancel()
 	if err != nil && !cerrdefs.IsNotFound(err) {
@@ -261,6 +263,7 @@ func (p *Pool) Remove(ctx context.Context, r Ref, ct *Container) error {
 	}
 	sctx, cancel := short(ctx, ship)
 	defer cancel()
+	p.expect(ship, ct.ID, destroyEvents)
 	if err := c.ContainerRemove(sctx, ct.ID, container.RemoveOptions{RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", shortID(ct.ID), err)
 	}
@@ -413,7 +416,7 @@ func (d *Driver) Pull(ctx context.Context, r Ref, progress func(string)) error {
 	if err != nil {
 		return err
 	}
-	t := &target{env: r.Env, in: r.In, ship: ship, c: c}
+	t := &target{env: r.Env, in: r.In, ship: ship, c: c, own: d.pool.own(ship)}
 	if _, err := d.images.ensure(ctx, t, t.in.Image, true, progress); err != nil {
 		return fmt.Errorf("ship %s: %w", ship.Name, err)
 	}

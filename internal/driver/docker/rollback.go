@@ -49,9 +49,11 @@ func (d *Driver) keepOld(ctx context.Context, t *target, old container.InspectRe
 			return err
 		}
 	}
+	t.expect(old.ID, updateEvents)
 	if _, err := t.c.ContainerUpdate(sctx, old.ID, noRestart); err != nil {
 		return fmt.Errorf("keep old container: %w", err)
 	}
+	t.expect(old.ID, renameEvents)
 	if err := t.c.ContainerRename(sctx, old.ID, name); err != nil {
 		return fmt.Errorf("keep old container as %s: %w", name, err)
 	}
@@ -129,7 +131,7 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 	if err != nil {
 		return "", "", err
 	}
-	t := &target{env: r.Env, in: r.In, ship: ship, c: c}
+	t := &target{env: r.Env, in: r.In, ship: ship, c: c, own: d.pool.own(ship)}
 	if t.in.Route == nil {
 		return "", "", fmt.Errorf("%s is not behind the front proxy (proxy:): only routed instances keep their previous container", t.in.Name)
 	}
@@ -191,6 +193,7 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 	// none).
 	if policy := restartPolicy(prev); policy.Name != container.RestartPolicyDisabled {
 		sctx, cancel = short(ctx, t.ship)
+		t.expect(prev.ID, updateEvents)
 		_, err = t.c.ContainerUpdate(sctx, prev.ID, container.UpdateConfig{RestartPolicy: policy})
 		cancel()
 		if err != nil {
@@ -207,12 +210,15 @@ func (d *Driver) Rollback(ctx context.Context, r Ref, progress func(string)) (fr
 	sctx, cancel = short(ctx, t.ship)
 	defer cancel()
 	keptName := live.KeptName(t.in.Name, cur.Config.Labels[label.SpecHash])
+	t.expect(cur.ID, updateEvents)
 	if _, err := t.c.ContainerUpdate(sctx, cur.ID, noRestart); err != nil {
 		return from, to, fmt.Errorf("keep %s: %w", t.in.Name, err)
 	}
+	t.expect(cur.ID, renameEvents)
 	if err := t.c.ContainerRename(sctx, cur.ID, keptName); err != nil {
 		return from, to, fmt.Errorf("keep %s as %s: %w", t.in.Name, keptName, err)
 	}
+	t.expect(prev.ID, renameEvents)
 	if err := t.c.ContainerRename(sctx, prev.ID, t.in.Name); err != nil {
 		return from, to, fmt.Errorf("rename %s to %s: %w", prevName, t.in.Name, err)
 	}
@@ -241,7 +247,9 @@ func (d *Driver) restop(ctx context.Context, t *target, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*shipTimeout(t.ship))
 	defer cancel()
 	timeout := 1
+	t.expect(id, stopEvents)
 	_ = t.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
+	t.expect(id, updateEvents)
 	_, _ = t.c.ContainerUpdate(ctx, id, noRestart)
 }
 
@@ -342,7 +350,7 @@ func (d *Driver) bake(ctx context.Context, st plan.Step, progress func(string)) 
 		if err != nil {
 			return err
 		}
-		t := &target{env: env, in: in, ship: ship, c: c}
+		t := &target{env: env, in: in, ship: ship, c: c, own: d.pool.own(ship)}
 		sctx, cancel := short(ctx, ship)
 		info, err := c.ContainerInspect(sctx, in.Name)
 		cancel()

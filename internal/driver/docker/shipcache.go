@@ -38,6 +38,8 @@ type shipCache struct {
 	// configuration only changes with an update event); a broken
 	// stream drops them all.
 	drifts map[string]keptDrift
+	// own are the events this process's own actions are to send.
+	own ownActions
 }
 
 // keptDrift is a container's drift and the start of the list that

@@ -58,6 +58,7 @@ func (d *Driver) createRouted(ctx context.Context, t *target, progress func(stri
 	if resumed {
 		sctx, cancel := short(ctx, t.ship)
 		defer cancel()
+		t.expect(id, renameEvents)
 		if err := t.c.ContainerRename(sctx, id, t.in.Name); err != nil {
 			return fmt.Errorf("rename %s to %s: %w", tmp, t.in.Name, err)
 		}
@@ -127,6 +128,7 @@ func (d *Driver) replaceRouted(ctx context.Context, st plan.Step, t *target, old
 	}
 	sctx, cancel := short(ctx, t.ship)
 	defer cancel()
+	t.expect(id, renameEvents)
 	if err := t.c.ContainerRename(sctx, id, t.in.Name); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, t.in.Name, err)
 	}
@@ -302,7 +304,7 @@ func (d *Driver) Stop(ctx context.Context, r Ref, ct *Container, progress func(s
 		if err != nil {
 			return err
 		}
-		t := &target{env: r.Env, in: r.In, ship: ship, c: c}
+		t := &target{env: r.Env, in: r.In, ship: ship, c: c, own: d.pool.own(ship)}
 		sctx, cancel := short(ctx, ship)
 		info, err := c.ContainerInspect(sctx, ct.ID)
 		cancel()
@@ -339,7 +341,7 @@ func (d *Driver) Reuse(ctx context.Context, r Ref, progress func(string)) (bool,
 	if err != nil {
 		return false, err
 	}
-	t := &target{env: r.Env, in: r.In, ship: ship, c: c}
+	t := &target{env: r.Env, in: r.In, ship: ship, c: c, own: d.pool.own(ship)}
 	sctx, cancel := short(ctx, ship)
 	info, err := c.ContainerInspect(sctx, r.In.Name)
 	cancel()
