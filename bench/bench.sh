@@ -110,6 +110,18 @@ install_compose() {
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# settle waits, up to two minutes, until the one-minute load average is
+# below half the cores: the Docker daemon that setup_docker may just have
+# started, and the builds before, are not to share the CPU with the pure
+# benchmarks that follow.
+settle() {
+	local i
+	for ((i = 0; i < 24; i++)); do
+		awk -v n="$(nproc)" '{ exit !($1 < n / 2) }' /proc/loadavg && return 0
+		sleep 5
+	done
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
@@ -446,6 +458,7 @@ emit "go:      $(go env GOVERSION)"
 emit "docker:  engine $engine"
 emit "load:    $(loadavg) at start (the machine may be shared: see README.md)"
 
+want c && settle && emit "load:    $(loadavg) before (c) and the manifest load"
 want c && gobench "(c) pure diff.Compute, 10,000 instances in memory (and 1,000 for scale)" "$WORK/diff.log" ./internal/diff/ -count "$COUNT"
 want c && gobench "manifest.Load, 1,000 services × 2 instances" "$WORK/manifest.log" ./internal/manifest/ -count "$COUNT" -benchtime 3s
 want b && gobench "(b) no-op plan over 200 live containers on 4 dockertest ships" "$WORK/docker.log" ./internal/driver/docker/ -timeout 30m
