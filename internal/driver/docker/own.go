@@ -34,6 +34,9 @@ const ownTTL = time.Minute
 type ownActions struct {
 	mu  sync.Mutex
 	ref map[string]*ownAction
+	// pruned is when the expectations older than ownTTL were last
+	// dropped.
+	pruned time.Time
 }
 
 // ownAction is what is still expected of one container.
@@ -47,10 +50,13 @@ type ownAction struct {
 func (o *ownActions) expect(ref string, evs []events.Action, now time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for r, a := range o.ref {
-		if now.Sub(a.at) > ownTTL {
-			delete(o.ref, r)
+	if now.Sub(o.pruned) > ownTTL/4 {
+		for r, a := range o.ref {
+			if now.Sub(a.at) > ownTTL {
+				delete(o.ref, r)
+			}
 		}
+		o.pruned = now
 	}
 	if o.ref == nil {
 		o.ref = map[string]*ownAction{}
