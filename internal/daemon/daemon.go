@@ -314,11 +314,19 @@ func (d *Daemon) serve(ctx context.Context, t trigger) {
 		d.mu.Lock()
 		more := d.pending != nil
 		d.mu.Unlock()
+		if more {
+			continue
+		}
+		select {
+		case <-d.wake: // a wake-up for a trigger already served
+		default:
+		}
+		// A trigger between the check and the drain lost its wake-up
+		// above: it is served now.
+		d.mu.Lock()
+		more = d.pending != nil
+		d.mu.Unlock()
 		if !more {
-			select {
-			case <-d.wake: // a wake-up for a trigger already served
-			default:
-			}
 			return
 		}
 	}

@@ -651,3 +651,31 @@ func TestRunEndedFollowsEachRun(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerAtTheEndOfARunIsServed: a trigger that comes as a run ends
+// (here, from the end-of-run hook, before the loop checks for more) is
+// served at once, not at the next poll.
+func TestTriggerAtTheEndOfARunIsServed(t *testing.T) {
+	src := &fakeSource{}
+	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
+	ended := make(chan struct{}, 1)
+	d := New(Config{Source: src, Target: newFakeTarget(), Branch: "main",
+		Poll: time.Hour, Resync: time.Hour, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
+		RunEnded: func() { ended <- struct{}{} }})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ended // the first run
+	for i := range 2000 {
+		d.Trigger("api", time.Now())
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("trigger %d: no run within 10 s (the poll is an hour away)", i+1)
+		}
+	}
+}
