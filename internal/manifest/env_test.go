@@ -544,8 +544,8 @@ func TestTemplateBounds(t *testing.T) {
 		// render first however slow the machine is.
 		timeout time.Duration
 	}{
-		"nested loops":   {"{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "items in all", 2 * time.Second},
-		"huge range":     {"{% for a in range(1000000000) %}x{% endfor %}", "items in all", 2 * time.Second},
+		"nested loops":   {"{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "items in all", time.Minute},
+		"huge range":     {"{% for a in range(1000000000) %}x{% endfor %}", "items in all", time.Minute},
 		"endless output": {"{% for a in range(1000) %}{% for b in range(90) %}{{ '" + strings.Repeat("x", 120) + "' }}{% endfor %}{% endfor %}", "larger than", time.Minute},
 	} {
 		t.Run(name, func(t *testing.T) {
