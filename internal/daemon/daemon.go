@@ -311,20 +311,15 @@ func (d *Daemon) serve(ctx context.Context, t trigger) {
 		}
 		d.mu.Unlock()
 		d.reconcile(ctx, t)
-		d.mu.Lock()
-		more := d.pending != nil
-		d.mu.Unlock()
-		if more {
-			continue
-		}
+		// The wake-up of a trigger that came during the run is drained
+		// before the check for it, so that one coming after the check
+		// still wakes the loop.
 		select {
-		case <-d.wake: // a wake-up for a trigger already served
+		case <-d.wake:
 		default:
 		}
-		// A trigger between the check and the drain lost its wake-up
-		// above: it is served now.
 		d.mu.Lock()
-		more = d.pending != nil
+		more := d.pending != nil
 		d.mu.Unlock()
 		if !more {
 			return

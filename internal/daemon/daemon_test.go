@@ -196,6 +196,12 @@ func newTestDaemon(t *testing.T, src *fakeSource, tgt *fakeTarget) (*Daemon, con
 func startTestDaemon(t *testing.T, cfg Config) (*Daemon, context.CancelFunc, chan struct{}) {
 	t.Helper()
 	cfg.Poll, cfg.Resync, cfg.BackoffMin, cfg.BackoffMax = 20*time.Millisecond, time.Hour, 10*time.Millisecond, 40*time.Millisecond
+	return runDaemon(t, cfg)
+}
+
+// runDaemon runs a daemon of cfg as it is until the end of the test.
+func runDaemon(t testing.TB, cfg Config) (*Daemon, context.CancelFunc, chan struct{}) {
+	t.Helper()
 	d := New(cfg)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -659,16 +665,9 @@ func TestTriggerAtTheEndOfARunIsServed(t *testing.T) {
 	src := &fakeSource{}
 	src.set("rev1", map[string]string{"a/manifest.yml": manifestText("a", "1")})
 	ended := make(chan struct{}, 1)
-	d := New(Config{Source: src, Target: newFakeTarget(), Branch: "main",
+	d, _, _ := runDaemon(t, Config{Source: src, Target: newFakeTarget(), Branch: "main",
 		Poll: time.Hour, Resync: time.Hour, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
 		RunEnded: func() { ended <- struct{}{} }})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = d.Run(ctx)
-	}()
-	defer func() { cancel(); <-done }()
 	<-ended // the first run
 	for i := range 2000 {
 		d.Trigger("api", time.Now())

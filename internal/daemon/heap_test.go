@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"runtime"
@@ -25,16 +24,9 @@ func TestHeapStaysFlatAcrossRuns(t *testing.T) {
 	src := &fakeSource{}
 	src.set("r1", map[string]string{"manifest.yml": fleetManifest(ships, 1)})
 	ended := make(chan struct{}, 1)
-	d := New(Config{Source: src, Target: hosts, Owner: own, Branch: "main", Concurrency: 16,
+	d, _, _ := runDaemon(t, Config{Source: src, Target: hosts, Owner: own, Branch: "main", Concurrency: 16,
 		Poll: time.Hour, Resync: time.Hour, BackoffMin: time.Second, BackoffMax: time.Minute,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RunEnded: func() { ended <- struct{}{} }})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = d.Run(ctx)
-	}()
-	defer func() { cancel(); <-done }()
 	runs := func(n int) {
 		for i := range n {
 			d.Trigger("api", time.Now())
